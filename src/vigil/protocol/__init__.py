@@ -1,0 +1,2 @@
+"""Protocol layer shared by client and server: no I/O, pure, typed, synchronous. Imports nothing of ours
+except `vigil.errors`."""
