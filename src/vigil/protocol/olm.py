@@ -181,7 +181,9 @@ class DeviceAccount:
             raise ValidationError("peer key is malformed") from error
         return PairwiseSession(session)
 
-    def inbound_session(self, peer_curve25519: str, message: OlmMessageParts) -> tuple[PairwiseSession, bytes]:
+    def inbound_session(
+        self, peer_curve25519: str, message: OlmMessageParts
+    ) -> tuple[PairwiseSession, bytes]:
         """Creates a session from a peer's pre-key message and decrypts it. The one-time key it used is
         consumed only on success. Raises DecryptionError otherwise."""
         if message.message_type != 0:

@@ -143,6 +143,8 @@ class KeyCounts(_Response):
 
 class ClaimKeysRequest(_Request):
     username: Username
+    # Only these devices (those the caller has no session with); all of the user's devices when absent.
+    device_ids: list[DeviceIdStr] | None = Field(default=None, max_length=64)
 
 
 class DeviceInfo(_Response):
@@ -223,8 +225,10 @@ class StaleDevices(_Response):
 
 
 class Delivery(_Response):
-    """One queued message for one device, as the recipient device receives it."""
+    """One queued message for one device, as the recipient device receives it. `delivery_id` is what
+    the device acks; `message_id` is the sender's id, the same on every device."""
 
+    delivery_id: int
     message_id: str
     sender: str
     sender_device: str
@@ -243,7 +247,7 @@ class FetchResponse(_Response):
 
 
 class AckRequest(_Request):
-    message_ids: list[MessageIdStr] = Field(min_length=1, max_length=1000)
+    delivery_ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=1000)
 
 
 class BlobUploaded(_Response):

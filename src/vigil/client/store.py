@@ -1,0 +1,197 @@
+"""Device state in a local SQLite file. Secrets never touch the file in the clear: the passphrase
+derives (scrypt) a master key; vodozemac pickles are encrypted by vodozemac with a derived pickle key,
+and everything else secret (the device credential, message history) with AES-256-GCM under a derived
+data key. A wrong passphrase is detected before anything is decrypted."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from vigil.errors import StorageError, ValidationError
+
+__all__ = ["DeviceStore", "StoredDevice", "StoredSession"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY, peer_device TEXT NOT NULL, pickle TEXT NOT NULL, last_used_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_sessions_peer ON sessions (peer_device, last_used_ms);
+CREATE TABLE IF NOT EXISTS devices (
+    username TEXT NOT NULL, device_id TEXT NOT NULL, curve25519 TEXT NOT NULL, ed25519 TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL, PRIMARY KEY (username, device_id));
+CREATE TABLE IF NOT EXISTS processed (sender TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (sender, message_id));
+CREATE TABLE IF NOT EXISTS history (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation TEXT NOT NULL, sender TEXT NOT NULL,
+    message_id TEXT NOT NULL, record BLOB NOT NULL, UNIQUE (sender, message_id));
+CREATE INDEX IF NOT EXISTS ix_history_conversation ON history (conversation, seq);
+"""
+
+_VERIFIER = b"vigil-store-verifier-v1"
+_SCRYPT_N = 2**15
+MIN_PASSPHRASE_CHARS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    session_id: str
+    peer_device: str
+    pickle: str
+    last_used_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDevice:
+    username: str
+    device_id: str
+    curve25519: str
+    ed25519: str
+
+
+def _derive(master: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"vigil-store-" + purpose).derive(
+        master
+    )
+
+
+class DeviceStore:
+    """Raises StorageError on a wrong passphrase; ValidationError on a passphrase that is too short."""
+
+    def __init__(self, path: Path, passphrase: str) -> None:
+        if len(passphrase) < MIN_PASSPHRASE_CHARS:
+            raise ValidationError(f"the passphrase needs at least {MIN_PASSPHRASE_CHARS} characters")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        salt = self._meta_raw("salt")
+        if salt is None:
+            salt = os.urandom(16)
+            self._set_meta_raw("salt", salt)
+        master = Scrypt(salt=salt, length=32, n=_SCRYPT_N, r=8, p=1).derive(passphrase.encode())
+        self.pickle_key = _derive(master, b"pickle")
+        self._data = AESGCM(_derive(master, b"data"))
+        verifier = self._meta_raw("verifier")
+        if verifier is None:
+            self._set_meta_raw("verifier", self.seal(_VERIFIER, b"verifier"))
+        elif self.open_sealed(verifier, b"verifier") != _VERIFIER:
+            raise StorageError("store verifier mismatch")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def seal(self, plaintext: bytes, context: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._data.encrypt(nonce, plaintext, context)
+
+    def open_sealed(self, sealed: bytes, context: bytes) -> bytes:
+        """Raises StorageError if the data does not authenticate (wrong passphrase or tampering)."""
+        try:
+            return self._data.decrypt(sealed[:12], sealed[12:], context)
+        except (InvalidTag, ValueError) as error:
+            raise StorageError("local store does not open with this passphrase") from error
+
+    def _meta_raw(self, name: str) -> bytes | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _set_meta_raw(self, name: str, value: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def get_secret(self, name: str) -> str | None:
+        raw = self._meta_raw(name)
+        return None if raw is None else self.open_sealed(raw, name.encode()).decode()
+
+    def set_secret(self, name: str, value: str) -> None:
+        self._set_meta_raw(name, self.seal(value.encode(), name.encode()))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Groups writes so that a crash leaves all or none of them."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def save_session(self, session: StoredSession) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO sessions (session_id, peer_device, pickle, last_used_ms) VALUES (?, ?, ?, ?)",
+            (session.session_id, session.peer_device, session.pickle, session.last_used_ms),
+        )
+
+    def sessions_for(self, peer_device: str) -> list[StoredSession]:
+        """Most recently used first."""
+        rows = self._db.execute(
+            "SELECT session_id, peer_device, pickle, last_used_ms FROM sessions WHERE peer_device = ?"
+            " ORDER BY last_used_ms DESC",
+            (peer_device,),
+        ).fetchall()
+        return [StoredSession(*row) for row in rows]
+
+    def all_sessions(self) -> list[StoredSession]:
+        rows = self._db.execute(
+            "SELECT session_id, peer_device, pickle, last_used_ms FROM sessions"
+        ).fetchall()
+        return [StoredSession(*row) for row in rows]
+
+    def save_device(self, device: StoredDevice, now_ms: int) -> None:
+        self._db.execute(
+            "INSERT INTO devices (username, device_id, curve25519, ed25519, first_seen_ms) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (username, device_id) DO UPDATE SET curve25519 = excluded.curve25519,"
+            " ed25519 = excluded.ed25519",
+            (device.username, device.device_id, device.curve25519, device.ed25519, now_ms),
+        )
+
+    def remove_device(self, username: str, device_id: str) -> None:
+        self._db.execute("DELETE FROM devices WHERE username = ? AND device_id = ?", (username, device_id))
+
+    def devices_of(self, username: str) -> list[StoredDevice]:
+        rows = self._db.execute(
+            "SELECT username, device_id, curve25519, ed25519 FROM devices WHERE username = ? ORDER BY device_id",
+            (username,),
+        ).fetchall()
+        return [StoredDevice(*row) for row in rows]
+
+    def is_processed(self, sender: str, message_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM processed WHERE sender = ? AND message_id = ?", (sender, message_id)
+        ).fetchone()
+        return row is not None
+
+    def mark_processed(self, sender: str, message_id: str) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO processed (sender, message_id) VALUES (?, ?)", (sender, message_id)
+        )
+
+    def add_history(self, conversation: str, sender: str, message_id: str, record: dict[str, Any]) -> None:
+        sealed = self.seal(json.dumps(record).encode(), b"history")
+        self._db.execute(
+            "INSERT OR IGNORE INTO history (conversation, sender, message_id, record) VALUES (?, ?, ?, ?)",
+            (conversation, sender, message_id, sealed),
+        )
+
+    def history(self, conversation: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The last `limit` records of a conversation, oldest first."""
+        rows = self._db.execute(
+            "SELECT record FROM history WHERE conversation = ? ORDER BY seq DESC LIMIT ?",
+            (conversation, limit),
+        ).fetchall()
+        records: list[dict[str, Any]] = [json.loads(self.open_sealed(bytes(r[0]), b"history")) for r in rows]
+        return records[::-1]

@@ -1,0 +1,187 @@
+"""HTTP (httpx) and WebSocket (websockets) transport. Turns error answers back into `vigil.errors`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+import httpx
+import pydantic
+import websockets
+
+from vigil.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    PolicyViolation,
+    ProtocolError,
+    ValidationError,
+    VigilError,
+)
+from vigil.protocol.wire import (
+    AckRequest,
+    AddDeviceRequest,
+    BlobUploaded,
+    ClaimedKeys,
+    ClaimKeysRequest,
+    Delivery,
+    DeviceCredential,
+    DeviceList,
+    FetchResponse,
+    KeyCounts,
+    RegisterAccountRequest,
+    SendAccepted,
+    SendRequest,
+    StaleDevices,
+    UploadKeysRequest,
+)
+
+__all__ = ["ServerError", "StaleDeviceList", "Transport"]
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+class ServerError(VigilError):
+    """The server answered with an error the caller did not expect."""
+
+    code = "server_error"
+
+    def __init__(self, status: int, code: str, detail: Any) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.error_code = code
+
+
+class StaleDeviceList(ConflictError):
+    code = "stale_devices"
+
+    def __init__(self, body: StaleDevices) -> None:
+        super().__init__(body.detail)
+        self.body = body
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": "http_error", "detail": response.text[:200]}
+    code, detail = str(body.get("error", "http_error")), body.get("detail")
+    if response.status_code == 409 and code == "stale_devices":
+        raise StaleDeviceList(StaleDevices.model_validate(body))
+    mapping: dict[int, type[VigilError]] = {
+        400: ValidationError,
+        401: AuthenticationError,
+        404: NotFoundError,
+        409: ConflictError,
+        422: ValidationError,
+    }
+    if response.status_code == 403:
+        raise (PolicyViolation if code == "policy_violation" else PermissionDenied)(str(detail))
+    error_type = mapping.get(response.status_code)
+    if error_type is not None:
+        raise error_type(f"{code}: {detail}")
+    raise ServerError(response.status_code, code, detail)
+
+
+class Transport:
+    def __init__(self, server_url: str, credential: str | None = None, timeout: float = 30.0) -> None:
+        self.server_url = server_url.rstrip("/")
+        self._credential = credential
+        self._http = httpx.AsyncClient(base_url=self.server_url, timeout=timeout)
+
+    def set_credential(self, credential: str) -> None:
+        self._credential = credential
+
+    def _headers(self) -> dict[str, str]:
+        if self._credential is None:
+            raise AuthenticationError("this device is not registered yet")
+        return {"Authorization": f"Bearer {self._credential}"}
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _post(
+        self, path: str, body: pydantic.BaseModel, model: type[Model], *, auth: bool = True
+    ) -> Model:
+        response = await self._http.post(
+            path,
+            content=body.model_dump_json(exclude_none=True),
+            headers={"Content-Type": "application/json", **(self._headers() if auth else {})},
+        )
+        _raise_for(response)
+        return model.model_validate(response.json())
+
+    async def _get(self, path: str, model: type[Model], params: dict[str, Any] | None = None) -> Model:
+        response = await self._http.get(path, headers=self._headers(), params=params)
+        _raise_for(response)
+        return model.model_validate(response.json())
+
+    async def register(self, request: RegisterAccountRequest) -> DeviceCredential:
+        return await self._post("/v1/accounts", request, DeviceCredential, auth=False)
+
+    async def add_device(self, request: AddDeviceRequest) -> DeviceCredential:
+        return await self._post("/v1/devices", request, DeviceCredential)
+
+    async def upload_keys(self, request: UploadKeysRequest) -> KeyCounts:
+        return await self._post("/v1/keys", request, KeyCounts)
+
+    async def key_counts(self) -> KeyCounts:
+        return await self._get("/v1/keys/count", KeyCounts)
+
+    async def claim_keys(self, request: ClaimKeysRequest) -> ClaimedKeys:
+        return await self._post("/v1/keys/claim", request, ClaimedKeys)
+
+    async def devices(self, username: str) -> DeviceList:
+        return await self._get(f"/v1/users/{username}/devices", DeviceList)
+
+    async def send(self, request: SendRequest) -> SendAccepted:
+        return await self._post("/v1/messages", request, SendAccepted)
+
+    async def fetch(self, after: int = 0, limit: int = 100) -> FetchResponse:
+        return await self._get("/v1/messages", FetchResponse, {"after": after, "limit": limit})
+
+    async def ack(self, delivery_ids: list[int]) -> None:
+        response = await self._http.post(
+            "/v1/messages/ack",
+            content=AckRequest(delivery_ids=delivery_ids).model_dump_json(),
+            headers={"Content-Type": "application/json", **self._headers()},
+        )
+        _raise_for(response)
+
+    async def upload_blob(self, data: bytes) -> BlobUploaded:
+        response = await self._http.post(
+            "/v1/blobs", content=data, headers={"Content-Type": "application/octet-stream", **self._headers()}
+        )
+        _raise_for(response)
+        return BlobUploaded.model_validate(response.json())
+
+    async def download_blob(self, blob_id: str) -> bytes:
+        response = await self._http.get(f"/v1/blobs/{blob_id}", headers=self._headers())
+        _raise_for(response)
+        return response.content
+
+    async def stream(self) -> AsyncIterator[tuple[list[Delivery], StreamAcker]]:
+        """Yields batches of deliveries pushed over the WebSocket, with a callable to ack them on the
+        same socket. Ends when the server closes the connection."""
+        url = "ws" + self.server_url.removeprefix("http") + "/v1/stream"
+        async with websockets.connect(url, additional_headers=self._headers(), max_size=2**24) as socket:
+            acker = StreamAcker(socket)
+            async for raw in socket:
+                frame = json.loads(raw)
+                if frame.get("type") == "deliveries":
+                    yield [Delivery.model_validate(m) for m in frame["messages"]], acker
+                elif frame.get("type") == "error":
+                    raise ProtocolError(f"stream error: {frame.get('error')}: {frame.get('detail')}")
+
+
+class StreamAcker:
+    def __init__(self, socket: websockets.ClientConnection) -> None:
+        self._socket = socket
+
+    async def __call__(self, delivery_ids: list[int]) -> None:
+        if delivery_ids:
+            await self._socket.send(json.dumps({"type": "ack", "delivery_ids": delivery_ids}))

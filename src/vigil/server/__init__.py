@@ -1,0 +1,1 @@
+"""The Vigil server: FastAPI routes -> services -> repositories. Never imports `vigil.client`."""

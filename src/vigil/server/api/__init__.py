@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes, one router per resource. Routes only translate; services decide."""

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+
+from vigil.errors import ValidationError
+from vigil.protocol.wire import BlobUploaded
+from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.services import blobs
+
+router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
+
+BlobIdPath = Annotated[str, Path(pattern=r"^[a-f0-9]{32}$")]
+
+
+@router.post("", status_code=201)
+async def upload(request: Request, ctx: Context, device: AuthDevice) -> BlobUploaded:
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/octet-stream":
+        raise ValidationError("blobs are uploaded as application/octet-stream")
+    return await blobs.upload_blob(ctx, device, await request.body())
+
+
+@router.get("/{blob_id}")
+async def download(blob_id: BlobIdPath, ctx: Context, device: AuthDevice) -> Response:
+    data = await blobs.download_blob(ctx, device, blob_id)
+    return Response(content=data, media_type="application/octet-stream")

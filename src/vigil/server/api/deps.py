@@ -1,0 +1,38 @@
+"""Dependencies shared by the routers, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from vigil.errors import AuthenticationError
+from vigil.server.context import ServerContext
+from vigil.server.services.accounts import AuthenticatedDevice, authenticate
+
+__all__ = ["AuthDevice", "Context", "bearer_credential"]
+
+
+def get_context(request: Request) -> ServerContext:
+    context: ServerContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ServerContext, Depends(get_context)]
+
+
+def bearer_credential(authorization: str | None) -> str:
+    """Raises AuthenticationError unless the header is `Bearer <credential>`."""
+    if not authorization:
+        raise AuthenticationError("missing Authorization header")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise AuthenticationError("Authorization must be 'Bearer <device credential>'")
+    return credential.strip()
+
+
+async def get_device(request: Request, ctx: Context) -> AuthenticatedDevice:
+    return await authenticate(ctx, bearer_credential(request.headers.get("authorization")))
+
+
+AuthDevice = Annotated[AuthenticatedDevice, Depends(get_device)]

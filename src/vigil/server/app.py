@@ -1,0 +1,81 @@
+"""`create_app(settings)`: builds the FastAPI app. Nothing happens at import time; the database is
+migrated and background tasks start in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from vigil.server.api import accounts, blobs, keys, messages, stream
+from vigil.server.api.errors import install_error_handlers
+from vigil.server.api.limits import BodySizeLimit
+from vigil.server.blobstore import BlobStore
+from vigil.server.context import ServerContext
+from vigil.server.db.engine import create_engine, migrate, session_factory
+from vigil.server.delivery import DeliveryHub
+from vigil.server.services.blobs import sweep_expired_blobs
+from vigil.server.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+SWEEP_INTERVAL_S = 300
+
+
+async def _sweep_forever(ctx: ServerContext) -> None:
+    while True:
+        try:
+            removed = await sweep_expired_blobs(ctx)
+            if removed:
+                log.info("deleted %d expired blobs", removed)
+        except Exception as error:  # a failed sweep is retried next round, never fatal
+            log.warning("blob sweep failed: %s", type(error).__name__)
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url)
+        await migrate(engine)
+        delivery = DeliveryHub(settings.redis_url)
+        await delivery.start()
+        ctx = ServerContext(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            franking_key=settings.load_franking_key(),
+            delivery=delivery,
+            blobs=BlobStore(settings.blob_dir),
+        )
+        app.state.context = ctx
+        sweeper = asyncio.create_task(_sweep_forever(ctx))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await delivery.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="Vigil", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    for router in (accounts.router, keys.router, messages.router, blobs.router, stream.router):
+        app.include_router(router)
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(
+        BodySizeLimit, default_limit=settings.max_json_bytes, blob_limit=settings.max_blob_bytes
+    )
+    return app

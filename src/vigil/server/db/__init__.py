@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 models, repositories (which never commit) and Alembic migrations."""

@@ -1,0 +1,14 @@
+"""Alembic environment: runs on the connection `vigil.server.db.engine.migrate` hands it."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from vigil.server.db.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through vigil.server.db.engine.migrate")
+context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

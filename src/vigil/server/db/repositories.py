@@ -1,0 +1,190 @@
+"""Repositories: queries over one AsyncSession. They flush when they need generated ids, never commit;
+the calling service owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.server.db.models import (
+    BlobFetcherRow,
+    BlobRow,
+    DeviceRow,
+    MessageRow,
+    OneTimeKeyRow,
+    QueueRow,
+    UserRow,
+)
+
+__all__ = ["BlobRepository", "DeviceRepository", "KeyRepository", "MessageRepository", "UserRepository"]
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_username(self, username: str) -> UserRow | None:
+        return await self._session.scalar(select(UserRow).where(UserRow.username == username))
+
+    async def by_id(self, user_id: int) -> UserRow | None:
+        return await self._session.get(UserRow, user_id)
+
+    async def add(self, row: UserRow) -> UserRow:
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, device_id: str) -> DeviceRow | None:
+        return await self._session.get(DeviceRow, device_id)
+
+    async def of_user(self, user_id: int) -> Sequence[DeviceRow]:
+        rows = await self._session.scalars(
+            select(DeviceRow)
+            .where(DeviceRow.user_id == user_id)
+            .order_by(DeviceRow.created_at_ms, DeviceRow.id)
+        )
+        return rows.all()
+
+    async def add(self, row: DeviceRow) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+
+class KeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def existing_key_ids(self, device_id: str, *, fallback: bool) -> set[str]:
+        rows = await self._session.scalars(
+            select(OneTimeKeyRow.key_id).where(
+                OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback == fallback
+            )
+        )
+        return set(rows.all())
+
+    async def add_all(self, rows: Sequence[OneTimeKeyRow]) -> None:
+        self._session.add_all(rows)
+        await self._session.flush()
+
+    async def replace_fallback(self, row: OneTimeKeyRow) -> None:
+        await self._session.execute(
+            delete(OneTimeKeyRow).where(OneTimeKeyRow.device_id == row.device_id, OneTimeKeyRow.is_fallback)
+        )
+        self._session.add(row)
+        await self._session.flush()
+
+    async def count_one_time(self, device_id: str) -> int:
+        count = await self._session.scalar(
+            select(func.count()).where(OneTimeKeyRow.device_id == device_id, ~OneTimeKeyRow.is_fallback)
+        )
+        return int(count or 0)
+
+    async def has_fallback(self, device_id: str) -> bool:
+        found = await self._session.scalar(
+            select(OneTimeKeyRow.id).where(OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback)
+        )
+        return found is not None
+
+    async def take_one(self, device_id: str) -> OneTimeKeyRow | None:
+        """Removes and returns one one-time key; a fallback key is returned but kept (it is reusable)."""
+        query = (
+            select(OneTimeKeyRow)
+            .where(OneTimeKeyRow.device_id == device_id, ~OneTimeKeyRow.is_fallback)
+            .order_by(OneTimeKeyRow.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = await self._session.scalar(query)
+        if row is not None:
+            await self._session.delete(row)
+            await self._session.flush()
+            return row
+        return await self._session.scalar(
+            select(OneTimeKeyRow).where(OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback)
+        )
+
+
+class MessageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_client_id(self, sender_user_id: int, client_id: str) -> MessageRow | None:
+        return await self._session.scalar(
+            select(MessageRow).where(
+                MessageRow.sender_user_id == sender_user_id, MessageRow.client_id == client_id
+            )
+        )
+
+    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> None:
+        self._session.add(message)
+        await self._session.flush()
+        for entry in entries:
+            entry.message_id = message.id
+        self._session.add_all(entries)
+        await self._session.flush()
+
+    async def pending(
+        self, device_id: str, *, after: int, limit: int
+    ) -> Sequence[tuple[QueueRow, MessageRow]]:
+        rows = await self._session.execute(
+            select(QueueRow, MessageRow)
+            .join(MessageRow, MessageRow.id == QueueRow.message_id)
+            .where(QueueRow.device_id == device_id, QueueRow.id > after)
+            .order_by(QueueRow.id)
+            .limit(limit)
+        )
+        return [(queue, message) for queue, message in rows.tuples().all()]
+
+    async def delete_entries(self, device_id: str, entry_ids: Sequence[int]) -> int:
+        result = await self._session.execute(
+            delete(QueueRow).where(QueueRow.device_id == device_id, QueueRow.id.in_(entry_ids))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class BlobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, blob_id: str) -> BlobRow | None:
+        return await self._session.get(BlobRow, blob_id)
+
+    async def add(self, row: BlobRow) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def add_fetchers(self, blob_id: str, device_ids: Sequence[str]) -> None:
+        self._session.add_all([BlobFetcherRow(blob_id=blob_id, device_id=d) for d in device_ids])
+        await self._session.flush()
+
+    async def is_fetcher(self, blob_id: str, device_id: str) -> bool:
+        return await self._session.get(BlobFetcherRow, (blob_id, device_id)) is not None
+
+    async def remove_fetcher(self, blob_id: str, device_id: str) -> int:
+        """Removes the device from the blob's fetchers; returns how many fetchers remain."""
+        await self._session.execute(
+            delete(BlobFetcherRow).where(
+                BlobFetcherRow.blob_id == blob_id, BlobFetcherRow.device_id == device_id
+            )
+        )
+        remaining = await self._session.scalar(
+            select(func.count()).select_from(BlobFetcherRow).where(BlobFetcherRow.blob_id == blob_id)
+        )
+        return int(remaining or 0)
+
+    async def delete(self, blob_id: str) -> None:
+        await self._session.execute(delete(BlobFetcherRow).where(BlobFetcherRow.blob_id == blob_id))
+        await self._session.execute(delete(BlobRow).where(BlobRow.id == blob_id))
+
+    async def expired(self, now_ms: int, limit: int = 500) -> Sequence[str]:
+        rows = await self._session.scalars(
+            select(BlobRow.id).where(BlobRow.expires_at_ms <= now_ms).limit(limit)
+        )
+        return rows.all()

@@ -1,0 +1,1 @@
+"""Business logic. Each public function owns its transaction: repositories query, services commit."""

@@ -1,0 +1,136 @@
+"""Accounts, devices and per-device authentication."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from vigil.errors import AuthenticationError, ConflictError, PolicyViolation
+from vigil.protocol.olm import verify_device_keys
+from vigil.protocol.wire import (
+    AddDeviceRequest,
+    AgeBand,
+    DeviceCredential,
+    DeviceKeys,
+    RegisterAccountRequest,
+)
+from vigil.server.context import ServerContext
+from vigil.server.db.models import DeviceRow, UserRow
+from vigil.server.db.repositories import DeviceRepository, UserRepository
+
+__all__ = ["AuthenticatedDevice", "add_device", "authenticate", "register_account"]
+
+MAX_DEVICES_PER_USER = 16
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedDevice:
+    user_id: int
+    username: str
+    device_id: str
+    age_band: AgeBand
+
+
+def _new_credential() -> tuple[str, str, bytes]:
+    device_id = secrets.token_hex(8)
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    return device_id, f"{device_id}.{secret}", hashlib.sha256(secret.encode()).digest()
+
+
+def _adult_on(birth_date: dt.date) -> dt.date:
+    try:
+        return birth_date.replace(year=birth_date.year + 18)
+    except ValueError:  # born on 29 February
+        return dt.date(birth_date.year + 18, 3, 1)
+
+
+def _device_row(user_id: int, keys: DeviceKeys, now_ms: int) -> tuple[DeviceRow, str]:
+    verify_device_keys(keys)
+    device_id, credential, digest = _new_credential()
+    row = DeviceRow(
+        id=device_id,
+        user_id=user_id,
+        curve25519=keys.curve25519,
+        ed25519=keys.ed25519,
+        signature=keys.signature,
+        credential_sha256=digest,
+        created_at_ms=now_ms,
+    )
+    return row, credential
+
+
+async def register_account(ctx: ServerContext, request: RegisterAccountRequest) -> DeviceCredential:
+    """Creates the account and its first device.
+
+    Raises TamperError if the device keys are not self-signed, PolicyViolation for an under-13 or a birth
+    date in the future, ConflictError if the username is taken.
+    """
+    now_ms = ctx.clock_ms()
+    today = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).date()
+    if request.birth_date > today:
+        raise PolicyViolation("birth date is in the future")
+    band = AgeBand.from_birth_date(request.birth_date, today)
+    if band is AgeBand.UNDER_13:
+        raise PolicyViolation("Vigil accounts need to be at least 13 years old")
+    async with ctx.sessions() as session, session.begin():
+        users = UserRepository(session)
+        if await users.by_username(request.username) is not None:
+            raise ConflictError("username is taken")
+        try:
+            user = await users.add(
+                UserRow(
+                    username=request.username,
+                    age_band=band.value,
+                    adult_on=_adult_on(request.birth_date).isoformat(),
+                    created_at_ms=now_ms,
+                )
+            )
+            device, credential = _device_row(user.id, request.device, now_ms)
+            await DeviceRepository(session).add(device)
+        except IntegrityError as error:
+            raise ConflictError("username is taken") from error
+    return DeviceCredential(username=user.username, device_id=device.id, credential=credential, age_band=band)
+
+
+async def add_device(
+    ctx: ServerContext, by: AuthenticatedDevice, request: AddDeviceRequest
+) -> DeviceCredential:
+    """Links a new device to the caller's account, authorised by an existing device.
+
+    Raises TamperError on unsigned keys, ConflictError past the device limit or for a key already in use.
+    """
+    now_ms = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        devices = DeviceRepository(session)
+        existing = await devices.of_user(by.user_id)
+        if len(existing) >= MAX_DEVICES_PER_USER:
+            raise ConflictError(f"an account has at most {MAX_DEVICES_PER_USER} devices")
+        if any(d.curve25519 == request.device.curve25519 for d in existing):
+            raise ConflictError("this device key is already registered")
+        device, credential = _device_row(by.user_id, request.device, now_ms)
+        await devices.add(device)
+    return DeviceCredential(
+        username=by.username, device_id=device.id, credential=credential, age_band=by.age_band
+    )
+
+
+async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevice:
+    """Raises AuthenticationError for a malformed, unknown or wrong credential (one message for all)."""
+    device_id, _, secret = credential.partition(".")
+    if not device_id or not secret or len(credential) > 200:
+        raise AuthenticationError("invalid device credential")
+    async with ctx.sessions() as session:
+        device = await DeviceRepository(session).get(device_id)
+        digest = hashlib.sha256(secret.encode()).digest()
+        if device is None or not hmac.compare_digest(device.credential_sha256, digest):
+            raise AuthenticationError("invalid device credential")
+        user = await UserRepository(session).by_id(device.user_id)
+        if user is None:
+            raise AuthenticationError("invalid device credential")
+        return AuthenticatedDevice(user.id, user.username, device.id, AgeBand(user.age_band))

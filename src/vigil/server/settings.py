@@ -1,0 +1,74 @@
+"""Server settings from the environment (`VIGIL_*`). Outside dev, default or missing secrets are refused."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vigil.errors import ValidationError
+
+__all__ = ["Environment", "Settings"]
+
+_FRANKING_KEY_FILE = "franking.key"
+
+
+class Environment(enum.StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="ignore")
+
+    environment: Environment = Environment.DEV
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    # HMAC key for server franking tags, hex. In dev it is generated once and kept in the data dir.
+    franking_key: SecretStr | None = None
+    max_json_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_blob_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    blob_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
+    fetch_batch: int = Field(default=100, gt=0, le=1000)
+
+    @model_validator(mode="after")
+    def _refuse_missing_secrets_outside_dev(self) -> Settings:
+        if self.environment is not Environment.DEV and self.franking_key is None:
+            raise ValueError("VIGIL_FRANKING_KEY must be set outside dev")
+        if self.franking_key is not None:
+            try:
+                raw = bytes.fromhex(self.franking_key.get_secret_value())
+            except ValueError as error:
+                raise ValueError("VIGIL_FRANKING_KEY must be hex") from error
+            if len(raw) < 32:
+                raise ValueError("VIGIL_FRANKING_KEY must be at least 32 bytes")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'vigil.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    def load_franking_key(self) -> bytes:
+        """The server's franking HMAC key. Raises ValidationError outside dev when unset."""
+        if self.franking_key is not None:
+            return bytes.fromhex(self.franking_key.get_secret_value())
+        if self.environment is not Environment.DEV:
+            raise ValidationError("VIGIL_FRANKING_KEY must be set outside dev")
+        path = self.data_dir / _FRANKING_KEY_FILE
+        if path.exists():
+            return bytes.fromhex(path.read_text().strip())
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        path.write_text(key.hex())
+        path.chmod(0o600)
+        return key
