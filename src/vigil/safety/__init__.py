@@ -1,0 +1,1 @@
+"""Detection and reporting logic: pure where possible, no HTTP (DESIGN.md §2)."""

@@ -1,0 +1,6 @@
+"""PDQ perceptual hashing, hash banks and exact matching, and signed transparent hash lists.
+
+Pure and synchronous: bytes in, typed results out. No file, network or clock access; callers pass
+those in. Modules: `pdq` (hashing), `index` (radius search), `banks` (bank model, parsers, Matcher),
+`hashlist` (signed versioned lists, transparency log, client-side verifier).
+"""
