@@ -387,6 +387,8 @@ class SasStarted:
                 if not hmac.compare_digest(
                     _commitment(key.key, self._start).encode(), self._accept.commitment.encode()
                 ):
+                    # Abort for good: a second try would let an attacker probe keys against the commitment.
+                    self._sas = None
                     raise TamperError("SAS key does not match the responder's commitment")
                 initiator_user, initiator_device, initiator_key = (
                     self._own.user_id,
@@ -414,7 +416,8 @@ class SasStarted:
                 own_key_message = self._own_key_message()
         peer_public = _curve_key(key.key)
         sas, self._sas = self._sas, None
-        assert sas is not None  # _public_key() above raised otherwise
+        if sas is None:  # unreachable: _public_key() above raised already; narrows the type
+            raise ProtocolError("SAS keys were already used")
         try:
             established = sas.diffie_hellman(peer_public)
         except (vodozemac.SasException, vodozemac.KeyException, ValueError) as error:
