@@ -287,20 +287,24 @@ class Client:
         payload = self.engine.build_payload(to, kind, _now_ms(), body=caption, attachment=descriptor)
         return await self._send(payload, [uploaded.blob_id])
 
+    async def prepare(self, payload: InnerPayload, attachments: list[str]) -> SendRequest:
+        """Encrypts `payload` for every current device of the recipient and of this account, and records
+        it locally. The ratchet advanced, so state is persisted before anything goes on the network: a
+        crash never reuses a message key. Raises ValidationError when there is no device to send to."""
+        targets = await self._targets(payload.conversation)
+        if not targets:
+            raise ValidationError("there is no other device to send to")
+        await self._ensure_sessions(targets)
+        request = self.engine.encrypt(payload, targets, attachments)
+        with self.store.transaction():
+            self._persist()
+            self.store.add_history(payload.conversation, self.username, payload.message_id, _record(payload))
+            self.store.mark_processed(self.username, payload.message_id)
+        return request
+
     async def _send(self, payload: InnerPayload, attachments: list[str]) -> SentMessage:
         for _attempt in range(SEND_ATTEMPTS):
-            targets = await self._targets(payload.conversation)
-            if not targets:
-                raise ValidationError("there is no other device to send to")
-            await self._ensure_sessions(targets)
-            request = self.engine.encrypt(payload, targets, attachments)
-            # The ratchet advanced: persist before the network so a crash never reuses a message key.
-            with self.store.transaction():
-                self._persist()
-                self.store.add_history(
-                    payload.conversation, self.username, payload.message_id, _record(payload)
-                )
-                self.store.mark_processed(self.username, payload.message_id)
+            request = await self.prepare(payload, attachments)
             try:
                 accepted = await self._post(request)
             except StaleDeviceList as stale:
@@ -365,10 +369,12 @@ class Client:
         return handled, events
 
     async def _sender_device(self, delivery: Delivery) -> PeerDevice | None:
-        for known in (self._known_devices(delivery.sender), await self.refresh_devices(delivery.sender)):
-            for device in known:
-                if device.device_id == delivery.sender_device:
-                    return device
+        for device in self._known_devices(delivery.sender):
+            if device.device_id == delivery.sender_device:
+                return device
+        for device in await self.refresh_devices(delivery.sender):
+            if device.device_id == delivery.sender_device:
+                return device
         return None
 
     async def _open(self, delivery: Delivery) -> Event | None:

@@ -97,7 +97,8 @@ class QueueRow(Base):
     """One ciphertext waiting for one device; deleted when that device acks it."""
 
     __tablename__ = "queue"
-    __table_args__ = (Index("ix_queue_device_id_id", "device_id", "id"),)
+    # AUTOINCREMENT on SQLite: ids are never reused after a delete, so "after entry N" stays correct.
+    __table_args__ = (Index("ix_queue_device_id_id", "device_id", "id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -117,6 +117,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["message_id"], ["messages.id"], name=op.f("fk_queue_message_id_messages")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_queue")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("queue", schema=None) as batch_op:
         batch_op.create_index("ix_queue_device_id_id", ["device_id", "id"], unique=False)
