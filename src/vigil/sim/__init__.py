@@ -1,0 +1,1 @@
+"""Population simulator and evaluation for the behavioural safety layer (fast mode; ground truth)."""

@@ -1,0 +1,466 @@
+"""Fast mode: turn a population into the metadata event stream the server would record, day by day.
+
+The generator only ever emits `vigil.safety.behavior.events` through an `EventSink`, so the same agents can
+later be replayed through the real server (which would emit the same events itself). Each simulated day's
+events are generated, sorted and emitted before the next day starts; events that fall on a later day
+(answers to requests, expiries) wait in a per-day queue. Protective actions feed back through
+`Enforcement`: a restricted adult's new contact with minors is refused, as the server would refuse it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import attrgetter
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from vigil.safety.behavior.events import (
+    AccountFacts,
+    AgeBand,
+    Block,
+    ContactRequestAnswered,
+    ContactRequestSent,
+    EventSink,
+    GroupCreated,
+    GroupId,
+    GroupMemberAdded,
+    MessageKind,
+    MessageSent,
+    MetadataEvent,
+    ReportFiled,
+    ReportReason,
+    RequestOutcome,
+)
+from vigil.safety.behavior.features import DAY_MS, HOUR_MS
+from vigil.sim.population import Population, Role
+from vigil.sim.scenario import Scenario
+
+__all__ = ["Enforcement", "EventGenerator", "NoEnforcement"]
+
+MIN_MS = 60_000
+_NIGHT_HOURS = np.array([22, 23, 0, 1, 2, 3, 4, 5])
+_DAY_HOURS = np.arange(7, 22)
+_DAY_WEIGHTS = np.linspace(1.0, 2.0, len(_DAY_HOURS)) / np.linspace(1.0, 2.0, len(_DAY_HOURS)).sum()
+_KIND_BY_CODE = (MessageKind.TEXT, MessageKind.IMAGE, MessageKind.FILE)
+_BUCKET_BY_CODE = (0, 4, 5)
+_TEXT = MessageKind.TEXT
+_IMAGE = MessageKind.IMAGE
+IntArray = npt.NDArray[np.int64]
+
+
+class Enforcement(Protocol):
+    def may_contact_minors(self, user: int) -> bool:
+        """False once the account is restricted from contact with minors."""
+        ...
+
+
+class NoEnforcement:
+    def may_contact_minors(self, user: int) -> bool:
+        return True
+
+
+class _Victim:
+    __slots__ = ("accepted_at", "blocked", "kid")
+
+    def __init__(self, kid: int, accepted_at: int) -> None:
+        self.kid = kid
+        self.accepted_at = accepted_at
+        self.blocked = False
+
+
+class EventGenerator:
+    """Generates the scenario's events. Pure given the RNG; all output goes to `sink`."""
+
+    def __init__(
+        self,
+        sc: Scenario,
+        pop: Population,
+        rng: np.random.Generator,
+        sink: EventSink,
+        enforcement: Enforcement | None = None,
+    ) -> None:
+        self.sc, self.pop, self.rng, self.sink = sc, pop, rng, sink
+        self.enforcement: Enforcement = enforcement or NoEnforcement()
+        self.ids = pop.ids
+        self.start = sc.start_ms
+        self.end = sc.start_ms + sc.days * DAY_MS
+        n = len(pop.roles)
+        self.harm_start: dict[int, int] = {}
+        self._pending: dict[int, list[MetadataEvent]] = {}
+        self._today: list[MetadataEvent] = []
+        self._day_end = 0
+        self.minors = np.array([i for i, r in enumerate(pop.roles) if r is Role.MINOR], dtype=np.int64)
+        self.older_minors = np.array(
+            [i for i in self.minors.tolist() if pop.bands[i] is AgeBand.TEEN_16_17], dtype=np.int64
+        )
+        benign_adults = (Role.ADULT, Role.PARENT, Role.RELATIVE, Role.RING_MEMBER, Role.GROOMER, Role.COACH)
+        self.adults = np.array([i for i, r in enumerate(pop.roles) if r in benign_adults], dtype=np.int64)
+        self.is_minor = np.array([r is Role.MINOR for r in pop.roles])
+
+        # Static DM graph: every pre-existing tie except coach-pupil (the coach agent drives those).
+        coach = np.array([r is Role.COACH for r in pop.roles])
+        pairs = [
+            (a, b)
+            for a, b in pop.edges
+            if not ((coach[a] and self.is_minor[b]) or (coach[b] and self.is_minor[a]))
+        ]
+        src = np.array([a for a, b in pairs] + [b for a, b in pairs], dtype=np.int64)
+        dst = np.array([b for a, b in pairs] + [a for a, b in pairs], dtype=np.int64)
+        order = np.argsort(src, kind="stable")
+        self.adj = dst[order]
+        self.deg = np.bincount(src, minlength=n).astype(np.int64)
+        self.off = np.concatenate(([0], np.cumsum(self.deg)[:-1])).astype(np.int64)
+
+        rate = np.where(self.is_minor, sc.minors.messages_per_day, sc.adults.messages_per_day)
+        rate[[i for i, r in enumerate(pop.roles) if r is Role.SEXTORTION]] = 0.0
+        self.rate = rate
+        self.night = np.where(self.is_minor, sc.minors.night_share, sc.adults.night_share)
+        self.night[coach] = sc.coaches.night_share
+        self.media = np.where(self.is_minor, sc.minors.media_share, sc.adults.media_share)
+        self.media[coach] = sc.coaches.media_share
+        pc = np.array(pop.parent_child, dtype=np.int64).reshape(-1, 2)
+        self.pc_parent, self.pc_child = pc[:, 0], pc[:, 1]
+
+        # Groups: (id, members, messages per day, media share, first sender weight for the creator).
+        self.groups: list[tuple[GroupId, list[int], float, float]] = []
+        self.groomers = [i for i, r in enumerate(pop.roles) if r is Role.GROOMER]
+        self.groomer_victims: dict[int, list[_Victim]] = {g: [] for g in self.groomers}
+        self.contacted: dict[int, set[int]] = {}
+        self.sextortion: dict[int, tuple[int, int]] = {}
+        self.created = pop.created_ms.copy()
+        sx = sc.sextortion
+        for i, role in enumerate(pop.roles):
+            if role is Role.SEXTORTION:
+                first = int(rng.integers(0, sc.days))
+                length = int(rng.integers(sx.active_days[0], sx.active_days[1], endpoint=True))
+                self.sextortion[i] = (first, first + length)
+                age = int(rng.integers(sx.account_age_days[0], sx.account_age_days[1], endpoint=True))
+                self.created[i] = self.start + first * DAY_MS - age * DAY_MS - int(rng.integers(0, DAY_MS))
+        self._team_joins: list[tuple[int, int]] = []
+
+    # ------------------------------------------------------------------------------------- plumbing
+    def account_facts(self) -> list[AccountFacts]:
+        return [
+            AccountFacts(self.ids[i], self.pop.bands[i], int(self.created[i])) for i in range(len(self.ids))
+        ]
+
+    def _push(self, ev: MetadataEvent) -> None:
+        at = ev.at_ms
+        if at < self._day_end:
+            self._today.append(ev)
+        elif at < self.end:
+            self._pending.setdefault((at - self.start) // DAY_MS, []).append(ev)
+
+    def _times(self, n: int, base: int, night_share: float | npt.NDArray[np.float64]) -> IntArray:
+        rng = self.rng
+        night = rng.random(n) < night_share
+        hours = np.where(
+            night, rng.choice(_NIGHT_HOURS, size=n), rng.choice(_DAY_HOURS, size=n, p=_DAY_WEIGHTS)
+        )
+        return base + hours * HOUR_MS + rng.integers(0, HOUR_MS, size=n)
+
+    def _kinds(self, n: int, media_share: float | npt.NDArray[np.float64]) -> IntArray:
+        media = self.rng.random(n) < media_share
+        return np.where(media, np.where(self.rng.random(n) < 0.85, 1, 2), 0)
+
+    def _messages(self, times: IntArray, senders: IntArray, recipients: IntArray, kinds: IntArray) -> None:
+        ids, push = self.ids, self._push
+        for t, s, r, k in zip(
+            times.tolist(), senders.tolist(), recipients.tolist(), kinds.tolist(), strict=True
+        ):
+            push(MessageSent(t, ids[s], ids[r], None, _BUCKET_BY_CODE[k], _KIND_BY_CODE[k]))
+
+    def _dm(self, at: int, s: int, r: int, kind: MessageKind = _TEXT) -> None:
+        self._push(MessageSent(at, self.ids[s], self.ids[r], None, 4 if kind is _IMAGE else 0, kind))
+
+    def _request(self, at: int, s: int, r: int, outcome: RequestOutcome, answer_at: int) -> None:
+        self._push(ContactRequestSent(at, self.ids[s], self.ids[r]))
+        self._push(ContactRequestAnswered(answer_at, self.ids[s], self.ids[r], outcome))
+
+    def _block(self, at: int, blocker: int, blocked: int, report: ReportReason | None) -> None:
+        self._push(Block(at, self.ids[blocker], self.ids[blocked]))
+        if report is not None:
+            self._push(ReportFiled(at + MIN_MS, self.ids[blocker], self.ids[blocked], report))
+
+    def _outcome(self, accept: float, decline: float) -> RequestOutcome:
+        u = self.rng.random()
+        if u < accept:
+            return RequestOutcome.ACCEPTED
+        return RequestOutcome.DECLINED if u < accept + decline else RequestOutcome.IGNORED
+
+    def _answer_delay(self, outcome: RequestOutcome) -> int:
+        if outcome is RequestOutcome.IGNORED:
+            return 3 * DAY_MS  # requests expire unanswered after three days
+        return int(self.rng.integers(10 * MIN_MS, 20 * HOUR_MS))
+
+    def _flush(self) -> int:
+        events = self._today
+        events.sort(key=attrgetter("at_ms"))
+        emit = self.sink.emit
+        for ev in events:
+            emit(ev)
+        self._today = []
+        return len(events)
+
+    # -------------------------------------------------------------------------------------- history
+    def emit_history(self) -> int:
+        """Pre-existing ties and groups, dated before day 0. Returns the number of events emitted."""
+        rng, pop = self.rng, self.pop
+        lo_all = self.start - self.sc.history_days * DAY_MS
+        self._day_end = self.start
+        for a, b in pop.edges:
+            lo = max(lo_all, int(self.created[a]), int(self.created[b]))
+            t = int(rng.integers(lo, self.start - HOUR_MS))
+            self._request(
+                t, a, b, RequestOutcome.ACCEPTED, min(t + int(rng.integers(MIN_MS, HOUR_MS)), self.start - 1)
+            )
+
+        def group(gid: GroupId, creator: int, members: Sequence[int], rate: float, media: float) -> None:
+            t = int(rng.integers(lo_all, self.start - 2 * HOUR_MS))
+            self._push(GroupCreated(t, self.ids[creator], gid))
+            for m in members:
+                if m != creator:
+                    self._push(GroupMemberAdded(t + MIN_MS, self.ids[creator], self.ids[m], gid))
+            self.groups.append((gid, list(members), rate, media))
+
+        for j, (creator, members) in enumerate(pop.class_groups):
+            group(GroupId(f"g-class-{j}"), creator, members, self.sc.minors.class_group_messages_per_day, 0.1)
+        for j, (creator, members) in enumerate(pop.family_groups):
+            group(GroupId(f"g-family-{j}"), creator, members, 1.0, 0.2)
+        for team in pop.teams:
+            group(
+                team.group,
+                team.coach,
+                [team.coach, *team.members],
+                self.sc.coaches.group_messages_per_day,
+                0.1,
+            )
+        for j, ring in enumerate(pop.rings):
+            rate = self.sc.rings.images_per_member_per_day * len(ring)
+            group(GroupId(f"g-ring-{j}"), ring[0], ring, rate, 1.0)
+        return self._flush()
+
+    # ------------------------------------------------------------------------------------------ days
+    def run_day(self, day: int) -> int:
+        """Generate and emit day `day` (0-based). Returns the number of events emitted."""
+        base = self.start + day * DAY_MS
+        self._day_end = base + DAY_MS
+        self._today = self._pending.pop(day, [])
+        for coach_idx, kid in self._team_joins:
+            team = next(t for t in self.pop.teams if t.coach == coach_idx)
+            team.members.append(kid)
+        self._team_joins = []
+        self._benign_dms(base)
+        self._group_messages(base)
+        self._benign_new_ties(base)
+        self._coaches(base)
+        self._groomers(base)
+        self._sextortion(day, base)
+        return self._flush()
+
+    def _benign_dms(self, base: int) -> None:
+        rng = self.rng
+        counts = rng.poisson(self.rate * (self.deg > 0))
+        senders = np.repeat(np.arange(len(counts)), counts)
+        pick = (rng.random(len(senders)) * self.deg[senders]).astype(np.int64)
+        recipients = self.adj[self.off[senders] + pick]
+        n = len(senders)
+        self._messages(
+            self._times(n, base, self.night[senders]),
+            senders,
+            recipients,
+            self._kinds(n, self.media[senders]),
+        )
+        # Parents and children write to each other on top of the general chatter.
+        rate = self.sc.families.messages_to_child_per_day
+        for a, b, r in ((self.pc_parent, self.pc_child, rate), (self.pc_child, self.pc_parent, 0.8 * rate)):
+            c = rng.poisson(r, size=len(a))
+            s, d = np.repeat(a, c), np.repeat(b, c)
+            self._messages(self._times(len(s), base, 0.03), s, d, self._kinds(len(s), 0.1))
+
+    def _group_messages(self, base: int) -> None:
+        rng, ids = self.rng, self.ids
+        for gid, members, rate, media in self.groups:
+            n = int(rng.poisson(rate))
+            if not n:
+                continue
+            times = self._times(n, base, 0.08).tolist()
+            kinds = self._kinds(n, media).tolist()
+            who = rng.integers(0, len(members), size=n).tolist()
+            for t, k, w in zip(times, kinds, who, strict=True):
+                self._push(MessageSent(t, ids[members[w]], None, gid, _BUCKET_BY_CODE[k], _KIND_BY_CODE[k]))
+
+    def _benign_new_ties(self, base: int) -> None:
+        rng, ad = self.rng, self.sc.adults
+        plans = (
+            (self.minors, self.minors, self.sc.minors.requests_per_week),
+            (self.adults, self.adults, ad.stranger_requests_per_week),
+        )
+        for who, targets, per_week in plans:
+            if not len(who) or not len(targets):
+                continue
+            k = int(rng.binomial(len(who), min(1.0, per_week / 7)))
+            for s, r, t in zip(
+                rng.choice(who, size=k).tolist(),
+                rng.choice(targets, size=k).tolist(),
+                self._times(k, base, 0.05).tolist(),
+                strict=True,
+            ):
+                if s == r:
+                    continue
+                outcome = self._outcome(ad.stranger_accept_prob, ad.stranger_decline_prob)
+                ta = t + self._answer_delay(outcome)
+                self._request(t, s, r, outcome, ta)
+                if outcome is RequestOutcome.ACCEPTED:
+                    for j in range(int(rng.poisson(3))):
+                        self._dm(ta + (j + 1) * 7 * MIN_MS, s, r)
+                        self._dm(ta + (j + 1) * 7 * MIN_MS + MIN_MS, r, s)
+        # Ordinary friction: someone blocks a contact now and then.
+        everyone = np.concatenate((self.minors, self.adults))
+        k = int(rng.binomial(len(everyone), min(1.0, ad.block_prob_per_week / 7)))
+        for s, t in zip(
+            rng.choice(everyone, size=k).tolist(), self._times(k, base, 0.1).tolist(), strict=True
+        ):
+            if self.deg[s]:
+                r = int(self.adj[self.off[s] + int(rng.integers(self.deg[s]))])
+                self._block(t, s, r, ReportReason.HARASSMENT if rng.random() < 0.2 else None)
+
+    def _coaches(self, base: int) -> None:
+        rng, co, pop = self.rng, self.sc.coaches, self.pop
+        for team in pop.teams:
+            c = team.coach
+            if rng.random() < co.new_members_per_week / 7 and self.enforcement.may_contact_minors(c):
+                kid = self._new_team_member(team.school, team.members)
+                if kid is not None and kid not in team.member_set:
+                    team.member_set.add(kid)
+                    t = int(self._times(1, base, 0.0)[0])
+                    for par in pop.parents_of.get(kid, []):
+                        if rng.random() < co.parent_first_prob:
+                            self._request(t - HOUR_MS, c, par, RequestOutcome.ACCEPTED, t - 30 * MIN_MS)
+                    outcome = self._outcome(co.accept_prob, (1 - co.accept_prob) / 2)
+                    ta = t + self._answer_delay(outcome)
+                    self._request(t, c, kid, outcome, ta)
+                    if outcome is RequestOutcome.ACCEPTED:
+                        self._push(GroupMemberAdded(ta + 5 * MIN_MS, self.ids[c], self.ids[kid], team.group))
+                        self._team_joins.append((c, kid))
+            if not team.members:
+                continue
+            members = np.array(team.members, dtype=np.int64)
+            n = int(rng.poisson(len(members) * co.messages_per_member_per_day))
+            to = rng.choice(members, size=n)
+            self._messages(
+                self._times(n, base, co.night_share), np.full(n, c), to, self._kinds(n, co.media_share)
+            )
+            m = int(rng.poisson(0.7 * n))
+            frm = rng.choice(members, size=m)
+            self._messages(self._times(m, base, 0.05), frm, np.full(m, c), self._kinds(m, 0.05))
+
+    def _new_team_member(self, school: int, members: list[int]) -> int | None:
+        rng = self.rng
+        if rng.random() < self.sc.coaches.cross_school_share or not members:
+            return int(rng.choice(self.minors)) if len(self.minors) else None
+        # Kids join with their friends: look among a current member's friends at the same school.
+        m = members[int(rng.integers(len(members)))]
+        friends = self.adj[self.off[m] : self.off[m] + self.deg[m]]
+        friends = friends[(self.pop.school_of[friends] == school)]
+        if len(friends):
+            return int(rng.choice(friends))
+        pool = self.minors[self.pop.school_of[self.minors] == school]
+        return int(rng.choice(pool)) if len(pool) else None
+
+    def _groomers(self, base: int) -> None:
+        rng, gb = self.rng, self.sc.groomers
+        day_end = base + DAY_MS
+        for g in self.groomers:
+            if not self.enforcement.may_contact_minors(g) or not len(self.minors):
+                continue
+            victims = self.groomer_victims[g]
+            contacted = self.contacted.setdefault(g, set())
+            for t in self._times(
+                int(rng.poisson(gb.new_targets_per_week / 7)), base, gb.night_share
+            ).tolist():
+                kid = self._groomer_target(victims)
+                if kid in contacted:
+                    continue
+                contacted.add(kid)
+                self.harm_start.setdefault(g, t)
+                outcome = self._outcome(gb.accept_prob, gb.decline_prob)
+                ta = t + self._answer_delay(outcome)
+                self._request(t, g, kid, outcome, ta)
+                if outcome is RequestOutcome.ACCEPTED:
+                    victims.append(_Victim(kid, ta))
+                elif rng.random() < gb.block_on_request_prob:
+                    self._block(
+                        ta + MIN_MS, kid, g, ReportReason.GROOMING if rng.random() < gb.report_prob else None
+                    )
+            for v in victims:
+                if v.blocked or v.accepted_at >= day_end:
+                    continue
+                lo = max(base, v.accepted_at + MIN_MS)
+                n = int(rng.poisson(gb.messages_per_victim_per_day))
+                times = np.maximum(self._times(n, base, gb.night_share), lo)
+                self._messages(times, np.full(n, g), np.full(n, v.kid), self._kinds(n, gb.media_share))
+                m = int(rng.poisson(n * gb.victim_reply_ratio))
+                times = np.maximum(self._times(m, base, gb.night_share), lo + MIN_MS)
+                self._messages(times, np.full(m, v.kid), np.full(m, g), np.zeros(m, dtype=np.int64))
+                if rng.random() < gb.victim_media_prob_per_day:
+                    self._dm(max(lo, int(self._times(1, base, gb.night_share)[0])), v.kid, g, _IMAGE)
+                if rng.random() < gb.block_prob_per_day:
+                    v.blocked = True
+                    at = max(lo, int(self._times(1, base, gb.night_share)[0]))
+                    self._block(
+                        at, v.kid, g, ReportReason.GROOMING if rng.random() < gb.report_prob else None
+                    )
+
+    def _groomer_target(self, victims: list[_Victim]) -> int:
+        rng = self.rng
+        if victims and rng.random() < self.sc.groomers.snowball_share:
+            v = victims[int(rng.integers(len(victims)))].kid
+            friends = self.adj[self.off[v] : self.off[v] + self.deg[v]]
+            friends = friends[self.is_minor[friends]]
+            if len(friends):
+                return int(rng.choice(friends))
+        return int(rng.choice(self.minors))
+
+    def _sextortion(self, day: int, base: int) -> None:
+        rng, sx = self.rng, self.sc.sextortion
+        pool = self.older_minors if len(self.older_minors) else self.minors
+        if not len(pool):
+            return
+        for a, (first, last) in self.sextortion.items():
+            if not first <= day < last or not self.enforcement.may_contact_minors(a):
+                continue
+            contacted = self.contacted.setdefault(a, set())
+            lo = max(base, int(self.created[a]) + MIN_MS)
+            for t in np.maximum(self._times(int(rng.poisson(sx.targets_per_day)), base, 0.25), lo).tolist():
+                kid = int(rng.choice(pool)) if rng.random() < 0.7 else int(rng.choice(self.minors))
+                if kid in contacted:
+                    continue
+                contacted.add(kid)
+                self.harm_start.setdefault(a, t)
+                outcome = self._outcome(sx.accept_prob, sx.decline_prob)
+                ta = t + self._answer_delay(outcome)
+                self._request(t, a, kid, outcome, ta)
+                if outcome is not RequestOutcome.ACCEPTED:
+                    if rng.random() < sx.block_on_request_prob:
+                        reason = ReportReason.SEXTORTION if rng.random() < sx.report_prob else None
+                        self._block(ta + MIN_MS, kid, a, reason)
+                    continue
+                # The burst: messages and images within hours of acceptance, a quick ask for images back.
+                n = int(rng.poisson(sx.messages_per_victim))
+                times = ta + rng.integers(MIN_MS, 12 * HOUR_MS, size=n)
+                self._messages(times, np.full(n, a), np.full(n, kid), self._kinds(n, sx.media_share))
+                m = int(rng.poisson(0.5 * n))
+                self._messages(
+                    ta + rng.integers(MIN_MS, 12 * HOUR_MS, size=m),
+                    np.full(m, kid),
+                    np.full(m, a),
+                    np.zeros(m, dtype=np.int64),
+                )
+                if rng.random() < sx.victim_media_prob:
+                    self._dm(ta + int(rng.integers(30 * MIN_MS, 12 * HOUR_MS)), kid, a, _IMAGE)
+                if rng.random() < sx.block_prob:
+                    reason = ReportReason.SEXTORTION if rng.random() < sx.report_prob else None
+                    self._block(ta + int(rng.integers(2 * HOUR_MS, 36 * HOUR_MS)), kid, a, reason)

@@ -1,0 +1,266 @@
+"""The static side of a simulated population: who exists, their roles (ground truth) and pre-existing ties.
+
+Minors sit in schools and classes (a class shares an age band); friendships are mostly within the class,
+some across the school. Families link parents to their children; parents of classmates sometimes know each
+other; some adults are relatives with a minor or two. Coaches have teams recruited through the team's own
+friendships (kids join with friends), plus some pupils from other schools (tutors). Harmful accounts are
+ordinary-looking adults (groomers keep an adult social life) or fresh accounts (sextortion).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vigil.safety.behavior.events import AgeBand, GroupId, UserId
+from vigil.safety.behavior.features import DAY_MS
+from vigil.sim.scenario import Scenario
+
+__all__ = ["Population", "Role", "Team", "build_population"]
+
+
+class Role(enum.StrEnum):
+    MINOR = "minor"
+    ADULT = "adult"
+    PARENT = "parent"
+    RELATIVE = "relative"  # adult with minor relatives outside the household
+    COACH = "coach"
+    GROOMER = "groomer"
+    SEXTORTION = "sextortion"
+    RING_MEMBER = "ring_member"
+
+    @property
+    def harmful_to_minors(self) -> bool:
+        match self:
+            case Role.GROOMER | Role.SEXTORTION:
+                return True
+            case Role.MINOR | Role.ADULT | Role.PARENT | Role.RELATIVE | Role.COACH | Role.RING_MEMBER:
+                return False
+
+
+@dataclass
+class Team:
+    coach: int
+    school: int
+    group: GroupId
+    members: list[int]  # connected team members
+    member_set: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Population:
+    ids: list[UserId]
+    roles: list[Role]
+    bands: list[AgeBand]
+    created_ms: np.ndarray  # int64
+    school_of: np.ndarray  # minors only; -1 for adults
+    class_of: np.ndarray
+    n_schools: int
+    edges: list[tuple[int, int]]  # pre-existing ties (requester, recipient), all accepted
+    parent_child: list[tuple[int, int]]
+    parents_of: dict[int, list[int]]
+    teams: list[Team]
+    class_groups: list[tuple[int, list[int]]]  # (creator, members)
+    family_groups: list[tuple[int, list[int]]]
+    rings: list[list[int]]
+    modified_client: set[int]
+
+    def index_range(self, role: Role) -> list[int]:
+        return [i for i, r in enumerate(self.roles) if r is role]
+
+
+def _pairs_within(rng: np.random.Generator, members: np.ndarray, per_member: int) -> list[tuple[int, int]]:
+    if len(members) < 2 or per_member <= 0:
+        return []
+    src = np.repeat(members, per_member)
+    dst = rng.choice(members, size=len(src))
+    return [(int(a), int(b)) for a, b in zip(src, dst, strict=True) if a != b]
+
+
+def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
+    """Roles, facts and pre-existing ties for `sc`. Pure given `rng`."""
+    p = sc.population
+    n_min, n_ad, n_co = p.minors, p.adults, p.coaches
+    n_gr, n_sx, n_ring = p.groomers, p.sextortion, p.ring_members
+    roles: list[Role] = (
+        [Role.MINOR] * n_min
+        + [Role.ADULT] * n_ad
+        + [Role.COACH] * n_co
+        + [Role.GROOMER] * n_gr
+        + [Role.SEXTORTION] * n_sx
+        + [Role.RING_MEMBER] * n_ring
+    )
+    n = len(roles)
+    # Shuffled ids so an id says nothing about its role.
+    perm = rng.permutation(n)
+    ids = [UserId(f"u{int(k):07d}") for k in perm]
+    start = sc.start_ms
+    created = start - rng.integers(sc.history_days + 30, 3 * 365, size=n, endpoint=True) * DAY_MS
+
+    # Schools and classes: a class shares a grade, hence an age band.
+    idx_min = np.arange(n_min)
+    school_of = np.full(n, -1, dtype=np.int64)
+    class_of = np.full(n, -1, dtype=np.int64)
+    school_of[:n_min] = idx_min // p.school_size
+    class_of[:n_min] = idx_min // p.class_size
+    n_classes = int(class_of[:n_min].max()) + 1 if n_min else 0
+    class_band = np.where(rng.random(n_classes) < p.share_16_17, 1, 0)
+    bands = [AgeBand.ADULT] * n
+    for i in range(n_min):
+        bands[i] = AgeBand.TEEN_16_17 if class_band[class_of[i]] else AgeBand.TEEN_13_15
+    n_schools = int(school_of[:n_min].max()) + 1 if n_min else 0
+
+    edges: list[tuple[int, int]] = []
+    class_groups: list[tuple[int, list[int]]] = []
+    for c in range(n_classes):
+        members = idx_min[class_of[:n_min] == c]
+        edges += _pairs_within(rng, members, max(1, sc.minors.class_friends // 2))
+        if len(members) >= 3:
+            class_groups.append((int(rng.choice(members)), [int(m) for m in members]))
+    for s in range(n_schools):
+        members = idx_min[school_of[:n_min] == s]
+        edges += _pairs_within(rng, members, sc.minors.school_friends // 2)
+    minor_friends: dict[int, list[int]] = {}
+    for a, b in edges:  # only minor-minor ties so far
+        minor_friends.setdefault(a, []).append(b)
+        minor_friends.setdefault(b, []).append(a)
+
+    # Benign adults in communities of ~50; parents are drawn from them.
+    first_adult = n_min
+    adults = np.arange(first_adult, first_adult + n_ad)
+    for block in np.array_split(adults, max(1, n_ad // 50)):
+        edges += _pairs_within(rng, block, max(1, sc.adults.friends // 2))
+
+    fam = sc.families
+    parent_child: list[tuple[int, int]] = []
+    parents_of: dict[int, list[int]] = {}
+    family_groups: list[tuple[int, list[int]]] = []
+    with_parents = idx_min[rng.random(n_min) < fam.share_of_minors_with_parents]
+    rng.shuffle(with_parents)
+    adult_pool = list(rng.permutation(adults))
+    k = 0
+    while k < len(with_parents) and adult_pool:
+        kids = [int(x) for x in with_parents[k : k + int(rng.integers(1, 4))]]
+        k += len(kids)
+        n_par = 2 if rng.random() < fam.two_parent_share and len(adult_pool) >= 2 else 1
+        pars = [int(adult_pool.pop()) for _ in range(n_par)]
+        for par in pars:
+            roles[par] = Role.PARENT
+            for kid in kids:
+                parent_child.append((par, kid))
+                parents_of.setdefault(kid, []).append(par)
+        if n_par == 2:
+            edges.append((pars[0], pars[1]))
+        if rng.random() < 0.5:
+            family_groups.append((pars[0], pars + kids))
+    edges += parent_child
+    # Parents of classmates sometimes know each other.
+    for c in range(n_classes):
+        class_parents = [
+            par for kid in idx_min[class_of[:n_min] == c] for par in parents_of.get(int(kid), [])
+        ]
+        for a in class_parents:
+            if rng.random() < fam.parents_know_each_other_prob and len(class_parents) > 1:
+                b = class_parents[int(rng.integers(len(class_parents)))]
+                if a != b:
+                    edges.append((a, b))
+    # Relatives: adults (not parents) tied to a minor who has parents, and to those parents.
+    kids_with_parents = list(parents_of)
+    for a in adult_pool:
+        if kids_with_parents and rng.random() < sc.adults.relatives_share:
+            roles[int(a)] = Role.RELATIVE
+            for _ in range(int(rng.integers(1, 3))):
+                kid = kids_with_parents[int(rng.integers(len(kids_with_parents)))]
+                edges.append((int(a), kid))
+                edges += [(int(a), par) for par in parents_of[kid]]
+
+    # Everyone else adult-shaped gets some adult friends.
+    def adult_friends(who: int, count: int) -> None:
+        if n_ad:
+            edges.extend((who, int(f)) for f in rng.choice(adults, size=count))
+
+    teams: list[Team] = []
+    co = sc.coaches
+    off = n_min + n_ad
+    for j in range(n_co):
+        coach = off + j
+        adult_friends(coach, sc.adults.friends)
+        if not n_min:
+            continue
+        school = int(rng.integers(n_schools))
+        team = Team(coach, school, GroupId(f"g-team-{j}"), [])
+        size = int(rng.integers(co.team_size[0], co.team_size[1], endpoint=True))
+        pool = idx_min[school_of[:n_min] == school]
+        seed = int(rng.choice(pool))
+        frontier = [seed]
+        while len(team.members) < size:
+            if rng.random() < co.cross_school_share:
+                kid = int(rng.integers(n_min))
+            elif frontier and rng.random() < 0.7:
+                kid = frontier.pop(int(rng.integers(len(frontier))))
+            else:
+                kid = int(rng.choice(pool))
+            if kid in team.member_set:
+                continue
+            team.members.append(kid)
+            team.member_set.add(kid)
+            frontier += [f for f in minor_friends.get(kid, []) if school_of[f] == school]
+            edges.append((coach, kid))
+            for par in parents_of.get(kid, []):
+                if rng.random() < co.parent_first_prob:
+                    edges.append((par, coach))
+        teams.append(team)
+
+    off += n_co
+    for j in range(n_gr):
+        who = off + j
+        adult_friends(who, sc.groomers.adult_friends)
+        lo, hi = sc.groomers.account_age_days
+        created[who] = start - int(rng.integers(lo, hi, endpoint=True)) * DAY_MS
+    off += n_gr
+    # Sextortion accounts are created (and start) at random times; the generator picks their start day.
+    off += n_sx
+    rings: list[list[int]] = []
+    members = list(range(off, off + n_ring))
+    modified: set[int] = set()
+    while len(members) >= 2:
+        size = min(
+            len(members), int(rng.integers(sc.rings.ring_size[0], sc.rings.ring_size[1], endpoint=True))
+        )
+        ring, members = members[:size], members[size:]
+        if len(ring) < 2:
+            break
+        rings.append(ring)
+        for who in ring:
+            adult_friends(who, sc.adults.friends)
+            if rng.random() < sc.rings.modified_client_share:
+                modified.add(who)
+        edges += [(ring[0], b) for b in ring[1:]]
+
+    # Dedupe undirected ties, keep the first requester.
+    seen: set[tuple[int, int]] = set()
+    uniq: list[tuple[int, int]] = []
+    for a, b in edges:
+        key = (a, b) if a < b else (b, a)
+        if a != b and key not in seen:
+            seen.add(key)
+            uniq.append((a, b))
+    return Population(
+        ids=ids,
+        roles=roles,
+        bands=bands,
+        created_ms=created,
+        school_of=school_of,
+        class_of=class_of,
+        n_schools=n_schools,
+        edges=uniq,
+        parent_child=parent_child,
+        parents_of=parents_of,
+        teams=teams,
+        class_groups=class_groups,
+        family_groups=family_groups,
+        rings=rings,
+        modified_client=modified,
+    )
