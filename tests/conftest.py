@@ -112,11 +112,28 @@ def _drop_postgres_database(name: str) -> None:
     connection.close()
 
 
+def _postgres_unavailable() -> str | None:
+    """Why the PostgreSQL run cannot happen, or None when it can."""
+    if not POSTGRES_ADMIN_URL:
+        return "VIGIL_TEST_POSTGRES_URL is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+    import psycopg2
+
+    try:
+        psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+    except psycopg2.OperationalError as error:
+        return f"PostgreSQL at VIGIL_TEST_POSTGRES_URL is not reachable: {error}".strip()
+    return None
+
+
 def require_backend(backend: str) -> None:
-    if backend == "postgres" and not POSTGRES_ADMIN_URL:
-        if REQUIRE_POSTGRES:
-            pytest.fail("VIGIL_REQUIRE_POSTGRES=1 but VIGIL_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL run needs VIGIL_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    if backend != "postgres":
+        return
+    reason = _postgres_unavailable()
+    if reason is None:
+        return
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"VIGIL_REQUIRE_POSTGRES=1 but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
