@@ -27,8 +27,9 @@ class VigilError(Exception):
         self.detail = detail or self.code
 
 
-class ValidationError(VigilError):
-    """Input is malformed: bad base64, wrong length, unknown kind, out-of-range value."""
+class ValidationError(VigilError, ValueError):
+    """Input is malformed: bad base64, wrong length, unknown kind, out-of-range value. A ValueError too,
+    so that pydantic validators raising it report a field error."""
 
     code = "invalid_request"
 

@@ -1,0 +1,84 @@
+"""The server never holds plaintext: canary strings sent as text and inside an attachment must not appear
+in the database (SQLite file bytes or every PostgreSQL table), the blob store, or the server log; nor may
+the keys that protect them. The clients' own stores are encrypted at rest too."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from pathlib import Path
+
+from helpers import register, texts
+
+from vigil.client.client import MessageEvent
+
+
+def _database_bytes(server) -> bytes:
+    url: str = server.database_url
+    if url.startswith("sqlite"):
+        db = server.data_dir / "vigil.db"
+        return b"".join(p.read_bytes() for p in db.parent.glob("vigil.db*"))
+    import psycopg2
+
+    connection = psycopg2.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    dump = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        for (table,) in cursor.fetchall():
+            cursor.execute(f'SELECT * FROM "{table}"')
+            for row in cursor.fetchall():
+                for value in row:
+                    dump.append(bytes(value) if isinstance(value, memoryview) else str(value).encode())
+    connection.close()
+    return b"\n".join(dump)
+
+
+def _blob_bytes(server) -> bytes:
+    return b"".join(p.read_bytes() for p in (server.data_dir / "blobs").rglob("*") if p.is_file())
+
+
+def _forms(secret: bytes) -> list[bytes]:
+    return [secret, base64.b64encode(secret), base64.b64encode(secret).rstrip(b"="), secret.hex().encode()]
+
+
+async def test_no_canary_or_key_material_reaches_server_storage_or_logs(server, tmp_path: Path) -> None:
+    alice = await register(server.url, tmp_path, "alice")
+    bob = await register(server.url, tmp_path, "bob")
+    text_canary = f"CANARY-TEXT-{secrets.token_hex(8)}"
+    file_canary = f"CANARY-FILE-{secrets.token_hex(8)}".encode()
+    await alice.send_text(bob.username, text_canary)
+    await alice.send_attachment(bob.username, file_canary * 50, "application/pdf", name="notes.pdf")
+    blobs_while_stored = _blob_bytes(server)
+    assert blobs_while_stored, "the encrypted blob should be on the server until fetched"
+
+    events = await bob.fetch()
+    assert texts(events)[0] == text_canary
+    attachment_event = events[1]
+    assert isinstance(attachment_event, MessageEvent) and attachment_event.attachment is not None
+    assert attachment_event.attachment.data == file_canary * 50
+
+    records = alice.history(bob.username)
+    secrets_to_hide = [
+        base64.b64decode(records[0]["payload"]["franking_key"]),  # type: ignore[index]
+        base64.b64decode(records[1]["payload"]["franking_key"]),  # type: ignore[index]
+        base64.b64decode(records[1]["payload"]["attachment"]["key"]),  # type: ignore[index]
+    ]
+    credential = alice.store.get_secret("credential")
+    assert credential is not None
+
+    server.stop()  # flush the log
+    surfaces = {
+        "database": _database_bytes(server),
+        "blobs": blobs_while_stored + _blob_bytes(server),
+        "log": server.log_path.read_bytes(),
+        "alice store": alice.store.path.read_bytes(),
+        "bob store": bob.store.path.read_bytes(),
+    }
+    assert len(surfaces["log"]) > 500 and b"POST /v1/messages" in surfaces["log"]
+    for name, data in surfaces.items():
+        assert text_canary.encode() not in data, f"text canary found in {name}"
+        assert file_canary not in data, f"attachment canary found in {name}"
+        for secret in secrets_to_hide:
+            for form in _forms(secret):
+                assert form not in data, f"key material found in {name}"
+        assert credential.encode() not in data, f"device credential found in {name}"
