@@ -19,7 +19,7 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode(text: str, *, field: str = "value", max_bytes: int | None = None) -> bytes:
-    """Decode standard base64, refusing anything not strictly valid.
+    """Decode standard padded base64, refusing anything not in its one canonical form.
 
     Raises ValidationError naming `field` on bad alphabet, padding or a decoded size over `max_bytes`.
     """
@@ -29,6 +29,8 @@ def b64decode(text: str, *, field: str = "value", max_bytes: int | None = None) 
         data = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as error:
         raise ValidationError(f"{field} is not valid base64") from error
+    if base64.b64encode(data).decode("ascii") != text:
+        raise ValidationError(f"{field} is not canonical padded base64")
     if max_bytes is not None and len(data) > max_bytes:
         raise ValidationError(f"{field} is larger than {max_bytes} bytes")
     return data

@@ -1,0 +1,62 @@
+"""Two server processes on one PostgreSQL database: a message accepted by one is pushed live over the
+WebSocket held by the other, through Redis pub/sub."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ServerProcess, _drop_postgres_database, _postgres_database, require_backend
+from helpers import PASSPHRASE, register
+
+from vigil.client.client import Client, MessageEvent
+
+REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "")
+
+
+def _redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+async def test_push_crosses_server_processes_through_redis(tmp_path: Path) -> None:
+    require_backend("postgres")
+    if not REDIS_URL or not _redis_reachable():
+        if os.environ.get("VIGIL_REQUIRE_POSTGRES") == "1":
+            pytest.fail("CI requires Redis at VIGIL_TEST_REDIS_URL")
+        pytest.skip("Redis not reachable at VIGIL_TEST_REDIS_URL")
+    database, url = _postgres_database()
+    env = {"VIGIL_REDIS_URL": REDIS_URL, "VIGIL_FRANKING_KEY": "ab" * 32}
+    first = ServerProcess(data_dir=tmp_path / "a", database_url=url, env_extra=env)
+    second = ServerProcess(data_dir=tmp_path / "b", database_url=url, env_extra=env)
+    first.start()
+    second.start()
+    try:
+        alice = await register(first.url, tmp_path, "alice")
+        bob_registered = await register(first.url, tmp_path, "bob")
+        path = bob_registered.store.path
+        await bob_registered.close()
+        bob = await Client.open(path, PASSPHRASE, server_url=second.url)
+        received: list[str] = []
+
+        async def listen() -> None:
+            async for event in bob.listen():
+                assert isinstance(event, MessageEvent)
+                received.append(event.text)
+                return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.5)  # let the socket subscribe before the send
+        await alice.send_text(bob.username, "across processes")
+        await asyncio.wait_for(listener, timeout=10)
+        assert received == ["across processes"]
+    finally:
+        first.stop()
+        second.stop()
+        _drop_postgres_database(database)
