@@ -29,5 +29,27 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, ws_max_size=16 * 1024 * 1024)
 
 
+@app.command()
+def demo(workdir: str | None = typer.Option(None, help="Keep the demo's files here (default: a temp dir).")) -> None:
+    """Three people chat through an embedded server; shows what clients saw beside what the server stored."""
+    import asyncio
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from vigil.demo import run_demo
+
+    asyncio.run(run_demo(Console(), Path(workdir) if workdir else None))
+
+
+def _add_subcommands() -> None:
+    from vigil.chat import chat_app
+
+    app.add_typer(chat_app, name="chat")
+
+
+_add_subcommands()
+
+
 def main() -> None:
     app()

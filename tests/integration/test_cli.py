@@ -1,0 +1,63 @@
+"""The command line as a user runs it: `vigil demo`, and two `vigil chat` profiles against `vigil serve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import start_server
+from helpers import unique
+
+
+def _vigil(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vigil", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def test_demo_shows_clients_plaintext_and_server_ciphertext_only(tmp_path: Path) -> None:
+    result = _vigil("demo", "--workdir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for line in ("from alice: Hi Bob! Lunch tomorrow?", "from bob: We'd love to see you.", "from carol: Yes! See you there."):
+        assert line in out
+    assert "image/png" in out and "hash verified" in out
+    stored = out.split("What the server stored")[1]
+    assert "Lunch" not in stored and "queued for device" in stored and "blob" in stored
+    database = b"".join(p.read_bytes() for p in (tmp_path / "server").glob("vigil.db*"))
+    assert b"Lunch tomorrow" not in database and len(database) > 10_000
+
+
+def test_chat_profiles_register_send_receive(tmp_path: Path) -> None:
+    server, _ = start_server("sqlite", tmp_path)
+    env = {"VIGIL_HOME": str(tmp_path / "home"), "VIGIL_PASSPHRASE": "cli test passphrase"}
+    alice, bob = unique("alice"), unique("bob")
+    try:
+        for name in (alice, bob):
+            result = _vigil("chat", "--profile", name, "register", name, "--server", server.url,
+                            "--birth-date", "1990-02-03", env=env)
+            assert result.returncode == 0 and f"registered {name}" in result.stdout, result.stdout + result.stderr
+        sent = _vigil("chat", "--profile", alice, "send", bob, "hello over the cli", env=env)
+        assert sent.returncode == 0 and "sent to 1 device" in sent.stdout, sent.stdout + sent.stderr
+        picture = tmp_path / "pic.png"
+        picture.write_bytes(b"\x89PNG fake picture bytes")
+        assert _vigil("chat", "--profile", alice, "send-file", bob, str(picture), env=env).returncode == 0
+        received = _vigil("chat", "--profile", bob, "receive", env=env)
+        assert received.returncode == 0
+        assert f"{alice}: hello over the cli" in received.stdout
+        saved = tmp_path / "home" / "downloads" / "pic.png"
+        assert saved.read_bytes() == b"\x89PNG fake picture bytes"
+        again = _vigil("chat", "--profile", bob, "receive", env=env)
+        assert "no new messages" in again.stdout
+        wrong = _vigil("chat", "--profile", bob, "receive", env={**env, "VIGIL_PASSPHRASE": "not the passphrase"})
+        assert wrong.returncode == 1 and "storage_error" in wrong.stdout
+        unknown = _vigil("chat", "--profile", alice, "send", unique("nobody"), "hi", env=env)
+        assert unknown.returncode == 1 and "not_found" in unknown.stdout
+    finally:
+        server.stop()
