@@ -385,7 +385,7 @@ class EventGenerator:
                 if kid in contacted:
                     continue
                 contacted.add(kid)
-                self.harm_start.setdefault(g, t)
+                self.harm_start[g] = min(t, self.harm_start.get(g, t))
                 outcome = self._outcome(gb.accept_prob, gb.decline_prob)
                 ta = t + self._answer_delay(outcome)
                 self._request(t, g, kid, outcome, ta)
@@ -439,7 +439,7 @@ class EventGenerator:
                 if kid in contacted:
                     continue
                 contacted.add(kid)
-                self.harm_start.setdefault(a, t)
+                self.harm_start[a] = min(t, self.harm_start.get(a, t))
                 outcome = self._outcome(sx.accept_prob, sx.decline_prob)
                 ta = t + self._answer_delay(outcome)
                 self._request(t, a, kid, outcome, ta)

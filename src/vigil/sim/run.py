@@ -138,17 +138,18 @@ def simulate(
     thresholds: Thresholds | None = None,
     events_out: IO[str] | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
-    extractor_sink: Callable[[FeatureExtractor], None] | None = None,
+    on_start: Callable[[Population, FeatureExtractor], None] | None = None,
 ) -> SimulationResult:
     """Generate the scenario and run the behaviour pipeline over it; `model=None` only extracts features.
 
-    `on_checkpoint(now_ms)` is called at every scoring interval (training snapshots features there).
+    `on_start(population, extractor)` is called once both exist; `on_checkpoint(now_ms)` at every scoring
+    interval (training snapshots features there).
     """
     t0 = time.perf_counter()
     pop = build_population(sc, rng)
     extractor = FeatureExtractor(window_days=sc.scoring.window_days)
-    if extractor_sink is not None:
-        extractor_sink(extractor)
+    if on_start is not None:
+        on_start(pop, extractor)
     interval = sc.scoring.interval_hours * HOUR_MS
     pipeline = _Pipeline(
         extractor, model, thresholds, interval, sc.start_ms + interval, events_out, on_checkpoint

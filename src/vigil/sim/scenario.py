@@ -87,7 +87,9 @@ class FamilyBehaviour(_Section):
 
 class CoachBehaviour(_Section):
     team_size: tuple[int, int] = (12, 25)
-    cross_school_share: Probability = Field(default=0.2, ge=0, le=1, description="tutors: pupils from other schools")
+    cross_school_share: Probability = Field(
+        default=0.2, ge=0, le=1, description="tutors: pupils from other schools"
+    )
     new_members_per_week: float = Field(default=1.0, ge=0)
     parent_first_prob: Probability = Field(default=0.6, ge=0, le=1)
     accept_prob: Probability = Field(default=0.85, ge=0, le=1)
@@ -104,7 +106,9 @@ class CoachBehaviour(_Section):
 
 class GroomerBehaviour(_Section):
     new_targets_per_week: float = Field(default=4.0, ge=0)
-    snowball_share: Probability = Field(default=0.3, ge=0, le=1, description="targets chosen among victims' friends")
+    snowball_share: Probability = Field(
+        default=0.3, ge=0, le=1, description="targets chosen among victims' friends"
+    )
     accept_prob: Probability = Field(default=0.35, ge=0, le=1)
     decline_prob: Probability = Field(default=0.25, ge=0, le=1)
     messages_per_victim_per_day: float = Field(default=5.0, ge=0)
@@ -114,7 +118,9 @@ class GroomerBehaviour(_Section):
     victim_media_prob_per_day: Probability = Field(default=0.04, ge=0, le=1)
     block_prob_per_day: Probability = Field(default=0.02, ge=0, le=1)
     block_on_request_prob: Probability = Field(default=0.05, ge=0, le=1)
-    report_prob: Probability = Field(default=0.3, ge=0, le=1, description="chance a block comes with a report")
+    report_prob: Probability = Field(
+        default=0.3, ge=0, le=1, description="chance a block comes with a report"
+    )
     adult_friends: int = Field(default=8, ge=0)
     account_age_days: tuple[int, int] = (5, 700)
 
@@ -136,7 +142,9 @@ class SextortionBehaviour(_Section):
     victim_media_prob: Probability = Field(default=0.3, ge=0, le=1)
     block_prob: Probability = Field(default=0.35, ge=0, le=1, description="per accepted victim")
     block_on_request_prob: Probability = Field(default=0.08, ge=0, le=1)
-    report_prob: Probability = Field(default=0.35, ge=0, le=1, description="chance a block comes with a report")
+    report_prob: Probability = Field(
+        default=0.35, ge=0, le=1, description="chance a block comes with a report"
+    )
     account_age_days: tuple[int, int] = (0, 3)
 
     @model_validator(mode="after")
@@ -171,7 +179,9 @@ class Scenario(_Section):
     seed: int = 0
     days: int = Field(default=14, ge=1, le=365)
     start_ms: int = Field(default=1_740_960_000_000, ge=0, description="UTC ms of day 0 (a Monday)")
-    history_days: int = Field(default=90, ge=1, description="pre-existing ties are dated within this many days")
+    history_days: int = Field(
+        default=90, ge=1, description="pre-existing ties are dated within this many days"
+    )
     population: Population = Field(default_factory=Population)
     minors: MinorBehaviour = Field(default_factory=MinorBehaviour)
     adults: AdultBehaviour = Field(default_factory=AdultBehaviour)

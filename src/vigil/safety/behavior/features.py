@@ -80,7 +80,7 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
         "new_minor_conversations_per_day", True, "starts {v:.2f} new conversations with minors a day"
     ),
     FeatureSpec("max_new_contacts_in_a_day", True, "reached {v:.0f} new accounts in a single day"),
-    FeatureSpec("unconnected_share", False, "{v:.0%} of the accounts it contacts never connected back"),
+    FeatureSpec("unconnected_share", False, "about {v:.0%} of the accounts it contacts never connected back"),
     FeatureSpec("minors_no_mutual_share", False, "{v:.0%} of the minors it reached had no mutual contact"),
     FeatureSpec("requests_sent", True, "sent {v:.0f} contact requests"),
     FeatureSpec("request_minor_share", False, "{v:.0%} of its contact requests went to minors"),
@@ -130,6 +130,22 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
     _GROUP_SENT,
 ) = range(22)
 _N_COUNTERS = 22
+
+# Shares are shrunk toward a typical value until there are enough observations: three messages, all
+# sent at 2 a.m., are not evidence of a night-time habit (the first scorer run flagged parents on exactly
+# that at 6 a.m. on day one). (prior share, pseudo-count)
+_PRIOR_NIGHT = (0.07, 20.0)
+_PRIOR_MEDIA = (0.12, 10.0)
+_PRIOR_DECLINE = (0.1, 4.0)
+_PRIOR_IGNORE = (0.1, 4.0)
+_PRIOR_UNCONNECTED = (0.05, 4.0)
+_PRIOR_NO_MUTUAL = (0.1, 2.0)
+
+
+def _smoothed(hits: float, total: float, prior: tuple[float, float]) -> float:
+    share, weight = prior
+    return (hits + share * weight) / (total + weight)
+
 
 _BAND_RANK = {AgeBand.UNDER_13: 0.0, AgeBand.TEEN_13_15: 1.0, AgeBand.TEEN_16_17: 2.0, AgeBand.ADULT: 3.0}
 
@@ -552,12 +568,12 @@ class FeatureExtractor:
             totals[_NEW_CONV] / eff_days,
             new_minor / eff_days,
             float(max_new),
-            unconnected / contacts if contacts else 0.0,
-            totals[_NEW_MINOR_NO_MUTUAL] / new_minor if new_minor else 0.0,
+            _smoothed(unconnected, contacts, _PRIOR_UNCONNECTED),
+            _smoothed(totals[_NEW_MINOR_NO_MUTUAL], new_minor, _PRIOR_NO_MUTUAL),
             float(req),
             totals[_REQ_SENT_MINOR] / req if req else 0.0,
-            totals[_REQ_DECLINED] / answered if answered else 0.0,
-            totals[_REQ_IGNORED] / answered if answered else 0.0,
+            _smoothed(totals[_REQ_DECLINED], answered, _PRIOR_DECLINE),
+            _smoothed(totals[_REQ_IGNORED], answered, _PRIOR_IGNORE),
             float(totals[_BLOCKS]),
             float(totals[_BLOCKS_MINOR]),
             float(totals[_REPORTS]),
@@ -565,9 +581,9 @@ class FeatureExtractor:
             (received + 1) / (sent + 1),
             (totals[_RECEIVED_MINOR] + 1) / (sent_minor + 1),
             gap_sum / contacts if contacts else 0.0,
-            totals[_NIGHT] / sent if sent else 0.0,
-            totals[_NIGHT_MINOR] / sent_minor if sent_minor else 0.0,
-            totals[_MEDIA_MINOR] / sent_minor if sent_minor else 0.0,
+            _smoothed(totals[_NIGHT], sent, _PRIOR_NIGHT),
+            _smoothed(totals[_NIGHT_MINOR], sent_minor, _PRIOR_NIGHT),
+            _smoothed(totals[_MEDIA_MINOR], sent_minor, _PRIOR_MEDIA),
             float(totals[_EARLY_MEDIA_MINOR]),
             float(groups_with_minors),
             float(totals[_MINORS_ADDED]),

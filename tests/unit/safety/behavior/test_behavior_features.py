@@ -1,0 +1,199 @@
+"""Hand-built event streams, each feature checked against the value worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.errors import ValidationError
+from vigil.safety.behavior.events import (
+    AccountFacts,
+    AgeBand,
+    Block,
+    ContactRequestAnswered,
+    ContactRequestSent,
+    GroupCreated,
+    GroupId,
+    GroupMemberAdded,
+    MessageKind,
+    MessageSent,
+    ReportFiled,
+    ReportReason,
+    RequestOutcome,
+    UserId,
+    apply_retention,
+    event_from_record,
+    event_to_record,
+)
+from vigil.safety.behavior.features import DAY_MS, FEATURE_NAMES, HOUR_MS, FeatureExtractor
+
+T0 = 1_000 * DAY_MS  # a midnight, UTC
+ADULT, KID1, KID2, KID3, FRIEND, PARENT = (UserId(x) for x in ("adult", "kid1", "kid2", "kid3", "friend", "par"))
+NOON = 12 * HOUR_MS
+
+
+def smoothed(hits: float, total: float, share: float, weight: float) -> float:
+    return (hits + share * weight) / (total + weight)
+
+
+def dm(at: int, s: UserId, r: UserId, kind: MessageKind = MessageKind.TEXT) -> MessageSent:
+    return MessageSent(at, s, r, None, 0, kind)
+
+
+@pytest.fixture
+def ex() -> FeatureExtractor:
+    ex = FeatureExtractor(window_days=7)
+    for user, band in (
+        (ADULT, AgeBand.ADULT),
+        (KID1, AgeBand.TEEN_13_15),
+        (KID2, AgeBand.TEEN_13_15),
+        (KID3, AgeBand.TEEN_16_17),
+        (FRIEND, AgeBand.ADULT),
+        (PARENT, AgeBand.ADULT),
+    ):
+        ex.register_account(AccountFacts(user, band, T0 - 10 * DAY_MS))
+    return ex
+
+
+def test_feature_names_are_stable_and_unique() -> None:
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 29
+    assert FEATURE_NAMES[:5] == (
+        "account_age_days",
+        "is_adult",
+        "messages_sent_per_day",
+        "distinct_contacts",
+        "distinct_minors_contacted",
+    )
+
+
+def test_stranger_reaching_minors(ex: FeatureExtractor) -> None:
+    # kid1 and kid2 are friends; the adult is connected to the friend adult only.
+    ex.observe_all(
+        [
+            ContactRequestSent(T0 + 1, KID1, KID2),
+            ContactRequestAnswered(T0 + 2, KID1, KID2, RequestOutcome.ACCEPTED),
+            ContactRequestSent(T0 + 3, ADULT, FRIEND),
+            ContactRequestAnswered(T0 + 4, ADULT, FRIEND, RequestOutcome.ACCEPTED),
+            # Day 1: requests to three minors: one accepted, one declined, one ignored.
+            ContactRequestSent(T0 + DAY_MS + NOON, ADULT, KID1),
+            ContactRequestSent(T0 + DAY_MS + NOON + 1, ADULT, KID2),
+            ContactRequestSent(T0 + DAY_MS + NOON + 2, ADULT, KID3),
+            ContactRequestAnswered(T0 + DAY_MS + NOON + 10, ADULT, KID1, RequestOutcome.ACCEPTED),
+            ContactRequestAnswered(T0 + DAY_MS + NOON + 11, ADULT, KID2, RequestOutcome.DECLINED),
+            ContactRequestAnswered(T0 + 2 * DAY_MS, ADULT, KID3, RequestOutcome.IGNORED),
+            # Day 2: four DMs to kid1, two at 23:00, one image; kid1 answers once, with an image.
+            dm(T0 + 2 * DAY_MS + NOON, ADULT, KID1),
+            dm(T0 + 2 * DAY_MS + NOON + 1, ADULT, KID1, MessageKind.IMAGE),
+            dm(T0 + 2 * DAY_MS + 23 * HOUR_MS, ADULT, KID1),
+            dm(T0 + 2 * DAY_MS + 23 * HOUR_MS + 1, ADULT, KID1),
+            dm(T0 + 2 * DAY_MS + 23 * HOUR_MS + 2, KID1, ADULT, MessageKind.IMAGE),
+            Block(T0 + 3 * DAY_MS, KID2, ADULT),
+            ReportFiled(T0 + 3 * DAY_MS + 1, KID2, ADULT, ReportReason.GROOMING),
+            Block(T0 + 3 * DAY_MS + 2, FRIEND, ADULT),
+        ]
+    )
+    f = ex.features(ADULT, T0 + 4 * DAY_MS)
+    assert f["account_age_days"] == 14.0
+    assert f["is_adult"] == 1.0
+    assert f["messages_sent_per_day"] == pytest.approx(4 / 7)
+    assert f["distinct_contacts"] == 4.0  # friend + three kids
+    assert f["distinct_minors_contacted"] == 3.0
+    assert f["minor_contact_share"] == 0.75
+    assert f["new_conversations_per_day"] == pytest.approx(4 / 7)
+    assert f["new_minor_conversations_per_day"] == pytest.approx(3 / 7)
+    assert f["max_new_contacts_in_a_day"] == 3.0
+    # friend and kid1 connected; kid2 and kid3 not.
+    assert f["unconnected_share"] == pytest.approx(smoothed(2, 4, 0.05, 4.0))
+    # No mutual contact with any kid at first contact (kid1-kid2 are friends, but not of the adult).
+    assert f["minors_no_mutual_share"] == pytest.approx(smoothed(3, 3, 0.1, 2.0))
+    assert f["requests_sent"] == 4.0
+    assert f["request_minor_share"] == 0.75
+    assert f["request_decline_rate"] == pytest.approx(smoothed(1, 4, 0.1, 4.0))
+    assert f["request_ignore_rate"] == pytest.approx(smoothed(1, 4, 0.1, 4.0))
+    assert f["blocks_received"] == 2.0
+    assert f["blocks_received_from_minors"] == 1.0
+    assert f["reports_received"] == 1.0
+    assert f["reports_received_from_minors"] == 1.0
+    assert f["reply_ratio"] == pytest.approx((1 + 1) / (4 + 1))
+    assert f["minor_reply_ratio"] == pytest.approx((1 + 1) / (4 + 1))
+    # Band ranks: adult 3, 13_15 1, 16_17 2 -> gaps 0, 2, 2, 1.
+    assert f["mean_band_gap"] == pytest.approx(5 / 4)
+    assert f["night_share"] == pytest.approx(smoothed(2, 4, 0.07, 20.0))
+    assert f["night_share_to_minors"] == pytest.approx(smoothed(2, 4, 0.07, 20.0))
+    assert f["media_share_to_minors"] == pytest.approx(smoothed(1, 4, 0.12, 10.0))
+    assert f["early_media_from_minors"] == 1.0
+    assert f["groups_created_with_minors"] == 0.0
+    assert ex.minors_contacted(ADULT, T0 + 4 * DAY_MS) == [KID1, KID2, KID3]
+
+
+def test_mutual_contact_and_groups(ex: FeatureExtractor) -> None:
+    g = GroupId("team")
+    ex.observe_all(
+        [
+            ContactRequestSent(T0 + 1, PARENT, KID1),
+            ContactRequestAnswered(T0 + 2, PARENT, KID1, RequestOutcome.ACCEPTED),
+            ContactRequestSent(T0 + 3, ADULT, PARENT),
+            ContactRequestAnswered(T0 + 4, ADULT, PARENT, RequestOutcome.ACCEPTED),
+            ContactRequestSent(T0 + 5, ADULT, KID1),  # the parent is a mutual contact
+            GroupCreated(T0 + 6, ADULT, g),
+            GroupMemberAdded(T0 + 7, ADULT, KID1, g),
+            GroupMemberAdded(T0 + 8, ADULT, KID2, g),
+            GroupMemberAdded(T0 + 9, ADULT, KID2, g),  # duplicate add counts once
+            MessageSent(T0 + 10, ADULT, None, g, 1, MessageKind.TEXT),
+        ]
+    )
+    f = ex.features(ADULT, T0 + DAY_MS)
+    assert f["minors_no_mutual_share"] == pytest.approx(smoothed(0, 1, 0.1, 2.0))
+    assert f["groups_created_with_minors"] == 1.0
+    assert f["minors_added_to_groups"] == 2.0
+    assert f["group_messages_per_day"] == pytest.approx(1 / 7)
+
+
+def test_two_way_messages_connect(ex: FeatureExtractor) -> None:
+    ex.observe_all([dm(T0 + NOON, ADULT, FRIEND), dm(T0 + NOON + 1, FRIEND, ADULT), dm(T0 + NOON + 2, ADULT, FRIEND)])
+    assert ex.features(ADULT, T0 + DAY_MS)["unconnected_share"] == pytest.approx(smoothed(0, 1, 0.05, 4.0))
+    assert ex.features(FRIEND, T0 + DAY_MS)["new_conversations_per_day"] == 0.0  # the adult started it
+
+
+def test_window_slides(ex: FeatureExtractor) -> None:
+    ex.observe(dm(T0 + NOON, ADULT, KID1))
+    ex.observe(Block(T0 + NOON + 1, KID1, ADULT))
+    inside = ex.features(ADULT, T0 + 6 * DAY_MS)
+    assert inside["blocks_received"] == 1.0 and inside["distinct_minors_contacted"] == 1.0
+    outside = ex.features(ADULT, T0 + 7 * DAY_MS)
+    assert outside["blocks_received"] == 0.0 and outside["distinct_minors_contacted"] == 0.0
+    # Later events roll buckets forward and expire the old day.
+    ex.observe(dm(T0 + 20 * DAY_MS, ADULT, FRIEND))
+    assert ex.features(ADULT, T0 + 20 * DAY_MS)["messages_sent_per_day"] == pytest.approx(1 / 7)
+
+
+def test_unknown_account_is_refused(ex: FeatureExtractor) -> None:
+    with pytest.raises(ValidationError, match="unregistered"):
+        ex.observe(dm(T0, ADULT, UserId("nobody")))
+    with pytest.raises(ValidationError):
+        ex.features(UserId("nobody"), T0)
+
+
+def test_dirty_tracking_and_prune(ex: FeatureExtractor) -> None:
+    ex.observe(dm(T0, ADULT, KID1))
+    assert ex.drain_dirty() == {ADULT}
+    assert ex.drain_dirty() == set()
+    assert ex.prune(T0 + 100 * DAY_MS, 30 * DAY_MS) == 2  # both sides of the link
+
+
+def test_record_round_trip_and_retention() -> None:
+    events = [
+        dm(5, ADULT, KID1, MessageKind.IMAGE),
+        MessageSent(6, ADULT, None, GroupId("g"), 2, MessageKind.FILE),
+        ContactRequestSent(7, ADULT, KID1),
+        ContactRequestAnswered(8, ADULT, KID1, RequestOutcome.IGNORED),
+        Block(9, KID1, ADULT),
+        ReportFiled(10, KID1, ADULT, ReportReason.SEXTORTION),
+        GroupCreated(11, ADULT, GroupId("g")),
+        GroupMemberAdded(12, ADULT, KID1, GroupId("g")),
+    ]
+    assert [event_from_record(event_to_record(e)) for e in events] == events
+    assert apply_retention(events, now_ms=12, retention_ms=3) == events[-4:]
+    with pytest.raises(ValidationError):
+        event_from_record({"k": "msg", "t": 1, "s": "a", "b": 0, "c": "text"})
+    with pytest.raises(ValidationError):
+        apply_retention(events, 0, -1)
