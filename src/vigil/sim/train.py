@@ -92,7 +92,7 @@ def collect_snapshots(sc: Scenario, seed: int) -> Snapshots:
 
 
 def calibrate_thresholds(model: RiskModel, snaps: Snapshots, targets: CalibrationTargets) -> Thresholds:
-    """Per-level thresholds from benign accounts' highest scores. Raises ValidationError with no benign data."""
+    """Thresholds from benign accounts' highest scores. Raises ValidationError with no benign data."""
     scores = model.score_matrix(snaps.x)
     benign = snaps.harmful == 0
     if not benign.any():
@@ -101,7 +101,7 @@ def calibrate_thresholds(model: RiskModel, snaps: Snapshots, targets: Calibratio
     for acct, s in zip(snaps.account[benign].tolist(), scores[benign].tolist(), strict=True):
         best[acct] = max(s, best.get(acct, 0.0))
     highest = np.array(sorted(best.values()))
-    levels = []
+    levels: list[float] = []
     for share, floor in zip(
         (targets.safety_notice, targets.restrict_minor_contact, targets.open_case), targets.floor, strict=True
     ):

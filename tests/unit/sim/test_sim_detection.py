@@ -1,7 +1,9 @@
 """A model trained on one seed catches groomers and sextortion on another, with few false alarms.
 
-Bounds are the measured values (see the report in each assertion message) with a margin; the population
-is small so the whole module runs in well under a minute.
+Measured on seed 3 (model fitted on seed 1, thresholds on seed 2): groomer recall 96.7% at notice and
+restrict, 80% case; sextortion 100% at every level; coaches 0%; families 2.5% / 0.5% / 0.4%; precision at
+restrict 92%; median hours to first action 2.8 (groomer), 4.1 (sextortion). Bounds leave a margin;
+the population is small so the whole module runs in well under a minute.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def test_catches_groomers_and_sextortion_on_another_seed(held_out: ScoreReport) 
     text = format_report(held_out)
     assert held_out.recall(Role.GROOMER, RESTRICT) >= 0.85, text
     assert held_out.recall(Role.SEXTORTION, RESTRICT) >= 0.9, text
-    assert held_out.recall(Role.GROOMER, NOTICE) >= 0.9, text
+    assert held_out.recall(Role.GROOMER, NOTICE) >= 0.85, text
     assert held_out.recall(Role.SEXTORTION, CASE) >= 0.85, text
 
 
@@ -69,13 +71,13 @@ def test_few_false_alarms_on_coaches_and_families(held_out: ScoreReport) -> None
     assert held_out.family_false_alarm[CASE] <= 0.015, text
     assert held_out.false_alarm(Role.ADULT, NOTICE) == 0.0, text  # adults who never reach minors
     precision = held_out.precision[RESTRICT]
-    assert precision is not None and precision >= 0.5, text
+    assert precision is not None and precision >= 0.75, text
 
 
 def test_acts_quickly(held_out: ScoreReport) -> None:
     for role in (Role.GROOMER, Role.SEXTORTION):
         hours = held_out.hours_to_first_action[role]
-        assert hours is not None and hours[0] <= 24, format_report(held_out)
+        assert hours is not None and hours[0] <= 12, format_report(held_out)
 
 
 def test_shipped_model_loads_and_acts(tmp_path: Path) -> None:

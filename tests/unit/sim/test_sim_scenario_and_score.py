@@ -58,7 +58,14 @@ def test_load_errors(tmp_path: Path) -> None:
 def test_generation_is_seeded_and_has_ground_truth() -> None:
     sc = Scenario().with_overrides(
         days=3,
-        population={"minors": 200, "adults": 200, "coaches": 3, "groomers": 3, "sextortion": 3, "ring_members": 4},
+        population={
+            "minors": 200,
+            "adults": 200,
+            "coaches": 3,
+            "groomers": 3,
+            "sextortion": 3,
+            "ring_members": 4,
+        },
     )
     runs = [simulate(sc, rng=np.random.default_rng(5), model=None) for _ in range(2)]
     assert runs[0].events == runs[1].events > 1000

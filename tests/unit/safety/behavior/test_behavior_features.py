@@ -16,6 +16,7 @@ from vigil.safety.behavior.events import (
     GroupMemberAdded,
     MessageKind,
     MessageSent,
+    MetadataEvent,
     ReportFiled,
     ReportReason,
     RequestOutcome,
@@ -27,7 +28,9 @@ from vigil.safety.behavior.events import (
 from vigil.safety.behavior.features import DAY_MS, FEATURE_NAMES, HOUR_MS, FeatureExtractor
 
 T0 = 1_000 * DAY_MS  # a midnight, UTC
-ADULT, KID1, KID2, KID3, FRIEND, PARENT = (UserId(x) for x in ("adult", "kid1", "kid2", "kid3", "friend", "par"))
+ADULT, KID1, KID2, KID3, FRIEND, PARENT = (
+    UserId(x) for x in ("adult", "kid1", "kid2", "kid3", "friend", "par")
+)
 NOON = 12 * HOUR_MS
 
 
@@ -149,7 +152,9 @@ def test_mutual_contact_and_groups(ex: FeatureExtractor) -> None:
 
 
 def test_two_way_messages_connect(ex: FeatureExtractor) -> None:
-    ex.observe_all([dm(T0 + NOON, ADULT, FRIEND), dm(T0 + NOON + 1, FRIEND, ADULT), dm(T0 + NOON + 2, ADULT, FRIEND)])
+    ex.observe_all(
+        [dm(T0 + NOON, ADULT, FRIEND), dm(T0 + NOON + 1, FRIEND, ADULT), dm(T0 + NOON + 2, ADULT, FRIEND)]
+    )
     assert ex.features(ADULT, T0 + DAY_MS)["unconnected_share"] == pytest.approx(smoothed(0, 1, 0.05, 4.0))
     assert ex.features(FRIEND, T0 + DAY_MS)["new_conversations_per_day"] == 0.0  # the adult started it
 
@@ -181,7 +186,7 @@ def test_dirty_tracking_and_prune(ex: FeatureExtractor) -> None:
 
 
 def test_record_round_trip_and_retention() -> None:
-    events = [
+    events: list[MetadataEvent] = [
         dm(5, ADULT, KID1, MessageKind.IMAGE),
         MessageSent(6, ADULT, None, GroupId("g"), 2, MessageKind.FILE),
         ContactRequestSent(7, ADULT, KID1),

@@ -81,7 +81,9 @@ def test_policy_ladder() -> None:
     assert at(0.99) is ProtectiveAction.OPEN_CASE
     assert at(0.99, adult=False) is ProtectiveAction.NONE
     assert at(0.99, minors=[]) is ProtectiveAction.NONE
-    d = decide(RiskAssessment(UserId("x"), 0, 0.9, (), "v"), is_adult=True, minors_contacted=kids, thresholds=th)
+    d = decide(
+        RiskAssessment(UserId("x"), 0, 0.9, (), "v"), is_adult=True, minors_contacted=kids, thresholds=th
+    )
     assert d.actions == {ProtectiveAction.SAFETY_NOTICE, ProtectiveAction.RESTRICT_MINOR_CONTACT}
     assert d.notify == tuple(kids)
     with pytest.raises(ValidationError, match="non-decreasing"):
