@@ -36,6 +36,7 @@ class ServerProcess:
     env_extra: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    log_level: str = "info"
 
     @property
     def url(self) -> str:
@@ -54,7 +55,7 @@ class ServerProcess:
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vigil", "serve", "--port", str(self.port), "--log-level", "info"],
+            [sys.executable, "-m", "vigil", "serve", "--port", str(self.port), "--log-level", self.log_level],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

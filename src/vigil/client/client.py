@@ -333,15 +333,14 @@ class Client:
     async def fetch(self) -> list[Event]:
         """Catches up over HTTP: every queued delivery, decrypted, verified and acknowledged."""
         events: list[Event] = []
-        after = 0
         while True:
-            batch = await self.transport.fetch(after=after)
+            # Acknowledged entries are deleted, so each round simply asks for the oldest pending ones.
+            batch = await self.transport.fetch()
             if not batch.messages:
                 break
             handled, new_events = await self._handle(batch.messages)
             events.extend(new_events)
             await self.transport.ack(handled)
-            after = batch.messages[-1].delivery_id
             if not batch.more:
                 break
         return events

@@ -2,7 +2,8 @@
 
 Server frames: `{"type": "deliveries", "messages": [Delivery...]}` and `{"type": "error", ...}`.
 Client frames: `{"type": "ack", "delivery_ids": [...]}`. Entries are deleted only on ack, so a dropped
-connection redelivers everything unacknowledged on the next one.
+connection redelivers everything unacknowledged on the next one. At most MAX_IN_FLIGHT entries are
+unacknowledged on one socket: a client that stops acking stops receiving.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ POLICY_VIOLATION_CLOSE = 4401
 MAX_FRAME_BYTES = 64 * 1024
 
 
-async def _read_acks(websocket: WebSocket, ctx: ServerContext, device: AuthenticatedDevice) -> None:
+MAX_IN_FLIGHT = 500
+
+
+async def _read_acks(
+    websocket: WebSocket, ctx: ServerContext, device: AuthenticatedDevice, in_flight: set[int], wake: asyncio.Event
+) -> None:
     while True:
         try:
             text = await websocket.receive_text()
@@ -43,14 +49,12 @@ async def _read_acks(websocket: WebSocket, ctx: ServerContext, device: Authentic
             request = AckRequest(delivery_ids=frame.get("delivery_ids"))
         except (ValueError, pydantic.ValidationError):
             await websocket.send_json(
-                {
-                    "type": "error",
-                    "error": "invalid_request",
-                    "detail": "expected {type: ack, delivery_ids: [...]}",
-                }
+                {"type": "error", "error": "invalid_request", "detail": "expected {type: ack, delivery_ids: [...]}"}
             )
             continue
         await acknowledge(ctx, device, request)
+        in_flight.difference_update(request.delivery_ids)
+        wake.set()
 
 
 @router.websocket("/v1/stream")
@@ -63,23 +67,25 @@ async def stream(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     wake = ctx.delivery.subscribe(device.device_id)
-    reader = asyncio.create_task(_read_acks(websocket, ctx, device))
-    last_sent = 0
+    # Sent but not yet acknowledged. Not an "after id N" cursor: on PostgreSQL, ids are assigned at insert
+    # but become visible at commit, so a lower id can appear after a higher one was already sent.
+    in_flight: set[int] = set()
+    reader = asyncio.create_task(_read_acks(websocket, ctx, device, in_flight, wake))
     try:
         while not reader.done():
             wake.clear()
-            more = True
-            while more:
-                batch = await fetch_pending(ctx, device, after=last_sent, limit=ctx.settings.fetch_batch)
-                if batch.messages:
-                    await websocket.send_json(
-                        {
-                            "type": "deliveries",
-                            "messages": [m.model_dump(mode="json") for m in batch.messages],
-                        }
-                    )
-                    last_sent = batch.messages[-1].delivery_id
-                more = batch.more
+            while len(in_flight) < MAX_IN_FLIGHT:
+                batch = await fetch_pending(
+                    ctx, device, limit=min(ctx.settings.fetch_batch, MAX_IN_FLIGHT - len(in_flight)), skip=in_flight
+                )
+                if not batch.messages:
+                    break
+                in_flight.update(m.delivery_id for m in batch.messages)
+                await websocket.send_json(
+                    {"type": "deliveries", "messages": [m.model_dump(mode="json") for m in batch.messages]}
+                )
+                if not batch.more:
+                    break
             waiter = asyncio.create_task(wake.wait())
             await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()

@@ -3,7 +3,7 @@ the calling service owns the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,16 +131,20 @@ class MessageRepository:
         await self._session.flush()
 
     async def pending(
-        self, device_id: str, *, after: int, limit: int
-    ) -> Sequence[tuple[QueueRow, MessageRow]]:
+        self, device_id: str, *, after: int, limit: int, skip: Collection[int] = ()
+    ) -> Sequence[tuple[QueueRow, MessageRow, str]]:
+        """Queued entries for the device with ids above `after`, oldest first, minus `skip`, each with
+        its message and the sender's username."""
         rows = await self._session.execute(
-            select(QueueRow, MessageRow)
+            select(QueueRow, MessageRow, UserRow.username)
             .join(MessageRow, MessageRow.id == QueueRow.message_id)
+            .join(UserRow, UserRow.id == MessageRow.sender_user_id)
             .where(QueueRow.device_id == device_id, QueueRow.id > after)
             .order_by(QueueRow.id)
-            .limit(limit)
+            .limit(limit + len(skip))
         )
-        return [(queue, message) for queue, message in rows.tuples().all()]
+        found = [(queue, message, sender) for queue, message, sender in rows.tuples().all() if queue.id not in skip]
+        return found[:limit]
 
     async def delete_entries(self, device_id: str, entry_ids: Sequence[int]) -> int:
         result = await self._session.execute(

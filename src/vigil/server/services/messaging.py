@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from vigil.errors import ConflictError, NotFoundError, ValidationError
@@ -160,19 +161,13 @@ def to_delivery(entry: QueueRow, message: MessageRow, sender: str) -> Delivery:
 
 
 async def fetch_pending(
-    ctx: ServerContext, by: AuthenticatedDevice, *, after: int = 0, limit: int
+    ctx: ServerContext, by: AuthenticatedDevice, *, limit: int, after: int = 0, skip: Collection[int] = ()
 ) -> FetchResponse:
-    """Everything queued for the device after entry `after`, oldest first, up to `limit`."""
+    """Queued entries for the device, oldest first, up to `limit`, leaving out `skip` (entries already
+    pushed on this device's socket and not yet acknowledged)."""
     async with ctx.sessions() as session:
-        rows = await MessageRepository(session).pending(by.device_id, after=after, limit=limit + 1)
-        users = UserRepository(session)
-        names: dict[int, str] = {}
-        deliveries = []
-        for entry, message in rows[:limit]:
-            if message.sender_user_id not in names:
-                user = await users.by_id(message.sender_user_id)
-                names[message.sender_user_id] = user.username if user else "?"
-            deliveries.append(to_delivery(entry, message, names[message.sender_user_id]))
+        rows = await MessageRepository(session).pending(by.device_id, after=after, limit=limit + 1, skip=skip)
+        deliveries = [to_delivery(entry, message, sender) for entry, message, sender in rows[:limit]]
         return FetchResponse(messages=deliveries, more=len(rows) > limit)
 
 
