@@ -19,7 +19,7 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
@@ -49,7 +49,7 @@ async def migrate(engine: AsyncEngine) -> None:
     """Apply every migration up to head (idempotent)."""
 
     def upgrade(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), "head")
+        command.upgrade(alembic_config(connection), "heads")
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)
