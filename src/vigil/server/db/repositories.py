@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.server.db.models import (
@@ -55,6 +55,25 @@ class DeviceRepository:
     async def add(self, row: DeviceRow) -> None:
         self._session.add(row)
         await self._session.flush()
+
+    async def with_user(self, device_id: str) -> tuple[DeviceRow, UserRow] | None:
+        """The device and its account in one round trip (the authentication hot path)."""
+        row = (
+            await self._session.execute(
+                select(DeviceRow, UserRow).join(UserRow, UserRow.id == DeviceRow.user_id).where(DeviceRow.id == device_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def of_users(self, user_ids: Collection[int]) -> dict[int, list[DeviceRow]]:
+        """Devices of several accounts in one query, each list in registration order."""
+        rows = await self._session.scalars(
+            select(DeviceRow).where(DeviceRow.user_id.in_(user_ids)).order_by(DeviceRow.created_at_ms, DeviceRow.id)
+        )
+        found: dict[int, list[DeviceRow]] = {user_id: [] for user_id in user_ids}
+        for row in rows:
+            found[row.user_id].append(row)
+        return found
 
 
 class KeyRepository:
@@ -122,13 +141,19 @@ class MessageRepository:
             )
         )
 
-    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> None:
-        self._session.add(message)
-        await self._session.flush()
-        for entry in entries:
-            entry.message_id = message.id
-        self._session.add_all(entries)
-        await self._session.flush()
+    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> int:
+        """Inserts the message and its queue entries with two statements (Core inserts: the ORM unit of
+        work was most of the send path's CPU); returns the message's id."""
+        values = {column.key: getattr(message, column.key) for column in MessageRow.__table__.columns if column.key != "id"}
+        message_id = int((await self._session.execute(insert(MessageRow).values(values).returning(MessageRow.id))).scalar_one())
+        await self._session.execute(
+            insert(QueueRow),
+            [
+                {"device_id": e.device_id, "message_id": message_id, "message_type": e.message_type, "body": e.body}
+                for e in entries
+            ],
+        )
+        return message_id
 
     async def pending(
         self, device_id: str, *, after: int, limit: int, skip: Collection[int] = ()

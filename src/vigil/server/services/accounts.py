@@ -126,11 +126,9 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
     if not device_id or not secret or len(credential) > 200:
         raise AuthenticationError("invalid device credential")
     async with ctx.sessions() as session:
-        device = await DeviceRepository(session).get(device_id)
+        found = await DeviceRepository(session).with_user(device_id)
         digest = hashlib.sha256(secret.encode()).digest()
-        if device is None or not hmac.compare_digest(device.credential_sha256, digest):
+        if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
             raise AuthenticationError("invalid device credential")
-        user = await UserRepository(session).by_id(device.user_id)
-        if user is None:
-            raise AuthenticationError("invalid device credential")
+        device, user = found
         return AuthenticatedDevice(user.id, user.username, device.id, AgeBand(user.age_band))

@@ -76,9 +76,9 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
         recipient = await UserRepository(session).by_username(request.to)
         if recipient is None:
             raise NotFoundError(f"no user named {request.to}")
-        devices = DeviceRepository(session)
-        recipient_devices = await devices.of_user(recipient.id)
-        own_devices = [] if recipient.id == by.user_id else await devices.of_user(by.user_id)
+        by_user = await DeviceRepository(session).of_users({recipient.id, by.user_id})
+        recipient_devices = by_user[recipient.id]
+        own_devices = [] if recipient.id == by.user_id else by_user[by.user_id]
         expected = {
             d.id: _Target(d.id, recipient.username) for d in recipient_devices if d.id != by.device_id
         } | {d.id: _Target(d.id, by.username) for d in own_devices if d.id != by.device_id}
@@ -143,7 +143,7 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
 
 def to_delivery(entry: QueueRow, message: MessageRow, sender: str) -> Delivery:
     message_type = entry.message_type
-    if message_type not in (0, 1):
+    if message_type not in (0, 1, 2):  # 2: a Megolm group message (see services/groups.py)
         raise ValidationError("corrupt queue entry")
     return Delivery(
         delivery_id=entry.id,
