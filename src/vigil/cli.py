@@ -44,8 +44,10 @@ def demo(workdir: str | None = typer.Option(None, help="Keep the demo's files he
 
 def _add_subcommands() -> None:
     from vigil.chat import chat_app
+    from vigil.sim_cli import sim_app
 
     app.add_typer(chat_app, name="chat")
+    app.add_typer(sim_app, name="sim")
 
 
 _add_subcommands()

@@ -19,6 +19,8 @@ def _testdata_dir() -> Path:
 def pdq_testdata() -> Path:
     root = _testdata_dir()
     if not (root / "expected_pdq.csv").is_file():
+        if os.environ.get("VIGIL_REQUIRE_TESTDATA") == "1":
+            pytest.fail(f"VIGIL_REQUIRE_TESTDATA=1 but the PDQ reference data is not at {root}")
         pytest.skip(
             f"PDQ reference data not found at {root} (set VIGIL_PDQ_TESTDATA to the folder holding "
             "expected_pdq.csv, bridge-mods/, dih/, needles.txt, haystack.txt)"
