@@ -52,7 +52,9 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
 
 def show(event: Event) -> None:
     if not isinstance(event, MessageEvent):
-        console.print(f"[red]dropped a message from {event.sender} that failed verification:[/red] {event.reason}")
+        console.print(
+            f"[red]dropped a message from {event.sender} that failed verification:[/red] {event.reason}"
+        )
         return
     when = dt.datetime.fromtimestamp(event.server_ts_ms / 1000).strftime("%H:%M:%S")
     who = f"me -> {event.conversation}" if event.outgoing else event.sender

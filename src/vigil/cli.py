@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Vigil: end-to-end encrypted messaging that still protects children.", no_args_is_help=True)
+app = typer.Typer(
+    help="Vigil: end-to-end encrypted messaging that still protects children.", no_args_is_help=True
+)
 
 
 @app.callback()
@@ -30,7 +32,9 @@ def serve(
 
 
 @app.command()
-def demo(workdir: str | None = typer.Option(None, help="Keep the demo's files here (default: a temp dir).")) -> None:
+def demo(
+    workdir: str | None = typer.Option(None, help="Keep the demo's files here (default: a temp dir)."),
+) -> None:
     """Three people chat through an embedded server; shows what clients saw beside what the server stored."""
     import asyncio
     from pathlib import Path

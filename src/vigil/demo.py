@@ -40,7 +40,9 @@ def _describe(event: Event) -> str:
     text = event.text or ""
     if event.attachment is not None:
         text = f"{text} [image {event.attachment.mime}, {len(event.attachment.data)} bytes, hash verified]".strip()
-    direction = f"(sent from my other device to {event.conversation})" if event.outgoing else f"from {event.sender}"
+    direction = (
+        f"(sent from my other device to {event.conversation})" if event.outgoing else f"from {event.sender}"
+    )
     return f"{direction}: {text}"
 
 
@@ -82,7 +84,9 @@ async def run_demo(console: Console, workdir: Path | None = None) -> dict[str, l
         await alice.send_text("bob", "Hi Bob! Lunch tomorrow?")
         seen["bob"] += [_describe(e) for e in await bob.fetch()]
         await bob.send_text("alice", "Sure, 12:30 at the usual place.")
-        await bob.send_attachment("alice", demo_image(), "image/png", name="map.png", caption="here's the map")
+        await bob.send_attachment(
+            "alice", demo_image(), "image/png", name="map.png", caption="here's the map"
+        )
         seen["alice"] += [_describe(e) for e in await alice.fetch()]
         await alice.send_text("carol", "Carol, are you coming too?")
         await bob.send_text("carol", "We'd love to see you.")
@@ -111,5 +115,7 @@ async def run_demo(console: Console, workdir: Path | None = None) -> dict[str, l
     for label, content in stored:
         server.add_row(label, content)
     console.print(server)
-    console.print("The server never saw the text or the image: it relayed Olm ciphertext and kept franking tags.")
+    console.print(
+        "The server never saw the text or the image: it relayed Olm ciphertext and kept franking tags."
+    )
     return seen

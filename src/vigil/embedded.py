@@ -28,7 +28,9 @@ async def embedded_server(data_dir: Path, database_url: str | None = None) -> As
     """Yields the server's base URL; stops the server on exit."""
     port = _free_port()
     settings = Settings(data_dir=data_dir, database_url=database_url)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -11,7 +11,9 @@ from vigil.errors import VigilError
 
 __all__ = ["sim_app"]
 
-sim_app = typer.Typer(help="Population simulator and evaluation (see docs/scenarios.md).", no_args_is_help=True)
+sim_app = typer.Typer(
+    help="Population simulator and evaluation (see docs/scenarios.md).", no_args_is_help=True
+)
 console = Console()
 
 
