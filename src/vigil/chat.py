@@ -8,7 +8,7 @@ import datetime as dt
 import mimetypes
 import os
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,7 +42,7 @@ def _passphrase(confirm: bool = False) -> str:
     return str(typer.prompt("Passphrase for this profile", hide_input=True, confirmation_prompt=confirm))
 
 
-def _run(work: Callable[[], Awaitable[T]]) -> T:
+def _run(work: Callable[[], Coroutine[object, object, T]]) -> T:
     try:
         return asyncio.run(work())
     except VigilError as error:

@@ -35,7 +35,7 @@ from vigil.protocol.wire import (
     SendRequest,
 )
 
-__all__ = ["Engine", "OpenedMessage", "PeerDevice", "SessionChange", "device_from_info"]
+__all__ = ["DecryptedOlm", "Engine", "OpenedMessage", "PeerDevice", "SessionChange", "device_from_info"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,15 @@ class PeerDevice:
 class SessionChange:
     peer_device: str
     session: PairwiseSession
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedOlm:
+    """An Olm plaintext and the ratchet state that produced it, not yet applied (`Engine.accept_olm`)."""
+
+    plaintext: bytes
+    session: PairwiseSession
+    account: DeviceAccount | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +149,8 @@ class Engine:
             parts = sessions[0].encrypt(plaintext)
             self.changed.append(SessionChange(device.device_id, sessions[0]))
             ciphertexts.append(
-                OlmCiphertext(
-                    device_id=device.device_id, type=parts.message_type, body=b64encode(parts.ciphertext)
+                OlmCiphertext.model_validate(
+                    {"device_id": device.device_id, "type": parts.message_type, "body": b64encode(parts.ciphertext)}
                 )
             )
         return SendRequest(
@@ -160,8 +169,24 @@ class Engine:
         Raises DecryptionError if no session opens it, TamperError if the commitment, the sender or the
         conversation does not match what the server delivered.
         """
+        raw = self.decrypt_olm(delivery, sender_device, pickle_key)
+        payload = self._verified_payload(delivery, raw.plaintext)
+        return OpenedMessage(
+            delivery=delivery,
+            payload=payload,
+            commitment=b64decode(delivery.commitment, field="commitment"),
+            franking_tag=b64decode(delivery.franking_tag, field="franking tag"),
+            session=raw.session,
+            account=raw.account,
+        )
+
+    def decrypt_olm(self, delivery: Delivery, sender_device: PeerDevice, pickle_key: bytes) -> DecryptedOlm:
+        """Decrypts an Olm delivery on copies of the session and account (see `open`), without looking at
+        the plaintext. Raises DecryptionError if no session opens it, TamperError for another sender."""
         if sender_device.device_id != delivery.sender_device or sender_device.username != delivery.sender:
             raise TamperError("delivery names a different sender device")
+        if delivery.type not in (0, 1):
+            raise DecryptionError("not an Olm message")
         parts = OlmMessageParts(delivery.type, b64decode(delivery.body, field="ciphertext"))
         scratch = secrets.token_bytes(32)
         plaintext: bytes | None = None
@@ -182,15 +207,7 @@ class Engine:
             chosen, plaintext = new_account.inbound_session(sender_device.curve25519, parts)
         if plaintext is None or chosen is None:
             raise DecryptionError("no session with the sender device opens this message")
-        payload = self._verified_payload(delivery, plaintext)
-        return OpenedMessage(
-            delivery=delivery,
-            payload=payload,
-            commitment=b64decode(delivery.commitment, field="commitment"),
-            franking_tag=b64decode(delivery.franking_tag, field="franking tag"),
-            session=chosen,
-            account=new_account,
-        )
+        return DecryptedOlm(plaintext, chosen, new_account)
 
     def accept(self, opened: OpenedMessage) -> None:
         """Swaps in the ratchet state that opening the message produced."""
@@ -198,6 +215,22 @@ class Engine:
             self.account = opened.account
             self.account_changed = True
         self._prefer(opened.delivery.sender_device, opened.session)
+
+    def accept_olm(self, sender_device: str, decrypted: DecryptedOlm) -> None:
+        """Swaps in the ratchet state that `decrypt_olm` produced."""
+        if decrypted.account is not None:
+            self.account = decrypted.account
+            self.account_changed = True
+        self._prefer(sender_device, decrypted.session)
+
+    def encrypt_for(self, device_id: str, plaintext: bytes) -> OlmMessageParts:
+        """One Olm message for one device (control messages). Raises DecryptionError without a session."""
+        sessions = self.sessions.get(device_id)
+        if not sessions:
+            raise DecryptionError(f"no session with device {device_id}")
+        parts = sessions[0].encrypt(plaintext)
+        self.changed.append(SessionChange(device_id, sessions[0]))
+        return parts
 
     def _verified_payload(self, delivery: Delivery, plaintext: bytes) -> InnerPayload:
         try:

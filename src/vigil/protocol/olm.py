@@ -94,7 +94,8 @@ class PairwiseSession:
         if message.message_type != 0:
             return False
         try:
-            return bool(self._session.session_matches(_any_message(message).to_pre_key()))
+            pre_key = _any_message(message).to_pre_key()
+            return pre_key is not None and bool(self._session.session_matches(pre_key))
         except (vodozemac.DecodeException, ValueError, TypeError):
             return False
 
@@ -160,8 +161,9 @@ class DeviceAccount:
         return self._signed(self._account.one_time_keys)
 
     def new_fallback_key(self) -> SignedKey:
-        self._account.generate_fallback_key()
-        return self._signed(self._account.fallback_key)[0]
+        # Present in vodozemac 0.10 at run time, missing from its type stubs.
+        self._account.generate_fallback_key()  # type: ignore[attr-defined]
+        return self._signed(self._account.fallback_key)[0]  # type: ignore[attr-defined]
 
     def mark_published(self) -> None:
         self._account.mark_keys_as_published()
@@ -188,10 +190,12 @@ class DeviceAccount:
         consumed only on success. Raises DecryptionError otherwise."""
         if message.message_type != 0:
             raise DecryptionError("only a pre-key message can start a session")
+        pre_key = _any_message(message).to_pre_key()
+        if pre_key is None:
+            raise DecryptionError("not a pre-key message")
         try:
             session, plaintext = self._account.create_inbound_session(
-                vodozemac.Curve25519PublicKey.from_base64(peer_curve25519),
-                _any_message(message).to_pre_key(),
+                vodozemac.Curve25519PublicKey.from_base64(peer_curve25519), pre_key
             )
         except (
             vodozemac.SessionCreationException,

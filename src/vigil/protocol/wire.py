@@ -18,6 +18,7 @@ from vigil.protocol.encoding import b64decode, canonical_json
 
 __all__ = [
     "MAX_CIPHERTEXTS_PER_SEND",
+    "MEGOLM_MESSAGE_TYPE",
     "MAX_OLM_CIPHERTEXT_BYTES",
     "AckRequest",
     "AddDeviceRequest",
@@ -46,11 +47,12 @@ __all__ = [
     "UploadKeysRequest",
 ]
 
-WIRE_VERSION = 1
+WIRE_VERSION: Literal[1] = 1
 MAX_CIPHERTEXTS_PER_SEND = 1000
 MAX_OLM_CIPHERTEXT_BYTES = 96 * 1024
 MAX_ONE_TIME_KEYS_PER_UPLOAD = 100
 MAX_ATTACHMENTS_PER_MESSAGE = 10
+MEGOLM_MESSAGE_TYPE = 2  # Delivery.type of a group message: one Megolm ciphertext shared by all members
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{3,32}$")]
 DeviceIdStr = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -98,6 +100,8 @@ class MessageKind(enum.StrEnum):
     TEXT = "text"
     IMAGE = "image"
     FILE = "file"
+    # Device-to-device key and verification traffic (room keys, SAS); never user content, never franked.
+    CONTROL = "control"
 
 
 class DeviceKeys(_Request):
@@ -237,7 +241,7 @@ class Delivery(_Response):
     commitment: str
     franking_tag: str
     server_ts_ms: int
-    type: Literal[0, 1]
+    type: Literal[0, 1, 2]  # Olm pre-key / normal, or MEGOLM_MESSAGE_TYPE for a group message
     body: str
 
 

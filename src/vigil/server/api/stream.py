@@ -46,7 +46,7 @@ async def _read_acks(
             frame = json.loads(text)
             if not isinstance(frame, dict) or frame.get("type") != "ack":
                 raise ValueError("unknown frame type")
-            request = AckRequest(delivery_ids=frame.get("delivery_ids"))
+            request = AckRequest.model_validate({"delivery_ids": frame.get("delivery_ids")})
         except (ValueError, pydantic.ValidationError):
             await websocket.send_json(
                 {"type": "error", "error": "invalid_request", "detail": "expected {type: ack, delivery_ids: [...]}"}

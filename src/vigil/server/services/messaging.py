@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Literal, cast
 
 from vigil.errors import ConflictError, NotFoundError, ValidationError
 from vigil.protocol.encoding import b64decode, b64encode
@@ -22,6 +23,7 @@ from vigil.protocol.wire import (
 from vigil.server.context import ServerContext
 from vigil.server.db.models import MessageRow, QueueRow
 from vigil.server.db.repositories import BlobRepository, DeviceRepository, MessageRepository, UserRepository
+from vigil.server.services import enforcement
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
 
@@ -76,6 +78,7 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
         recipient = await UserRepository(session).by_username(request.to)
         if recipient is None:
             raise NotFoundError(f"no user named {request.to}")
+        await enforcement.check_send(session, by.user_id, by.username, recipient)
         by_user = await DeviceRepository(session).of_users({recipient.id, by.user_id})
         recipient_devices = by_user[recipient.id]
         own_devices = [] if recipient.id == by.user_id else by_user[by.user_id]
@@ -142,9 +145,9 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
 
 
 def to_delivery(entry: QueueRow, message: MessageRow, sender: str) -> Delivery:
-    message_type = entry.message_type
-    if message_type not in (0, 1, 2):  # 2: a Megolm group message (see services/groups.py)
+    if entry.message_type not in (0, 1, 2):  # 2: a Megolm group message (services/groups.py)
         raise ValidationError("corrupt queue entry")
+    message_type = cast(Literal[0, 1, 2], entry.message_type)
     return Delivery(
         delivery_id=entry.id,
         message_id=message.client_id,
