@@ -20,6 +20,7 @@ from vigil.errors import ConflictError, DecryptionError, StorageError, TamperErr
 from vigil.protocol.attachments import decrypt_attachment, encrypt_attachment
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.olm import DeviceAccount, PairwiseSession
+from vigil.protocol.reports import Notice, ReportAccepted, ReportReason
 from vigil.protocol.wire import (
     AddDeviceRequest,
     AttachmentDescriptor,
@@ -412,6 +413,47 @@ class Client:
 
     def history(self, conversation: str, limit: int = 50) -> list[dict[str, object]]:
         return self.store.history(conversation, limit)
+
+    # ---- reports, blocks, notices (logic in vigil.client.reporting) ------------------------------
+
+    async def report(
+        self,
+        message: MessageEvent | str,
+        reason: ReportReason,
+        *,
+        conversation: str | None = None,
+        note: str | None = None,
+        context: int = 5,
+        attachments: dict[str, bytes] | None = None,
+        block: bool = False,
+    ) -> ReportAccepted:
+        """Reports a received message (a MessageEvent, or its id with `conversation`) with up to
+        `context` earlier messages; `block=True` also blocks the sender. Raises NotFoundError when the
+        message is not in this device's history, ValidationError on bad arguments."""
+        from vigil.client.reporting import report_from_client
+
+        found = dict(attachments or {})
+        if isinstance(message, MessageEvent):
+            conversation = message.conversation
+            if message.attachment is not None:
+                found.setdefault(message.message_id, message.attachment.data)
+            message = message.message_id
+        if conversation is None:
+            raise ValidationError("name the conversation of the reported message")
+        return await report_from_client(
+            self, message, conversation, reason, note=note, context=context, attachments=found, block=block
+        )
+
+    async def block(self, username: str) -> None:
+        """The server refuses that account's messages to this one from now on."""
+        await self.transport.block(username)
+
+    async def unblock(self, username: str) -> None:
+        await self.transport.unblock(username)
+
+    async def notices(self, after: int = 0) -> list[Notice]:
+        """Notices from the safety team (for example a warning) addressed to this account."""
+        return (await self.transport.notices(after)).notices
 
 
 def _rejected(delivery: Delivery, reason: str) -> RejectedDelivery:

@@ -20,6 +20,7 @@ from vigil.errors import (
     ValidationError,
     VigilError,
 )
+from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
 from vigil.protocol.wire import (
     AckRequest,
     AddDeviceRequest,
@@ -163,6 +164,26 @@ class Transport:
         response = await self._http.get(f"/v1/blobs/{blob_id}", headers=self._headers())
         _raise_for(response)
         return response.content
+
+    async def report(self, request: ReportRequest) -> ReportAccepted:
+        return await self._post("/v1/reports", request, ReportAccepted)
+
+    async def block(self, username: str) -> None:
+        response = await self._http.post(
+            "/v1/blocks",
+            content=BlockRequest(username=username).model_dump_json(),
+            headers={"Content-Type": "application/json", **self._headers()},
+        )
+        _raise_for(response)
+
+    async def unblock(self, username: str) -> None:
+        _raise_for(await self._http.delete(f"/v1/blocks/{username}", headers=self._headers()))
+
+    async def blocks(self) -> BlockList:
+        return await self._get("/v1/blocks", BlockList)
+
+    async def notices(self, after: int = 0) -> NoticeList:
+        return await self._get("/v1/notices", NoticeList, {"after": after})
 
     async def stream(self) -> AsyncIterator[tuple[list[Delivery], StreamAcker]]:
         """Yields batches of deliveries pushed over the WebSocket, with a callable to ack them on the

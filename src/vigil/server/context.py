@@ -28,3 +28,5 @@ class ServerContext:
     delivery: DeliveryHub
     blobs: BlobStore
     clock_ms: Callable[[], int] = field(default=system_clock_ms)
+    # Loaded on first use by `vigil.server.services.evidence.evidence_box` (reported content at rest).
+    report_key: bytes | None = None

@@ -14,6 +14,7 @@ from vigil.errors import ValidationError
 __all__ = ["Environment", "Settings"]
 
 _FRANKING_KEY_FILE = "franking.key"
+_REPORT_KEY_FILE = "report.key"
 
 
 class Environment(enum.StrEnum):
@@ -34,6 +35,13 @@ class Settings(BaseSettings):
     max_blob_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     blob_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
     fetch_batch: int = Field(default=100, gt=0, le=1000)
+    # AES-256-GCM key for reported content at rest, hex (32 bytes). In dev generated into the data dir.
+    report_key: SecretStr | None = None
+    report_retention_days: int = Field(default=365, gt=0)
+    console_secure_cookies: bool = True
+    console_session_minutes: int = Field(default=8 * 60, gt=0)
+    console_max_failed_logins: int = Field(default=5, gt=0)
+    console_lockout_minutes: int = Field(default=15, gt=0)
 
     @model_validator(mode="after")
     def _refuse_missing_secrets_outside_dev(self) -> Settings:
@@ -46,6 +54,19 @@ class Settings(BaseSettings):
                 raise ValueError("VIGIL_FRANKING_KEY must be hex") from error
             if len(raw) < 32:
                 raise ValueError("VIGIL_FRANKING_KEY must be at least 32 bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_missing_report_key_outside_dev(self) -> Settings:
+        if self.environment is not Environment.DEV and self.report_key is None:
+            raise ValueError("VIGIL_REPORT_KEY must be set outside dev")
+        if self.report_key is not None:
+            try:
+                raw = bytes.fromhex(self.report_key.get_secret_value())
+            except ValueError as error:
+                raise ValueError("VIGIL_REPORT_KEY must be hex") from error
+            if len(raw) != 32:
+                raise ValueError("VIGIL_REPORT_KEY must be 32 bytes")
         return self
 
     @property
@@ -65,6 +86,22 @@ class Settings(BaseSettings):
         if self.environment is not Environment.DEV:
             raise ValidationError("VIGIL_FRANKING_KEY must be set outside dev")
         path = self.data_dir / _FRANKING_KEY_FILE
+        if path.exists():
+            return bytes.fromhex(path.read_text().strip())
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        path.write_text(key.hex())
+        path.chmod(0o600)
+        return key
+
+    def load_report_key(self) -> bytes:
+        """The AES-256-GCM key for reported content at rest. Raises ValidationError outside dev when
+        unset; in dev it is generated once and kept in the data dir."""
+        if self.report_key is not None:
+            return bytes.fromhex(self.report_key.get_secret_value())
+        if self.environment is not Environment.DEV:
+            raise ValidationError("VIGIL_REPORT_KEY must be set outside dev")
+        path = self.data_dir / _REPORT_KEY_FILE
         if path.exists():
             return bytes.fromhex(path.read_text().strip())
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,12 @@ def test_prod_refuses_a_missing_or_weak_franking_key(tmp_path: Path) -> None:
         Settings(environment=Environment.PROD, data_dir=tmp_path, franking_key="00" * 8)  # type: ignore[arg-type]
     with pytest.raises(pydantic.ValidationError, match="hex"):
         Settings(environment=Environment.PROD, data_dir=tmp_path, franking_key="zz" * 32)  # type: ignore[arg-type]
-    good = Settings(environment=Environment.PROD, data_dir=tmp_path, franking_key="ab" * 32)  # type: ignore[arg-type]
+    good = Settings(
+        environment=Environment.PROD,
+        data_dir=tmp_path,
+        franking_key="ab" * 32,  # type: ignore[arg-type]
+        report_key="cd" * 32,  # type: ignore[arg-type]
+    )
     assert good.load_franking_key() == bytes.fromhex("ab" * 32)
 
 

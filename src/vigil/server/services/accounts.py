@@ -23,6 +23,7 @@ from vigil.protocol.wire import (
 from vigil.server.context import ServerContext
 from vigil.server.db.models import DeviceRow, UserRow
 from vigil.server.db.repositories import DeviceRepository, UserRepository
+from vigil.server.services import enforcement
 
 __all__ = ["AuthenticatedDevice", "add_device", "authenticate", "register_account"]
 
@@ -121,7 +122,8 @@ async def add_device(
 
 
 async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevice:
-    """Raises AuthenticationError for a malformed, unknown or wrong credential (one message for all)."""
+    """Raises AuthenticationError for a malformed, unknown or wrong credential (one message for all),
+    PolicyViolation for a suspended account."""
     device_id, _, secret = credential.partition(".")
     if not device_id or not secret or len(credential) > 200:
         raise AuthenticationError("invalid device credential")
@@ -131,4 +133,5 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
         if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
             raise AuthenticationError("invalid device credential")
         device, user = found
+        await enforcement.check_login(session, user.id)
         return AuthenticatedDevice(user.id, user.username, device.id, AgeBand(user.age_band))

@@ -1,0 +1,167 @@
+"""Report verification and case priority. Pure: the server hands in its key and what it stored.
+
+An item is verified only when (1) the revealed payload and franking key reproduce the commitment, (2) the
+server's tag over that commitment and the metadata the server saw (sender, conversation, timestamp,
+message id) verifies, (3) the payload names that same sender and conversation, (4) the reporter was a
+party to the conversation, and (5) a committed attachment is revealed with the committed hash and size.
+Anything else is kept as a claim with the reason it failed, never shown as proof.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import pydantic
+
+from vigil.errors import TamperError, ValidationError
+from vigil.protocol.encoding import b64decode
+from vigil.protocol.franking import FrankingContext, verify_commitment, verify_server_tag
+from vigil.protocol.reports import ReportReason
+from vigil.protocol.wire import AgeBand, InnerPayload
+
+__all__ = [
+    "ClaimedItem",
+    "ItemVerdict",
+    "StoredMessage",
+    "priority_for",
+    "priority_label",
+    "verify_item",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedItem:
+    """What the reporter revealed for one message (already base64-decoded)."""
+
+    payload: dict[str, object]
+    commitment: bytes
+    franking_tag: bytes | None
+    server_ts_ms: int | None
+    attachment: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """The server's own record of an accepted message (metadata only)."""
+
+    sender: str
+    conversation: str
+    server_ts_ms: int
+    commitment: bytes
+    franking_tag: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ItemVerdict:
+    verified: bool
+    reason: str  # why it failed; "verified" when it did not
+    payload: InnerPayload | None  # None when the payload does not even parse
+    sender: str | None  # the sender as the server saw it (verified) or as claimed
+    conversation: str | None
+    server_ts_ms: int | None
+
+
+def _failed(reason: str, payload: InnerPayload | None, ts: int | None = None) -> ItemVerdict:
+    return ItemVerdict(
+        False,
+        reason,
+        payload,
+        payload.sender if payload else None,
+        payload.conversation if payload else None,
+        ts,
+    )
+
+
+def _attachment_matches(payload: InnerPayload, data: bytes | None) -> str | None:
+    """None when fine, else why not."""
+    descriptor = payload.attachment
+    if descriptor is None:
+        return "an attachment was revealed for a message that has none" if data is not None else None
+    if data is None:
+        return "the attachment content was not provided"
+    try:
+        expected = b64decode(descriptor.sha256, field="attachment hash", max_bytes=32)
+    except ValidationError:
+        return "the committed attachment hash is malformed"
+    same_hash = hmac.compare_digest(hashlib.sha256(data).digest(), expected)
+    if not same_hash or len(data) != descriptor.size:
+        return "the attachment does not match the committed hash"
+    return None
+
+
+def verify_item(
+    server_key: bytes, reporter: str, claimed: ClaimedItem, stored: StoredMessage | None
+) -> ItemVerdict:
+    """Verifies one reported message. `stored` is the server's record of the message with the payload's
+    id from the payload's claimed sender, when it still has one. Never raises on bad input: every failure
+    is a verdict with a reason."""
+    try:
+        payload = InnerPayload.model_validate(claimed.payload)
+    except pydantic.ValidationError:
+        return _failed("the payload is malformed", None, claimed.server_ts_ms)
+    if payload.conversation.startswith("group:"):
+        return _failed("group messages cannot be verified yet", payload, claimed.server_ts_ms)
+    if reporter not in (payload.sender, payload.conversation):
+        return _failed("the reporter was not a party to this conversation", payload, claimed.server_ts_ms)
+    try:
+        franking_key = b64decode(payload.franking_key, field="franking key", max_bytes=64)
+        verify_commitment(franking_key, payload.franked_bytes(), claimed.commitment)
+    except (TamperError, ValidationError):
+        return _failed("the message does not match its commitment", payload, claimed.server_ts_ms)
+    if stored is not None:
+        if not hmac.compare_digest(stored.commitment, claimed.commitment):
+            return _failed(
+                "the commitment differs from the one the server accepted", payload, stored.server_ts_ms
+            )
+        context = FrankingContext(
+            stored.commitment, stored.sender, stored.conversation, stored.server_ts_ms, payload.message_id
+        )
+        tag = claimed.franking_tag if claimed.franking_tag is not None else stored.franking_tag
+    else:
+        if claimed.franking_tag is None or claimed.server_ts_ms is None:
+            return _failed("no server tag: the server holds no record of this message", payload, None)
+        context = FrankingContext(
+            claimed.commitment, payload.sender, payload.conversation, claimed.server_ts_ms, payload.message_id
+        )
+        tag = claimed.franking_tag
+    try:
+        verify_server_tag(server_key, context, tag)
+    except (TamperError, ValidationError):
+        return _failed("the server's franking tag does not verify", payload, context.server_ts_ms)
+    if payload.sender != context.sender or payload.conversation != context.conversation:
+        return _failed("the payload names a different sender or conversation", payload, context.server_ts_ms)
+    problem = _attachment_matches(payload, claimed.attachment)
+    if problem is not None:
+        return _failed(problem, payload, context.server_ts_ms)
+    return ItemVerdict(True, "verified", payload, context.sender, context.conversation, context.server_ts_ms)
+
+
+_BASE_PRIORITY = {
+    ReportReason.CSAM: 90,
+    ReportReason.SEXTORTION: 80,
+    ReportReason.GROOMING: 70,
+    ReportReason.HARASSMENT: 40,
+    ReportReason.SPAM: 20,
+    ReportReason.OTHER: 10,
+}
+_CHILD_SAFETY = frozenset({ReportReason.CSAM, ReportReason.GROOMING, ReportReason.SEXTORTION})
+
+
+def priority_for(reason: ReportReason, verified: bool, reporter_band: AgeBand) -> int:
+    """0-100. Child-safety reasons from a minor are urgent; verified evidence ranks above a bare claim."""
+    score = _BASE_PRIORITY[reason] + (10 if verified else 0)
+    if reporter_band.is_minor and reason in _CHILD_SAFETY:
+        score += 25
+    return min(score, 100)
+
+
+def priority_label(priority: int) -> str:
+    if priority >= 90:
+        return "urgent"
+    if priority >= 70:
+        return "high"
+    if priority >= 40:
+        return "normal"
+    return "low"

@@ -1,0 +1,42 @@
+"""Reports, blocks and account notices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
+from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.services import reports
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+UsernamePath = Annotated[str, Path(pattern=r"^[a-z0-9_]{3,32}$")]
+
+
+@router.post("/reports", status_code=201)
+async def submit(request: ReportRequest, ctx: Context, device: AuthDevice) -> ReportAccepted:
+    return await reports.submit_report(ctx, device, request)
+
+
+@router.post("/blocks", status_code=204)
+async def block(request: BlockRequest, ctx: Context, device: AuthDevice) -> Response:
+    await reports.block_user(ctx, device, request.username)
+    return Response(status_code=204)
+
+
+@router.delete("/blocks/{username}", status_code=204)
+async def unblock(username: UsernamePath, ctx: Context, device: AuthDevice) -> Response:
+    await reports.unblock_user(ctx, device, username)
+    return Response(status_code=204)
+
+
+@router.get("/blocks")
+async def blocks(ctx: Context, device: AuthDevice) -> BlockList:
+    return await reports.list_blocks(ctx, device)
+
+
+@router.get("/notices")
+async def notices(ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0)] = 0) -> NoticeList:
+    return await reports.list_notices(ctx, device, after)

@@ -1,0 +1,231 @@
+"""Queries of the trust & safety tables. Like `repositories`, they flush but never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.server.db.models import DeviceRow, MessageRow, UserRow
+from vigil.server.db.safety_models import (
+    AccountActionRow,
+    AccountStandingRow,
+    BlockRow,
+    CaseNoteRow,
+    CaseRow,
+    NoticeRow,
+    ReportItemRow,
+    ReportRow,
+)
+
+__all__ = ["AccountFacts", "BlockRepository", "CaseRepository", "QueueFilter", "ReportRepository"]
+
+OPEN_STATES = ("open", "in_review", "escalated")
+
+
+class BlockRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def exists(self, blocker: int, blocked: int) -> bool:
+        key = {"blocker_user_id": blocker, "blocked_user_id": blocked}
+        return await self._session.get(BlockRow, key) is not None
+
+    async def add(self, blocker: int, blocked: int, now_ms: int) -> bool:
+        """True when the block is new."""
+        if await self.exists(blocker, blocked):
+            return False
+        self._session.add(BlockRow(blocker_user_id=blocker, blocked_user_id=blocked, created_at_ms=now_ms))
+        await self._session.flush()
+        return True
+
+    async def remove(self, blocker: int, blocked: int) -> None:
+        await self._session.execute(
+            delete(BlockRow).where(BlockRow.blocker_user_id == blocker, BlockRow.blocked_user_id == blocked)
+        )
+
+    async def blocked_by(self, blocker: int) -> Sequence[str]:
+        rows = await self._session.scalars(
+            select(UserRow.username)
+            .join(BlockRow, BlockRow.blocked_user_id == UserRow.id)
+            .where(BlockRow.blocker_user_id == blocker)
+            .order_by(UserRow.username)
+        )
+        return rows.all()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    states: tuple[str, ...] = OPEN_STATES
+    reason: str | None = None
+    priority_at_least: int | None = None
+    verified: bool | None = None
+    assignee_id: int | None = None
+    limit: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """The metadata timeline of an account: never content."""
+
+    username: str
+    age_band: str
+    created_at_ms: int
+    standing: str
+    devices: int
+    messages_sent: int
+    messages_received: int
+    reports_received: int
+    blocks_received: int
+    actions: list[tuple[int, str]]
+
+
+class CaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, case_id: int) -> CaseRow | None:
+        return await self._session.get(CaseRow, case_id)
+
+    async def open_case_about(self, user_id: int) -> CaseRow | None:
+        return await self._session.scalar(
+            select(CaseRow)
+            .where(CaseRow.subject_user_id == user_id, CaseRow.state.in_(OPEN_STATES))
+            .order_by(CaseRow.id)
+            .limit(1)
+        )
+
+    async def add(self, row: CaseRow) -> CaseRow:
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+    async def queue(self, where: QueueFilter) -> Sequence[tuple[CaseRow, str, int]]:
+        """Cases with the subject's username and the number of reports, most urgent first."""
+        reports = (
+            select(ReportRow.case_id, func.count(ReportRow.id).label("n"))
+            .group_by(ReportRow.case_id)
+            .subquery()
+        )
+        query = (
+            select(CaseRow, UserRow.username, func.coalesce(reports.c.n, 0))
+            .join(UserRow, UserRow.id == CaseRow.subject_user_id)
+            .outerjoin(reports, reports.c.case_id == CaseRow.id)
+            .where(CaseRow.state.in_(where.states))
+        )
+        if where.reason is not None:
+            query = query.where(CaseRow.top_reason == where.reason)
+        if where.priority_at_least is not None:
+            query = query.where(CaseRow.priority >= where.priority_at_least)
+        if where.verified is not None:
+            query = query.where(CaseRow.verified == where.verified)
+        if where.assignee_id is not None:
+            query = query.where(CaseRow.assignee_id == where.assignee_id)
+        query = query.order_by(CaseRow.priority.desc(), CaseRow.created_at_ms).limit(where.limit)
+        rows = await self._session.execute(query)
+        return [(row[0], row[1], int(row[2])) for row in rows.all()]
+
+    async def reports_of(self, case_id: int) -> Sequence[tuple[ReportRow, str]]:
+        rows = await self._session.execute(
+            select(ReportRow, UserRow.username)
+            .join(UserRow, UserRow.id == ReportRow.reporter_user_id)
+            .where(ReportRow.case_id == case_id)
+            .order_by(ReportRow.id)
+        )
+        return [(row[0], row[1]) for row in rows.all()]
+
+    async def items_of(self, report_ids: Sequence[int]) -> Sequence[ReportItemRow]:
+        if not report_ids:
+            return []
+        rows = await self._session.scalars(
+            select(ReportItemRow)
+            .where(ReportItemRow.report_id.in_(report_ids))
+            .order_by(ReportItemRow.report_id, ReportItemRow.position)
+        )
+        return rows.all()
+
+    async def item(self, item_id: int) -> tuple[ReportItemRow, ReportRow] | None:
+        row = (
+            await self._session.execute(
+                select(ReportItemRow, ReportRow)
+                .join(ReportRow, ReportRow.id == ReportItemRow.report_id)
+                .where(ReportItemRow.id == item_id)
+            )
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
+
+    async def notes_of(self, case_id: int) -> Sequence[CaseNoteRow]:
+        rows = await self._session.scalars(
+            select(CaseNoteRow).where(CaseNoteRow.case_id == case_id).order_by(CaseNoteRow.id)
+        )
+        return rows.all()
+
+    async def add_note(self, row: CaseNoteRow) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def account_facts(self, user: UserRow) -> AccountFacts:
+        async def count(query: object) -> int:
+            return int(await self._session.scalar(query) or 0)  # type: ignore[call-overload]
+
+        standing = await self._session.get(AccountStandingRow, user.id)
+        actions = await self._session.execute(
+            select(AccountActionRow.created_at_ms, AccountActionRow.action)
+            .where(AccountActionRow.user_id == user.id)
+            .order_by(AccountActionRow.id)
+        )
+        return AccountFacts(
+            username=user.username,
+            age_band=user.age_band,
+            created_at_ms=user.created_at_ms,
+            standing=standing.standing if standing else "active",
+            devices=await count(
+                select(func.count()).select_from(DeviceRow).where(DeviceRow.user_id == user.id)
+            ),
+            messages_sent=await count(
+                select(func.count()).select_from(MessageRow).where(MessageRow.sender_user_id == user.id)
+            ),
+            messages_received=await count(
+                select(func.count()).select_from(MessageRow).where(MessageRow.conversation == user.username)
+            ),
+            reports_received=await count(
+                select(func.count()).select_from(ReportRow).where(ReportRow.reported_user_id == user.id)
+            ),
+            blocks_received=await count(
+                select(func.count()).select_from(BlockRow).where(BlockRow.blocked_user_id == user.id)
+            ),
+            actions=[(int(row[0]), str(row[1])) for row in actions.all()],
+        )
+
+
+class ReportRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, row: ReportRow) -> ReportRow:
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+    async def add_items(self, rows: Sequence[ReportItemRow]) -> None:
+        self._session.add_all(rows)
+        await self._session.flush()
+
+    async def expired(self, now_ms: int, limit: int = 500) -> Sequence[int]:
+        rows = await self._session.scalars(
+            select(ReportRow.id).where(ReportRow.expires_at_ms <= now_ms).limit(limit)
+        )
+        return rows.all()
+
+    async def delete(self, report_ids: Sequence[int]) -> None:
+        if report_ids:
+            await self._session.execute(delete(ReportItemRow).where(ReportItemRow.report_id.in_(report_ids)))
+            await self._session.execute(delete(ReportRow).where(ReportRow.id.in_(report_ids)))
+
+    async def notices(self, user_id: int, after: int) -> Sequence[NoticeRow]:
+        rows = await self._session.scalars(
+            select(NoticeRow).where(NoticeRow.user_id == user_id, NoticeRow.id > after).order_by(NoticeRow.id)
+        )
+        return rows.all()

@@ -1,0 +1,394 @@
+"""Cases and the actions reviewers take on them (DESIGN.md §3 "Review"). Every evidence view and every
+action appends to the audit log in the same transaction as the change it records.
+
+The caller (the console) has already authenticated and authorised the reviewer; `actor` names them in
+the audit log.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+from dataclasses import dataclass
+
+from PIL import Image, ImageFilter, UnidentifiedImageError
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.errors import ConflictError, NotFoundError, StorageError, ValidationError
+from vigil.protocol.reports import ReportReason
+from vigil.safety.reports import priority_label
+from vigil.server.context import ServerContext
+from vigil.server.db.repositories import UserRepository
+from vigil.server.db.safety_models import (
+    AccountActionRow,
+    AccountStandingRow,
+    AuditRow,
+    CaseNoteRow,
+    CaseRow,
+    NoticeRow,
+)
+from vigil.server.db.safety_repositories import AccountFacts, CaseRepository, QueueFilter
+from vigil.server.services.audit import append_audit, entries_for
+from vigil.server.services.enforcement import Standing
+from vigil.server.services.evidence import evidence_box
+from vigil.server.services.reports import item_content_context
+
+__all__ = [
+    "CaseAction",
+    "CaseDetail",
+    "CaseState",
+    "CaseSummary",
+    "EvidenceItem",
+    "ReportView",
+    "add_note",
+    "apply_action",
+    "assign",
+    "case_detail",
+    "evidence_image",
+    "queue",
+    "reopen",
+    "reveal_image",
+]
+
+WARNING_TEXT = (
+    "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
+    "Further violations can lead to your account being restricted or suspended."
+)
+
+
+class CaseState(enum.StrEnum):
+    OPEN = "open"
+    IN_REVIEW = "in_review"
+    ESCALATED = "escalated"
+    ACTIONED = "actioned"
+    DISMISSED = "dismissed"
+
+
+class CaseAction(enum.StrEnum):
+    WARN = "warn"
+    RESTRICT = "restrict"
+    SUSPEND = "suspend"
+    LIFT = "lift"
+    DISMISS = "dismiss"
+    ESCALATE = "escalate"  # placeholder: the NCMEC CyberTipline issue plugs in here
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSummary:
+    id: int
+    subject: str
+    state: str
+    priority: int
+    priority_label: str
+    reason: str
+    reason_label: str
+    verified: bool
+    reports: int
+    assignee_id: int | None
+    updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    id: int
+    position: int
+    sender: str | None
+    conversation: str | None
+    server_ts_ms: int | None
+    kind: str | None
+    verified: bool
+    verdict: str
+    text: str
+    has_image: bool
+    attachment_mime: str | None
+    revealed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReportView:
+    id: int
+    reporter: str
+    reporter_age_band: str
+    reason_label: str
+    note: str | None
+    blocked: bool
+    created_at_ms: int
+    items: list[EvidenceItem]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDetail:
+    case: CaseSummary
+    facts: AccountFacts
+    reports: list[ReportView]
+    notes: list[tuple[int, int, str]]  # (created_at_ms, reviewer id, text)
+    audit: list[AuditRow]
+
+
+def _summary(case: CaseRow, subject: str, reports: int) -> CaseSummary:
+    reason = ReportReason(case.top_reason)
+    return CaseSummary(
+        id=case.id,
+        subject=subject,
+        state=case.state,
+        priority=case.priority,
+        priority_label=priority_label(case.priority),
+        reason=reason.value,
+        reason_label=reason.label,
+        verified=case.verified,
+        reports=reports,
+        assignee_id=case.assignee_id,
+        updated_at_ms=case.updated_at_ms,
+    )
+
+
+async def queue(ctx: ServerContext, where: QueueFilter) -> list[CaseSummary]:
+    async with ctx.sessions() as session:
+        rows = await CaseRepository(session).queue(where)
+        return [_summary(case, subject, n) for case, subject, n in rows]
+
+
+async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: frozenset[int]) -> CaseDetail:
+    """Decrypts the case's evidence for display and logs the view. Raises NotFoundError."""
+    box = evidence_box(ctx)
+    async with ctx.sessions() as session, session.begin():
+        cases = CaseRepository(session)
+        case = await cases.get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        subject = await UserRepository(session).by_id(case.subject_user_id)
+        if subject is None:
+            raise NotFoundError("the case's account no longer exists")
+        report_rows = list(await cases.reports_of(case_id))
+        items = await cases.items_of([r.id for r, _ in report_rows])
+        views = []
+        for report, reporter in report_rows:
+            evidence = []
+            for item in (i for i in items if i.report_id == report.id):
+                try:
+                    payload = json.loads(
+                        box.open(item.content_enc, item_content_context(report.id, item.position, "content"))
+                    )
+                    text = str(payload.get("body", "")) if isinstance(payload, dict) else ""
+                except (StorageError, ValueError):
+                    text = "[evidence could not be decrypted]"
+                evidence.append(
+                    EvidenceItem(
+                        id=item.id,
+                        position=item.position,
+                        sender=item.sender,
+                        conversation=item.conversation,
+                        server_ts_ms=item.server_ts_ms,
+                        kind=item.kind,
+                        verified=item.verified,
+                        verdict=item.verdict,
+                        text=text,
+                        has_image=item.attachment_enc is not None
+                        and (item.attachment_mime or "").startswith("image/"),
+                        attachment_mime=item.attachment_mime,
+                        revealed=item.id in revealed,
+                    )
+                )
+            note = None
+            if report.note_enc is not None:
+                note = box.open(report.note_enc, f"report:{report.id}:note").decode()
+            views.append(
+                ReportView(
+                    id=report.id,
+                    reporter=reporter,
+                    reporter_age_band=report.reporter_age_band,
+                    reason_label=ReportReason(report.reason).label,
+                    note=note,
+                    blocked=report.blocked,
+                    created_at_ms=report.created_at_ms,
+                    items=sorted(evidence, key=lambda e: -e.position),
+                )
+            )
+        notes = [
+            (n.created_at_ms, n.reviewer_id, box.open(n.body_enc, f"case_note:{case_id}").decode())
+            for n in await cases.notes_of(case_id)
+        ]
+        facts = await cases.account_facts(subject)
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="case.viewed",
+            target=f"case:{case_id}",
+            details={"items": [i.id for i in items]},
+        )
+        trail = await entries_for(session, f"case:{case_id}")
+        return CaseDetail(_summary(case, subject.username, len(report_rows)), facts, views, notes, trail)
+
+
+def _blurred(data: bytes) -> bytes:
+    """A small greyscale, heavily blurred rendering: enough to see that there is a picture, not what."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.thumbnail((360, 360))
+            blurred = image.convert("L").filter(ImageFilter.GaussianBlur(radius=16))
+    except (UnidentifiedImageError, OSError, ValueError):
+        blurred = Image.new("L", (240, 160), color=128)
+    out = io.BytesIO()
+    blurred.save(out, format="PNG")
+    return out.getvalue()
+
+
+async def _item_attachment(ctx: ServerContext, item_id: int) -> tuple[bytes, str, int]:
+    box = evidence_box(ctx)
+    async with ctx.sessions() as session:
+        found = await CaseRepository(session).item(item_id)
+        if found is None or found[0].attachment_enc is None:
+            raise NotFoundError("no such evidence image")
+        item, report = found
+        data = box.open(
+            item.attachment_enc or b"", item_content_context(report.id, item.position, "attachment")
+        )
+        return data, item.attachment_mime or "application/octet-stream", report.case_id
+
+
+async def evidence_image(ctx: ServerContext, item_id: int, *, revealed: bool) -> tuple[bytes, str]:
+    """The blurred rendering, or the original once revealed (the reveal itself is logged by
+    `reveal_image`). Raises NotFoundError."""
+    data, mime, _case = await _item_attachment(ctx, item_id)
+    if not revealed or not mime.startswith("image/"):
+        return _blurred(data), "image/png"
+    return data, mime
+
+
+async def reveal_image(ctx: ServerContext, actor: str, item_id: int) -> int:
+    """Logs that `actor` revealed an evidence image; returns its case id. Raises NotFoundError."""
+    _data, _mime, case_id = await _item_attachment(ctx, item_id)
+    async with ctx.sessions() as session, session.begin():
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="evidence.image_revealed",
+            target=f"case:{case_id}",
+            details={"item": item_id},
+        )
+    return case_id
+
+
+async def _set_standing(ctx_now: int, session: AsyncSession, user_id: int, standing: Standing) -> None:
+    await session.execute(delete(AccountStandingRow).where(AccountStandingRow.user_id == user_id))
+    if standing is not Standing.ACTIVE:
+        session.add(AccountStandingRow(user_id=user_id, standing=standing.value, updated_at_ms=ctx_now))
+
+
+async def apply_action(
+    ctx: ServerContext, actor: str, reviewer_id: int | None, case_id: int, action: CaseAction, note: str = ""
+) -> CaseState:
+    """Applies `action` to the case's account and moves the case on; returns the new state. Raises
+    NotFoundError, ConflictError when the case is already closed (dismiss/escalate)."""
+    now = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        case = await CaseRepository(session).get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
+        match action:
+            case CaseAction.WARN:
+                session.add(
+                    NoticeRow(
+                        user_id=case.subject_user_id, kind="warning", text=WARNING_TEXT, created_at_ms=now
+                    )
+                )
+                state = CaseState.ACTIONED
+            case CaseAction.RESTRICT:
+                await _set_standing(now, session, case.subject_user_id, Standing.RESTRICTED)
+                state = CaseState.ACTIONED
+            case CaseAction.SUSPEND:
+                await _set_standing(now, session, case.subject_user_id, Standing.SUSPENDED)
+                state = CaseState.ACTIONED
+            case CaseAction.LIFT:
+                await _set_standing(now, session, case.subject_user_id, Standing.ACTIVE)
+                state = CaseState(case.state)
+            case CaseAction.DISMISS | CaseAction.ESCALATE:
+                if closed:
+                    raise ConflictError("the case is closed; a lead can reopen it")
+                state = CaseState.DISMISSED if action is CaseAction.DISMISS else CaseState.ESCALATED
+        session.add(
+            AccountActionRow(
+                user_id=case.subject_user_id,
+                action=action.value,
+                case_id=case.id,
+                reviewer_id=reviewer_id,
+                created_at_ms=now,
+            )
+        )
+        case.state, case.updated_at_ms = state.value, now
+        details: dict[str, object] = {"action": action.value, "state": state.value}
+        if action is CaseAction.ESCALATE:
+            details["ncmec"] = "pending: CyberTipline submission is not wired yet"
+        if note:
+            details["note"] = note[:500]
+        await append_audit(
+            session,
+            now_ms=now,
+            actor=actor,
+            action=f"case.{action.value}",
+            target=f"case:{case_id}",
+            details=details,
+        )
+        return state
+
+
+async def add_note(ctx: ServerContext, actor: str, reviewer_id: int, case_id: int, text: str) -> None:
+    """Raises ValidationError for an empty or long note, NotFoundError."""
+    text = text.strip()
+    if not text or len(text) > 5000:
+        raise ValidationError("a note has 1 to 5000 characters")
+    box = evidence_box(ctx)
+    async with ctx.sessions() as session, session.begin():
+        cases = CaseRepository(session)
+        if await cases.get(case_id) is None:
+            raise NotFoundError("no such case")
+        await cases.add_note(
+            CaseNoteRow(
+                case_id=case_id,
+                reviewer_id=reviewer_id,
+                body_enc=box.seal(text.encode(), f"case_note:{case_id}"),
+                created_at_ms=ctx.clock_ms(),
+            )
+        )
+        await append_audit(
+            session, now_ms=ctx.clock_ms(), actor=actor, action="case.note_added", target=f"case:{case_id}"
+        )
+
+
+async def assign(ctx: ServerContext, actor: str, case_id: int, assignee_id: int | None) -> None:
+    """Assigns (or with None unassigns) the case; an open case goes into review. Raises NotFoundError."""
+    async with ctx.sessions() as session, session.begin():
+        case = await CaseRepository(session).get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        case.assignee_id = assignee_id
+        if assignee_id is not None and case.state == CaseState.OPEN:
+            case.state = CaseState.IN_REVIEW.value
+        case.updated_at_ms = ctx.clock_ms()
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="case.assigned",
+            target=f"case:{case_id}",
+            details={"assignee": assignee_id},
+        )
+
+
+async def reopen(ctx: ServerContext, actor: str, case_id: int) -> None:
+    """Raises NotFoundError, ConflictError when the case is not closed."""
+    async with ctx.sessions() as session, session.begin():
+        case = await CaseRepository(session).get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        if case.state not in (CaseState.ACTIONED, CaseState.DISMISSED, CaseState.ESCALATED):
+            raise ConflictError("the case is not closed")
+        case.state, case.updated_at_ms = CaseState.IN_REVIEW.value, ctx.clock_ms()
+        await append_audit(
+            session, now_ms=ctx.clock_ms(), actor=actor, action="case.reopened", target=f"case:{case_id}"
+        )

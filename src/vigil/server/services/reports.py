@@ -1,0 +1,256 @@
+"""Abuse reports, blocks and notices from the app side (DESIGN.md §3 "Report").
+
+A report is verified item by item (`vigil.safety.reports.verify_item`), stored encrypted at rest, and
+creates or joins the open case about the reported account. Expired reports are deleted.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.errors import NotFoundError, ValidationError
+from vigil.protocol.encoding import b64decode, canonical_json
+from vigil.protocol.reports import (
+    BlockList,
+    Notice,
+    NoticeList,
+    ReportAccepted,
+    ReportedMessage,
+    ReportReason,
+    ReportRequest,
+)
+from vigil.safety.reports import ClaimedItem, ItemVerdict, StoredMessage, priority_for, verify_item
+from vigil.server.context import ServerContext
+from vigil.server.db.models import UserRow
+from vigil.server.db.repositories import MessageRepository, UserRepository
+from vigil.server.db.safety_models import CaseRow, ReportItemRow, ReportRow
+from vigil.server.db.safety_repositories import BlockRepository, CaseRepository, ReportRepository
+from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.audit import append_audit
+from vigil.server.services.evidence import EvidenceBox, evidence_box
+
+__all__ = [
+    "block_user",
+    "item_content_context",
+    "list_blocks",
+    "list_notices",
+    "submit_report",
+    "sweep_expired_reports",
+    "unblock_user",
+]
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def item_content_context(report_id: int, position: int, column: str) -> str:
+    return f"report_item:{report_id}:{position}:{column}"
+
+
+def _claimed(message: ReportedMessage) -> ClaimedItem:
+    return ClaimedItem(
+        payload=dict(message.payload),
+        commitment=b64decode(message.commitment, field="commitment"),
+        franking_tag=None if message.franking_tag is None else b64decode(message.franking_tag, field="tag"),
+        server_ts_ms=message.server_ts_ms,
+        attachment=None if message.attachment is None else b64decode(message.attachment, field="attachment"),
+    )
+
+
+async def _stored(session: AsyncSession, claimed: ClaimedItem) -> StoredMessage | None:
+    sender, message_id = claimed.payload.get("sender"), claimed.payload.get("message_id")
+    if not isinstance(sender, str) or not isinstance(message_id, str):
+        return None
+    user = await UserRepository(session).by_username(sender)
+    if user is None:
+        return None
+    row = await MessageRepository(session).by_client_id(user.id, message_id)
+    if row is None:
+        return None
+    return StoredMessage(user.username, row.conversation, row.server_ts_ms, row.commitment, row.franking_tag)
+
+
+def _outside_conversation(verdict: ItemVerdict, pair: set[str]) -> ItemVerdict:
+    if not verdict.verified or {verdict.sender, verdict.conversation} == pair:
+        return verdict
+    return ItemVerdict(
+        False,
+        "not part of the reported conversation",
+        verdict.payload,
+        verdict.sender,
+        verdict.conversation,
+        verdict.server_ts_ms,
+    )
+
+
+def _item_row(
+    box: EvidenceBox, report_id: int, position: int, claimed: ClaimedItem, verdict: ItemVerdict
+) -> ReportItemRow:
+    payload = verdict.payload
+    message_id = claimed.payload.get("message_id")
+    attachment_mime = payload.attachment.mime if payload is not None and payload.attachment else None
+    return ReportItemRow(
+        report_id=report_id,
+        position=position,
+        message_id=str(message_id)[:64] if message_id is not None else "?",
+        sender=(verdict.sender or "")[:32] or None,
+        conversation=(verdict.conversation or "")[:80] or None,
+        server_ts_ms=verdict.server_ts_ms,
+        kind=payload.kind.value if payload is not None else None,
+        verified=verdict.verified,
+        verdict=verdict.reason[:200],
+        content_enc=box.seal(
+            canonical_json(claimed.payload), item_content_context(report_id, position, "content")
+        ),
+        attachment_enc=None
+        if claimed.attachment is None
+        else box.seal(claimed.attachment, item_content_context(report_id, position, "attachment")),
+        attachment_mime=attachment_mime,
+    )
+
+
+async def _case_for(
+    session: AsyncSession, subject: UserRow, reason: ReportReason, priority: int, verified: bool, now_ms: int
+) -> CaseRow:
+    cases = CaseRepository(session)
+    case = await cases.open_case_about(subject.id)
+    if case is None:
+        return await cases.add(
+            CaseRow(
+                subject_user_id=subject.id,
+                state="open",
+                priority=priority,
+                top_reason=reason.value,
+                verified=verified,
+                assignee_id=None,
+                created_at_ms=now_ms,
+                updated_at_ms=now_ms,
+            )
+        )
+    if priority > case.priority:
+        case.priority, case.top_reason = priority, reason.value
+    case.verified = case.verified or verified
+    case.updated_at_ms = now_ms
+    return case
+
+
+async def submit_report(
+    ctx: ServerContext, by: AuthenticatedDevice, request: ReportRequest
+) -> ReportAccepted:
+    """Verifies and stores a report, creates or joins the case about the reported account, and blocks
+    it when asked. Raises ValidationError when the reported message is the reporter's own or names no
+    sender, NotFoundError when its sender does not exist."""
+    box = evidence_box(ctx)
+    now_ms = ctx.clock_ms()
+    claimed = [_claimed(m) for m in request.messages]
+    async with ctx.sessions() as session, session.begin():
+        verdicts = [verify_item(ctx.franking_key, by.username, c, await _stored(session, c)) for c in claimed]
+        primary = verdicts[0]
+        reported_name = primary.sender or claimed[0].payload.get("sender")
+        if not isinstance(reported_name, str):
+            raise ValidationError("the reported message names no sender")
+        if reported_name == by.username:
+            raise ValidationError("you cannot report your own message")
+        reported = await UserRepository(session).by_username(reported_name)
+        if reported is None:
+            raise NotFoundError(f"no user named {reported_name}")
+        pair = {by.username, reported.username}
+        verdicts = [primary] + [_outside_conversation(v, pair) for v in verdicts[1:]]
+        priority = priority_for(request.reason, primary.verified, by.age_band)
+        case = await _case_for(session, reported, request.reason, priority, primary.verified, now_ms)
+        report = await ReportRepository(session).add(
+            ReportRow(
+                case_id=case.id,
+                reporter_user_id=by.user_id,
+                reported_user_id=reported.id,
+                reason=request.reason.value,
+                reporter_age_band=by.age_band.value,
+                note_enc=None,
+                blocked=request.block,
+                created_at_ms=now_ms,
+                expires_at_ms=now_ms + ctx.settings.report_retention_days * DAY_MS,
+            )
+        )
+        if request.note:
+            report.note_enc = box.seal(request.note.encode(), f"report:{report.id}:note")
+        await ReportRepository(session).add_items(
+            [
+                _item_row(box, report.id, n, c, v)
+                for n, (c, v) in enumerate(zip(claimed, verdicts, strict=True))
+            ]
+        )
+        if request.block:
+            await BlockRepository(session).add(by.user_id, reported.id, now_ms)
+        await append_audit(
+            session,
+            now_ms=now_ms,
+            actor=f"user:{by.username}",
+            action="report.submitted",
+            target=f"case:{case.id}",
+            details={
+                "report": report.id,
+                "reason": request.reason.value,
+                "verified": [v.verified for v in verdicts],
+                "blocked": request.block,
+            },
+        )
+        accepted = ReportAccepted(
+            report_id=report.id,
+            case_id=case.id,
+            reported=reported.username,
+            verified=[v.verified for v in verdicts],
+            blocked=request.block,
+        )
+    await sweep_expired_reports(ctx)
+    return accepted
+
+
+async def block_user(ctx: ServerContext, by: AuthenticatedDevice, username: str) -> None:
+    """Raises NotFoundError for an unknown user, ValidationError for blocking oneself."""
+    async with ctx.sessions() as session, session.begin():
+        target = await UserRepository(session).by_username(username)
+        if target is None:
+            raise NotFoundError(f"no user named {username}")
+        if target.id == by.user_id:
+            raise ValidationError("you cannot block yourself")
+        await BlockRepository(session).add(by.user_id, target.id, ctx.clock_ms())
+
+
+async def unblock_user(ctx: ServerContext, by: AuthenticatedDevice, username: str) -> None:
+    """Raises NotFoundError for an unknown user."""
+    async with ctx.sessions() as session, session.begin():
+        target = await UserRepository(session).by_username(username)
+        if target is None:
+            raise NotFoundError(f"no user named {username}")
+        await BlockRepository(session).remove(by.user_id, target.id)
+
+
+async def list_blocks(ctx: ServerContext, by: AuthenticatedDevice) -> BlockList:
+    async with ctx.sessions() as session:
+        return BlockList(blocked=list(await BlockRepository(session).blocked_by(by.user_id)))
+
+
+async def list_notices(ctx: ServerContext, by: AuthenticatedDevice, after: int = 0) -> NoticeList:
+    async with ctx.sessions() as session:
+        rows = await ReportRepository(session).notices(by.user_id, after)
+        return NoticeList(
+            notices=[Notice(id=r.id, kind=r.kind, text=r.text, created_at_ms=r.created_at_ms) for r in rows]
+        )
+
+
+async def sweep_expired_reports(ctx: ServerContext) -> int:
+    """Deletes reports (and their encrypted content) past retention; returns how many. Cases stay, as
+    metadata, with their audit trail."""
+    async with ctx.sessions() as session, session.begin():
+        reports = ReportRepository(session)
+        expired = list(await reports.expired(ctx.clock_ms()))
+        await reports.delete(expired)
+        if expired:
+            await append_audit(
+                session,
+                now_ms=ctx.clock_ms(),
+                actor="system",
+                action="reports.expired",
+                target="retention",
+                details={"reports": expired},
+            )
+    return len(expired)
