@@ -14,14 +14,17 @@ from typing import TypeVar
 import httpx
 
 from vigil.client.engine import Engine, OpenedMessage, PeerDevice, device_from_info
+from vigil.client.groups import GroupManager, GroupUpdated
 from vigil.client.store import DeviceStore, StoredDevice, StoredSession
 from vigil.client.transport import StaleDeviceList, Transport
+from vigil.client.verification import VerificationEvent, VerificationManager
 from vigil.errors import ConflictError, DecryptionError, StorageError, TamperError, ValidationError
 from vigil.protocol.attachments import decrypt_attachment, encrypt_attachment
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.olm import DeviceAccount, PairwiseSession
 from vigil.protocol.reports import Notice, ReportAccepted, ReportReason
 from vigil.protocol.wire import (
+    MEGOLM_MESSAGE_TYPE,
     AddDeviceRequest,
     AttachmentDescriptor,
     ClaimKeysRequest,
@@ -83,7 +86,7 @@ class RejectedDelivery:
     reason: str
 
 
-Event = MessageEvent | RejectedDelivery
+Event = MessageEvent | RejectedDelivery | GroupUpdated | VerificationEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,8 @@ class Client:
         self.store = store
         self.transport = transport
         self.engine = engine
+        self.groups = GroupManager(self)  # encrypted groups (vigil.client.groups)
+        self.verification = VerificationManager(self)  # safety numbers, SAS, key-change warnings
 
     @property
     def username(self) -> str:
@@ -230,6 +235,7 @@ class Client:
 
     def _replace_devices(self, username: str, infos: list[DeviceInfo]) -> None:
         devices = [device_from_info(username, info) for info in infos if info.device_id != self.device_id]
+        self.verification.observe(username, [info for info in infos if info.device_id != self.device_id])
         with self.store.transaction():
             current = {d.device_id for d in devices}
             for old in self.store.devices_of(username):
@@ -293,6 +299,7 @@ class Client:
         it locally. The ratchet advanced, so state is persisted before anything goes on the network: a
         crash never reuses a message key. Raises ValidationError when there is no device to send to."""
         targets = await self._targets(payload.conversation)
+        self.verification.check_can_send({d.username for d in targets})
         if not targets:
             raise ValidationError("there is no other device to send to")
         await self._ensure_sessions(targets)
@@ -383,6 +390,12 @@ class Client:
         sender_device = await self._sender_device(delivery)
         if sender_device is None:
             return _rejected(delivery, "the sender device is unknown")
+        if delivery.type == MEGOLM_MESSAGE_TYPE:
+            return await self.groups.open(delivery)
+        if delivery.kind is MessageKind.CONTROL:
+            from vigil.client.control import open_control
+
+            return await open_control(self, delivery, sender_device)
         try:
             opened = self.engine.open(delivery, sender_device, self.store.pickle_key)
             attachment = await self._fetch_attachment(opened.payload.attachment)
@@ -458,6 +471,24 @@ class Client:
 
 def _rejected(delivery: Delivery, reason: str) -> RejectedDelivery:
     return RejectedDelivery(delivery.delivery_id, delivery.sender, delivery.sender_device, reason)
+
+
+def _event_from_payload(
+    payload: InnerPayload, delivery: Delivery, attachment: ReceivedAttachment | None, me: str
+) -> MessageEvent:
+    """A group message's event: its conversation is always `group:<id>`."""
+    return MessageEvent(
+        message_id=payload.message_id,
+        conversation=payload.conversation,
+        sender=payload.sender,
+        sender_device=delivery.sender_device,
+        kind=payload.kind,
+        text=payload.body,
+        attachment=attachment,
+        sent_at_ms=payload.sent_at_ms,
+        server_ts_ms=delivery.server_ts_ms,
+        outgoing=payload.sender == me,
+    )
 
 
 def _event(opened: OpenedMessage, attachment: ReceivedAttachment | None, me: str) -> MessageEvent:

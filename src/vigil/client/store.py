@@ -94,6 +94,12 @@ class DeviceStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For feature modules (groups, verification) that keep their own tables in this file; they write
+        inside `transaction()` and seal secrets with `seal`."""
+        return self._db
+
     def seal(self, plaintext: bytes, context: bytes) -> bytes:
         nonce = os.urandom(12)
         return nonce + self._data.encrypt(nonce, plaintext, context)

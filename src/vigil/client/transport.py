@@ -20,6 +20,16 @@ from vigil.errors import (
     ValidationError,
     VigilError,
 )
+from vigil.protocol.group_wire import (
+    AddMemberRequest,
+    CreateGroupRequest,
+    GroupDevices,
+    GroupInfo,
+    GroupList,
+    GroupSendRequest,
+    ToDeviceAccepted,
+    ToDeviceRequest,
+)
 from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
 from vigil.protocol.wire import (
     AckRequest,
@@ -184,6 +194,38 @@ class Transport:
 
     async def notices(self, after: int = 0) -> NoticeList:
         return await self._get("/v1/notices", NoticeList, {"after": after})
+
+    # ---- groups and control messages (see vigil.protocol.group_wire) ------------------------------
+
+    async def create_group(self, request: CreateGroupRequest) -> GroupInfo:
+        return await self._post("/v1/groups", request, GroupInfo)
+
+    async def list_groups(self) -> GroupList:
+        return await self._get("/v1/groups", GroupList)
+
+    async def group_info(self, group_id: str) -> GroupInfo:
+        return await self._get(f"/v1/groups/{group_id}", GroupInfo)
+
+    async def add_group_member(self, group_id: str, request: AddMemberRequest) -> GroupInfo:
+        return await self._post(f"/v1/groups/{group_id}/members", request, GroupInfo)
+
+    async def remove_group_member(self, group_id: str, username: str) -> GroupInfo:
+        response = await self._http.delete(f"/v1/groups/{group_id}/members/{username}", headers=self._headers())
+        _raise_for(response)
+        return GroupInfo.model_validate(response.json())
+
+    async def leave_group(self, group_id: str) -> None:
+        response = await self._http.post(f"/v1/groups/{group_id}/leave", headers=self._headers())
+        _raise_for(response)
+
+    async def group_devices(self, group_id: str) -> GroupDevices:
+        return await self._get(f"/v1/groups/{group_id}/devices", GroupDevices)
+
+    async def send_group(self, group_id: str, request: GroupSendRequest) -> SendAccepted:
+        return await self._post(f"/v1/groups/{group_id}/messages", request, SendAccepted)
+
+    async def to_device(self, request: ToDeviceRequest) -> ToDeviceAccepted:
+        return await self._post("/v1/to-device", request, ToDeviceAccepted)
 
     async def stream(self) -> AsyncIterator[tuple[list[Delivery], StreamAcker]]:
         """Yields batches of deliveries pushed over the WebSocket, with a callable to ack them on the

@@ -21,6 +21,8 @@ __all__ = [
     "BlobFetcherRow",
     "BlobRow",
     "DeviceRow",
+    "GroupMemberRow",
+    "GroupRow",
     "MessageRow",
     "OneTimeKeyRow",
     "QueueRow",
@@ -130,3 +132,24 @@ class BlobFetcherRow(Base):
 
     blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True)
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class GroupRow(Base):
+    """A group as the server knows it: an opaque id. Its name and topic exist only inside ciphertexts."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class GroupMemberRow(Base):
+    """Membership: the server needs it to fan out group messages and, later, for safety signals."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    joined_at_ms: Mapped[int] = mapped_column(BigInteger)

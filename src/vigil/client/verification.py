@@ -1,0 +1,403 @@
+"""Key verification and key-change warnings for `Client` (`client.verification`).
+
+Verified state per contact, in the encrypted store:
+- UNVERIFIED: nothing compared yet (trust on first use).
+- VERIFIED: the user compared the safety number (`confirm_safety_number`, covers every device then
+  known) or completed SAS with one of the contact's devices; the verified device keys are recorded.
+- CHANGED: the contact was verified and then a device appeared or a key changed. This is the loud case:
+  every send to that contact (1:1 or to a group they are in) raises `VerificationRequired` until the user
+  calls `acknowledge_key_change` (back to UNVERIFIED; verify again to return to VERIFIED).
+
+Every change of a contact's device set or identity keys, verified or not, produces a `KeyChangeWarning`
+the moment the client learns the new device list, i.e. before anything is encrypted for the new keys;
+apps read them with `take_warnings()` (the CLI prints them before and after each send).
+
+SAS runs over Olm-encrypted `/v1/to-device` control messages; see `vigil.protocol.verification` for the
+protocol. A flow lives in memory for the life of the client (it is interactive).
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vigil.client.engine import PeerDevice
+from vigil.errors import PermissionDenied, ProtocolError, TamperError, ValidationError
+from vigil.protocol.encoding import b64encode
+from vigil.protocol.group_wire import ToDeviceCiphertext, ToDeviceRequest
+from vigil.protocol.olm import verify_device_keys
+from vigil.protocol.verification import (
+    SafetyNumber,
+    SasAccept,
+    SasCancel,
+    SasCancelCode,
+    SasDevice,
+    SasEmoji,
+    SasEstablished,
+    SasKey,
+    SasMac,
+    SasStart,
+    SasStarted,
+    safety_number,
+)
+from vigil.protocol.wire import DeviceInfo, DeviceKeys
+
+if TYPE_CHECKING:
+    from vigil.client.client import Client
+
+__all__ = [
+    "KeyChangeWarning",
+    "SasCancelled",
+    "SasCompleted",
+    "SasRequested",
+    "SasShowCode",
+    "VerificationEvent",
+    "VerificationManager",
+    "VerificationRequired",
+    "VerificationState",
+    "diff_device_keys",
+]
+
+MAX_PENDING_WARNINGS = 100
+
+
+class VerificationState(enum.StrEnum):
+    UNVERIFIED = "unverified"
+    VERIFIED = "verified"
+    CHANGED = "changed"  # was verified; keys changed since; sends refused until acknowledged
+
+
+class VerificationRequired(PermissionDenied):
+    """A verified contact's keys changed: acknowledge (and ideally re-verify) before sending to them."""
+
+    code = "verification_required"
+
+    def __init__(self, usernames: list[str]) -> None:
+        super().__init__(
+            f"the keys of verified contact(s) {', '.join(usernames)} changed; acknowledge or verify again"
+        )
+        self.usernames = usernames
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChangeWarning:
+    """A contact's devices or identity keys changed. `was_verified` marks the loud case."""
+
+    username: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed_keys: tuple[str, ...]
+    was_verified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SasRequested:
+    transaction_id: str
+    username: str
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SasShowCode:
+    """Show these to the user; both sides must see the same before `confirm_sas`."""
+
+    transaction_id: str
+    username: str
+    device_id: str
+    emoji: tuple[SasEmoji, ...]
+    decimals: tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SasCompleted:
+    transaction_id: str
+    username: str
+    device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SasCancelled:
+    transaction_id: str
+    username: str
+    device_id: str
+    code: SasCancelCode
+    reason: str
+    by_peer: bool
+
+
+VerificationEvent = KeyChangeWarning | SasRequested | SasShowCode | SasCompleted | SasCancelled
+
+
+def diff_device_keys(
+    old: dict[str, dict[str, str]], new: dict[str, dict[str, str]]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(added, removed, changed-key) device ids between two {device id: DeviceKeys JSON} snapshots."""
+    added = tuple(sorted(set(new) - set(old)))
+    removed = tuple(sorted(set(old) - set(new)))
+    changed = tuple(
+        sorted(
+            d
+            for d in set(old) & set(new)
+            if (old[d]["curve25519"], old[d]["ed25519"]) != (new[d]["curve25519"], new[d]["ed25519"])
+        )
+    )
+    return added, removed, changed
+
+
+@dataclass(slots=True)
+class _Flow:
+    peer_user: str
+    peer_device: str
+    started: SasStarted | None = None
+    established: SasEstablished | None = None
+    confirmed: bool = False
+    peer_mac: SasMac | None = None
+    pending_start: SasStart | None = None
+    events: list[Any] = field(default_factory=list)
+
+
+class VerificationManager:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._warnings: list[KeyChangeWarning] = []
+        self._flows: dict[str, _Flow] = {}
+
+    @property
+    def _store(self) -> Any:
+        return self._client.groups.store
+
+    # ---- key tracking ----------------------------------------------------------------------------
+
+    def observe(self, username: str, infos: list[DeviceInfo]) -> KeyChangeWarning | None:
+        """Records the device list the server just gave for `username` (self-signatures checked by the
+        caller) and returns (and queues) a warning if it differs from the last one seen."""
+        new = {i.device_id: i.keys.model_dump() for i in infos}
+        record = self._store.seen_keys(username)
+        client = self._client
+        if record == new:
+            return None
+        with client.store.transaction():
+            self._store.save_seen_keys(username, new)
+            if record is None:
+                return None  # first contact: trust on first use
+            added, removed, changed = diff_device_keys(record, new)
+            verified = self._store.verification(username)
+            was_verified = verified is not None and verified["state"] == VerificationState.VERIFIED
+            if verified is not None and verified["state"] != VerificationState.UNVERIFIED:
+                devices = {d: k for d, k in verified["devices"].items() if d not in removed}
+                state = verified["state"]
+                if was_verified and (added or changed):
+                    state = VerificationState.CHANGED
+                self._store.save_verification(username, {"state": state, "devices": devices})
+        warning = KeyChangeWarning(username, added, removed, changed, was_verified and bool(added or changed))
+        self._warnings = [*self._warnings, warning][-MAX_PENDING_WARNINGS:]
+        return warning
+
+    def take_warnings(self) -> list[KeyChangeWarning]:
+        warnings, self._warnings = self._warnings, []
+        return warnings
+
+    def known_keys(self, username: str, device_id: str) -> DeviceKeys | None:
+        """The self-signed keys last seen for a device in its owner's device list."""
+        record = self._store.seen_keys(username)
+        if record is None or device_id not in record:
+            return None
+        return DeviceKeys.model_validate(record[device_id])
+
+    def state(self, username: str) -> VerificationState:
+        record = self._store.verification(username)
+        return VerificationState.UNVERIFIED if record is None else VerificationState(record["state"])
+
+    def check_can_send(self, usernames: set[str]) -> None:
+        """Raises VerificationRequired if any of them is a verified contact whose keys changed."""
+        changed = sorted(u for u in usernames if self.state(u) is VerificationState.CHANGED)
+        if changed:
+            raise VerificationRequired(changed)
+
+    def acknowledge_key_change(self, username: str) -> None:
+        """The user saw the warning: the contact becomes unverified and sends are allowed again."""
+        with self._client.store.transaction():
+            self._store.save_verification(username, {"state": VerificationState.UNVERIFIED, "devices": {}})
+
+    def _mark_verified(self, username: str, devices: dict[str, str]) -> None:
+        record = self._store.verification(username)
+        known = dict(record["devices"]) if record and record["state"] == VerificationState.VERIFIED else {}
+        with self._client.store.transaction():
+            self._store.save_verification(
+                username, {"state": VerificationState.VERIFIED, "devices": known | devices}
+            )
+
+    # ---- safety numbers --------------------------------------------------------------------------
+
+    async def safety_number(self, username: str) -> SafetyNumber:
+        """From every device key of both users, as the server lists them now."""
+        client = self._client
+        await client.refresh_devices(username)
+        await client.refresh_devices(client.username)
+        theirs = [d.ed25519 for d in client._known_devices(username)]
+        mine = [client.engine.account.ed25519, *(d.ed25519 for d in client._known_devices(client.username))]
+        return safety_number(client.username, mine, username, theirs)
+
+    async def confirm_safety_number(self, username: str, compared: str) -> None:
+        """The user compared `compared` with the contact's screen. Raises TamperError if it is not the
+        number of the current keys (nothing is marked verified then)."""
+        number = await self.safety_number(username)
+        if not number.matches(compared):
+            raise TamperError("the safety number does not match the current keys")
+        self._mark_verified(username, {d.device_id: d.ed25519 for d in self._client._known_devices(username)})
+
+    # ---- SAS -------------------------------------------------------------------------------------
+
+    def _own(self) -> SasDevice:
+        client = self._client
+        return SasDevice(client.username, client.device_id, client.engine.account.device_keys())
+
+    async def _peer(self, username: str, device_id: str | None) -> PeerDevice:
+        devices = await self._client.refresh_devices(username)
+        for device in devices:
+            if device_id is None or device.device_id == device_id:
+                return device
+        raise ValidationError(f"{username} has no device {device_id or ''}".strip())
+
+    async def _send(self, flow: _Flow, message: SasStart | SasAccept | SasKey | SasMac | SasCancel) -> None:
+        client = self._client
+        device = await self._peer(flow.peer_user, flow.peer_device)
+        await client._ensure_sessions([device])
+        parts = client.engine.encrypt_for(device.device_id, message.model_dump_json().encode())
+        with client.store.transaction():
+            client._persist()
+        request = ToDeviceRequest(
+            id=str(uuid.uuid4()),
+            conversation=flow.peer_user,
+            messages=[
+                ToDeviceCiphertext(
+                    username=device.username,
+                    device_id=device.device_id,
+                    type=parts.message_type,  # type: ignore[arg-type]
+                    body=b64encode(parts.ciphertext),
+                )
+            ],
+        )
+        await client._with_retries(lambda: client.transport.to_device(request))
+
+    async def start_sas(self, username: str, device_id: str | None = None) -> str:
+        """Starts SAS with one of `username`'s devices; returns the transaction id."""
+        peer = await self._peer(username, device_id)
+        transaction_id = secrets.token_urlsafe(12)
+        flow = _Flow(
+            peer.username,
+            peer.device_id,
+            started=SasStarted.initiate(self._own(), transaction_id=transaction_id),
+        )
+        self._flows[transaction_id] = flow
+        assert flow.started is not None
+        await self._send(flow, flow.started.start_message)
+        return transaction_id
+
+    async def accept_sas(self, transaction_id: str) -> None:
+        """Answers a `SasRequested`. Raises ProtocolError for an unknown or already answered request."""
+        flow = self._flows.get(transaction_id)
+        if flow is None or flow.pending_start is None:
+            raise ProtocolError("no pending verification request with this id")
+        flow.started = SasStarted.respond(self._own(), flow.pending_start)
+        flow.pending_start = None
+        assert flow.started.accept_message is not None
+        await self._send(flow, flow.started.accept_message)
+
+    async def confirm_sas(self, transaction_id: str) -> SasCompleted | SasCancelled | None:
+        """The user saw matching emoji/decimals: send our MAC; completes if the peer's MAC is here."""
+        flow = self._flows.get(transaction_id)
+        if flow is None or flow.established is None:
+            raise ProtocolError("nothing to confirm for this verification")
+        flow.confirmed = True
+        await self._send(flow, flow.established.mac_message())
+        return await self._maybe_finish(transaction_id, flow)
+
+    async def cancel_sas(
+        self, transaction_id: str, code: SasCancelCode = SasCancelCode.MISMATCHED_SAS
+    ) -> None:
+        """The user saw different emoji (or gave up): tell the peer and forget the flow."""
+        flow = self._flows.pop(transaction_id, None)
+        if flow is not None:
+            await self._send(flow, SasCancel(transaction_id=transaction_id, code=code))
+
+    async def _maybe_finish(self, transaction_id: str, flow: _Flow) -> SasCompleted | SasCancelled | None:
+        if not (flow.confirmed and flow.peer_mac is not None and flow.established is not None):
+            return None
+        self._flows.pop(transaction_id, None)
+        keys = self.known_keys(flow.peer_user, flow.peer_device)
+        try:
+            if keys is None:
+                raise TamperError("no keys known for the peer device")
+            verify_device_keys(keys)
+            verified = flow.established.verify_mac(flow.peer_mac, keys)
+        except (TamperError, ProtocolError) as error:
+            await self._send(flow, SasCancel(transaction_id=transaction_id, code=SasCancelCode.KEY_MISMATCH))
+            return SasCancelled(
+                transaction_id,
+                flow.peer_user,
+                flow.peer_device,
+                SasCancelCode.KEY_MISMATCH,
+                error.detail,
+                False,
+            )
+        self._mark_verified(verified.user_id, {verified.device_id: verified.keys.ed25519})
+        return SasCompleted(transaction_id, flow.peer_user, flow.peer_device)
+
+    async def handle(
+        self, sender: PeerDevice, message: SasStart | SasAccept | SasKey | SasMac | SasCancel
+    ) -> VerificationEvent | None:
+        """One SAS message from `sender` (already Olm-authenticated). Raises ProtocolError/TamperError on
+        an out-of-order, foreign or tampered message (the flow is then cancelled)."""
+        tid = message.transaction_id
+        if isinstance(message, SasStart):
+            if (message.from_user, message.from_device) != (sender.username, sender.device_id):
+                raise TamperError("SAS start names another device than its sender")
+            if tid in self._flows:
+                raise ProtocolError("SAS transaction id reused")
+            self._flows[tid] = _Flow(sender.username, sender.device_id, pending_start=message)
+            return SasRequested(tid, sender.username, sender.device_id)
+        flow = self._flows.get(tid)
+        if flow is None or (flow.peer_user, flow.peer_device) != (sender.username, sender.device_id):
+            raise ProtocolError("SAS message for no verification we know with this device")
+        if isinstance(message, SasCancel):
+            self._flows.pop(tid, None)
+            return SasCancelled(tid, flow.peer_user, flow.peer_device, message.code, message.reason, True)
+        try:
+            return await self._advance(flow, message)
+        except (TamperError, ProtocolError, ValidationError) as error:
+            self._flows.pop(tid, None)
+            code = (
+                SasCancelCode.COMMITMENT_MISMATCH
+                if isinstance(error, TamperError)
+                else SasCancelCode.UNEXPECTED_MESSAGE
+            )
+            await self._send(flow, SasCancel(transaction_id=tid, code=code))
+            return SasCancelled(tid, flow.peer_user, flow.peer_device, code, error.detail, False)
+
+    async def _advance(self, flow: _Flow, message: SasAccept | SasKey | SasMac) -> VerificationEvent | None:
+        tid = message.transaction_id
+        if isinstance(message, SasAccept):
+            if flow.started is None or (message.from_user, message.from_device) != (
+                flow.peer_user,
+                flow.peer_device,
+            ):
+                raise ProtocolError("unexpected SAS accept")
+            await self._send(flow, flow.started.receive_accept(message))
+            return None
+        if isinstance(message, SasKey):
+            if flow.started is None or flow.established is not None:
+                raise ProtocolError("unexpected SAS key")
+            flow.established = flow.started.receive_key(message)
+            if flow.established.own_key_message is not None:
+                await self._send(flow, flow.established.own_key_message)
+            return SasShowCode(
+                tid, flow.peer_user, flow.peer_device, flow.established.emoji(), flow.established.decimals()
+            )
+        if flow.established is None or flow.peer_mac is not None:
+            raise ProtocolError("unexpected SAS MAC")
+        flow.peer_mac = message
+        return await self._maybe_finish(tid, flow)

@@ -1,0 +1,270 @@
+"""Groups: membership (create, add, remove, leave, list) and group sends.
+
+The server knows who is in a group and with which role, never its name, topic or content. A group send
+is one Megolm ciphertext: it is stored once per recipient device queue entry, byte for byte the same,
+never re-encrypted. The franking tag binds the commitment to the sender, `group:<id>`, time and id.
+Non-members get 404 for a group (its existence is not revealed), members who are not admins get 403 for
+admin actions; every refused request changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+
+from vigil.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from vigil.protocol.encoding import b64decode
+from vigil.protocol.franking import FrankingContext, server_tag
+from vigil.protocol.group_wire import (
+    MAX_GROUP_MEMBERS,
+    AddMemberRequest,
+    CreateGroupRequest,
+    GroupDevices,
+    GroupInfo,
+    GroupList,
+    GroupMember,
+    GroupRole,
+    GroupSendRequest,
+    GroupSummary,
+    group_conversation,
+)
+from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
+from vigil.server.context import ServerContext
+from vigil.server.db.group_repositories import GroupRepository, QueueWriter
+from vigil.server.db.models import GroupMemberRow, GroupRow, MessageRow, QueueRow
+from vigil.server.db.repositories import BlobRepository, UserRepository
+from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.keys import device_info
+from vigil.server.services.messaging import StaleDevicesError, size_bucket
+
+__all__ = [
+    "add_member",
+    "create_group",
+    "group_devices",
+    "group_info",
+    "leave_group",
+    "list_groups",
+    "remove_member",
+    "send_group_message",
+]
+
+
+async def _info(groups: GroupRepository, group_id: str) -> GroupInfo:
+    return GroupInfo(
+        group_id=group_id,
+        members=[
+            GroupMember(username=username, role=GroupRole(row.role), joined_at_ms=row.joined_at_ms)
+            for row, username in await groups.members(group_id)
+        ],
+    )
+
+
+async def _membership(groups: GroupRepository, group_id: str, by: AuthenticatedDevice) -> GroupMemberRow:
+    """Raises NotFoundError unless the group exists and the caller is a member."""
+    member = await groups.member(group_id, by.user_id)
+    if member is None:
+        raise NotFoundError("no such group (or you are not a member)")
+    return member
+
+
+async def _admin(groups: GroupRepository, group_id: str, by: AuthenticatedDevice) -> None:
+    """Raises NotFoundError for a non-member, PermissionDenied for a member who is not an admin."""
+    if GroupRole((await _membership(groups, group_id, by)).role) is not GroupRole.ADMIN:
+        raise PermissionDenied("only a group admin can do this")
+
+
+async def create_group(ctx: ServerContext, by: AuthenticatedDevice, request: CreateGroupRequest) -> GroupInfo:
+    """The caller becomes the admin. Raises NotFoundError naming the first unknown member (nothing is
+    created), ValidationError if a member is listed twice or is the caller."""
+    if len(set(request.members)) != len(request.members) or by.username in request.members:
+        raise ValidationError("list each other member once")
+    async with ctx.sessions() as session, session.begin():
+        users = UserRepository(session)
+        now = ctx.clock_ms()
+        group_id = secrets.token_hex(16)
+        members = [
+            GroupMemberRow(
+                group_id=group_id, user_id=by.user_id, role=GroupRole.ADMIN.value, joined_at_ms=now
+            )
+        ]
+        for username in request.members:
+            user = await users.by_username(username)
+            if user is None:
+                raise NotFoundError(f"no user named {username}")
+            members.append(
+                GroupMemberRow(
+                    group_id=group_id, user_id=user.id, role=GroupRole.MEMBER.value, joined_at_ms=now
+                )
+            )
+        groups = GroupRepository(session)
+        await groups.add(GroupRow(id=group_id, created_by_user_id=by.user_id, created_at_ms=now), members)
+        return await _info(groups, group_id)
+
+
+async def group_info(ctx: ServerContext, by: AuthenticatedDevice, group_id: str) -> GroupInfo:
+    """Raises NotFoundError unless the caller is a member."""
+    async with ctx.sessions() as session:
+        groups = GroupRepository(session)
+        await _membership(groups, group_id, by)
+        return await _info(groups, group_id)
+
+
+async def list_groups(ctx: ServerContext, by: AuthenticatedDevice) -> GroupList:
+    async with ctx.sessions() as session:
+        rows = await GroupRepository(session).groups_of(by.user_id)
+        return GroupList(
+            groups=[GroupSummary(group_id=g, role=GroupRole(role), members=count) for g, role, count in rows]
+        )
+
+
+async def add_member(
+    ctx: ServerContext, by: AuthenticatedDevice, group_id: str, request: AddMemberRequest
+) -> GroupInfo:
+    """Admins only. Raises NotFoundError (no such group for the caller, or no such user),
+    PermissionDenied (not an admin), ConflictError (already a member, or the group is full)."""
+    async with ctx.sessions() as session, session.begin():
+        groups = GroupRepository(session)
+        await _admin(groups, group_id, by)
+        user = await UserRepository(session).by_username(request.username)
+        if user is None:
+            raise NotFoundError(f"no user named {request.username}")
+        if await groups.member(group_id, user.id) is not None:
+            raise ConflictError(f"{request.username} is already a member")
+        if len(await groups.members(group_id)) >= MAX_GROUP_MEMBERS:
+            raise ConflictError(f"a group has at most {MAX_GROUP_MEMBERS} members")
+        await groups.add_member(
+            GroupMemberRow(
+                group_id=group_id, user_id=user.id, role=request.role.value, joined_at_ms=ctx.clock_ms()
+            )
+        )
+        return await _info(groups, group_id)
+
+
+async def remove_member(
+    ctx: ServerContext, by: AuthenticatedDevice, group_id: str, username: str
+) -> GroupInfo:
+    """Admins only; to remove yourself, leave. Raises NotFoundError (no such group for the caller, or the
+    user is not a member), PermissionDenied (not an admin), ValidationError (removing yourself)."""
+    if username == by.username:
+        raise ValidationError("use leave to remove yourself")
+    async with ctx.sessions() as session, session.begin():
+        groups = GroupRepository(session)
+        await _admin(groups, group_id, by)
+        user = await UserRepository(session).by_username(username)
+        if user is None or await groups.member(group_id, user.id) is None:
+            raise NotFoundError(f"{username} is not a member")
+        await groups.remove_member(group_id, user.id)
+        return await _info(groups, group_id)
+
+
+async def leave_group(ctx: ServerContext, by: AuthenticatedDevice, group_id: str) -> None:
+    """Leaves the group. When the last admin leaves, the longest-standing member becomes admin, so a
+    group is never left without one. Raises NotFoundError unless the caller is a member."""
+    async with ctx.sessions() as session, session.begin():
+        groups = GroupRepository(session)
+        await _membership(groups, group_id, by)
+        await groups.remove_member(group_id, by.user_id)
+        remaining = [row for row, _ in await groups.members(group_id)]
+        if remaining and not any(GroupRole(row.role) is GroupRole.ADMIN for row in remaining):
+            remaining[0].role = GroupRole.ADMIN.value
+
+
+async def group_devices(ctx: ServerContext, by: AuthenticatedDevice, group_id: str) -> GroupDevices:
+    """Raises NotFoundError unless the caller is a member."""
+    async with ctx.sessions() as session:
+        groups = GroupRepository(session)
+        await _membership(groups, group_id, by)
+        devices: dict[str, list[DeviceInfo]] = defaultdict(list)
+        for device, username in await groups.member_devices(group_id):
+            devices[username].append(device_info(device))
+        return GroupDevices(group_id=group_id, devices=dict(devices))
+
+
+async def send_group_message(
+    ctx: ServerContext, by: AuthenticatedDevice, group_id: str, request: GroupSendRequest
+) -> SendAccepted:
+    """Accepts one group message for every member device except the sending one, in one transaction.
+
+    Raises NotFoundError unless the sender is a member, StaleDevicesError when `devices` is not exactly
+    the current member devices, ValidationError for duplicate devices or foreign attachment blobs.
+    """
+    if len(set(request.devices)) != len(request.devices):
+        raise ValidationError("list each device once")
+    conversation = group_conversation(group_id)
+    async with ctx.sessions() as session, session.begin():
+        writer = QueueWriter(session)
+        previous = await writer.by_client_id(by.user_id, request.id)
+        if previous is not None:
+            return SendAccepted(
+                message_id=previous.client_id,
+                server_ts_ms=previous.server_ts_ms,
+                devices=previous.device_count,
+                duplicate=True,
+            )
+        groups = GroupRepository(session)
+        await _membership(groups, group_id, by)
+        owners = {
+            d.id: username for d, username in await groups.member_devices(group_id) if d.id != by.device_id
+        }
+        provided = set(request.devices)
+        if provided != set(owners):
+            await _raise_stale(groups, group_id, by, owners, provided)
+        blobs = BlobRepository(session)
+        for blob_id in request.attachments:
+            blob = await blobs.get(blob_id)
+            if blob is None or blob.uploader_user_id != by.user_id:
+                raise ValidationError(f"attachment {blob_id} was not uploaded by the sender")
+            await blobs.add_fetchers(blob_id, [d for d in owners if not await blobs.is_fetcher(blob_id, d)])
+            blob.attached = True
+        now_ms = ctx.clock_ms()
+        commitment = b64decode(request.commitment, field="commitment", max_bytes=32)
+        tag = server_tag(
+            ctx.franking_key, FrankingContext(commitment, by.username, conversation, now_ms, request.id)
+        )
+        body = b64decode(request.body, field="group ciphertext")
+        message = MessageRow(
+            client_id=request.id,
+            sender_user_id=by.user_id,
+            sender_device_id=by.device_id,
+            conversation=conversation,
+            kind=request.kind.value,
+            size_bucket=size_bucket(len(body)),
+            commitment=commitment,
+            franking_tag=tag,
+            server_ts_ms=now_ms,
+            device_count=len(owners),
+        )
+        # The same bytes for every device: one ciphertext, many queue entries.
+        entries = [QueueRow(device_id=d, message_type=MEGOLM_MESSAGE_TYPE, body=body) for d in owners]
+        await writer.add(message, entries)
+    await ctx.delivery.notify(owners)
+    return SendAccepted(message_id=request.id, server_ts_ms=now_ms, devices=len(owners))
+
+
+async def _raise_stale(
+    groups: GroupRepository,
+    group_id: str,
+    by: AuthenticatedDevice,
+    owners: dict[str, str],
+    provided: set[str],
+) -> None:
+    missing: dict[str, list[str]] = defaultdict(list)
+    extra: dict[str, list[str]] = defaultdict(list)
+    for device_id in sorted(set(owners) - provided):
+        missing[owners[device_id]].append(device_id)
+    unexpected = sorted(provided - set(owners))
+    known = await groups.device_owners(unexpected)
+    for device_id in unexpected:
+        extra[known.get(device_id, "")].append(device_id)
+    current: dict[str, list[DeviceInfo]] = defaultdict(list)
+    for device, username in await groups.member_devices(group_id):
+        if device.id != by.device_id:
+            current[username].append(device_info(device))
+    raise StaleDevicesError(
+        StaleDevices(
+            detail="the group's device list is out of date; share the key with exactly these devices",
+            missing=dict(missing),
+            extra=dict(extra),
+            devices=dict(current),
+        )
+    )

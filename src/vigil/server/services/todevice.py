@@ -1,0 +1,80 @@
+"""Device-to-device control messages: room keys, group metadata and SAS verification, each an Olm
+ciphertext for one device (Matrix's to-device messages).
+
+Targets are checked so this cannot reach arbitrary devices: for `group:<id>` the sender and every target
+must be members; otherwise `conversation` names one user and every target is a device of that user or of
+the sender. Control messages carry keys, never user content, so they are not franked: the commitment is
+32 zero bytes and no report can cite one.
+"""
+
+from __future__ import annotations
+
+from vigil.errors import NotFoundError, ValidationError
+from vigil.protocol.encoding import b64decode
+from vigil.protocol.franking import FrankingContext, server_tag
+from vigil.protocol.group_wire import ToDeviceAccepted, ToDeviceRequest
+from vigil.protocol.wire import MessageKind
+from vigil.server.context import ServerContext
+from vigil.server.db.group_repositories import GroupRepository, QueueWriter
+from vigil.server.db.models import MessageRow, QueueRow
+from vigil.server.db.repositories import UserRepository
+from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.messaging import size_bucket
+
+__all__ = ["NO_COMMITMENT", "send_to_device"]
+
+NO_COMMITMENT = bytes(32)
+_GROUP_PREFIX = "group:"
+
+
+async def send_to_device(
+    ctx: ServerContext, by: AuthenticatedDevice, request: ToDeviceRequest
+) -> ToDeviceAccepted:
+    """Queues each ciphertext for its device. Raises NotFoundError for an unknown user or group (or one
+    the sender is not in), ValidationError for a target outside the conversation or listed twice."""
+    targets = [m.device_id for m in request.messages]
+    if len(set(targets)) != len(targets) or by.device_id in targets:
+        raise ValidationError("list each target device once, and not the sending device")
+    async with ctx.sessions() as session, session.begin():
+        writer = QueueWriter(session)
+        previous = await writer.by_client_id(by.user_id, request.id)
+        if previous is not None:
+            return ToDeviceAccepted(message_id=previous.client_id, devices=previous.device_count)
+        groups = GroupRepository(session)
+        owners = await groups.device_owners(targets)
+        if request.conversation.startswith(_GROUP_PREFIX):
+            group_id = request.conversation.removeprefix(_GROUP_PREFIX)
+            if await groups.member(group_id, by.user_id) is None:
+                raise NotFoundError("no such group (or you are not a member)")
+            allowed = {d.id: u for d, u in await groups.member_devices(group_id)}
+        else:
+            peer = await UserRepository(session).by_username(request.conversation)
+            if peer is None:
+                raise NotFoundError(f"no user named {request.conversation}")
+            allowed = {d: u for d, u in owners.items() if u in (peer.username, by.username)}
+        for message in request.messages:
+            if allowed.get(message.device_id) != message.username or owners.get(message.device_id) is None:
+                raise ValidationError(
+                    f"device {message.device_id} is not a device of {message.username} here"
+                )
+        now_ms = ctx.clock_ms()
+        bodies = {m.device_id: (m.type, b64decode(m.body, field="ciphertext body")) for m in request.messages}
+        message_row = MessageRow(
+            client_id=request.id,
+            sender_user_id=by.user_id,
+            sender_device_id=by.device_id,
+            conversation=request.conversation,
+            kind=MessageKind.CONTROL.value,
+            size_bucket=size_bucket(max(len(body) for _, body in bodies.values())),
+            commitment=NO_COMMITMENT,
+            franking_tag=server_tag(
+                ctx.franking_key,
+                FrankingContext(NO_COMMITMENT, by.username, request.conversation, now_ms, request.id),
+            ),
+            server_ts_ms=now_ms,
+            device_count=len(bodies),
+        )
+        entries = [QueueRow(device_id=d, message_type=kind, body=body) for d, (kind, body) in bodies.items()]
+        await writer.add(message_row, entries)
+    await ctx.delivery.notify(bodies)
+    return ToDeviceAccepted(message_id=request.id, devices=len(bodies))
