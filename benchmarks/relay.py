@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +27,9 @@ from typing import Any
 
 import websockets
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ServerProcess, _drop_postgres_database, _postgres_database  # noqa: E402
+from live_server import ServerProcess, create_postgres_database, drop_postgres_database  # noqa: E402
 from rawhttp import Connection  # noqa: E402
 
 from vigil.client.client import Client  # noqa: E402
@@ -77,10 +76,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     database = None
     if args.db == "postgres":
         os.environ.setdefault("VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-        import conftest
-
-        conftest.POSTGRES_ADMIN_URL = os.environ["VIGIL_TEST_POSTGRES_URL"]
-        database, url = _postgres_database()
+        database, url = create_postgres_database()
     else:
         url = f"sqlite+aiosqlite:///{work / 'server' / 'vigil.db'}"
     server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500"},
@@ -185,7 +181,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         server.stop()
         if database is not None:
-            _drop_postgres_database(database)
+            drop_postgres_database(database)
 
 
 def main() -> None:

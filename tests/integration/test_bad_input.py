@@ -13,8 +13,8 @@ import httpx
 import pytest
 import websockets
 import websockets.exceptions
-from conftest import ServerProcess, start_server
 from helpers import ADULT, register, unique
+from live_server import ServerProcess, drop_postgres_database, start_server
 
 from vigil.protocol.encoding import b64encode
 from vigil.protocol.olm import DeviceAccount
@@ -22,15 +22,13 @@ from vigil.protocol.olm import DeviceAccount
 
 @pytest.fixture
 def small_blob_server(backend: str, tmp_path: Path):
-    from conftest import _drop_postgres_database
-
     process, database = start_server(backend, tmp_path, {"VIGIL_MAX_BLOB_BYTES": "4096"})
     try:
         yield process
     finally:
         process.stop()
         if database is not None:
-            _drop_postgres_database(database)
+            drop_postgres_database(database)
 
 
 def _registration(username: str, **overrides: Any) -> dict[str, Any]:

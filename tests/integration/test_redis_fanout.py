@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, _drop_postgres_database, _postgres_database, require_backend
+from live_server import ServerProcess, drop_postgres_database, create_postgres_database, require_backend
 from helpers import PASSPHRASE, register
 
 from vigil.client.client import Client, MessageEvent
@@ -31,7 +31,7 @@ async def test_push_crosses_server_processes_through_redis(tmp_path: Path) -> No
         if os.environ.get("VIGIL_REQUIRE_POSTGRES") == "1":
             pytest.fail("CI requires Redis at VIGIL_TEST_REDIS_URL")
         pytest.skip("Redis not reachable at VIGIL_TEST_REDIS_URL")
-    database, url = _postgres_database()
+    database, url = create_postgres_database()
     env = {"VIGIL_REDIS_URL": REDIS_URL, "VIGIL_FRANKING_KEY": "ab" * 32}
     first = ServerProcess(data_dir=tmp_path / "a", database_url=url, env_extra=env)
     second = ServerProcess(data_dir=tmp_path / "b", database_url=url, env_extra=env)
@@ -59,4 +59,4 @@ async def test_push_crosses_server_processes_through_redis(tmp_path: Path) -> No
     finally:
         first.stop()
         second.stop()
-        _drop_postgres_database(database)
+        drop_postgres_database(database)
