@@ -49,9 +49,16 @@ def _stats(values: list[float]) -> dict[str, float]:
             "mean": round(statistics.fmean(ordered), 3)}
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """CPU seconds of the process and (by default) its running children (uvicorn's worker processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if not children:
+        return total
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split() if (task / "children").exists() else []
+        total += sum(_cpu_seconds(int(child)) for child in children)
+    return total
 
 
 async def _health_rate(port: int, concurrency: int, seconds: float = 2.0) -> float:
@@ -79,7 +86,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database, url = create_postgres_database()
     else:
         url = f"sqlite+aiosqlite:///{work / 'server' / 'vigil.db'}"
-    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500"},
+    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500", **({"VIGIL_REDIS_URL": args.redis} if args.workers > 1 else {})},
+        extra_args=["--workers", str(args.workers)],
                            log_level="warning")
     server.start()
     assert server.process is not None
@@ -138,7 +146,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(0.3)
         headers = {"Authorization": f"Bearer {alice.store.get_secret('credential')}", "Content-Type": "application/json"}
         counter = iter(range(total))
-        cpu_server_0, cpu_self_0 = _cpu_seconds(server.process.pid), _cpu_seconds(os.getpid())
+        cpu_server_0, cpu_self_0 = _cpu_seconds(server.process.pid), _cpu_seconds(os.getpid(), children=False)
 
         async def sender() -> None:
             connection = await Connection.open("127.0.0.1", server.port)
@@ -162,14 +170,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             listener.cancel()
         wall = time.perf_counter() - started
         cpu_server = (_cpu_seconds(server.process.pid) - cpu_server_0) / wall * 100
-        cpu_client = (_cpu_seconds(os.getpid()) - cpu_self_0) / wall * 100
+        cpu_client = (_cpu_seconds(os.getpid(), children=False) - cpu_self_0) / wall * 100
         measured = [m for m in sent_at if m in delivered_at]
         delivery = [(delivered_at[m] - sent_at[m]) * 1000 for m in measured][args.warmup:]
         sends_per_s = total / elapsed
         await alice.close()
         await bob.close()
         return {
-            "n": args.n, "c": args.c, "payload_bytes": args.payload_bytes, "db": args.db, "olm": args.olm,
+            "n": args.n, "c": args.c, "payload_bytes": args.payload_bytes, "db": args.db, "olm": args.olm, "workers": args.workers,
             "sends_per_s": round(sends_per_s, 1),
             "send_rtt_ms": _stats(rtts),
             "delivered": len(delivered_at), "missing": total - len(delivered_at),
@@ -192,6 +200,8 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=300)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--olm", action="store_true", help="real Olm encryption and decryption on both ends")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes (uses Redis when > 1)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     print(json.dumps(result))

@@ -39,6 +39,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_level: str = "info"
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -57,7 +58,7 @@ class ServerProcess:
         }
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vigil", "serve", "--port", str(self.port), "--log-level", self.log_level],
+            [sys.executable, "-m", "vigil", "serve", "--port", str(self.port), "--log-level", self.log_level, *self.extra_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
