@@ -15,6 +15,7 @@ import httpx
 
 from vigil.client.engine import Engine, OpenedMessage, PeerDevice, device_from_info
 from vigil.client.groups import GroupManager, GroupUpdated
+from vigil.client.safety import ImageSafety, ImageWithheld
 from vigil.client.store import DeviceStore, StoredDevice, StoredSession
 from vigil.client.transport import StaleDeviceList, Transport
 from vigil.client.verification import VerificationEvent, VerificationManager
@@ -86,7 +87,7 @@ class RejectedDelivery:
     reason: str
 
 
-Event = MessageEvent | RejectedDelivery | GroupUpdated | VerificationEvent
+Event = MessageEvent | RejectedDelivery | GroupUpdated | VerificationEvent | ImageWithheld
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class Client:
         self.engine = engine
         self.groups = GroupManager(self)  # encrypted groups (vigil.client.groups)
         self.verification = VerificationManager(self)  # safety numbers, SAS, key-change warnings
+        self.safety = ImageSafety(self)  # known-image matching before send/show (vigil.client.safety)
 
     @property
     def username(self) -> str:
@@ -279,7 +281,9 @@ class Client:
         self, to: str, data: bytes, mime: str, *, name: str | None = None, caption: str = ""
     ) -> SentMessage:
         """Encrypts the blob on this device, uploads only ciphertext, and sends its key and plaintext
-        hash inside the franked message."""
+        hash inside the franked message. Raises ImageWithheldError (vigil.client.safety), with nothing
+        uploaded or sent, when the image matches the known-image list."""
+        await self.safety.check_outgoing(to, data, mime, caption=caption, name=name)  # ImageWithheldError
         encrypted = encrypt_attachment(data)
         uploaded = await self._with_retries(lambda: self.transport.upload_blob(encrypted.blob))
         descriptor = AttachmentDescriptor(
@@ -403,13 +407,14 @@ class Client:
             return _rejected(delivery, error.detail)
         self.engine.accept(opened)
         event = _event(opened, attachment, self.username)
+        withheld = await self.safety.check_incoming(opened, attachment)  # a known image is never shown
         with self.store.transaction():
             self._persist()
             self.store.add_history(
                 event.conversation, delivery.sender, delivery.message_id, _opened_record(opened)
             )
             self.store.mark_processed(delivery.sender, delivery.message_id)
-        return event
+        return event if withheld is None else withheld
 
     async def _fetch_attachment(self, descriptor: AttachmentDescriptor | None) -> ReceivedAttachment | None:
         """Raises TamperError if the blob is not what the sender committed to."""

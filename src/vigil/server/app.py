@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from vigil.server.api import accounts, blobs, keys, messages, stream
 from vigil.server.api import groups as groups_api
+from vigil.server.api import hashlist as hashlist_api
 from vigil.server.api import reports as reports_api
 from vigil.server.api.errors import install_error_handlers
 from vigil.server.api.limits import BodySizeLimit
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (accounts.router, keys.router, messages.router, blobs.router, stream.router):
         app.include_router(router)
     app.include_router(groups_api.router)
+    app.include_router(hashlist_api.router)
     app.include_router(reports_api.router)
 
     @app.get("/v1/health")

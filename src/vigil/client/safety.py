@@ -1,0 +1,394 @@
+"""On-device known-image matching (DESIGN.md §3 "Known-image match").
+
+The client pins the hash-list authority's Ed25519 key, fetches signed manifests (deltas) from the server,
+verifies each with `HashListVerifier` and follows the transparency log head; anything unsigned, tampered,
+rolled back or off the log is refused and the old list kept. Every image sent or received is PDQ-hashed
+(with its 8 rotations/flips) and looked up BEFORE it is uploaded or shown. On a match the image is withheld
+and a voucher (the image, its hash, the matched entry and the message's franking proof, encrypted to the
+safety team's key) goes to the server. A non-matching image causes no request at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import httpx
+
+from vigil.errors import ConflictError, PolicyViolation, ProtocolError, StorageError, VigilError
+from vigil.protocol.encoding import b64decode, b64encode
+from vigil.protocol.franking import commit
+from vigil.protocol.vouchers import (
+    FrankingProof,
+    HashListHead,
+    ManifestBatch,
+    VoucherAccepted,
+    VoucherContent,
+    VoucherDirection,
+    VoucherMatch,
+    VoucherSubmission,
+    decode_authority_key,
+    seal_voucher,
+    verify_voucher_key,
+)
+from vigil.protocol.wire import AttachmentDescriptor, InnerPayload, MessageKind
+from vigil.safety.hashing.banks import Match, Matcher
+from vigil.safety.hashing.distribution import banks_from_state
+from vigil.safety.hashing.hashlist import (
+    HashListEntry,
+    HashListState,
+    HashListVerifier,
+    NotInLogError,
+    RollbackError,
+    Sha256Digest,
+    SignedManifest,
+    root_hash,
+)
+from vigil.safety.hashing.index import BruteForceIndex
+from vigil.safety.hashing.pdq import ImageHash, PdqHash, UnhashableImageError, hash_image
+
+if TYPE_CHECKING:
+    from vigil.client.client import Client, ReceivedAttachment
+    from vigil.client.engine import OpenedMessage
+
+__all__ = [
+    "WITHHELD_NOTICE",
+    "HashListRefusedError",
+    "ImageSafety",
+    "ImageWithheld",
+    "ImageWithheldError",
+]
+
+log = logging.getLogger(__name__)
+
+WITHHELD_NOTICE: Final = (
+    "This image matches a known child sexual abuse image and was not shown. It has been reported to "
+    "Vigil's safety team."
+)
+_OUTGOING_NOTICE: Final = (
+    "This image matches a known child sexual abuse image and was not sent. It has been reported to "
+    "Vigil's safety team."
+)
+NOT_UPLOADED_BLOB_ID: Final = "0" * 32
+"""The blob id in the franked payload of a withheld outgoing image: it was never uploaded."""
+_LOG_TAG: Final = b"vigil.hashlist.log.v1"  # as vigil.safety.hashing.hashlist chains its log
+_SECRET_AUTHORITY: Final = "hashlist_authority"  # noqa: S105 - store entry names, not secrets
+_SECRET_STATE: Final = "hashlist_state"  # noqa: S105
+_SECRET_VOUCHER_KEY: Final = "hashlist_voucher_key"  # noqa: S105
+
+
+class HashListRefusedError(ProtocolError):
+    """The server offered a list this device refuses (unsigned, tampered, rolled back, forked, off the
+    log). The previously verified list stays in force. `cause` is the verifier's error."""
+
+    code = "hashlist_refused"
+
+    def __init__(self, cause: VigilError) -> None:
+        super().__init__(f"hash list refused ({cause.code}): {cause.detail}")
+        self.cause = cause
+
+
+class ImageWithheldError(PolicyViolation):
+    """An outgoing image matched the known-image list: it was not uploaded or sent; a voucher was."""
+
+    code = "image_withheld"
+
+    def __init__(self, voucher_id: str | None) -> None:
+        super().__init__(_OUTGOING_NOTICE)
+        self.voucher_id = voucher_id
+
+
+@dataclass(frozen=True, slots=True)
+class ImageWithheld:
+    """Shown instead of a received image that matched the known-image list (which was not displayed)."""
+
+    message_id: str
+    conversation: str
+    sender: str
+    sender_device: str
+    caption: str
+    notice: str
+    voucher_id: str | None
+    sent_at_ms: int
+    server_ts_ms: int
+
+
+def _chain(head: bytes, manifest_digest: bytes) -> bytes:
+    return hashlib.sha256(_LOG_TAG + head + manifest_digest).digest()
+
+
+_EMPTY_LOG: Final = hashlib.sha256(_LOG_TAG).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    state: HashListState
+    log_head: bytes
+
+
+def _encode_state(held: _Held) -> str:
+    s = held.state
+    return json.dumps(
+        {
+            "version": s.version,
+            "digest": s.digest.hex(),
+            "issued_at": s.issued_at,
+            "root": s.root.hex(),
+            "log_head": held.log_head.hex(),
+            "entries": [[e.bank, e.hash.hex(), e.threshold] for e in sorted(s.entries)],
+        }
+    )
+
+
+def _decode_state(text: str) -> _Held:
+    """Raises StorageError if the stored list does not hash to its stored root."""
+    raw = json.loads(text)
+    entries = frozenset(HashListEntry(b, PdqHash.from_hex(h), t) for b, h, t in raw["entries"])
+    root = Sha256Digest(bytes.fromhex(raw["root"]))
+    if root_hash(entries) != root:
+        raise StorageError("the stored hash list does not match its root")
+    state = HashListState(
+        raw["version"], Sha256Digest(bytes.fromhex(raw["digest"])), raw["issued_at"], root, entries
+    )
+    return _Held(state, bytes.fromhex(raw["log_head"]))
+
+
+class ImageSafety:
+    """`client.safety`. Inactive until an authority key is pinned (`pin_authority`)."""
+
+    refresh_seconds: float = 300.0
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._held: _Held | None = None
+        self._matcher: Matcher | None = None
+        self._voucher_key: bytes | None = None
+        self._synced_at = 0.0
+        self.last_refusal: HashListRefusedError | None = None
+        store = client.store
+        stored = store.get_secret(_SECRET_STATE)
+        if stored is not None:
+            self._set_held(_decode_state(stored))
+        key = store.get_secret(_SECRET_VOUCHER_KEY)
+        self._voucher_key = None if key is None else b64decode(key, field="voucher key")
+
+    # ---- the list --------------------------------------------------------------------------------
+
+    @property
+    def authority(self) -> str | None:
+        return self._client.store.get_secret(_SECRET_AUTHORITY)
+
+    @property
+    def state(self) -> HashListState | None:
+        return None if self._held is None else self._held.state
+
+    def pin_authority(self, key: str) -> None:
+        """Pins the authority's public key (base64). Raises ValidationError on a malformed key and
+        ConflictError if another key is already pinned (a pinned key never changes silently)."""
+        decode_authority_key(key)
+        current = self.authority
+        if current is not None and current != key:
+            raise ConflictError("another hash-list authority key is already pinned")
+        with self._client.store.transaction():
+            self._client.store.set_secret(_SECRET_AUTHORITY, key)
+
+    def _set_held(self, held: _Held) -> None:
+        self._held = held
+        self._matcher = Matcher(banks_from_state(held.state), index_factory=BruteForceIndex)
+
+    async def sync(self) -> HashListState | None:
+        """Fetches and verifies every new version. Raises HashListRefusedError (the old list is kept) when
+        the server offers anything that does not verify under the pinned key or does not match the log
+        head it publishes. Returns the list now held (None before the first publication)."""
+        authority = self.authority
+        if authority is None:
+            return None
+        key = decode_authority_key(authority)
+        transport = self._client.transport
+        head = await transport._get("/v1/hashlist/head", HashListHead)
+        held = self._held
+        version = 0 if held is None else held.state.version
+        try:
+            if head.version < version:
+                raise RollbackError(f"the server offers version {head.version}; this device holds {version}")
+            verifier = HashListVerifier(key, state=None if held is None else held.state)
+            log_head = _EMPTY_LOG if held is None else held.log_head
+            while verifier.state is None or verifier.state.version < head.version:
+                since = 0 if verifier.state is None else verifier.state.version
+                batch = await transport._get("/v1/hashlist/manifests", ManifestBatch, {"since": since})
+                if not batch.manifests:
+                    raise NotInLogError(
+                        f"the server published version {head.version} but serves none after {since}"
+                    )
+                for encoded in batch.manifests:
+                    signed = SignedManifest.from_bytes(b64decode(encoded, field="manifest"))
+                    state = verifier.apply(signed)
+                    log_head = _chain(log_head, state.digest.value)
+            state = verifier.state
+            if state is not None:
+                if (
+                    head.root != state.root.hex()
+                    or head.log_head != log_head.hex()
+                    or head.log_size != state.version
+                ):
+                    raise NotInLogError("the list does not match the published transparency log head")
+            voucher_key = self._check_voucher_key(key, head)
+        except VigilError as error:
+            refusal = error if isinstance(error, HashListRefusedError) else HashListRefusedError(error)
+            self.last_refusal = refusal
+            raise refusal from error
+        self._synced_at = time.monotonic()
+        if state is not None and (held is None or state.version != held.state.version):
+            new_held = _Held(state, log_head)
+            with self._client.store.transaction():
+                self._client.store.set_secret(_SECRET_STATE, _encode_state(new_held))
+            self._set_held(new_held)
+        if voucher_key is not None and voucher_key != self._voucher_key:
+            with self._client.store.transaction():
+                self._client.store.set_secret(_SECRET_VOUCHER_KEY, b64encode(voucher_key))
+            self._voucher_key = voucher_key
+        return self.state
+
+    @staticmethod
+    def _check_voucher_key(key: object, head: HashListHead) -> bytes | None:
+        if head.voucher_key is None or head.voucher_key_signature is None:
+            return None
+        public = b64decode(head.voucher_key, field="voucher key")
+        verify_voucher_key(key, public, b64decode(head.voucher_key_signature, field="signature"))  # type: ignore[arg-type]
+        return public
+
+    async def _maybe_sync(self) -> None:
+        if time.monotonic() - self._synced_at < self.refresh_seconds:
+            return
+        try:
+            await self.sync()
+        except HashListRefusedError as refusal:
+            log.warning("hash list refused, keeping the held one: %s", refusal.cause.code)
+        except (httpx.TransportError, VigilError) as error:
+            log.warning("hash list sync failed, keeping the held one: %s", type(error).__name__)
+
+    # ---- matching ----------------------------------------------------------------------------------
+
+    def match(self, data: bytes) -> tuple[ImageHash, Match] | None:
+        """The best match of an image in the held list, or None (no list, no match, or an image that
+        cannot be hashed reliably: undecodable or below PDQ's matching quality)."""
+        if self._matcher is None:
+            return None
+        try:
+            hashed = hash_image(data)
+            result = self._matcher.match_image(hashed)
+        except UnhashableImageError:
+            return None
+        return (hashed, result.matches[0]) if result.is_match else None
+
+    async def _submit(
+        self,
+        direction: VoucherDirection,
+        data: bytes,
+        mime: str,
+        hashed: ImageHash,
+        match: Match,
+        proof: FrankingProof,
+    ) -> str | None:
+        """Sends the voucher; returns its id, or None if there is no voucher key or the server is unreachable
+        (the image stays withheld either way)."""
+        if self._voucher_key is None or self._held is None:
+            log.warning("no voucher key: the withheld image is not reported")
+            return None
+        content = VoucherContent(
+            direction=direction,
+            image=b64encode(data),
+            mime=mime,
+            image_sha256=b64encode(hashlib.sha256(data).digest()),
+            pdq=hashed.hash.hex(),
+            quality=hashed.quality,
+            match=VoucherMatch(
+                bank=match.bank,
+                entry_hash=match.entry.hash.hex(),
+                distance=match.distance,
+                dihedral=int(match.dihedral),
+            ),
+            list_version=self._held.state.version,
+            franking=proof,
+        )
+        voucher_id = str(uuid.uuid4())
+        sealed = seal_voucher(self._voucher_key, content.model_dump_json(exclude_none=True).encode())
+        try:
+            await self._client.transport._post(
+                "/v1/vouchers", VoucherSubmission.of(voucher_id, sealed), VoucherAccepted
+            )
+        except (httpx.TransportError, VigilError) as error:
+            log.warning("voucher not delivered: %s", type(error).__name__)
+            return None
+        return voucher_id
+
+    async def check_outgoing(
+        self, to: str, data: bytes, mime: str, *, caption: str = "", name: str | None = None
+    ) -> None:
+        """Before anything is uploaded. Raises ImageWithheldError on a match (after sending the voucher)."""
+        if self.authority is None or not mime.startswith("image/"):
+            return
+        await self._maybe_sync()
+        found = self.match(data)
+        if found is None:
+            return
+        hashed, match = found
+        descriptor = AttachmentDescriptor(
+            blob_id=NOT_UPLOADED_BLOB_ID,
+            key=b64encode(os.urandom(32)),
+            sha256=b64encode(hashlib.sha256(data).digest()),
+            size=len(data),
+            mime=mime,
+            name=name,
+        )
+        engine = self._client.engine
+        payload: InnerPayload = engine.build_payload(
+            to, MessageKind.IMAGE, time.time_ns() // 1_000_000, body=caption, attachment=descriptor
+        )
+        commitment = commit(b64decode(payload.franking_key, field="franking key"), payload.franked_bytes())
+        proof = FrankingProof(payload=payload, commitment=b64encode(commitment), conversation=to)
+        voucher_id = await self._submit(VoucherDirection.OUTGOING, data, mime, hashed, match, proof)
+        raise ImageWithheldError(voucher_id)
+
+    async def check_incoming(
+        self, opened: OpenedMessage, attachment: ReceivedAttachment | None
+    ) -> ImageWithheld | None:
+        """After the blob was decrypted and verified, before the app sees it. Returns the notice event
+        to show instead of the message on a match (after sending the voucher), else None."""
+        if attachment is None or self.authority is None or not attachment.mime.startswith("image/"):
+            return None
+        await self._maybe_sync()
+        found = self.match(attachment.data)
+        if found is None:
+            return None
+        hashed, match = found
+        payload, delivery = opened.payload, opened.delivery
+        proof = FrankingProof(
+            payload=payload,
+            commitment=b64encode(opened.commitment),
+            server_tag=b64encode(opened.franking_tag),
+            server_ts_ms=delivery.server_ts_ms,
+            sender_device=delivery.sender_device,
+            conversation=delivery.conversation,
+        )
+        voucher_id = await self._submit(
+            VoucherDirection.INCOMING, attachment.data, attachment.mime, hashed, match, proof
+        )
+        outgoing = payload.sender == self._client.username
+        return ImageWithheld(
+            message_id=payload.message_id,
+            conversation=payload.conversation if outgoing else payload.sender,
+            sender=payload.sender,
+            sender_device=delivery.sender_device,
+            caption=payload.body,
+            notice=WITHHELD_NOTICE,
+            voucher_id=voucher_id,
+            sent_at_ms=payload.sent_at_ms,
+            server_ts_ms=delivery.server_ts_ms,
+        )

@@ -1,0 +1,123 @@
+"""Rows of known-image matching: hash banks and their entries, the published (signed) hash-list manifests
+that form the transparency log, the authority-signed voucher key, stored vouchers (ciphertext only),
+image-match cases, and profile photos (an unencrypted surface, matched on the server).
+
+Nothing here lets the server see an image sent end to end: a voucher is encrypted to the safety team's
+key, and a case keeps its image in that same encrypted form.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vigil.server.db.models import Base
+
+__all__ = [
+    "BankEntryRow",
+    "BankRow",
+    "ImageMatchCaseRow",
+    "ManifestRow",
+    "ProfilePhotoRow",
+    "VoucherKeyRow",
+    "VoucherRow",
+]
+
+
+class BankRow(Base):
+    __tablename__ = "hash_banks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # vigil.safety.hashing.banks.BankKind value
+    threshold: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class BankEntryRow(Base):
+    __tablename__ = "hash_bank_entries"
+    __table_args__ = (UniqueConstraint("bank_id", "hash", name="uq_hash_bank_entries_bank_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("hash_banks.id", ondelete="CASCADE"), index=True)
+    hash: Mapped[str] = mapped_column(String(64))  # PDQ hex
+    labels: Mapped[str] = mapped_column(String(1000), default="")  # JSON list
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ManifestRow(Base):
+    """One published version: the signed manifest bytes, and the log head after appending it."""
+
+    __tablename__ = "hashlist_manifests"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    signed: Mapped[bytes] = mapped_column(LargeBinary)
+    root: Mapped[str] = mapped_column(String(64))
+    log_head: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class VoucherKeyRow(Base):
+    """The safety team's voucher public key with the authority's signature; the newest row is served."""
+
+    __tablename__ = "hashlist_voucher_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class VoucherRow(Base):
+    __tablename__ = "vouchers"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    mac: Mapped[bytes] = mapped_column(LargeBinary)
+    ephemeral_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    opened_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ImageMatchCaseRow(Base):
+    """A high-priority case opened by a known-image match (an opened voucher or a refused profile photo).
+
+    `image_*` hold the image encrypted to the safety team's voucher key (the voucher itself for a voucher
+    case), so the database never holds it in the clear; reviewers open it with the team's key."""
+
+    __tablename__ = "image_match_cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))  # "voucher" | "profile_photo"
+    subject_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reporter_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    direction: Mapped[str] = mapped_column(String(16))
+    bank: Mapped[str] = mapped_column(String(255))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    pdq: Mapped[str] = mapped_column(String(64))
+    distance: Mapped[int] = mapped_column(Integer)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    verification: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    voucher_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    mime: Mapped[str] = mapped_column(String(100))
+    image_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    image_mac: Mapped[bytes] = mapped_column(LargeBinary)
+    image_ephemeral_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProfilePhotoRow(Base):
+    __tablename__ = "profile_photos"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    mime: Mapped[str] = mapped_column(String(100))
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
