@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vigil.client.client import Client, Event, MessageEvent
+from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
 from vigil.errors import VigilError
 
 __all__ = ["chat_app"]
@@ -51,6 +51,11 @@ def _run(work: Callable[[], Coroutine[object, object, T]]) -> T:
 
 
 def show(event: Event) -> None:
+    if not isinstance(event, MessageEvent | RejectedDelivery):  # groups / verification (chat_groups.py)
+        from vigil.chat_groups import show_security_event
+
+        show_security_event(event)
+        return
     if not isinstance(event, MessageEvent):
         console.print(
             f"[red]dropped a message from {event.sender} that failed verification:[/red] {event.reason}"
@@ -115,7 +120,12 @@ def send(to: str, text: str) -> None:
 
     async def work() -> None:
         async with await Client.open(_Profile.path(), _passphrase()) as client:
+            from vigil.chat_groups import print_warnings
+
+            await client.refresh_devices(to)  # key-change warnings show before anything is sent
+            print_warnings(client)
             sent = await client.send_text(to, text)
+            print_warnings(client)
             console.print(f"sent to {sent.devices} device(s)")
 
     _run(work)
@@ -205,3 +215,12 @@ def _interactive() -> None:
                     console.print(f"[red]error[/red] ({error.code}): {error.detail}")
 
     _run(work)
+
+
+def _add_group_commands() -> None:
+    from vigil.chat_groups import register as register_group_commands
+
+    register_group_commands(chat_app)
+
+
+_add_group_commands()

@@ -28,18 +28,24 @@ async def open_control(
     try:
         decrypted = client.engine.decrypt_olm(delivery, sender, client.store.pickle_key)
         message = parse_control_payload(decrypted.plaintext)
-        event: GroupUpdated | VerificationEvent | None = None
+        event: GroupUpdated | None = None
         match message:
             case RoomKeyShare():
                 client.groups.accept_room_key(message, delivery, sender)
             case GroupMeta():
                 event = client.groups.accept_meta(message, delivery)
             case _:
-                event = await client.verification.handle(sender, message)
+                pass
     except (DecryptionError, TamperError, ProtocolError, ValidationError) as error:
         return _rejected(delivery, error.detail)
+    # The ratchet state is swapped in before a SAS step runs: that step may answer over the same session.
     client.engine.accept_olm(delivery.sender_device, decrypted)
     with client.store.transaction():
         client._persist()
         client.store.mark_processed(delivery.sender, delivery.message_id)
-    return event
+    if isinstance(message, RoomKeyShare | GroupMeta):
+        return event
+    try:
+        return await client.verification.handle(sender, message)
+    except (TamperError, ProtocolError, ValidationError) as error:
+        return _rejected(delivery, error.detail)

@@ -1,0 +1,64 @@
+"""`vigil chat group ...` and `vigil chat verify` as a user runs them, against `vigil serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import start_server
+from helpers import unique
+
+
+def _vigil(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vigil", "chat", *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **env},
+    )
+
+
+def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vigil", "chat", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200", **env},
+    )
+
+
+def test_cli_group_and_verify(tmp_path: Path) -> None:
+    server, _ = start_server("sqlite", tmp_path)
+    env = {"VIGIL_HOME": str(tmp_path / "home"), "VIGIL_PASSPHRASE": "cli test passphrase"}
+    alice, bob, carol = unique("alice"), unique("bob"), unique("carol")
+    try:
+        for name in (alice, bob, carol):
+            done = _vigil("--profile", name, "register", name, "--server", server.url, "--birth-date", "1990-02-03", env=env)
+            assert done.returncode == 0, done.stdout + done.stderr
+        created = _vigil("--profile", alice, "group", "create", bob, carol, "--name", "Climbing", env=env)
+        assert created.returncode == 0, created.stdout + created.stderr
+        group = re.search(r"created group ([a-f0-9]{32})", created.stdout).group(1)
+        sent = _vigil("--profile", alice, "group", "send", group, "rope at 6?", env=env)
+        assert "sent to 2 device(s)" in sent.stdout, sent.stdout + sent.stderr
+        received = _vigil("--profile", bob, "receive", env=env)
+        assert "'Climbing'" in received.stdout and f"{alice}: rope at 6?" in received.stdout, received.stdout
+        listed = _vigil("--profile", bob, "group", "list", env=env)
+        assert group in listed.stdout and "Climbing" in listed.stdout and "member" in listed.stdout
+        refused = _vigil("--profile", bob, "group", "remove", group, carol, env=env)
+        assert refused.returncode == 1 and "forbidden" in refused.stdout
+        removed = _vigil("--profile", alice, "group", "remove", group, carol, env=env)
+        assert removed.returncode == 0 and "new group key" in removed.stdout
+
+        number = _vigil("--profile", alice, "verify", bob, env=env)
+        assert number.returncode == 0 and "state: unverified" in number.stdout, number.stdout + number.stderr
+        digits = re.search(r"((?:\d{5} ){11}\d{5})", number.stdout).group(1)
+        confirmed = _vigil("--profile", alice, "verify", bob, "--confirm", digits, env=env)
+        assert "state: verified" in confirmed.stdout, confirmed.stdout
+
+        responder = _spawn("--profile", bob, "verify", "--accept", "--yes", "--timeout", "60", env=env)
+        initiator = _vigil("--profile", carol, "verify", bob, "--sas", "--yes", "--timeout", "60", env=env)
+        out, _ = responder.communicate(timeout=60)
+        assert initiator.returncode == 0 and "state: verified" in initiator.stdout, initiator.stdout + initiator.stderr
+        assert responder.returncode == 0 and f"verified {carol}" in out, out
+        assert "compare with" in out
+    finally:
+        server.stop()
