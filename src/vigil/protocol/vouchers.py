@@ -7,11 +7,19 @@ server stores the three parts and cannot open them; the safety team opens them w
 
 The safety team's voucher key reaches clients signed by the hash-list authority (the key clients already pin),
 so a breached server cannot swap in its own key and read vouchers: see `voucher_key_statement`.
+
+libolm's pk scheme (which vodozemac reproduces for compatibility) computes its MAC over an empty string,
+so the AES-CBC ciphertext is not authenticated: a flipped bit decrypts to garbage without an error. The
+sealed plaintext is therefore `SHA-256(content) || content`, checked on opening. (Anyone holding the
+public key can seal a voucher, so this is integrity, not sender authentication; the franking proof inside
+is what ties a voucher to a sent message.)
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Final, Literal
@@ -120,7 +128,7 @@ def seal_voucher(public_key: bytes, plaintext: bytes) -> SealedVoucher:
         encryption = vodozemac.PkEncryption.from_key(vodozemac.Curve25519PublicKey.from_bytes(public_key))
     except (vodozemac.PkInvalidKeySizeException, ValueError) as error:
         raise ValidationError("invalid voucher key") from error
-    message = encryption.encrypt(plaintext)
+    message = encryption.encrypt(hashlib.sha256(plaintext).digest() + plaintext)
     return SealedVoucher(bytes(message.ciphertext), bytes(message.mac), bytes(message.ephemeral_key))
 
 
@@ -129,9 +137,13 @@ def open_voucher(secret: bytes, sealed: SealedVoucher) -> bytes:
     decryption = _decryption(secret)
     try:
         message = vodozemac.Message(sealed.ciphertext, sealed.mac, sealed.ephemeral_key)
-        return bytes(decryption.decrypt(message))
+        opened = bytes(decryption.decrypt(message))
     except (vodozemac.PkDecodeException, vodozemac.PkInvalidKeySizeException, ValueError) as error:
         raise DecryptionError("the voucher does not open with this key") from error
+    digest, plaintext = opened[:32], opened[32:]
+    if len(opened) < 32 or not hmac.compare_digest(digest, hashlib.sha256(plaintext).digest()):
+        raise DecryptionError("the voucher was altered after it was sealed")
+    return plaintext
 
 
 class VoucherDirection(enum.StrEnum):
