@@ -224,3 +224,12 @@ def _add_group_commands() -> None:
 
 
 _add_group_commands()
+
+
+def _add_safety_commands() -> None:
+    from vigil.chat_safety import register as register_safety_commands
+
+    register_safety_commands(chat_app)
+
+
+_add_safety_commands()

@@ -81,6 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    if settings.console_mounted:
+        # The review console shares this server's context (imported here: the console sits above the server).
+        from vigil.console.app import create_console_app
+
+        app.mount("/console", create_console_app(settings, context=lambda: app.state.context))
+
     app.add_middleware(
         BodySizeLimit, default_limit=settings.max_json_bytes, blob_limit=settings.max_blob_bytes
     )

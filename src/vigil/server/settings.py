@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     # AES-256-GCM key for reported content at rest, hex (32 bytes). In dev generated into the data dir.
     report_key: SecretStr | None = None
     report_retention_days: int = Field(default=365, gt=0)
+    console_mounted: bool = True  # `vigil serve` serves the review console under /console
     console_secure_cookies: bool = True
     console_session_minutes: int = Field(default=8 * 60, gt=0)
     console_max_failed_logins: int = Field(default=5, gt=0)

@@ -22,7 +22,15 @@ from vigil.errors import StorageError
 from vigil.protocol.encoding import length_prefixed
 from vigil.server.db.safety_models import AuditHeadRow, AuditRow
 
-__all__ = ["GENESIS", "ChainCheck", "append_audit", "entries_for", "entry_hash", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "ChainCheck",
+    "append_audit",
+    "entries_for",
+    "entry_hash",
+    "recent_entries",
+    "verify_chain",
+]
 
 GENESIS = bytes(32)
 _DOMAIN = b"vigil-audit-v1"
@@ -86,6 +94,11 @@ async def entries_for(session: AsyncSession, target: str, limit: int = 200) -> l
     rows = await session.scalars(
         select(AuditRow).where(AuditRow.target == target).order_by(AuditRow.id.desc()).limit(limit)
     )
+    return list(rows.all())
+
+
+async def recent_entries(session: AsyncSession, limit: int = 200) -> list[AuditRow]:
+    rows = await session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
     return list(rows.all())
 
 
