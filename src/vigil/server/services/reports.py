@@ -25,6 +25,7 @@ from vigil.server.db.models import UserRow
 from vigil.server.db.repositories import MessageRepository, UserRepository
 from vigil.server.db.safety_models import CaseRow, ReportItemRow, ReportRow
 from vigil.server.db.safety_repositories import BlockRepository, CaseRepository, ReportRepository
+from vigil.server.services import metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
 from vigil.server.services.evidence import EvidenceBox, evidence_box
@@ -34,6 +35,7 @@ __all__ = [
     "item_content_context",
     "list_blocks",
     "list_notices",
+    "open_or_join_case",
     "submit_report",
     "sweep_expired_reports",
     "unblock_user",
@@ -133,6 +135,15 @@ async def _case_for(
     return case
 
 
+async def open_or_join_case(
+    session: AsyncSession, subject: UserRow, reason: ReportReason, priority: int, verified: bool, now_ms: int
+) -> CaseRow:
+    """The shared case-creation seam (reports, account reports, image-match vouchers): joins the open
+    case about `subject`, raising its priority and verified flag as needed, or opens one. Runs inside
+    the caller's transaction."""
+    return await _case_for(session, subject, reason, priority, verified, now_ms)
+
+
 async def submit_report(
     ctx: ServerContext, by: AuthenticatedDevice, request: ReportRequest
 ) -> ReportAccepted:
@@ -178,8 +189,11 @@ async def submit_report(
                 for n, (c, v) in enumerate(zip(claimed, verdicts, strict=True))
             ]
         )
-        if request.block:
-            await BlockRepository(session).add(by.user_id, reported.id, now_ms)
+        await metadata.record(
+            session, metadata.report_event(now_ms, by.username, reported.username, request.reason)
+        )
+        if request.block and await BlockRepository(session).add(by.user_id, reported.id, now_ms):
+            await metadata.record(session, metadata.block_event(now_ms, by.username, reported.username))
         await append_audit(
             session,
             now_ms=now_ms,
@@ -212,7 +226,8 @@ async def block_user(ctx: ServerContext, by: AuthenticatedDevice, username: str)
             raise NotFoundError(f"no user named {username}")
         if target.id == by.user_id:
             raise ValidationError("you cannot block yourself")
-        await BlockRepository(session).add(by.user_id, target.id, ctx.clock_ms())
+        if await BlockRepository(session).add(by.user_id, target.id, ctx.clock_ms()):
+            await metadata.record(session, metadata.block_event(ctx.clock_ms(), by.username, target.username))
 
 
 async def unblock_user(ctx: ServerContext, by: AuthenticatedDevice, username: str) -> None:
