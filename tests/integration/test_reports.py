@@ -201,3 +201,41 @@ def test_select_records_takes_the_message_and_the_ones_before_it() -> None:
     chosen = select_records(history, "7", 3)
     assert [r["payload"]["message_id"] for r in chosen] == ["7", "6", "5", "4"]
     assert len(select_records(history, "1", 5)) == 2
+
+
+async def test_case_workflow_notes_assignment_escalation_and_reopen(server, tmp_path: Path) -> None:
+    from vigil.console.auth import Role, create_reviewer
+    from vigil.errors import ConflictError
+
+    alice = await register(server.url, tmp_path, "alice")
+    bob = await register(server.url, tmp_path, "bob")
+    await alice.send_text(bob.username, "threat")
+    [event] = await bob.fetch()
+    case_id = (await bob.report(event, ReportReason.HARASSMENT)).case_id
+    async with server_context(server.data_dir, server.database_url) as ctx:
+        ann = await create_reviewer(ctx, "ann", "a long enough password", Role.REVIEWER, "test")
+        await cases.assign(ctx, ann.actor, case_id, ann.id)
+        await cases.add_note(ctx, ann.actor, ann.id, case_id, "context suggests a real threat")
+        assert await cases.apply_action(ctx, ann.actor, ann.id, case_id, CaseAction.ESCALATE) == "escalated"
+        await cases.reopen(ctx, "reviewer:lead", case_id)
+        assert await cases.apply_action(ctx, ann.actor, ann.id, case_id, CaseAction.DISMISS) == "dismissed"
+        with pytest.raises(ConflictError):
+            await cases.apply_action(ctx, ann.actor, ann.id, case_id, CaseAction.DISMISS)
+        assert [c.id for c in await cases.queue(ctx, QueueFilter(assignee_id=ann.id))] == []  # closed
+        assert [c.id for c in await cases.queue(ctx, QueueFilter(states=("dismissed",)))] == [case_id]
+        detail = await cases.case_detail(ctx, ann.actor, case_id, frozenset())
+        assert [n[2] for n in detail.notes] == ["context suggests a real threat"]
+        actions = [e.action for e in reversed(detail.audit)]
+        assert actions[:1] == ["report.submitted"]
+        for expected in (
+            "case.assigned",
+            "case.note_added",
+            "case.escalate",
+            "case.reopened",
+            "case.dismiss",
+        ):
+            assert expected in actions
+        # a new report about alice opens a fresh case: the dismissed one stays closed
+        await alice.send_text(bob.username, "again")
+        [event] = await bob.fetch()
+        assert (await bob.report(event, ReportReason.HARASSMENT)).case_id != case_id
