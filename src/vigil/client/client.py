@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import httpx
 
+from vigil.client import contacts
 from vigil.client.engine import Engine, OpenedMessage, PeerDevice, device_from_info
 from vigil.client.groups import GroupManager, GroupUpdated
 from vigil.client.safety import ImageSafety, ImageWithheld
@@ -21,6 +22,7 @@ from vigil.client.transport import StaleDeviceList, Transport
 from vigil.client.verification import VerificationEvent, VerificationManager
 from vigil.errors import ConflictError, DecryptionError, StorageError, TamperError, ValidationError
 from vigil.protocol.attachments import decrypt_attachment, encrypt_attachment
+from vigil.protocol.contacts import ContactRequestList, ContactRequestView
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.olm import DeviceAccount, PairwiseSession
 from vigil.protocol.reports import Notice, ReportAccepted, ReportReason
@@ -102,6 +104,7 @@ class Client:
         self.store = store
         self.transport = transport
         self.engine = engine
+        self.rejected_notices: list[str] = []  # why the last fetched safety notices were refused
         self.groups = GroupManager(self)  # encrypted groups (vigil.client.groups)
         self.verification = VerificationManager(self)  # safety numbers, SAS, key-change warnings
         self.safety = ImageSafety(self)  # known-image matching before send/show (vigil.client.safety)
@@ -472,6 +475,41 @@ class Client:
     async def notices(self, after: int = 0) -> list[Notice]:
         """Notices from the safety team (for example a warning) addressed to this account."""
         return (await self.transport.notices(after)).notices
+
+    # ---- contact requests and signed safety notices (logic in vigil.client.contacts) -------------
+
+    async def request_contact(self, username: str) -> ContactRequestView:
+        """Asks `username` to connect (no text, no media). Raises PolicyViolation (blocked, restricted,
+        daily limit), ConflictError (already connected or pending), NotFoundError."""
+        return await contacts.request_contact(self, username)
+
+    async def contact_requests(self) -> ContactRequestList:
+        """Pending requests to this account (`incoming`) and this account's own (`outgoing`)."""
+        return await contacts.list_requests(self)
+
+    async def accept_request(self, request_id: int) -> ContactRequestView:
+        return await contacts.answer_request(self, request_id, "accept")
+
+    async def ignore_request(self, request_id: int) -> ContactRequestView:
+        return await contacts.answer_request(self, request_id, "ignore")
+
+    async def block_request(self, request_id: int) -> ContactRequestView:
+        """Declines the request and blocks its sender."""
+        return await contacts.answer_request(self, request_id, "block")
+
+    async def contacts(self) -> list[str]:
+        return await contacts.list_contacts(self)
+
+    async def report_account(
+        self, username: str, reason: ReportReason, *, block: bool = True
+    ) -> ReportAccepted:
+        """Reports an account without a message (from a contact request or a safety notice)."""
+        return await contacts.report_account(self, username, reason, block)
+
+    async def safety_notices(self, after: int = 0) -> list[contacts.SafetyNotice]:
+        """Verified safety notices (forged or tampered ones are dropped; see `rejected_notices`)."""
+        shown, self.rejected_notices = await contacts.fetch_safety_notices(self, after)
+        return shown
 
 
 def _rejected(delivery: Delivery, reason: str) -> RejectedDelivery:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from vigil.server.api import accounts, blobs, keys, messages, stream
+from vigil.server.api import contacts as contacts_api
 from vigil.server.api import groups as groups_api
 from vigil.server.api import hashlist as hashlist_api
 from vigil.server.api import reports as reports_api
@@ -21,6 +22,7 @@ from vigil.server.context import ServerContext
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.delivery import DeliveryHub
 from vigil.server.services.blobs import sweep_expired_blobs
+from vigil.server.services.risk import risk_loop
 from vigil.server.settings import Settings
 
 __all__ = ["create_app"]
@@ -60,9 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.context = ctx
         sweeper = asyncio.create_task(_sweep_forever(ctx))
+        scorer = asyncio.create_task(risk_loop(ctx))  # behavioural risk + metadata retention (issue 6)
         try:
             yield
         finally:
+            scorer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scorer
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -76,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups_api.router)
     app.include_router(hashlist_api.router)
     app.include_router(reports_api.router)
+    app.include_router(contacts_api.router)
 
     @app.get("/v1/health")
     async def health() -> dict[str, str]:

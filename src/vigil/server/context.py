@@ -30,3 +30,5 @@ class ServerContext:
     clock_ms: Callable[[], int] = field(default=system_clock_ms)
     # Loaded on first use by `vigil.server.services.evidence.evidence_box` (reported content at rest).
     report_key: bytes | None = None
+    # Loaded on first use by `vigil.server.services.notices` (the safety-notice signing seed).
+    notice_key: bytes | None = None

@@ -15,6 +15,7 @@ __all__ = ["Environment", "Settings"]
 
 _FRANKING_KEY_FILE = "franking.key"
 _REPORT_KEY_FILE = "report.key"
+_NOTICE_KEY_FILE = "notice.key"
 
 
 class Environment(enum.StrEnum):
@@ -43,6 +44,13 @@ class Settings(BaseSettings):
     console_session_minutes: int = Field(default=8 * 60, gt=0)
     console_max_failed_logins: int = Field(default=5, gt=0)
     console_lockout_minutes: int = Field(default=15, gt=0)
+    # Ed25519 seed (hex, 32 bytes) signing safety notices; not the franking key. Generated in dev.
+    notice_signing_key: SecretStr | None = None
+    # Minors' protective defaults and behavioural risk (issue 6).
+    contact_requests_per_day_new: int = Field(default=20, gt=0)
+    new_account_days: int = Field(default=30, ge=0)
+    metadata_retention_days: int = Field(default=90, gt=0)
+    risk_scoring_interval_seconds: int = Field(default=3600, ge=0)  # 0: no periodic run
 
     @model_validator(mode="after")
     def _refuse_missing_secrets_outside_dev(self) -> Settings:
@@ -68,6 +76,19 @@ class Settings(BaseSettings):
                 raise ValueError("VIGIL_REPORT_KEY must be hex") from error
             if len(raw) != 32:
                 raise ValueError("VIGIL_REPORT_KEY must be 32 bytes")
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_missing_notice_key_outside_dev(self) -> Settings:
+        if self.environment is not Environment.DEV and self.notice_signing_key is None:
+            raise ValueError("VIGIL_NOTICE_SIGNING_KEY must be set outside dev")
+        if self.notice_signing_key is not None:
+            try:
+                raw = bytes.fromhex(self.notice_signing_key.get_secret_value())
+            except ValueError as error:
+                raise ValueError("VIGIL_NOTICE_SIGNING_KEY must be hex") from error
+            if len(raw) != 32:
+                raise ValueError("VIGIL_NOTICE_SIGNING_KEY must be 32 bytes")
         return self
 
     @property
@@ -103,6 +124,22 @@ class Settings(BaseSettings):
         if self.environment is not Environment.DEV:
             raise ValidationError("VIGIL_REPORT_KEY must be set outside dev")
         path = self.data_dir / _REPORT_KEY_FILE
+        if path.exists():
+            return bytes.fromhex(path.read_text().strip())
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        path.write_text(key.hex())
+        path.chmod(0o600)
+        return key
+
+    def load_notice_signing_key(self) -> bytes:
+        """The Ed25519 seed that signs safety notices. Raises ValidationError outside dev when unset; in
+        dev it is generated once and kept in the data dir."""
+        if self.notice_signing_key is not None:
+            return bytes.fromhex(self.notice_signing_key.get_secret_value())
+        if self.environment is not Environment.DEV:
+            raise ValidationError("VIGIL_NOTICE_SIGNING_KEY must be set outside dev")
+        path = self.data_dir / _NOTICE_KEY_FILE
         if path.exists():
             return bytes.fromhex(path.read_text().strip())
         self.data_dir.mkdir(parents=True, exist_ok=True)

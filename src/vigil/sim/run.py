@@ -24,7 +24,8 @@ from vigil.errors import StorageError
 from vigil.safety.behavior.events import MetadataEvent, UserId, event_to_record, facts_to_record
 from vigil.safety.behavior.features import DAY_MS, HOUR_MS, FeatureExtractor
 from vigil.safety.behavior.model import RiskModel, load_default_model
-from vigil.safety.behavior.policy import ProtectiveAction, Thresholds, decide
+from vigil.safety.behavior.policy import ProtectiveAction, Thresholds
+from vigil.safety.behavior.scoring import assess_and_decide
 from vigil.sim.generator import EventGenerator
 from vigil.sim.population import Population, Role, build_population
 from vigil.sim.scenario import Scenario
@@ -97,21 +98,9 @@ class _Pipeline:
         if self.model is None or self.thresholds is None:
             return
         ex = self.extractor
-        users = [u for u in ex.drain_dirty() if not ex.is_minor(u)]
-        if not users:
-            return
-        x = ex.feature_matrix(users, now_ms)
-        scores = self.model.score_matrix(x)
-        lowest = self.thresholds.safety_notice
-        for i in np.flatnonzero(scores >= lowest).tolist():
-            user = users[i]
-            assessment = self.model.assess_matrix([user], now_ms, x[i : i + 1])[0]
-            decision = decide(
-                assessment,
-                is_adult=True,
-                minors_contacted=ex.minors_contacted(user, now_ms),
-                thresholds=self.thresholds,
-            )
+        # The same pass the server's risk service runs (vigil.safety.behavior.scoring).
+        for decision in assess_and_decide(ex, self.model, self.thresholds, ex.drain_dirty(), now_ms):
+            user, assessment = decision.user, decision.assessment
             previous = self.level.get(user, ProtectiveAction.NONE)
             if decision.level.severity <= previous.severity:
                 continue

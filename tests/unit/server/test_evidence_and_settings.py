@@ -17,8 +17,12 @@ def test_prod_refuses_a_missing_or_bad_report_key(tmp_path: Path) -> None:
     with pytest.raises(pydantic.ValidationError, match="32 bytes"):
         Settings(environment=Environment.PROD, data_dir=tmp_path, franking_key=franking, report_key="00" * 8)  # type: ignore[arg-type]
     good = Settings(
-        environment=Environment.PROD, data_dir=tmp_path, franking_key=franking, report_key="cd" * 32
-    )  # type: ignore[arg-type]
+        environment=Environment.PROD,
+        data_dir=tmp_path,
+        franking_key=franking,  # type: ignore[arg-type]
+        report_key="cd" * 32,  # type: ignore[arg-type]
+        notice_signing_key="ef" * 32,  # type: ignore[arg-type]
+    )
     assert good.load_report_key() == bytes.fromhex("cd" * 32)
     assert good.report_retention_days == 365
 

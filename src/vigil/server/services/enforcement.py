@@ -13,10 +13,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import PolicyViolation
 from vigil.protocol.wire import AgeBand
+from vigil.server.db.minors_models import ConnectionRow
 from vigil.server.db.models import MessageRow, UserRow
 from vigil.server.db.safety_models import AccountStandingRow, BlockRow
 
-__all__ = ["Standing", "check_login", "check_send", "decide_send", "standing_of"]
+__all__ = [
+    "NOT_CONNECTED_REFUSAL",
+    "Standing",
+    "check_group_add",
+    "check_login",
+    "check_send",
+    "decide_group_add",
+    "decide_send",
+    "is_connected",
+    "standing_of",
+]
+
+# Minors' protective default: direct messages only from accounts they are connected to.
+NOT_CONNECTED_REFUSAL = (
+    "the recipient is a minor who is not connected to this account; "
+    "send a contact request first (POST /v1/contacts/requests)"
+)
 
 
 class Standing(enum.StrEnum):
@@ -26,9 +43,15 @@ class Standing(enum.StrEnum):
 
 
 def decide_send(
-    standing: Standing, *, blocked_by_recipient: bool, recipient_is_minor: bool, existing_conversation: bool
+    standing: Standing,
+    *,
+    blocked_by_recipient: bool,
+    recipient_is_minor: bool,
+    existing_conversation: bool,
+    connected: bool = True,
 ) -> str | None:
-    """Why a send is refused, or None when it is allowed."""
+    """Why a send is refused, or None when it is allowed. `connected`: the two accounts accepted a
+    contact request (minors receive direct messages only from their connections)."""
     match standing:
         case Standing.SUSPENDED:
             return "this account is suspended"
@@ -41,12 +64,34 @@ def decide_send(
             pass
     if blocked_by_recipient:
         return "the recipient has blocked this account"
+    if recipient_is_minor and not connected:
+        return NOT_CONNECTED_REFUSAL
+    return None
+
+
+def decide_group_add(
+    standing: Standing, *, adder_is_minor: bool, member_is_minor: bool, connected: bool, blocked: bool
+) -> str | None:
+    """Why adding `member` to a group is refused, or None."""
+    if blocked:
+        return "that account has blocked you"
+    if not member_is_minor:
+        return None
+    if standing is not Standing.ACTIVE:
+        return "this account is restricted and cannot contact minors"
+    if not adder_is_minor and not connected:
+        return "an adult can add a minor to a group only when the two are connected"
     return None
 
 
 async def standing_of(session: AsyncSession, user_id: int) -> Standing:
     row = await session.get(AccountStandingRow, user_id)
     return Standing.ACTIVE if row is None else Standing(row.standing)
+
+
+async def is_connected(session: AsyncSession, a: int, b: int) -> bool:
+    low, high = min(a, b), max(a, b)
+    return (await session.get(ConnectionRow, {"low_user_id": low, "high_user_id": high})) is not None
 
 
 async def check_login(session: AsyncSession, user_id: int) -> None:
@@ -86,11 +131,39 @@ async def check_send(
     existing = True
     if standing is Standing.RESTRICTED:
         existing = await _has_conversation(session, sender_user_id, sender_username, recipient)
+    recipient_is_minor = AgeBand(recipient.age_band).is_minor
+    connected = True
+    if recipient_is_minor:
+        connected = await is_connected(session, sender_user_id, recipient.id)
     refusal = decide_send(
         standing,
         blocked_by_recipient=blocked,
-        recipient_is_minor=AgeBand(recipient.age_band).is_minor,
+        recipient_is_minor=recipient_is_minor,
         existing_conversation=existing,
+        connected=connected,
+    )
+    if refusal is not None:
+        raise PolicyViolation(refusal)
+
+
+async def check_group_add(
+    session: AsyncSession, adder_user_id: int, adder_band: AgeBand, member: UserRow
+) -> None:
+    """Raises PolicyViolation when `member` may not be added to a group by this account: unconnected
+    adults cannot add a minor, restricted accounts cannot add minors, nobody adds someone who blocked
+    them."""
+    if member.id == adder_user_id:
+        return
+    member_is_minor = AgeBand(member.age_band).is_minor
+    blocked = (
+        await session.get(BlockRow, {"blocker_user_id": member.id, "blocked_user_id": adder_user_id})
+    ) is not None
+    refusal = decide_group_add(
+        await standing_of(session, adder_user_id),
+        adder_is_minor=adder_band.is_minor,
+        member_is_minor=member_is_minor,
+        connected=(not member_is_minor) or await is_connected(session, adder_user_id, member.id),
+        blocked=blocked,
     )
     if refusal is not None:
         raise PolicyViolation(refusal)

@@ -33,6 +33,7 @@ from vigil.server.context import ServerContext
 from vigil.server.db.group_repositories import GroupRepository, QueueWriter
 from vigil.server.db.models import GroupMemberRow, GroupRow, MessageRow, QueueRow
 from vigil.server.db.repositories import BlobRepository, UserRepository
+from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
 from vigil.server.services.messaging import StaleDevicesError, size_bucket
@@ -91,6 +92,7 @@ async def create_group(ctx: ServerContext, by: AuthenticatedDevice, request: Cre
             user = await users.by_username(username)
             if user is None:
                 raise NotFoundError(f"no user named {username}")
+            await enforcement.check_group_add(session, by.user_id, by.age_band, user)
             members.append(
                 GroupMemberRow(
                     group_id=group_id, user_id=user.id, role=GroupRole.MEMBER.value, joined_at_ms=now
@@ -98,6 +100,7 @@ async def create_group(ctx: ServerContext, by: AuthenticatedDevice, request: Cre
             )
         groups = GroupRepository(session)
         await groups.add(GroupRow(id=group_id, created_by_user_id=by.user_id, created_at_ms=now), members)
+        await metadata.record_group_created(session, now, by.username, group_id, request.members)
         return await _info(groups, group_id)
 
 
@@ -130,6 +133,10 @@ async def add_member(
             raise NotFoundError(f"no user named {request.username}")
         if await groups.member(group_id, user.id) is not None:
             raise ConflictError(f"{request.username} is already a member")
+        await enforcement.check_group_add(session, by.user_id, by.age_band, user)
+        await metadata.record_group_created(
+            session, ctx.clock_ms(), by.username, group_id, [user.username], created=False
+        )
         if len(await groups.members(group_id)) >= MAX_GROUP_MEMBERS:
             raise ConflictError(f"a group has at most {MAX_GROUP_MEMBERS} members")
         await groups.add_member(
@@ -237,6 +244,17 @@ async def send_group_message(
         # The same bytes for every device: one ciphertext, many queue entries.
         entries = [QueueRow(device_id=d, message_type=MEGOLM_MESSAGE_TYPE, body=body) for d in owners]
         await writer.add(message, entries)
+        await metadata.record(
+            session,
+            metadata.message_event(
+                now_ms,
+                by.username,
+                recipient=None,
+                group=group_id,
+                size_bucket=message.size_bucket,
+                kind=request.kind,
+            ),
+        )
     await ctx.delivery.notify(owners)
     return SendAccepted(message_id=request.id, server_ts_ms=now_ms, devices=len(owners))
 

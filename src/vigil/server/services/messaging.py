@@ -23,7 +23,7 @@ from vigil.protocol.wire import (
 from vigil.server.context import ServerContext
 from vigil.server.db.models import MessageRow, QueueRow
 from vigil.server.db.repositories import BlobRepository, DeviceRepository, MessageRepository, UserRepository
-from vigil.server.services import enforcement
+from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
 
@@ -140,6 +140,18 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
             for device_id, (kind, body) in bodies.items()
         ]
         await messages.add(message, entries)
+        if recipient.id != by.user_id:
+            await metadata.record(
+                session,
+                metadata.message_event(
+                    now_ms,
+                    by.username,
+                    recipient=recipient.username,
+                    group=None,
+                    size_bucket=message.size_bucket,
+                    kind=request.kind,
+                ),
+            )
     await ctx.delivery.notify(bodies)
     return SendAccepted(message_id=request.id, server_ts_ms=now_ms, devices=len(bodies))
 

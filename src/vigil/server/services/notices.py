@@ -1,0 +1,105 @@
+"""Signed safety notices: when an unconnected adult, or an account whose risk is elevated, reaches a
+minor, the minor's client shows a notice with block and report actions. The server signs each notice
+with its notice key (`VIGIL_NOTICE_SIGNING_KEY`); clients verify it (`vigil.protocol.notices`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.protocol.contacts import (
+    NoticeAction,
+    NoticeKey,
+    SafetyNoticeBody,
+    SignedNotice,
+    SignedNoticeList,
+)
+from vigil.protocol.encoding import b64decode, b64encode
+from vigil.protocol.notices import notice_public_key, sign_notice
+from vigil.server.context import ServerContext
+from vigil.server.db.minors_models import SafetyNoticeRow
+from vigil.server.db.models import UserRow
+from vigil.server.services.accounts import AuthenticatedDevice
+
+__all__ = [
+    "ELEVATED_RISK_TEXT",
+    "UNCONNECTED_ADULT_TEXT",
+    "issue_notice",
+    "list_safety_notices",
+    "notice_key",
+    "public_notice_key",
+]
+
+UNCONNECTED_ADULT_TEXT = (
+    "{subject} is an adult you are not connected to. Only accept if you know them in real life. "
+    "You can block or report them."
+)
+ELEVATED_RISK_TEXT = (
+    "Be careful with {subject}: this account has been behaving in ways that often come before harm "
+    "to young people. Never share photos or move to another app. You can block or report them."
+)
+
+
+def notice_key(ctx: ServerContext) -> bytes:
+    """The signing seed, loaded once. Raises ValidationError outside dev when it is not configured."""
+    if ctx.notice_key is None:
+        ctx.notice_key = ctx.settings.load_notice_signing_key()
+    return ctx.notice_key
+
+
+def public_notice_key(ctx: ServerContext) -> NoticeKey:
+    return NoticeKey(public_key=b64encode(notice_public_key(notice_key(ctx))))
+
+
+async def issue_notice(
+    ctx: ServerContext,
+    session: AsyncSession,
+    *,
+    recipient: UserRow,
+    subject: UserRow,
+    kind: str,
+    text: str,
+    now_ms: int,
+) -> SafetyNoticeRow:
+    """Signs and stores one notice in the caller's transaction. `text` may name `{subject}`."""
+    row = SafetyNoticeRow(
+        user_id=recipient.id,
+        subject_user_id=subject.id,
+        kind=kind,
+        payload=b"",
+        signature=b"",
+        created_at_ms=now_ms,
+    )
+    session.add(row)
+    await session.flush()
+    body = SafetyNoticeBody(
+        id=row.id,
+        recipient=recipient.username,
+        subject=subject.username,
+        kind=kind,
+        text=text.format(subject=subject.username),
+        actions=[NoticeAction.BLOCK, NoticeAction.REPORT],
+        created_at_ms=now_ms,
+    )
+    signed = sign_notice(notice_key(ctx), body)
+    row.payload = b64decode(signed.payload, field="payload")
+    row.signature = b64decode(signed.signature, field="signature")
+    return row
+
+
+async def list_safety_notices(
+    ctx: ServerContext, by: AuthenticatedDevice, after: int = 0
+) -> SignedNoticeList:
+    async with ctx.sessions() as session:
+        rows = await session.scalars(
+            select(SafetyNoticeRow)
+            .where(SafetyNoticeRow.user_id == by.user_id, SafetyNoticeRow.id > after)
+            .order_by(SafetyNoticeRow.id)
+            .limit(200)
+        )
+        return SignedNoticeList(
+            notices=[
+                SignedNotice(payload=b64encode(r.payload), signature=b64encode(r.signature)) for r in rows
+            ]
+        )

@@ -1,0 +1,209 @@
+"""Behavioural risk on the server (DESIGN.md §3 "Behaviour"): the metadata event log -> features ->
+the shipped risk model -> protective actions, with the reasons in words for every decision.
+
+`run_risk_scoring` is one pass (tests and the simulator's server mode call it directly); `risk_loop`
+runs it every `VIGIL_RISK_SCORING_INTERVAL_SECONDS` in the app lifespan, together with the metadata
+retention sweep and the expiry of unanswered contact requests. Actions only ever go up the ladder:
+  safety notice      signed notices to the minors the account reached
+  restrict contact   account standing `restricted` (enforced on the send path: no contact with minors)
+  open case          a case in the review console; the reasons, score and metadata timeline go into the
+                     case's audit trail (shown on the case page)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.protocol.reports import ReportReason
+from vigil.protocol.wire import AgeBand
+from vigil.safety.behavior.events import AccountFacts, UserId, event_to_record
+from vigil.safety.behavior.features import FeatureExtractor
+from vigil.safety.behavior.model import RiskModel, load_default_model
+from vigil.safety.behavior.policy import Decision, ProtectiveAction
+from vigil.safety.behavior.scoring import assess_and_decide
+from vigil.server.context import ServerContext
+from vigil.server.db.minors_models import RiskStateRow, SafetyNoticeRow
+from vigil.server.db.models import UserRow
+from vigil.server.db.safety_models import AccountActionRow, AccountStandingRow
+from vigil.server.services import contacts, metadata, notices
+from vigil.server.services.audit import append_audit
+from vigil.server.services.enforcement import Standing
+from vigil.server.services.reports import _case_for
+
+__all__ = ["AppliedDecision", "RiskRun", "risk_loop", "run_risk_scoring"]
+
+log = logging.getLogger(__name__)
+DAY_MS = 24 * 3600 * 1000
+WINDOW_DAYS = 28
+CASE_PRIORITY = 80
+TIMELINE_EVENTS = 50
+_MODEL: RiskModel | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedDecision:
+    user: str
+    level: ProtectiveAction
+    score: float
+    reasons: tuple[str, ...]
+    notified: tuple[str, ...]
+    case_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRun:
+    now_ms: int
+    events: int
+    scored: int
+    decisions: list[Decision]  # every decision at or above the lowest threshold
+    applied: list[AppliedDecision]  # those that moved an account up the ladder
+
+
+def _model() -> RiskModel:
+    global _MODEL
+    if _MODEL is None:
+        _MODEL = load_default_model()
+    return _MODEL
+
+
+async def _notify(
+    ctx: ServerContext, session: AsyncSession, subject: UserRow, minors: list[UserRow], now: int
+) -> list[str]:
+    sent = []
+    for minor in minors:
+        already = await session.scalar(
+            select(SafetyNoticeRow.id).where(
+                SafetyNoticeRow.user_id == minor.id,
+                SafetyNoticeRow.subject_user_id == subject.id,
+                SafetyNoticeRow.kind == "elevated_risk",
+            )
+        )
+        if already is None:
+            await notices.issue_notice(
+                ctx,
+                session,
+                recipient=minor,
+                subject=subject,
+                kind="elevated_risk",
+                text=notices.ELEVATED_RISK_TEXT,
+                now_ms=now,
+            )
+            sent.append(minor.username)
+    return sent
+
+
+async def _apply(
+    ctx: ServerContext, session: AsyncSession, decision: Decision, users: dict[str, UserRow], now: int
+) -> AppliedDecision | None:
+    subject = users.get(decision.user)
+    if subject is None:
+        return None
+    state = await session.get(RiskStateRow, subject.id)
+    previous = ProtectiveAction.NONE if state is None else ProtectiveAction(state.level)
+    if decision.level.severity <= previous.severity:
+        return None
+    reasons = tuple(r.text for r in decision.assessment.reasons) or (
+        "the combination of this account's recent activity scores above the threshold",
+    )
+    actions = decision.actions
+    notified = (
+        await _notify(ctx, session, subject, [users[m] for m in decision.notify if m in users], now)
+        if ProtectiveAction.SAFETY_NOTICE in actions
+        else []
+    )
+    details: dict[str, object] = {
+        "level": decision.level.value,
+        "score": round(decision.assessment.score, 4),
+        "model": decision.assessment.model_version,
+        "reasons": list(reasons),
+        "notified": len(notified),
+    }
+    if ProtectiveAction.RESTRICT_MINOR_CONTACT in actions:
+        standing = await session.get(AccountStandingRow, subject.id)
+        if standing is None:
+            session.add(
+                AccountStandingRow(user_id=subject.id, standing=Standing.RESTRICTED.value, updated_at_ms=now)
+            )
+            session.add(
+                AccountActionRow(
+                    user_id=subject.id,
+                    action="auto_restrict",
+                    case_id=None,
+                    reviewer_id=None,
+                    created_at_ms=now,
+                )
+            )
+    case_id = None if state is None else state.case_id
+    if ProtectiveAction.OPEN_CASE in actions:
+        case = await _case_for(session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now)
+        case_id = case.id
+        timeline = await metadata.timeline(session, subject.username, limit=TIMELINE_EVENTS)
+        await append_audit(
+            session,
+            now_ms=now,
+            actor="system:risk",
+            action="case.risk_opened",
+            target=f"case:{case.id}",
+            details={**details, "timeline": [event_to_record(e) for e in timeline]},
+        )
+    await append_audit(
+        session,
+        now_ms=now,
+        actor="system:risk",
+        action=f"risk.{decision.level.value}",
+        target=f"user:{subject.username}",
+        details=details,
+    )
+    if state is None:
+        state = RiskStateRow(user_id=subject.id, level="", score=0.0, reasons="[]", updated_at_ms=now)
+        session.add(state)
+    state.level, state.score = decision.level.value, float(decision.assessment.score)
+    state.reasons, state.case_id, state.updated_at_ms = json.dumps(list(reasons)), case_id, now
+    log.info(
+        "risk: %s -> %s (%.3f): %s", subject.username, decision.level.value, state.score, "; ".join(reasons)
+    )
+    return AppliedDecision(subject.username, decision.level, state.score, reasons, tuple(notified), case_id)
+
+
+async def run_risk_scoring(
+    ctx: ServerContext, *, now_ms: int | None = None, model: RiskModel | None = None
+) -> RiskRun:
+    """Scores every adult active in the last WINDOW_DAYS of the metadata log and applies the decisions
+    that move an account up the ladder, in one transaction. Raises StorageError/ValidationError when the
+    shipped model is broken."""
+    now = ctx.clock_ms() if now_ms is None else now_ms
+    model = model or _model()
+    async with ctx.sessions() as session, session.begin():
+        users = {u.username: u for u in await session.scalars(select(UserRow))}
+        events = await metadata.load_events(session, now - WINDOW_DAYS * DAY_MS, now + 1)
+        extractor = FeatureExtractor(window_days=WINDOW_DAYS)
+        for u in users.values():
+            extractor.register_account(AccountFacts(UserId(u.username), AgeBand(u.age_band), u.created_at_ms))
+        extractor.observe_all(events)
+        active = extractor.drain_dirty()
+        decisions = assess_and_decide(extractor, model, model.thresholds, active, now)
+        applied = [a for d in decisions if (a := await _apply(ctx, session, d, users, now)) is not None]
+    return RiskRun(now, len(events), len(active), decisions, applied)
+
+
+async def risk_loop(ctx: ServerContext) -> None:
+    """Runs forever in the app lifespan; a failed round is logged and retried next interval."""
+    interval = ctx.settings.risk_scoring_interval_seconds
+    if interval <= 0:
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await metadata.sweep_expired_events(ctx)
+            await contacts.expire_requests(ctx)
+            run = await run_risk_scoring(ctx)
+            if run.applied:
+                log.info("risk scoring: %d accounts scored, %d actions", run.scored, len(run.applied))
+        except Exception as error:  # never fatal for the server
+            log.warning("risk scoring failed: %s", type(error).__name__)
