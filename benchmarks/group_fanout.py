@@ -1,0 +1,241 @@
+"""Group send + fan-out: one sender posts real Megolm-encrypted group messages to groups of 5, 50 and 500
+member devices through a real `vigil serve` process; every member device receives over its own WebSocket
+and acks. Prints one JSON line.
+
+Per size: `msgs_per_s` (group sends accepted per second, sender side, `-c` in flight), `deliveries_per_s`
+(queue entries delivered and acked per second, all devices), `delivery_ms` (send start -> arrival on each
+device, every (message, device) pair) and the send round trip. Sample receivers decrypt every message for
+real (Megolm + franking commitment); all the others only ack. The room key reaches members out of band
+here: key sharing is a once-per-session cost, not per message (see `vigil.client.groups`).
+
+Baseline in the same run: raw vodozemac Megolm encrypt and decrypt of the same payload (as
+`benchmarks/megolm_raw.py`), i.e. the cryptographic floor of one group message.
+
+    .venv/bin/python benchmarks/group_fanout.py --sizes 5 50 500 [--db postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live_server import ServerProcess, create_postgres_database, drop_postgres_database  # noqa: E402
+from megolm_raw import _run_once as megolm_raw_once  # noqa: E402
+from rawhttp import Connection  # noqa: E402
+
+from vigil.protocol.encoding import b64decode, b64encode  # noqa: E402
+from vigil.protocol.franking import commit, new_franking_key, verify_commitment  # noqa: E402
+from vigil.protocol.group_wire import (  # noqa: E402
+    GroupSendRequest,
+    group_conversation,
+    pack_group_ciphertext,
+    unpack_group_ciphertext,
+)
+from vigil.protocol.megolm import InboundGroupSession, OutboundGroupSession  # noqa: E402
+from vigil.protocol.olm import DeviceAccount  # noqa: E402
+from vigil.protocol.wire import Delivery, InnerPayload, MessageKind, RegisterAccountRequest  # noqa: E402
+
+DECRYPTING_RECEIVERS = 3
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {k: float("nan") for k in ("p50", "p90", "p99", "max", "mean")}
+    ordered = sorted(values)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": round(ordered[-1], 2),
+            "mean": round(statistics.fmean(ordered), 2)}
+
+
+async def _register(port: int, count: int, prefix: str) -> list[dict[str, str]]:
+    """Accounts with one device each, registered over raw HTTP (no client store: nothing to persist)."""
+    accounts: list[dict[str, str]] = []
+    names = iter(range(count))
+
+    async def worker() -> None:
+        connection = await Connection.open("127.0.0.1", port)
+        for i in names:
+            body = RegisterAccountRequest(
+                username=f"{prefix}{i}", birth_date=dt.date(1990, 1, 1), device=DeviceAccount().device_keys()
+            ).model_dump_json().encode()
+            response = await connection.request("POST", "/v1/accounts", body, {"Content-Type": "application/json"})
+            if response.status != 201 and response.status != 200:
+                raise RuntimeError(f"register failed: {response.status} {response.body[:200]!r}")
+            accounts.append(json.loads(response.body))
+        await connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    return accounts
+
+
+async def _one_size(server: ServerProcess, size: int, n: int, concurrency: int, payload_bytes: int) -> dict[str, Any]:
+    prefix = f"g{size}_{secrets.token_hex(2)}_"
+    sender, *members = await _register(server.port, size + 1, prefix)
+    headers = {"Authorization": f"Bearer {sender['credential']}", "Content-Type": "application/json"}
+    control = await Connection.open("127.0.0.1", server.port)
+    created = await control.request(
+        "POST", "/v1/groups", json.dumps({"members": [m["username"] for m in members]}).encode(), headers
+    )
+    assert created.status == 201, created.body
+    group_id = json.loads(created.body)["group_id"]
+    devices = [m["device_id"] for m in members]
+    outbound = OutboundGroupSession()
+    session_key = outbound.session_key()
+    arrivals: dict[str, list[float]] = {}
+    sent_at: dict[str, float] = {}
+    total = n * size
+    done = asyncio.Event()
+    received = 0
+    decrypt_s: list[float] = []
+    failures = 0
+
+    async def receiver(index: int, member: dict[str, str]) -> None:
+        nonlocal received, failures
+        seen: set[int] = set()
+        inbound = InboundGroupSession.from_key(session_key) if index < DECRYPTING_RECEIVERS else None
+        ws_url = server.url.replace("http", "ws") + "/v1/stream"
+        async with websockets.connect(
+            ws_url, additional_headers={"Authorization": f"Bearer {member['credential']}"}, max_size=2**26
+        ) as socket:
+            async for raw in socket:
+                now = time.perf_counter()
+                ids = []
+                for item in json.loads(raw).get("messages", []):
+                    if inbound is not None:
+                        delivery = Delivery.model_validate(item)
+                        started = time.perf_counter()
+                        try:
+                            ciphertext = unpack_group_ciphertext(b64decode(delivery.body))
+                            payload = InnerPayload.model_validate_json(inbound.decrypt(ciphertext).plaintext)
+                            verify_commitment(b64decode(payload.franking_key), payload.franked_bytes(),
+                                              b64decode(delivery.commitment))
+                        except Exception:
+                            failures += 1
+                        decrypt_s.append(time.perf_counter() - started)
+                    arrivals.setdefault(item["message_id"], []).append(now)
+                    ids.append(item["delivery_id"])
+                await socket.send(json.dumps({"type": "ack", "delivery_ids": ids}))
+                fresh = set(ids) - seen
+                seen.update(fresh)
+                received += len(fresh)  # at-least-once: a redelivered entry counts once
+                if received >= total:
+                    done.set()
+
+    listeners = [asyncio.create_task(receiver(i, m)) for i, m in enumerate(members)]
+    await asyncio.sleep(0.5 + size / 200)
+    conversation = group_conversation(group_id)
+    text = "x" * max(1, payload_bytes - 250)
+    encrypt_s: list[float] = []
+    rtts: list[float] = []
+    counter = iter(range(n))
+
+    def build(i: int) -> GroupSendRequest:
+        key = new_franking_key()
+        payload = InnerPayload(message_id=str(uuid.uuid4()), sender=sender["username"], conversation=conversation,
+                               sent_at_ms=i, kind=MessageKind.TEXT, body=text, franking_key=b64encode(key))
+        started = time.perf_counter()
+        ciphertext = outbound.encrypt(payload.model_dump_json().encode())
+        encrypt_s.append(time.perf_counter() - started)
+        return GroupSendRequest(id=payload.message_id, kind=MessageKind.TEXT,
+                                commitment=b64encode(commit(key, payload.franked_bytes())),
+                                body=b64encode(pack_group_ciphertext(ciphertext)), devices=devices)
+
+    async def sender_task() -> None:
+        connection = await Connection.open("127.0.0.1", server.port)
+        for i in counter:
+            request = build(i)
+            body = request.model_dump_json().encode()
+            start = time.perf_counter()
+            sent_at[request.id] = start
+            response = await connection.request("POST", f"/v1/groups/{group_id}/messages", body, headers)
+            if response.status != 202:
+                raise RuntimeError(f"group send failed: {response.status} {response.body[:200]!r}")
+            rtts.append((time.perf_counter() - start) * 1000)
+        await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(sender_task() for _ in range(concurrency)))
+    send_elapsed = time.perf_counter() - started
+    try:
+        await asyncio.wait_for(done.wait(), timeout=120)
+    except TimeoutError:
+        pass
+    all_elapsed = time.perf_counter() - started
+    for task in listeners:
+        task.cancel()
+    await asyncio.gather(*listeners, return_exceptions=True)
+    await control.close()
+    delivery_ms = [(t - sent_at[m]) * 1000 for m, times in arrivals.items() if m in sent_at for t in times]
+    return {
+        "member_devices": size, "messages": n, "concurrency": concurrency,
+        "msgs_per_s": round(n / send_elapsed, 1),
+        "deliveries_per_s": round(received / all_elapsed, 1),
+        "delivered": received, "missing": total - received, "decrypt_failures": failures,
+        "send_rtt_ms": _stats(rtts),
+        "delivery_ms": _stats(delivery_ms),
+        "client_megolm_encrypt_us": round(statistics.median(encrypt_s) * 1e6, 1),
+        "client_decrypt_and_verify_us": round(statistics.median(decrypt_s) * 1e6, 1) if decrypt_s else None,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    payload = os.urandom(args.payload_bytes)
+    megolm_raw_once(200, payload)
+    raw = [megolm_raw_once(2000, payload) for _ in range(3)]
+    baseline = {
+        "megolm_encrypt_us": round(statistics.median(e for e, _ in raw) / 2000 * 1e6, 2),
+        "megolm_decrypt_us": round(statistics.median(d for _, d in raw) / 2000 * 1e6, 2),
+    }
+    work = Path(tempfile.mkdtemp(prefix="vigil-group-"))
+    database = None
+    if args.db == "postgres":
+        os.environ.setdefault("VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+        database, url = create_postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{work / 'server' / 'vigil.db'}"
+    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500"},
+                           log_level="warning")
+    server.start()
+    try:
+        results = []
+        for size in args.sizes:
+            n = args.n if args.n else max(20, min(400, 4000 // size))
+            results.append(await _one_size(server, size, n, args.c, args.payload_bytes))
+        return {"benchmark": "group_fanout", "db": args.db, "payload_bytes": args.payload_bytes,
+                "baseline_raw_vodozemac": baseline, "sizes": results}
+    finally:
+        server.stop()
+        if database is not None:
+            drop_postgres_database(database)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5, 50, 500])
+    parser.add_argument("-n", type=int, default=0, help="messages per size (default: 4000 / size, 20..400)")
+    parser.add_argument("-c", type=int, default=4, help="group sends in flight")
+    parser.add_argument("--payload-bytes", type=int, default=300)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    print(json.dumps(asyncio.run(run(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()
