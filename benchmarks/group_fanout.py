@@ -34,21 +34,21 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_server import ServerProcess, create_postgres_database, drop_postgres_database  # noqa: E402
-from megolm_raw import _run_once as megolm_raw_once  # noqa: E402
-from rawhttp import Connection  # noqa: E402
+from live_server import ServerProcess, create_postgres_database, drop_postgres_database
+from megolm_raw import _run_once as megolm_raw_once
+from rawhttp import Connection
 
-from vigil.protocol.encoding import b64decode, b64encode  # noqa: E402
-from vigil.protocol.franking import commit, new_franking_key, verify_commitment  # noqa: E402
-from vigil.protocol.group_wire import (  # noqa: E402
+from vigil.protocol.encoding import b64decode, b64encode
+from vigil.protocol.franking import commit, new_franking_key, verify_commitment
+from vigil.protocol.group_wire import (
     GroupSendRequest,
     group_conversation,
     pack_group_ciphertext,
     unpack_group_ciphertext,
 )
-from vigil.protocol.megolm import InboundGroupSession, OutboundGroupSession  # noqa: E402
-from vigil.protocol.olm import DeviceAccount  # noqa: E402
-from vigil.protocol.wire import Delivery, InnerPayload, MessageKind, RegisterAccountRequest  # noqa: E402
+from vigil.protocol.megolm import InboundGroupSession, OutboundGroupSession
+from vigil.protocol.olm import DeviceAccount
+from vigil.protocol.wire import Delivery, InnerPayload, MessageKind, RegisterAccountRequest
 
 DECRYPTING_RECEIVERS = 3
 
@@ -61,8 +61,13 @@ def _stats(values: list[float]) -> dict[str, float]:
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
 
-    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": round(ordered[-1], 2),
-            "mean": round(statistics.fmean(ordered), 2)}
+    return {
+        "p50": pct(0.5),
+        "p90": pct(0.9),
+        "p99": pct(0.99),
+        "max": round(ordered[-1], 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
 
 
 async def _register(port: int, count: int, prefix: str) -> list[dict[str, str]]:
@@ -73,10 +78,18 @@ async def _register(port: int, count: int, prefix: str) -> list[dict[str, str]]:
     async def worker() -> None:
         connection = await Connection.open("127.0.0.1", port)
         for i in names:
-            body = RegisterAccountRequest(
-                username=f"{prefix}{i}", birth_date=dt.date(1990, 1, 1), device=DeviceAccount().device_keys()
-            ).model_dump_json().encode()
-            response = await connection.request("POST", "/v1/accounts", body, {"Content-Type": "application/json"})
+            body = (
+                RegisterAccountRequest(
+                    username=f"{prefix}{i}",
+                    birth_date=dt.date(1990, 1, 1),
+                    device=DeviceAccount().device_keys(),
+                )
+                .model_dump_json()
+                .encode()
+            )
+            response = await connection.request(
+                "POST", "/v1/accounts", body, {"Content-Type": "application/json"}
+            )
             if response.status != 201 and response.status != 200:
                 raise RuntimeError(f"register failed: {response.status} {response.body[:200]!r}")
             accounts.append(json.loads(response.body))
@@ -86,7 +99,9 @@ async def _register(port: int, count: int, prefix: str) -> list[dict[str, str]]:
     return accounts
 
 
-async def _one_size(server: ServerProcess, size: int, n: int, concurrency: int, payload_bytes: int) -> dict[str, Any]:
+async def _one_size(
+    server: ServerProcess, size: int, n: int, concurrency: int, payload_bytes: int
+) -> dict[str, Any]:
     prefix = f"g{size}_{secrets.token_hex(2)}_"
     sender, *members = await _register(server.port, size + 1, prefix)
     headers = {"Authorization": f"Bearer {sender['credential']}", "Content-Type": "application/json"}
@@ -125,8 +140,11 @@ async def _one_size(server: ServerProcess, size: int, n: int, concurrency: int, 
                         try:
                             ciphertext = unpack_group_ciphertext(b64decode(delivery.body))
                             payload = InnerPayload.model_validate_json(inbound.decrypt(ciphertext).plaintext)
-                            verify_commitment(b64decode(payload.franking_key), payload.franked_bytes(),
-                                              b64decode(delivery.commitment))
+                            verify_commitment(
+                                b64decode(payload.franking_key),
+                                payload.franked_bytes(),
+                                b64decode(delivery.commitment),
+                            )
                         except Exception:
                             failures += 1
                         decrypt_s.append(time.perf_counter() - started)
@@ -149,14 +167,25 @@ async def _one_size(server: ServerProcess, size: int, n: int, concurrency: int, 
 
     def build(i: int) -> GroupSendRequest:
         key = new_franking_key()
-        payload = InnerPayload(message_id=str(uuid.uuid4()), sender=sender["username"], conversation=conversation,
-                               sent_at_ms=i, kind=MessageKind.TEXT, body=text, franking_key=b64encode(key))
+        payload = InnerPayload(
+            message_id=str(uuid.uuid4()),
+            sender=sender["username"],
+            conversation=conversation,
+            sent_at_ms=i,
+            kind=MessageKind.TEXT,
+            body=text,
+            franking_key=b64encode(key),
+        )
         started = time.perf_counter()
         ciphertext = outbound.encrypt(payload.model_dump_json().encode())
         encrypt_s.append(time.perf_counter() - started)
-        return GroupSendRequest(id=payload.message_id, kind=MessageKind.TEXT,
-                                commitment=b64encode(commit(key, payload.franked_bytes())),
-                                body=b64encode(pack_group_ciphertext(ciphertext)), devices=devices)
+        return GroupSendRequest(
+            id=payload.message_id,
+            kind=MessageKind.TEXT,
+            commitment=b64encode(commit(key, payload.franked_bytes())),
+            body=b64encode(pack_group_ciphertext(ciphertext)),
+            devices=devices,
+        )
 
     async def sender_task() -> None:
         connection = await Connection.open("127.0.0.1", server.port)
@@ -185,10 +214,14 @@ async def _one_size(server: ServerProcess, size: int, n: int, concurrency: int, 
     await control.close()
     delivery_ms = [(t - sent_at[m]) * 1000 for m, times in arrivals.items() if m in sent_at for t in times]
     return {
-        "member_devices": size, "messages": n, "concurrency": concurrency,
+        "member_devices": size,
+        "messages": n,
+        "concurrency": concurrency,
         "msgs_per_s": round(n / send_elapsed, 1),
         "deliveries_per_s": round(received / all_elapsed, 1),
-        "delivered": received, "missing": total - received, "decrypt_failures": failures,
+        "delivered": received,
+        "missing": total - received,
+        "decrypt_failures": failures,
         "send_rtt_ms": _stats(rtts),
         "delivery_ms": _stats(delivery_ms),
         "client_megolm_encrypt_us": round(statistics.median(encrypt_s) * 1e6, 1),
@@ -211,16 +244,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database, url = create_postgres_database()
     else:
         url = f"sqlite+aiosqlite:///{work / 'server' / 'vigil.db'}"
-    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500"},
-                           log_level="warning")
+    server = ServerProcess(
+        data_dir=work / "server",
+        database_url=url,
+        env_extra={"VIGIL_FETCH_BATCH": "500"},
+        log_level="warning",
+    )
     server.start()
     try:
         results = []
         for size in args.sizes:
             n = args.n if args.n else max(20, min(400, 4000 // size))
             results.append(await _one_size(server, size, n, args.c, args.payload_bytes))
-        return {"benchmark": "group_fanout", "db": args.db, "payload_bytes": args.payload_bytes,
-                "baseline_raw_vodozemac": baseline, "sizes": results}
+        return {
+            "benchmark": "group_fanout",
+            "db": args.db,
+            "payload_bytes": args.payload_bytes,
+            "baseline_raw_vodozemac": baseline,
+            "sizes": results,
+        }
     finally:
         server.stop()
         if database is not None:
@@ -228,7 +270,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 50, 500])
     parser.add_argument("-n", type=int, default=0, help="messages per size (default: 4000 / size, 20..400)")
     parser.add_argument("-c", type=int, default=4, help="group sends in flight")
