@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import register, texts
 from live_server import ServerProcess, drop_postgres_database, start_server
 
-from helpers import register, texts
 from vigil.client.contacts import verify_notices
 from vigil.errors import ConflictError, PolicyViolation, TamperError
 from vigil.protocol.contacts import NoticeAction, SignedNotice

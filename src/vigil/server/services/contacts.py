@@ -35,7 +35,7 @@ from vigil.server.db.safety_repositories import BlockRepository, ReportRepositor
 from vigil.server.services import enforcement, metadata, notices
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
-from vigil.server.services.reports import _case_for
+from vigil.server.services.reports import open_or_join_case
 
 __all__ = [
     "REQUEST_TTL_MS",
@@ -288,7 +288,7 @@ async def report_account(
         if reported.id == by.user_id:
             raise ValidationError("you cannot report yourself")
         priority = priority_for(request.reason, False, by.age_band)
-        case = await _case_for(session, reported, request.reason, priority, False, now)
+        case = await open_or_join_case(session, reported, request.reason, priority, False, now)
         report = await ReportRepository(session).add(
             ReportRow(
                 case_id=case.id,

@@ -34,7 +34,7 @@ from vigil.server.db.safety_models import AccountActionRow, AccountStandingRow
 from vigil.server.services import contacts, metadata, notices
 from vigil.server.services.audit import append_audit
 from vigil.server.services.enforcement import Standing
-from vigil.server.services.reports import _case_for
+from vigil.server.services.reports import open_or_join_case
 
 __all__ = ["AppliedDecision", "RiskRun", "risk_loop", "run_risk_scoring"]
 
@@ -63,6 +63,7 @@ class RiskRun:
     scored: int
     decisions: list[Decision]  # every decision at or above the lowest threshold
     applied: list[AppliedDecision]  # those that moved an account up the ladder
+    extractor: FeatureExtractor  # the feature state of this run (for inspection and tests)
 
 
 def _model() -> RiskModel:
@@ -141,7 +142,7 @@ async def _apply(
             )
     case_id = None if state is None else state.case_id
     if ProtectiveAction.OPEN_CASE in actions:
-        case = await _case_for(session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now)
+        case = await open_or_join_case(session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now)
         case_id = case.id
         timeline = await metadata.timeline(session, subject.username, limit=TIMELINE_EVENTS)
         await append_audit(
@@ -189,7 +190,7 @@ async def run_risk_scoring(
         active = extractor.drain_dirty()
         decisions = assess_and_decide(extractor, model, model.thresholds, active, now)
         applied = [a for d in decisions if (a := await _apply(ctx, session, d, users, now)) is not None]
-    return RiskRun(now, len(events), len(active), decisions, applied)
+    return RiskRun(now, len(events), len(active), decisions, applied, extractor)
 
 
 async def risk_loop(ctx: ServerContext) -> None:
