@@ -30,8 +30,10 @@ from vigil.safety.hashing.hashlist import (
 from vigil.safety.hashing.pdq import hash_image
 from vigil.server.context import ServerContext
 from vigil.server.db.hashlist_models import ImageMatchCaseRow, ManifestRow, VoucherRow
+from vigil.server.db.safety_repositories import QueueFilter
 from vigil.server.hashlist_keys import load_signing_key, load_voucher_keypair, load_voucher_public_key
 from vigil.server.services import hashlist, vouchers
+from vigil.server.services.cases import queue
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,6 +146,11 @@ async def test_known_image_is_withheld_both_ways_and_opened_into_verified_cases(
         assert cases["outgoing"].subject == alice.username and cases["outgoing"].verified
         assert cases["incoming"].subject == carol.username and cases["incoming"].reporter == bob.username
         assert cases["incoming"].verified and "server tag verified" in cases["incoming"].verification
+        # Both accounts now have an urgent, verified CSAM case in the reviewers' queue.
+        queued = {c.subject: c for c in await queue(team, QueueFilter())}
+        for name in (alice.username, carol.username):
+            assert queued[name].reason == "csam" and queued[name].verified
+            assert queued[name].priority == vouchers.IMAGE_MATCH_PRIORITY
         assert all(
             c.priority == vouchers.IMAGE_MATCH_PRIORITY and c.bank == "known-abuse" for c in cases.values()
         )

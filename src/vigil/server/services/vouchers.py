@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.errors import ConflictError, NotFoundError, PolicyViolation, TamperError, ValidationError
 from vigil.protocol.encoding import b64decode
 from vigil.protocol.franking import FrankingContext, verify_commitment, verify_server_tag
+from vigil.protocol.reports import ReportReason
 from vigil.protocol.vouchers import (
     SealedVoucher,
     VoucherAccepted,
@@ -34,9 +35,11 @@ from vigil.safety.hashing.pdq import LowQualityImageError, PdqHash, hash_image
 from vigil.server.context import ServerContext
 from vigil.server.db.hashlist_models import ImageMatchCaseRow, ProfilePhotoRow, VoucherRow
 from vigil.server.db.hashlist_repositories import HashListRepository, VoucherRepository
+from vigil.server.db.models import UserRow
 from vigil.server.db.repositories import UserRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.hashlist import match_image
+from vigil.server.services.reports import open_or_join_case
 
 __all__ = [
     "IMAGE_MATCH_PRIORITY",
@@ -175,7 +178,13 @@ async def open_voucher_case(
     sealed_image: SealedVoucher,
     now_ms: int,
 ) -> int:
-    """Creates a high-priority image-match case (the seam to issue 4's cases); returns its id."""
+    """Records the image match (the image stays sealed to the safety team's key) and opens or joins the
+    reviewers' case about the subject at top priority, so it appears in the console queue; returns the
+    image-match record's id."""
+    subject = await session.get(UserRow, subject_user_id)
+    if subject is None:
+        raise NotFoundError("the matched account no longer exists")
+    await open_or_join_case(session, subject, ReportReason.CSAM, IMAGE_MATCH_PRIORITY, verified, now_ms)
     row = await VoucherRepository(session).add_case(
         ImageMatchCaseRow(
             source=source,
