@@ -22,12 +22,31 @@ def run(
     scenario: Path | None = typer.Option(None, help="Scenario YAML (default: the bundled default scenario)."),
     out: Path = typer.Option(..., help="Output directory (events, ground truth, actions)."),
     seed: int | None = typer.Option(None, help="Override the scenario's seed."),
+    mode: str = typer.Option(
+        "fast", help="fast: the server's scoring code in-process; server: a real server over HTTP."
+    ),
 ) -> None:
-    """Simulate a population (fast mode) and write what happened and what Vigil did."""
+    """Simulate a population and write what happened and what Vigil did."""
     from vigil.sim.run import run_scenario
     from vigil.sim.scenario import default_scenario, load_scenario
 
+    if mode not in ("fast", "server"):
+        console.print("[red]error[/red]: --mode is fast or server")
+        raise typer.Exit(2)
     try:
+        if mode == "server":
+            import asyncio
+
+            from vigil.sim.scenario import tiny_scenario
+            from vigil.sim.server_mode import run_server_mode
+
+            chosen = load_scenario(scenario) if scenario else tiny_scenario()
+            served = asyncio.run(run_server_mode(chosen, out, seed=seed))
+            console.print(
+                f"{served.accounts} accounts, {served.recorded} server events, {len(served.actions)} actions "
+                f"in {served.seconds:.1f} s -> {out}"
+            )
+            return
         chosen = load_scenario(scenario) if scenario else default_scenario()
         result = run_scenario(chosen, out, seed=seed)
     except VigilError as error:

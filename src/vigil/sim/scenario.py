@@ -242,3 +242,9 @@ def default_scenario() -> Scenario:
     """The bundled `vigil/sim/scenarios/default.yaml`."""
     text = resources.files("vigil.sim").joinpath("scenarios", "default.yaml").read_text(encoding="utf-8")
     return parse_scenario(yaml.safe_load(text))
+
+
+def tiny_scenario() -> Scenario:
+    """The bundled `vigil/sim/scenarios/tiny.yaml` (~60 accounts, 3 days): server mode's default."""
+    text = resources.files("vigil.sim").joinpath("scenarios", "tiny.yaml").read_text(encoding="utf-8")
+    return parse_scenario(yaml.safe_load(text))

@@ -1,0 +1,322 @@
+"""Server mode: the same generator driven through a real Vigil server over HTTP with real encryption.
+
+The server runs in this process on a loopback port (the same `create_app` as `vigil serve`); its clock is
+the simulation clock, so the metadata events it records carry simulated times. A sink turns each
+generated event into real `Client` calls (register, contact requests and answers, Olm DMs, Megolm group
+messages, blocks, account reports); the server records its own metadata events while serving them, and
+the server's own risk service (`run_risk_scoring`, the same code as in production) runs at every
+scoring interval. Its decisions feed back into the generator (a restricted account stops reaching
+minors) and the server itself refuses what policy refuses. Output: the same layout as fast mode, with the
+event log read back from the server's database, so `vigil sim score` works on both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import uvicorn
+
+from vigil.client.client import Client
+from vigil.errors import StorageError, VigilError
+from vigil.protocol.reports import ReportReason
+from vigil.protocol.wire import AgeBand
+from vigil.safety.behavior import events as ev
+from vigil.safety.behavior.features import DAY_MS, HOUR_MS
+from vigil.server.app import create_app
+from vigil.server.context import ServerContext
+from vigil.server.services import metadata
+from vigil.server.services.risk import run_risk_scoring
+from vigil.server.settings import Settings
+from vigil.sim.generator import EventGenerator
+from vigil.sim.population import build_population
+from vigil.sim.run import _write_jsonl
+from vigil.sim.scenario import Scenario
+
+__all__ = ["ServerRunResult", "run_server_mode"]
+
+# Simulated devices live in a temporary directory deleted after the run.
+PASSPHRASE = "vigil simulator device store"  # noqa: S105
+_REASONS = {
+    ev.ReportReason.SEXUAL_CONTENT: ReportReason.CSAM,
+    ev.ReportReason.GROOMING: ReportReason.GROOMING,
+    ev.ReportReason.SEXTORTION: ReportReason.SEXTORTION,
+    ev.ReportReason.HARASSMENT: ReportReason.HARASSMENT,
+    ev.ReportReason.SPAM: ReportReason.SPAM,
+    ev.ReportReason.OTHER: ReportReason.OTHER,
+}
+
+
+@dataclass
+class ServerRunResult:
+    accounts: int
+    generated: int
+    recorded: int
+    refused: dict[str, int]
+    actions: list[dict[str, object]]
+    seconds: float
+
+
+@dataclass
+class _Restrictions:
+    index_of: dict[str, int]
+    restricted: set[int] = field(default_factory=set)
+
+    def may_contact_minors(self, user: int) -> bool:
+        return user not in self.restricted
+
+
+class _Collect:
+    """The generator's sink: events are collected per simulated day, then replayed asynchronously."""
+
+    def __init__(self) -> None:
+        self.events: list[ev.MetadataEvent] = []
+
+    def emit(self, event: ev.MetadataEvent) -> None:
+        self.events.append(event)
+
+
+def _birth_date(band: AgeBand, at: dt.date) -> dt.date:
+    years = {AgeBand.TEEN_13_15: 15, AgeBand.TEEN_16_17: 17, AgeBand.ADULT: 35, AgeBand.UNDER_13: 15}[band]
+    return at.replace(year=at.year - years, day=min(at.day, 28))
+
+
+class _Driver:
+    def __init__(self, ctx: ServerContext, url: str, store_dir: Path, clock: list[int]) -> None:
+        self.ctx, self.url, self.store_dir, self.clock = ctx, url, store_dir, clock
+        self.clients: dict[str, Client] = {}
+        self.requests: dict[tuple[str, str], int] = {}
+        self.groups: dict[str, str] = {}
+        self.refused: dict[str, int] = {}
+
+    async def register(self, facts: ev.AccountFacts, start_ms: int) -> None:
+        self.clock[0] = max(facts.created_at_ms, start_ms - 300 * DAY_MS)
+        start_day = dt.datetime.fromtimestamp(start_ms / 1000, tz=dt.UTC).date()
+        self.clients[facts.user] = await Client.register(
+            self.url,
+            facts.user,
+            _birth_date(facts.age_band, start_day),
+            self.store_dir / f"{facts.user}.db",
+            PASSPHRASE,
+        )
+
+    async def play(self, event: ev.MetadataEvent) -> None:
+        self.clock[0] = event.at_ms
+        try:
+            await self._play(event)
+        except VigilError as error:
+            key = f"{event.kind.value}:{error.code}"
+            self.refused[key] = self.refused.get(key, 0) + 1
+
+    async def _play(self, event: ev.MetadataEvent) -> None:
+        match event:
+            case ev.ContactRequestSent():
+                view = await self.clients[event.requester].request_contact(event.recipient)
+                self.requests[(event.requester, event.recipient)] = view.id
+            case ev.ContactRequestAnswered():
+                request_id = self.requests.get((event.requester, event.recipient))
+                if request_id is None or event.outcome is ev.RequestOutcome.IGNORED:
+                    return  # unanswered: the request stays pending (the server expires it)
+                recipient = self.clients[event.recipient]
+                if event.outcome is ev.RequestOutcome.ACCEPTED:
+                    await recipient.accept_request(request_id)
+                else:
+                    await recipient.ignore_request(request_id)
+            case ev.MessageSent(recipient=str() as to):
+                await self._send(self.clients[event.sender], to, event.content, group=False)
+            case ev.MessageSent(group=str() as sim_group):
+                group_id = self.groups.get(sim_group)
+                if group_id is not None:
+                    await self._send(self.clients[event.sender], group_id, event.content, group=True)
+            case ev.MessageSent():
+                return
+            case ev.GroupCreated():
+                info = await self.clients[event.creator].groups.create([])
+                self.groups[event.group] = info.group_id
+            case ev.GroupMemberAdded():
+                group_id = self.groups.get(event.group)
+                if group_id is not None:
+                    await self.clients[event.adder].groups.add_member(group_id, event.member)
+            case ev.GroupJoined():
+                self.refused["group_joined:unsupported"] = self.refused.get("group_joined:unsupported", 0) + 1
+            case ev.Block():
+                await self.clients[event.blocker].block(event.blocked)
+            case ev.ReportFiled():
+                await self.clients[event.reporter].report_account(
+                    event.reported, _REASONS[event.reason], block=False
+                )
+
+    async def _send(self, client: Client, to: str, kind: ev.MessageKind, *, group: bool) -> None:
+        if kind is ev.MessageKind.TEXT:
+            if group:
+                await client.groups.send_text(to, "simulated message")
+            else:
+                await client.send_text(to, "simulated message")
+            return
+        data, mime = b"simulated attachment " + bytes(64), "application/octet-stream"
+        if group:
+            await client.groups.send_attachment(to, data, mime)
+        else:
+            await client.send_attachment(to, data, mime)
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.close()
+
+
+async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], str, ServerContext]:
+    from vigil.embedded import _free_port
+
+    port = _free_port()
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise StorageError("the simulator's server stopped during start-up")
+        await asyncio.sleep(0.02)
+    ctx: ServerContext = app.state.context
+    return server, task, f"http://127.0.0.1:{port}", ctx
+
+
+async def run_server_mode(
+    sc: Scenario, out_dir: Path, *, seed: int | None = None, database_url: str | None = None
+) -> ServerRunResult:
+    """Simulate `sc` through a real server and write `out_dir` (layout of `vigil.sim.run`). Raises
+    StorageError when the output cannot be written or the server does not start."""
+    if seed is not None:
+        sc = sc.model_copy(update={"seed": seed})
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(sc.seed)
+    pop = build_population(sc, rng)
+    enforcement = _Restrictions({u: i for i, u in enumerate(pop.ids)})
+    sink = _Collect()
+    gen = EventGenerator(sc, pop, rng, sink, enforcement)
+    clock = [sc.start_ms]
+    actions: list[dict[str, object]] = []
+    generated = 0
+    with tempfile.TemporaryDirectory(prefix="vigil-sim-") as tmp:
+        settings = Settings(
+            data_dir=Path(tmp) / "server",
+            database_url=database_url,
+            risk_scoring_interval_seconds=0,  # the simulation runs the scoring on simulated time
+            contact_requests_per_day_new=1000,
+            console_mounted=False,
+        )
+        server, task, url, ctx = await _serve(settings)
+        ctx.clock_ms = lambda: clock[0]
+        driver = _Driver(ctx, url, Path(tmp), clock)
+        try:
+            for facts in sorted(gen.account_facts(), key=lambda f: f.created_at_ms):
+                await driver.register(facts, sc.start_ms)
+            interval = sc.scoring.interval_hours * HOUR_MS
+            next_check = sc.start_ms + interval
+
+            async def checkpoint(now: int) -> None:
+                clock[0] = now
+                run = await run_risk_scoring(ctx, now_ms=now)
+                for a in run.applied:
+                    actions.append(
+                        {
+                            "u": a.user,
+                            "level": a.level.value,
+                            "t": now,
+                            "score": round(a.score, 4),
+                            "reasons": list(a.reasons),
+                            "notified": len(a.notified),
+                        }
+                    )
+                    if a.level.severity >= 2:
+                        enforcement.restricted.add(enforcement.index_of[a.user])
+
+            async def replay() -> None:
+                nonlocal next_check, generated
+                batch, sink.events = sink.events, []
+                generated += len(batch)
+                for event in batch:
+                    while event.at_ms >= next_check:
+                        await checkpoint(next_check)
+                        next_check += interval
+                    await driver.play(event)
+
+            gen.emit_history()
+            await replay()
+            for day in range(sc.days):
+                gen.run_day(day)
+                await replay()
+            end = sc.start_ms + sc.days * DAY_MS
+            while next_check <= end:
+                await checkpoint(next_check)
+                next_check += interval
+            async with ctx.sessions() as session:
+                recorded = await metadata.load_events(session, 0, 2**62)
+        finally:
+            await driver.close()
+            server.should_exit = True
+            await task
+    _write_output(
+        sc, out_dir, gen, pop, recorded, actions, generated, driver.refused, time.perf_counter() - t0
+    )
+    return ServerRunResult(
+        len(pop.ids), generated, len(recorded), driver.refused, actions, time.perf_counter() - t0
+    )
+
+
+def _write_output(
+    sc: Scenario,
+    out_dir: Path,
+    gen: EventGenerator,
+    pop: object,
+    recorded: list[ev.MetadataEvent],
+    actions: list[dict[str, object]],
+    generated: int,
+    refused: dict[str, int],
+    seconds: float,
+) -> None:
+    from vigil.sim.population import Population, Role
+
+    assert isinstance(pop, Population)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "scenario.json").write_text(sc.model_dump_json(indent=1) + "\n", encoding="utf-8")
+        _write_jsonl(out_dir / "events.jsonl", [ev.event_to_record(e) for e in recorded])
+        _write_jsonl(out_dir / "accounts.jsonl", [ev.facts_to_record(f) for f in gen.account_facts()])
+        _write_jsonl(
+            out_dir / "ground_truth.jsonl",
+            [
+                {
+                    "u": pop.ids[i],
+                    "role": role.value,
+                    "modified_client": i in pop.modified_client,
+                    "harm_start_ms": gen.harm_start.get(i),
+                }
+                for i, role in enumerate(pop.roles)
+            ],
+        )
+        _write_jsonl(out_dir / "actions.jsonl", actions)
+        summary = {
+            "scenario": sc.name,
+            "seed": sc.seed,
+            "mode": "server",
+            "accounts": len(pop.ids),
+            "roles": {r.value: pop.roles.count(r) for r in Role},
+            "events": len(recorded),
+            "generated": generated,
+            "refused": refused,
+            "actions": len(actions),
+            "start_ms": sc.start_ms,
+            "end_ms": sc.start_ms + sc.days * DAY_MS,
+            "seconds": round(seconds, 2),
+        }
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise StorageError(f"cannot write simulation output to {out_dir}: {exc}") from exc
