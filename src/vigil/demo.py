@@ -37,6 +37,8 @@ def demo_image() -> bytes:
 def _describe(event: Event) -> str:
     if isinstance(event, RejectedDelivery):
         return f"rejected from {event.sender}: {event.reason}"
+    if not isinstance(event, MessageEvent):
+        return type(event).__name__  # groups, verification and safety events do not occur in this demo
     text = event.text or ""
     if event.attachment is not None:
         text = f"{text} [image {event.attachment.mime}, {len(event.attachment.data)} bytes, hash verified]".strip()

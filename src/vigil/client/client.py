@@ -14,6 +14,7 @@ from typing import TypeVar
 import httpx
 
 from vigil.client import contacts
+from vigil.client.contacts import SafetyNotice
 from vigil.client.engine import Engine, OpenedMessage, PeerDevice, device_from_info
 from vigil.client.groups import GroupManager, GroupUpdated
 from vigil.client.safety import ImageSafety, ImageWithheld
@@ -506,7 +507,7 @@ class Client:
         """Reports an account without a message (from a contact request or a safety notice)."""
         return await contacts.report_account(self, username, reason, block)
 
-    async def safety_notices(self, after: int = 0) -> list[contacts.SafetyNotice]:
+    async def safety_notices(self, after: int = 0) -> list[SafetyNotice]:
         """Verified safety notices (forged or tampered ones are dropped; see `rejected_notices`)."""
         shown, self.rejected_notices = await contacts.fetch_safety_notices(self, after)
         return shown
