@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
-from vigil.errors import VigilError
+from vigil.client.safety import ImageWithheld
+from vigil.errors import PolicyViolation, VigilError
 
 __all__ = ["chat_app"]
 
@@ -47,10 +48,18 @@ def _run(work: Callable[[], Coroutine[object, object, T]]) -> T:
         return asyncio.run(work())
     except VigilError as error:
         console.print(f"[red]error[/red] ({error.code}): {error.detail}")
+        if isinstance(error, PolicyViolation) and "contact request first" in error.detail:
+            console.print(
+                f"they are a minor you are not connected to: ask with `vigil chat --profile {_Profile.name} "
+                "request USER`; you can message them once they accept"
+            )
         raise typer.Exit(1) from error
 
 
 def show(event: Event) -> None:
+    if isinstance(event, ImageWithheld):
+        console.print(f"[red]image from {escape(event.sender)} withheld:[/red] {escape(event.notice)}")
+        return
     if not isinstance(event, MessageEvent | RejectedDelivery):  # groups / verification (chat_groups.py)
         from vigil.chat_groups import show_security_event
 
@@ -233,3 +242,12 @@ def _add_safety_commands() -> None:
 
 
 _add_safety_commands()
+
+
+def _add_contact_commands() -> None:
+    from vigil.chat_contacts import register as register_contact_commands
+
+    register_contact_commands(chat_app)
+
+
+_add_contact_commands()

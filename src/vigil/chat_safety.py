@@ -1,13 +1,19 @@
-"""`vigil chat report | block | unblock | notices`: reporting and blocking from the command line."""
+"""`vigil chat report | block | unblock | notices`: reporting and blocking from the command line.
+
+`notices` shows both kinds: the safety team's warnings (issue 4) and the signed safety notices of the
+minors' protective defaults (issue 6, verified on this device; contact requests are in chat_contacts.py)."""
 
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
+from vigil.client.contacts import SafetyNotice
 from vigil.errors import NotFoundError
+from vigil.protocol.contacts import NoticeAction
 from vigil.protocol.reports import ReportReason
 
-__all__ = ["register"]
+__all__ = ["register", "safety_notice_text"]
 
 
 def register(chat_app: typer.Typer) -> None:
@@ -71,14 +77,43 @@ def register(chat_app: typer.Typer) -> None:
 
     @chat_app.command()
     def notices() -> None:
-        """Notices from the safety team to this account."""
+        """Everything the safety layer told this account: warnings from the safety team (after a review)
+        and safety notices about accounts that reached you (signed by the server, verified here), each
+        with its block / report actions."""
 
         async def work() -> None:
             async with await Client.open(_Profile.path(), _passphrase()) as client:
-                found = await client.notices()
-                for notice in found:
-                    console.print(f"[yellow]{notice.kind}[/yellow]: {notice.text}")
-                if not found:
+                warnings = await client.notices()
+                safety = await client.safety_notices()
+                for notice in warnings:
+                    console.print(
+                        f"[yellow]from the safety team ({notice.kind})[/yellow]: {escape(notice.text)}"
+                    )
+                for shown in safety:
+                    console.print(safety_notice_text(shown))
+                if client.rejected_notices:
+                    console.print(
+                        f"[red]dropped {len(client.rejected_notices)} safety notice(s) that failed "
+                        "verification[/red]"
+                    )
+                if not warnings and not safety:
                     console.print("[dim]no notices[/dim]")
 
         _run(work)
+
+
+def safety_notice_text(notice: SafetyNotice) -> str:
+    """A verified safety notice and its actions as the commands that carry them out."""
+    subject = notice.subject
+    actions = []
+    for action in notice.actions:
+        match action:
+            case NoticeAction.BLOCK:
+                actions.append(f"block {subject}")
+            case NoticeAction.REPORT:
+                actions.append(f"report-account {subject} --reason grooming")
+    return (
+        f"[bold magenta]safety notice #{notice.id}[/bold magenta] (verified, {notice.kind}) about "
+        f"[bold]{escape(subject)}[/bold]: {escape(notice.text)}"
+        + (f"\n  [dim]actions: {escape(' | '.join(actions))}[/dim]" if actions else "")
+    )
