@@ -23,3 +23,26 @@ async def test_server_mode_on_a_tiny_scenario(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "server" and summary["events"] == result.recorded
     assert "groomer" in format_report(score_dir(out))
+    # Pre-existing family and team groups are replayed after the ties they need: the server refuses no
+    # group add (before the fix, 19 adds of children to their own family groups were refused).
+    assert not [k for k in result.refused if k.startswith(("group_member_added", "msg:"))], result.refused
+
+
+def test_group_adds_wait_for_the_connection_they_need() -> None:
+    from vigil.safety.behavior import events as ev
+    from vigil.sim.server_mode import connections_before_group_adds
+
+    parent, child, group = ev.UserId("p"), ev.UserId("c"), ev.GroupId("g")
+    batch: list[ev.MetadataEvent] = [
+        ev.GroupCreated(10, parent, group),
+        ev.GroupMemberAdded(11, parent, child, group),
+        ev.ContactRequestSent(50, parent, child),
+        ev.ContactRequestAnswered(60, parent, child, ev.RequestOutcome.ACCEPTED),
+    ]
+    replayed = connections_before_group_adds(batch)
+    assert [(type(e).__name__, e.at_ms) for e in replayed] == [
+        ("GroupCreated", 10),
+        ("ContactRequestSent", 50),
+        ("ContactRequestAnswered", 60),
+        ("GroupMemberAdded", 61),
+    ]

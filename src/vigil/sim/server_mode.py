@@ -13,6 +13,7 @@ event log read back from the server's database, so `vigil sim score` works on bo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import tempfile
@@ -39,7 +40,7 @@ from vigil.sim.population import build_population
 from vigil.sim.run import _write_jsonl
 from vigil.sim.scenario import Scenario
 
-__all__ = ["ServerRunResult", "run_server_mode"]
+__all__ = ["ServerRunResult", "connections_before_group_adds", "run_server_mode"]
 
 # Simulated devices live in a temporary directory deleted after the run.
 PASSPHRASE = "vigil simulator device store"  # noqa: S105
@@ -80,6 +81,30 @@ class _Collect:
 
     def emit(self, event: ev.MetadataEvent) -> None:
         self.events.append(event)
+
+
+def connections_before_group_adds(batch: list[ev.MetadataEvent]) -> list[ev.MetadataEvent]:
+    """`batch` in time order, with every group add moved to just after the acceptance that connects the
+    adder and the member when that acceptance comes later in the same batch.
+
+    The generator dates a pre-existing group independently of the ties between its members, so a family
+    or team group can be created (in simulated time) before the parent or coach is connected to the
+    child. Fast mode does not mind; the real server refuses an unconnected adult adding a minor, which
+    left children out of their family groups and made their parents look like strangers to them.
+    """
+    accepted: dict[frozenset[str], int] = {}
+    for event in batch:
+        if isinstance(event, ev.ContactRequestAnswered) and event.outcome is ev.RequestOutcome.ACCEPTED:
+            pair = frozenset((event.requester, event.recipient))
+            accepted[pair] = max(accepted.get(pair, event.at_ms), event.at_ms)
+    moved: list[ev.MetadataEvent] = []
+    for event in batch:
+        if isinstance(event, ev.GroupMemberAdded):
+            connected = accepted.get(frozenset((event.adder, event.member)))
+            if connected is not None and connected >= event.at_ms:
+                event = dataclasses.replace(event, at_ms=connected + 1)
+        moved.append(event)
+    return sorted(moved, key=lambda e: e.at_ms)
 
 
 def _birth_date(band: AgeBand, at: dt.date) -> dt.date:
@@ -240,7 +265,7 @@ async def run_server_mode(
 
             async def replay() -> None:
                 nonlocal next_check, generated
-                batch, sink.events = sink.events, []
+                batch, sink.events = connections_before_group_adds(sink.events), []
                 generated += len(batch)
                 for event in batch:
                     while event.at_ms >= next_check:

@@ -105,6 +105,8 @@ class QueueWriter:
         through the ORM unit of work spent most of its time there)."""
         self._session.add(message)
         await self._session.flush()
+        if not entries:  # a group with no other device: an empty executemany would INSERT DEFAULT VALUES
+            return
         await self._session.execute(
             insert(QueueRow),
             [
