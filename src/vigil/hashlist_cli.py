@@ -137,6 +137,23 @@ def bank_disable(name: str = typer.Argument(...)) -> None:
     _set_enabled(name, False)
 
 
+@bank_app.command("fetch")
+def bank_fetch(
+    exchange: str = typer.Argument(
+        ..., help="ncmec or threatexchange (configured by VIGIL_NCMEC_* / VIGIL_THREATEXCHANGE_*)."
+    ),
+) -> None:
+    """Pull an exchange's current PDQ hashes into its bank (entries it no longer lists are removed)."""
+    from vigil.server.exchanges import Exchange, sync_exchange
+
+    try:
+        which = Exchange(exchange)
+    except ValueError as error:
+        raise typer.BadParameter("exchange is 'ncmec' or 'threatexchange'") from error
+    out = _run(lambda ctx: sync_exchange(ctx, which, actor="cli"))
+    console.print(f"{which.value}: +{out.added} -{out.removed}, {out.total} entries (publish to take effect)")
+
+
 @hashlist_app.command("publish")
 def publish(full: bool = typer.Option(False, help="Publish the whole list instead of a delta.")) -> None:
     """Sign the enabled banks as the next list version and append it to the transparency log."""

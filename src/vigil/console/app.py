@@ -35,11 +35,18 @@ from vigil.console.auth import (
     sign_in,
     sign_out,
 )
-from vigil.errors import AuthenticationError, ConflictError, NotFoundError, PermissionDenied, VigilError
+from vigil.errors import (
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+    VigilError,
+)
 from vigil.protocol.reports import ReportReason
 from vigil.server.context import ServerContext
 from vigil.server.db.safety_repositories import OPEN_STATES, QueueFilter
-from vigil.server.services import cases
+from vigil.server.services import cases, hashlist
 from vigil.server.services.audit import verify_chain
 from vigil.server.services.cases import CaseAction, CaseState
 from vigil.server.settings import Settings
@@ -342,6 +349,77 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
         async with get_ctx().sessions() as session:
             check = await verify_chain(session)
         return render(request, "audit.html", me=me, check=check, entries=await recent_audit(get_ctx()))
+
+    @app.get("/banks")
+    async def banks_page(request: Request, imported: int = -1, published: int = -1) -> Response:
+        me = await signed_in(request)  # every reviewer may look; leads and admins change
+        from vigil.console.banks import banks_view
+
+        view = await banks_view(get_ctx())
+        return render(request, "banks.html", me=me, v=view, imported=imported, published=published)
+
+    @app.post("/banks")
+    async def banks_create(request: Request) -> Response:
+        me = await signed_in(request)
+        form = await form_with_csrf(request, me)
+        lead = need(me, Role.LEAD)
+        from vigil.console.banks import parse_kind, parse_threshold
+
+        await hashlist.create_bank(
+            get_ctx(),
+            field(form, "name"),
+            kind=parse_kind(field(form, "kind")),
+            threshold=parse_threshold(field(form, "threshold")),
+            actor=lead.actor,
+        )
+        return redirect(request, "/banks")
+
+    @app.post("/banks/enabled")
+    async def banks_enabled(request: Request) -> Response:
+        me = await signed_in(request)
+        form = await form_with_csrf(request, me)
+        lead = need(me, Role.LEAD)
+        await hashlist.set_bank_enabled(
+            get_ctx(), field(form, "name"), field(form, "enabled") == "yes", actor=lead.actor
+        )
+        return redirect(request, "/banks")
+
+    @app.post("/banks/import")
+    async def banks_import(request: Request) -> Response:
+        me = await signed_in(request)
+        form = await form_with_csrf(request, me)
+        lead = need(me, Role.LEAD)
+        from vigil.console.banks import read_upload
+
+        name, text = await read_upload(form.get("file"))
+        added = await hashlist.import_entries(
+            get_ctx(), field(form, "name"), text, field(form, "format"), actor=lead.actor, source=name
+        )
+        return redirect(request, f"/banks?imported={added}")
+
+    @app.post("/banks/fetch")
+    async def banks_fetch(request: Request) -> Response:
+        me = await signed_in(request)
+        form = await form_with_csrf(request, me)
+        lead = need(me, Role.LEAD)
+        from vigil.server.exchanges import Exchange, sync_exchange
+
+        try:
+            exchange = Exchange(field(form, "exchange"))
+        except ValueError as error:
+            raise ValidationError("unknown exchange") from error
+        result = await sync_exchange(get_ctx(), exchange, actor=lead.actor)
+        return redirect(request, f"/banks?imported={result.added}")
+
+    @app.post("/hashlist/publish")
+    async def hashlist_publish(request: Request) -> Response:
+        me = await signed_in(request)
+        await form_with_csrf(request, me)
+        lead = need(me, Role.LEAD)
+        from vigil.console.banks import publish_from_console
+
+        out = await publish_from_console(get_ctx(), lead.actor)
+        return redirect(request, f"/banks?published={out.version}")
 
     @app.get("/admin/reviewers")
     async def reviewers_page(request: Request) -> Response:

@@ -1,13 +1,15 @@
 """The two keys of known-image matching, kept apart from the server's other secrets.
 
 - The hash-list authority's Ed25519 signing key (`VIGIL_HASHLIST_SIGNING_KEY_FILE`): signs every list
-  manifest and the voucher key. Only `vigil hashlist publish` needs it; `vigil serve` never loads it.
+  manifest and the voucher key. Only publishing needs it; `vigil serve` loads it only when the console
+  may publish (below).
 - The safety team's Curve25519 voucher key (`VIGIL_HASHLIST_VOUCHER_KEY_FILE`, secret): opens vouchers,
   so it belongs on the safety team's machine. Publishing needs only its public half
   (`VIGIL_HASHLIST_VOUCHER_PUBLIC_KEY`, base64, or derived from the secret file when present).
 
-In dev both are generated once into the data dir (its own files, mode 0600); outside dev a missing key
-is refused. Key files hold the raw key as hex.
+The console publishes only when `VIGIL_HASHLIST_CONSOLE_PUBLISH=true`; it then loads the signing key for
+that one request, never at startup. In dev both are generated once into the data dir (its own files, mode
+0600); outside dev a missing key is refused. Key files hold the raw key as hex.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ class HashListKeySettings(BaseSettings):
     signing_key_file: Path | None = None
     voucher_key_file: Path | None = None
     voucher_public_key: str | None = None
+    # Lets the review console publish (leads and admins): only for deployments where the authority key
+    # may live with the server process. Off by default; then the console shows the CLI command instead.
+    console_publish: bool = False
 
 
 def _read_hex_key(path: Path, what: str) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.server.db.hashlist_models import (
@@ -57,6 +57,14 @@ class BankRepository:
 
     def add_entries(self, rows: Sequence[BankEntryRow]) -> None:
         self._session.add_all(rows)
+
+    async def remove_entries(self, bank_id: int, hashes: Sequence[str], batch: int = 500) -> None:
+        for start in range(0, len(hashes), batch):
+            await self._session.execute(
+                delete(BankEntryRow).where(
+                    BankEntryRow.bank_id == bank_id, BankEntryRow.hash.in_(hashes[start : start + batch])
+                )
+            )
 
 
 class HashListRepository:

@@ -42,12 +42,14 @@ from vigil.safety.hashing.pdq import MATCH_DISTANCE_THRESHOLD, ImageHash, PdqHas
 from vigil.server.context import ServerContext
 from vigil.server.db.hashlist_models import BankEntryRow, BankRow, ManifestRow, VoucherKeyRow
 from vigil.server.db.hashlist_repositories import BankRepository, HashListRepository
+from vigil.server.services.audit import append_audit
 
 __all__ = [
     "MANIFEST_BATCH",
     "BankInfo",
     "ImportFormat",
     "Published",
+    "SyncResult",
     "create_bank",
     "current_head",
     "enabled_banks",
@@ -55,12 +57,16 @@ __all__ = [
     "list_banks",
     "manifests_since",
     "match_image",
+    "parse_import",
     "publish",
     "set_bank_enabled",
+    "sync_bank_entries",
     "verify_client_list",
 ]
 
 MANIFEST_BATCH = 50
+DEFAULT_ACTOR = "cli"
+"""Who the audit log names when a caller (the CLI, a test) does not say."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,18 @@ class Published:
     removed: int
 
 
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    added: int
+    removed: int
+    total: int
+
+
 ImportFormat = str  # "threatexchange" | "csv"
+
+
+def _bank_target(name: str) -> str:
+    return f"bank:{name}"
 
 
 def _info(row: BankRow, count: int) -> BankInfo:
@@ -95,8 +112,9 @@ async def create_bank(
     *,
     kind: BankKind = BankKind.NORMAL,
     threshold: int = MATCH_DISTANCE_THRESHOLD,
+    actor: str = DEFAULT_ACTOR,
 ) -> BankInfo:
-    """Raises ValidationError (bad name or threshold) or ConflictError (name taken)."""
+    """Raises ValidationError (bad name or threshold) or ConflictError (name taken). Audited."""
     check_bank_name(name)
     Bank(BankName(name), kind, (), threshold)  # validates the threshold
     async with ctx.sessions() as session, session.begin():
@@ -108,19 +126,41 @@ async def create_bank(
                 name=name, kind=kind.value, threshold=threshold, enabled=True, created_at_ms=ctx.clock_ms()
             )
         )
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="bank.created",
+            target=_bank_target(name),
+            details={"kind": kind.value, "threshold": threshold},
+        )
         return _info(row, 0)
 
 
-async def import_entries(ctx: ServerContext, name: str, text: str, fmt: ImportFormat) -> int:
-    """Adds the file's hashes to the bank (already present ones are skipped); returns how many were new.
-    Raises NotFoundError (no such bank) or ValidationError (bad file, naming the line)."""
+def parse_import(text: str, fmt: ImportFormat) -> list[BankEntry]:
+    """Raises ValidationError for an unknown format or a bad file (naming the line)."""
     match fmt:
         case "threatexchange":
-            entries = parse_threatexchange_file(text, bare_signal_type="pdq")
+            return parse_threatexchange_file(text, bare_signal_type="pdq")
         case "csv":
-            entries = parse_csv(text)
+            return parse_csv(text)
         case _:
             raise ValidationError("format is 'threatexchange' or 'csv'")
+
+
+async def import_entries(
+    ctx: ServerContext,
+    name: str,
+    text: str,
+    fmt: ImportFormat,
+    *,
+    actor: str = DEFAULT_ACTOR,
+    source: str = "",
+) -> int:
+    """Adds the file's hashes to the bank (already present ones are skipped); returns how many were new.
+    Raises NotFoundError (no such bank) or ValidationError (bad file, naming the line). Audited, with
+    `source` (e.g. the uploaded file's name) in the entry's details."""
+    entries = parse_import(text, fmt)
     async with ctx.sessions() as session, session.begin():
         banks = BankRepository(session)
         bank = await banks.by_name(name)
@@ -137,7 +177,51 @@ async def import_entries(ctx: ServerContext, name: str, text: str, fmt: ImportFo
                 for e in fresh
             ]
         )
+        await append_audit(
+            session,
+            now_ms=now,
+            actor=actor,
+            action="bank.imported",
+            target=_bank_target(name),
+            details={"format": fmt, "source": source[:200], "lines": len(entries), "added": len(fresh)},
+        )
         return len(fresh)
+
+
+async def sync_bank_entries(
+    ctx: ServerContext, name: str, entries: list[BankEntry], *, actor: str, source: str
+) -> SyncResult:
+    """Makes the bank hold exactly `entries` (an exchange's current set): adds the new ones, removes the
+    ones no longer listed, in one transaction, so a failed fetch never leaves a half-synced bank (the
+    caller fetches everything before calling). Raises NotFoundError. Audited."""
+    wanted = {e.hash.hex(): e for e in entries}
+    async with ctx.sessions() as session, session.begin():
+        banks = BankRepository(session)
+        bank = await banks.by_name(name)
+        if bank is None:
+            raise NotFoundError(f"no bank named {name!r}")
+        held = await banks.hashes(bank.id)
+        now = ctx.clock_ms()
+        fresh = [e for key, e in wanted.items() if key not in held]
+        gone = sorted(held - wanted.keys())
+        banks.add_entries(
+            [
+                BankEntryRow(
+                    bank_id=bank.id, hash=e.hash.hex(), labels=json.dumps(list(e.labels)), created_at_ms=now
+                )
+                for e in fresh
+            ]
+        )
+        await banks.remove_entries(bank.id, gone)
+        await append_audit(
+            session,
+            now_ms=now,
+            actor=actor,
+            action="bank.synced",
+            target=_bank_target(name),
+            details={"source": source, "added": len(fresh), "removed": len(gone), "total": len(wanted)},
+        )
+        return SyncResult(len(fresh), len(gone), len(wanted))
 
 
 async def list_banks(ctx: ServerContext) -> list[BankInfo]:
@@ -147,14 +231,23 @@ async def list_banks(ctx: ServerContext) -> list[BankInfo]:
         return [_info(row, counts.get(row.id, 0)) for row in await banks.all()]
 
 
-async def set_bank_enabled(ctx: ServerContext, name: str, enabled: bool) -> BankInfo:
-    """Raises NotFoundError. Takes effect for clients at the next `publish`."""
+async def set_bank_enabled(
+    ctx: ServerContext, name: str, enabled: bool, *, actor: str = DEFAULT_ACTOR
+) -> BankInfo:
+    """Raises NotFoundError. Takes effect for clients at the next `publish`. Audited."""
     async with ctx.sessions() as session, session.begin():
         banks = BankRepository(session)
         row = await banks.by_name(name)
         if row is None:
             raise NotFoundError(f"no bank named {name!r}")
         row.enabled = enabled
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="bank.enabled" if enabled else "bank.disabled",
+            target=_bank_target(name),
+        )
         return _info(row, (await banks.entry_counts()).get(row.id, 0))
 
 
@@ -185,6 +278,7 @@ async def publish(
     *,
     issued_at: int,
     full: bool = False,
+    actor: str = DEFAULT_ACTOR,
 ) -> Published:
     """Signs the enabled banks as the next list version and appends it to the log; also (re)signs the
     voucher key if it changed. Raises whatever `TransparencyLog.replay` raises if the stored log does not
@@ -218,6 +312,19 @@ async def publish(
                     created_at_ms=ctx.clock_ms(),
                 )
             )
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="hashlist.published",
+            target=f"hashlist:v{m.version}",
+            details={
+                "root": m.root.hex(),
+                "log_head": head.hash.hex(),
+                "added": len(m.entries),
+                "removed": len(m.removed),
+            },
+        )
     return Published(m.version, m.root.hex(), head.size, head.hash.hex(), len(m.entries), len(m.removed))
 
 
