@@ -1,0 +1,197 @@
+"""Server-side behavioural risk scoring against a real database: `run_risk_scoring` (load the metadata
+log from the database, build features, score every active adult, apply the decisions in one
+transaction) timed per 10k metadata events.
+
+Baseline in the same run: the pure pipeline over the very same events in memory (`FeatureExtractor.
+observe_all`, then the same `assess_and_decide`), so the ratio shows what the database round trip and
+the decision writes cost on top. Prints one JSON line.
+
+    .venv/bin/python benchmarks/risk_scoring.py [--minors N --adults N --days N]
+    .venv/bin/python benchmarks/risk_scoring.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/DB
+
+The database must be empty (a fresh SQLite file in a temporary directory by default); the schema is
+migrated here and the events and accounts are bulk-inserted before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import insert
+
+from vigil.protocol.wire import AgeBand
+from vigil.safety.behavior.events import MetadataEvent
+from vigil.safety.behavior.features import FeatureExtractor
+from vigil.safety.behavior.scoring import assess_and_decide
+from vigil.server.blobstore import BlobStore
+from vigil.server.context import ServerContext
+from vigil.server.db.engine import create_engine, migrate, session_factory
+from vigil.server.db.minors_models import MetadataEventRow
+from vigil.server.db.models import UserRow
+from vigil.server.delivery import DeliveryHub
+from vigil.server.services import metadata
+from vigil.server.services.risk import WINDOW_DAYS, _model, run_risk_scoring
+from vigil.server.settings import Settings
+from vigil.sim.generator import EventGenerator
+from vigil.sim.population import build_population
+from vigil.sim.scenario import default_scenario
+
+BATCH = 5000
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.events: list[MetadataEvent] = []
+
+    def emit(self, event: MetadataEvent) -> None:
+        self.events.append(event)
+
+
+def _row(event: MetadataEvent) -> dict[str, object]:
+    row = metadata.row_of_event(event)
+    return {
+        c: getattr(row, c)
+        for c in ("at_ms", "kind", "actor", "target", "group_id", "size_bucket", "content", "reason")
+    }
+
+
+async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEvent]) -> None:
+    from vigil.safety.behavior.events import AccountFacts
+
+    users = []
+    for f in facts:
+        assert isinstance(f, AccountFacts)
+        adult_on = "1970-01-01" if f.age_band is AgeBand.ADULT else "2099-01-01"
+        users.append(
+            {
+                "username": f.user,
+                "age_band": f.age_band.value,
+                "adult_on": adult_on,
+                "created_at_ms": f.created_at_ms,
+            }
+        )
+    async with ctx.sessions() as session, session.begin():
+        await session.execute(insert(UserRow), users)
+        rows = [_row(e) for e in events]
+        for i in range(0, len(rows), BATCH):
+            await session.execute(insert(MetadataEventRow), rows[i : i + BATCH])
+
+
+async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    sc = default_scenario().with_overrides(
+        days=args.days, history_days=args.days, population={"minors": args.minors, "adults": args.adults}
+    )
+    rng = np.random.default_rng(42)
+    pop = build_population(sc, rng)
+    sink = _Collect()
+    gen = EventGenerator(sc, pop, rng, sink)
+    facts = gen.account_facts()
+    gen.emit_history()
+    for day in range(sc.days):
+        gen.run_day(day)
+    events = sink.events
+    now = sc.start_ms + sc.days * 86_400_000
+    assert events[0].at_ms >= now - WINDOW_DAYS * 86_400_000, "every event inside the scoring window"
+
+    settings = Settings(data_dir=tmp / "server", database_url=args.database_url)
+    engine = create_engine(settings.resolved_database_url)
+    ctx = ServerContext(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        franking_key=settings.load_franking_key(),
+        delivery=DeliveryHub(None),
+        blobs=BlobStore(settings.blob_dir),
+    )
+    try:
+        await migrate(engine)
+        t = time.perf_counter()
+        await _fill(ctx, list(facts), events)
+        fill_s = time.perf_counter() - t
+        model = _model()
+
+        # Baseline: the same events, in memory, through the same extractor and decision code.
+        pure_features, pure_total = [], []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            ex = FeatureExtractor(window_days=WINDOW_DAYS)
+            for f in facts:
+                ex.register_account(f)
+            ex.observe_all(events)
+            t1 = time.perf_counter()
+            decisions = assess_and_decide(ex, model, model.thresholds, ex.drain_dirty(), now)
+            pure_features.append(t1 - t0)
+            pure_total.append(time.perf_counter() - t0)
+
+        t = time.perf_counter()
+        async with ctx.sessions() as session:
+            loaded = await metadata.load_events(session, now - WINDOW_DAYS * 86_400_000, now + 1)
+        load_s = time.perf_counter() - t
+        assert len(loaded) == len(events)
+
+        # The first server run applies every decision (notices, restrictions, cases: writes); later runs
+        # find the accounts already at their level and only read and score.
+        t = time.perf_counter()
+        first = await run_risk_scoring(ctx, now_ms=now, model=model)
+        first_s = time.perf_counter() - t
+        again = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            run = await run_risk_scoring(ctx, now_ms=now, model=model)
+            again.append(time.perf_counter() - t)
+            assert run.applied == []
+    finally:
+        await engine.dispose()
+
+    n = len(events)
+    per10k = 10_000 / n
+    server_s = statistics.median(again)
+    pure_s = statistics.median(pure_total)
+    features_s = statistics.median(pure_features)
+    return {
+        "benchmark": "risk_scoring",
+        "database": settings.resolved_database_url.split(":", 1)[0],
+        "accounts": len(facts),
+        "events": n,
+        "scored_accounts": first.scored,
+        "decisions": len(decisions),
+        "applied_first_run": len(first.applied),
+        "server_run_s": round(server_s, 3),
+        "server_ms_per_10k_events": round(server_s * per10k * 1000, 1),
+        "server_first_run_ms_per_10k_events": round(first_s * per10k * 1000, 1),
+        "server_load_events_ms_per_10k_events": round(load_s * per10k * 1000, 1),
+        "baseline_pure_features_ms_per_10k_events": round(features_s * per10k * 1000, 1),
+        "baseline_pure_features_events_per_s": round(n / features_s),
+        "baseline_pure_pipeline_ms_per_10k_events": round(pure_s * per10k * 1000, 1),
+        "ratio_server_to_pure_features": round(server_s / features_s, 2),
+        "ratio_server_to_pure_pipeline": round(server_s / pure_s, 2),
+        "fill_database_s": round(fill_s, 1),
+        "repeat": args.repeat,
+        "python": platform.python_version(),
+        "date": dt.date.today().isoformat(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minors", type=int, default=800)
+    ap.add_argument("--adults", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--database-url", default=None, help="an empty database (default: SQLite in a temp dir)")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        print(json.dumps(asyncio.run(_bench(args, Path(tmp)))))
+
+
+if __name__ == "__main__":
+    main()
