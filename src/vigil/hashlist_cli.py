@@ -9,9 +9,8 @@ voucher key (`VIGIL_HASHLIST_VOUCHER_KEY_FILE`); both are generated into the dat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -35,34 +34,12 @@ hashlist_app.add_typer(bank_app, name="bank")
 console = Console()
 
 
-@contextlib.asynccontextmanager
-async def _context() -> AsyncIterator[ServerContext]:
-    from vigil.server.blobstore import BlobStore
-    from vigil.server.context import ServerContext
-    from vigil.server.db.engine import create_engine, migrate, session_factory
-    from vigil.server.delivery import DeliveryHub
-    from vigil.server.settings import Settings
-
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        await migrate(engine)
-        yield ServerContext(
-            settings=settings,
-            engine=engine,
-            sessions=session_factory(engine),
-            franking_key=settings.load_franking_key(),
-            delivery=DeliveryHub(None),
-            blobs=BlobStore(settings.blob_dir),
-        )
-    finally:
-        await engine.dispose()
-
-
 def _run(work: Callable[[ServerContext], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with _context() as ctx:
+        from vigil.server.offline import offline_context
+        from vigil.server.settings import Settings
+
+        async with offline_context(Settings()) as ctx:
             return await work(ctx)
 
     try:

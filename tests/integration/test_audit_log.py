@@ -13,7 +13,7 @@ from live_server import create_postgres_database, drop_postgres_database
 from safety_helpers import server_context
 from sqlalchemy import text
 
-from vigil.console.standalone import standalone_context
+from vigil.server.offline import offline_context
 from vigil.server.services.audit import append_audit, verify_chain
 from vigil.server.settings import Settings
 
@@ -42,7 +42,7 @@ def _verify_cli(data_dir: Path, url: str) -> subprocess.CompletedProcess[str]:
 
 
 async def _fill(data_dir: Path, url: str, n: int = 5) -> None:
-    async with standalone_context(Settings(data_dir=data_dir, database_url=url)) as ctx:
+    async with offline_context(Settings(data_dir=data_dir, database_url=url)) as ctx:
         for i in range(n):
             async with ctx.sessions() as session, session.begin():
                 await append_audit(

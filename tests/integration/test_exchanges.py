@@ -20,11 +20,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from vigil.console.standalone import standalone_context
 from vigil.errors import ValidationError
 from vigil.server.context import ServerContext
 from vigil.server.db.safety_models import AuditRow
 from vigil.server.exchanges import Exchange, ExchangeError, sync_exchange
+from vigil.server.offline import offline_context
 from vigil.server.services import hashlist
 from vigil.server.settings import Settings
 
@@ -83,7 +83,7 @@ def stand_in() -> Iterator[StandIn]:
 
 @pytest.fixture
 async def ctx(tmp_path: Path) -> AsyncIterator[ServerContext]:
-    async with standalone_context(Settings(data_dir=tmp_path / "data")) as context:
+    async with offline_context(Settings(data_dir=tmp_path / "data")) as context:
         yield context
 
 

@@ -113,9 +113,9 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
         if context is not None:
             yield
             return
-        from vigil.console.standalone import standalone_context
+        from vigil.server.offline import offline_context
 
-        async with standalone_context(settings) as ctx:
+        async with offline_context(settings) as ctx:
             holder["ctx"] = ctx
             yield
 

@@ -32,7 +32,7 @@ def _password() -> str:
 
 def _add_reviewer(username: str, role_name: str, data_dir: str | None) -> None:
     from vigil.console.auth import Role, create_reviewer
-    from vigil.console.standalone import standalone_context
+    from vigil.server.offline import offline_context
     from vigil.server.settings import Settings
 
     settings = _settings(data_dir)
@@ -40,7 +40,7 @@ def _add_reviewer(username: str, role_name: str, data_dir: str | None) -> None:
     password = _password()
 
     async def work() -> None:
-        async with standalone_context(settings) as ctx:
+        async with offline_context(settings) as ctx:
             reviewer = await create_reviewer(ctx, username, password, Role(role_name), "cli")
             out.print(f"created {reviewer.role.value} [bold]{reviewer.username}[/bold]")
 

@@ -53,42 +53,11 @@ class Settings(BaseSettings):
     risk_scoring_interval_seconds: int = Field(default=3600, ge=0)  # 0: no periodic run
 
     @model_validator(mode="after")
-    def _refuse_missing_secrets_outside_dev(self) -> Settings:
-        if self.environment is not Environment.DEV and self.franking_key is None:
-            raise ValueError("VIGIL_FRANKING_KEY must be set outside dev")
-        if self.franking_key is not None:
-            try:
-                raw = bytes.fromhex(self.franking_key.get_secret_value())
-            except ValueError as error:
-                raise ValueError("VIGIL_FRANKING_KEY must be hex") from error
-            if len(raw) < 32:
-                raise ValueError("VIGIL_FRANKING_KEY must be at least 32 bytes")
-        return self
-
-    @model_validator(mode="after")
-    def _refuse_missing_report_key_outside_dev(self) -> Settings:
-        if self.environment is not Environment.DEV and self.report_key is None:
-            raise ValueError("VIGIL_REPORT_KEY must be set outside dev")
-        if self.report_key is not None:
-            try:
-                raw = bytes.fromhex(self.report_key.get_secret_value())
-            except ValueError as error:
-                raise ValueError("VIGIL_REPORT_KEY must be hex") from error
-            if len(raw) != 32:
-                raise ValueError("VIGIL_REPORT_KEY must be 32 bytes")
-        return self
-
-    @model_validator(mode="after")
-    def _refuse_missing_notice_key_outside_dev(self) -> Settings:
-        if self.environment is not Environment.DEV and self.notice_signing_key is None:
-            raise ValueError("VIGIL_NOTICE_SIGNING_KEY must be set outside dev")
-        if self.notice_signing_key is not None:
-            try:
-                raw = bytes.fromhex(self.notice_signing_key.get_secret_value())
-            except ValueError as error:
-                raise ValueError("VIGIL_NOTICE_SIGNING_KEY must be hex") from error
-            if len(raw) != 32:
-                raise ValueError("VIGIL_NOTICE_SIGNING_KEY must be 32 bytes")
+    def _refuse_missing_or_weak_secrets(self) -> Settings:
+        required = self.environment is not Environment.DEV
+        _check_hex_secret("VIGIL_FRANKING_KEY", self.franking_key, required=required, at_least=32)
+        _check_hex_secret("VIGIL_REPORT_KEY", self.report_key, required=required, exactly=32)
+        _check_hex_secret("VIGIL_NOTICE_SIGNING_KEY", self.notice_signing_key, required=required, exactly=32)
         return self
 
     @property
@@ -147,3 +116,21 @@ class Settings(BaseSettings):
         path.write_text(key.hex())
         path.chmod(0o600)
         return key
+
+
+def _check_hex_secret(
+    name: str, value: SecretStr | None, *, required: bool, at_least: int | None = None, exactly: int | None = None
+) -> None:
+    """Raises ValueError (a settings error naming the variable) for a missing, non-hex or wrong-size key."""
+    if value is None:
+        if required:
+            raise ValueError(f"{name} must be set outside dev")
+        return
+    try:
+        raw = bytes.fromhex(value.get_secret_value())
+    except ValueError as error:
+        raise ValueError(f"{name} must be hex") from error
+    if at_least is not None and len(raw) < at_least:
+        raise ValueError(f"{name} must be at least {at_least} bytes")
+    if exactly is not None and len(raw) != exactly:
+        raise ValueError(f"{name} must be {exactly} bytes")
