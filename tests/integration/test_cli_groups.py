@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import start_server
+from live_server import start_server
 from helpers import unique
 
 
