@@ -18,7 +18,6 @@ from sqlalchemy import delete, func, select
 
 from vigil.client.client import Client, MessageEvent
 from vigil.client.safety import HashListRefusedError, ImageWithheld, ImageWithheldError
-from vigil.hashlist_cli import _context
 from vigil.protocol.vouchers import encode_authority_key
 from vigil.safety.hashing.hashlist import (
     NotInLogError,
@@ -32,8 +31,10 @@ from vigil.server.context import ServerContext
 from vigil.server.db.hashlist_models import ImageMatchCaseRow, ManifestRow, VoucherRow
 from vigil.server.db.safety_repositories import QueueFilter
 from vigil.server.hashlist_keys import load_signing_key, load_voucher_keypair, load_voucher_public_key
+from vigil.server.offline import offline_context
 from vigil.server.services import hashlist, vouchers
 from vigil.server.services.cases import queue
+from vigil.server.settings import Settings
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,7 @@ async def safety_team(server, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     """The safety team's tools (what `vigil hashlist ...` runs) on the test server's database and keys."""
     monkeypatch.setenv("VIGIL_DATA_DIR", str(server.data_dir))
     monkeypatch.setenv("VIGIL_DATABASE_URL", server.database_url)
-    async with _context() as ctx:
+    async with offline_context(Settings()) as ctx:
         yield ctx
 
 
