@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 
 from vigil.client.client import Client, MessageEvent
 from vigil.client.safety import HashListRefusedError, ImageWithheld, ImageWithheldError
+from vigil.protocol.group_wire import group_conversation
 from vigil.protocol.vouchers import encode_authority_key
 from vigil.safety.hashing.hashlist import (
     NotInLogError,
@@ -359,3 +360,59 @@ async def test_profile_photo_is_matched_on_the_server(
         image, _ = await vouchers.case_image(team, cases[0].id, load_voucher_keypair(team.settings))
         assert hash_image(image).hash.distance(hash_image(known).hash) <= 31
         await alice.close()
+
+
+async def test_known_image_in_a_group_is_withheld_on_send_and_on_receipt(
+    server, tmp_path: Path, pdq_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = (pdq_data / "bridge-mods" / "aaa-orig.jpg").read_bytes()
+    async with safety_team(server, monkeypatch) as team:
+        await bank_with(team, "known-abuse", known)
+        await publish(team)
+        alice = await pinned(await register(server.url, tmp_path, "alice"), team)
+        bob = await pinned(await register(server.url, tmp_path, "bob"), team)
+        carol = await pinned(await register(server.url, tmp_path, "carol"), team)
+        mallory = await register(server.url, tmp_path, "mallory")  # a modified client: no list at all
+        group = (await alice.groups.create([bob.username, carol.username, mallory.username])).group_id
+        conversation = group_conversation(group)
+        for member in (bob, carol, mallory):
+            await member.fetch()  # room keys and the group's metadata
+
+        blobs_before = sorted(p.name for p in server.data_dir.joinpath("blobs").rglob("*") if p.is_file())
+        with pytest.raises(ImageWithheldError) as withheld:
+            await alice.groups.send_attachment(group, known, "image/jpeg", caption="look")
+        assert withheld.value.voucher_id is not None
+        assert (
+            sorted(p.name for p in server.data_dir.joinpath("blobs").rglob("*") if p.is_file())
+            == blobs_before
+        )
+        for member in (bob, carol, mallory):
+            assert await member.fetch() == []  # nothing was sent
+
+        await mallory.groups.send_attachment(group, known, "image/jpeg", caption="hi")
+        for member in (alice, bob, carol):
+            events = await member.fetch()
+            assert len(events) == 1 and isinstance(events[0], ImageWithheld), events
+            notice = events[0]
+            assert notice.conversation == conversation and notice.sender == mallory.username
+            assert notice.voucher_id is not None and "not shown" in notice.notice
+        # An unrelated image in the same group is delivered as usual.
+        await mallory.groups.send_attachment(group, unrelated_images(1)[0], "image/png")
+        events = await bob.fetch()
+        assert len(events) == 1 and isinstance(events[0], MessageEvent) and events[0].attachment is not None
+
+        assert await count(team, VoucherRow) == 4  # alice's outgoing + three incoming
+        opened = await vouchers.open_pending_vouchers(team, load_voucher_keypair(team.settings))
+        assert opened.failed == [] and len(opened.cases) == 4
+        cases = await vouchers.list_image_cases(team)
+        outgoing = [c for c in cases if c.direction == "outgoing"]
+        incoming = [c for c in cases if c.direction == "incoming"]
+        assert [(c.subject, c.verified) for c in outgoing] == [(alice.username, True)]
+        assert {c.reporter for c in incoming} == {alice.username, bob.username, carol.username}
+        for case in incoming:
+            assert case.subject == mallory.username and case.verified
+            assert "server tag verified" in case.verification
+        queued = {c.subject: c for c in await queue(team, QueueFilter())}
+        assert queued[mallory.username].reason == "csam" and queued[mallory.username].verified
+        for client in (alice, bob, carol, mallory):
+            await client.close()

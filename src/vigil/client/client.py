@@ -411,7 +411,9 @@ class Client:
             return _rejected(delivery, error.detail)
         self.engine.accept(opened)
         event = _event(opened, attachment, self.username)
-        withheld = await self.safety.check_incoming(opened, attachment)  # a known image is never shown
+        withheld = await self.safety.check_incoming(  # a known image is never shown
+            opened.payload, delivery, attachment, conversation=event.conversation
+        )
         with self.store.transaction():
             self._persist()
             self.store.add_history(

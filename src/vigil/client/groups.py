@@ -62,6 +62,7 @@ from vigil.protocol.wire import (
 
 if TYPE_CHECKING:
     from vigil.client.client import Client, MessageEvent, RejectedDelivery, SentMessage
+    from vigil.client.safety import ImageWithheld
 
 __all__ = ["GROUP_PREFIX", "GroupManager", "GroupUpdated", "group_id_of"]
 
@@ -186,7 +187,12 @@ class GroupManager:
     async def send_attachment(
         self, group_id: str, data: bytes, mime: str, *, name: str | None = None, caption: str = ""
     ) -> SentMessage:
-        """As in 1:1: the blob is encrypted here and committed to inside the franked message."""
+        """As in 1:1: the blob is encrypted here and committed to inside the franked message. Raises
+        ImageWithheldError (vigil.client.safety), with nothing uploaded or sent, when the image matches the
+        known-image list."""
+        await self._client.safety.check_outgoing(
+            group_conversation(group_id), data, mime, caption=caption, name=name
+        )  # ImageWithheldError
         encrypted = encrypt_attachment(data)
         uploaded = await self._client._with_retries(
             lambda: self._client.transport.upload_blob(encrypted.blob)
@@ -345,7 +351,7 @@ class GroupManager:
         self.store.save_meta(meta.group_id, {"name": meta.name, "topic": meta.topic, "by": delivery.sender})
         return GroupUpdated(meta.group_id, meta.name, meta.topic, delivery.sender)
 
-    async def open(self, delivery: Delivery) -> MessageEvent | RejectedDelivery:
+    async def open(self, delivery: Delivery) -> MessageEvent | RejectedDelivery | ImageWithheld:
         """Decrypts and verifies one group message; state changes only once everything checked out."""
         from vigil.client.client import _event_from_payload, _rejected
 
@@ -374,13 +380,17 @@ class GroupManager:
             attachment = await client._fetch_attachment(payload.attachment)
         except (DecryptionError, TamperError, ValidationError) as error:
             return _rejected(delivery, error.detail)
+        event = _event_from_payload(payload, delivery, attachment, client.username)
+        withheld = await client.safety.check_incoming(  # a known image is never shown
+            payload, delivery, attachment, conversation=event.conversation
+        )
         with client.store.transaction():
             self.store.mark_seen(ciphertext.session_id, decrypted.message_index, delivery.message_id)
             client.store.add_history(
                 delivery.conversation, delivery.sender, delivery.message_id, _opened(payload, delivery)
             )
             client.store.mark_processed(delivery.sender, delivery.message_id)
-        return _event_from_payload(payload, delivery, attachment, client.username)
+        return event if withheld is None else withheld
 
 
 def _verified_payload(delivery: Delivery, plaintext: bytes) -> InnerPayload:

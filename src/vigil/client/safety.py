@@ -37,7 +37,7 @@ from vigil.protocol.vouchers import (
     seal_voucher,
     verify_voucher_key,
 )
-from vigil.protocol.wire import AttachmentDescriptor, InnerPayload, MessageKind
+from vigil.protocol.wire import AttachmentDescriptor, Delivery, InnerPayload, MessageKind
 from vigil.safety.hashing.banks import Match, Matcher
 from vigil.safety.hashing.distribution import banks_from_state
 from vigil.safety.hashing.hashlist import (
@@ -55,7 +55,6 @@ from vigil.safety.hashing.pdq import ImageHash, PdqHash, UnhashableImageError, h
 
 if TYPE_CHECKING:
     from vigil.client.client import Client, ReceivedAttachment
-    from vigil.client.engine import OpenedMessage
 
 __all__ = [
     "WITHHELD_NOTICE",
@@ -331,7 +330,8 @@ class ImageSafety:
     async def check_outgoing(
         self, to: str, data: bytes, mime: str, *, caption: str = "", name: str | None = None
     ) -> None:
-        """Before anything is uploaded. Raises ImageWithheldError on a match (after sending the voucher)."""
+        """Before anything is uploaded; `to` is the recipient or a group's "group:<id>" conversation.
+        Raises ImageWithheldError on a match (after sending the voucher)."""
         if self.authority is None or not mime.startswith("image/"):
             return
         await self._maybe_sync()
@@ -357,10 +357,16 @@ class ImageSafety:
         raise ImageWithheldError(voucher_id)
 
     async def check_incoming(
-        self, opened: OpenedMessage, attachment: ReceivedAttachment | None
+        self,
+        payload: InnerPayload,
+        delivery: Delivery,
+        attachment: ReceivedAttachment | None,
+        *,
+        conversation: str,
     ) -> ImageWithheld | None:
-        """After the blob was decrypted and verified, before the app sees it. Returns the notice event
-        to show instead of the message on a match (after sending the voucher), else None."""
+        """After a received message (1:1 or group) and its blob were decrypted and verified, before the app
+        sees them. `conversation` is where the app would show the message. Returns the notice event to show
+        instead of the message on a match (after sending the voucher), else None."""
         if attachment is None or self.authority is None or not attachment.mime.startswith("image/"):
             return None
         await self._maybe_sync()
@@ -368,11 +374,12 @@ class ImageSafety:
         if found is None:
             return None
         hashed, match = found
-        payload, delivery = opened.payload, opened.delivery
+        # The delivery's commitment and tag are what the server franked, for a 1:1 recipient or a
+        # "group:<id>" conversation alike.
         proof = FrankingProof(
             payload=payload,
-            commitment=b64encode(opened.commitment),
-            server_tag=b64encode(opened.franking_tag),
+            commitment=delivery.commitment,
+            server_tag=delivery.franking_tag,
             server_ts_ms=delivery.server_ts_ms,
             sender_device=delivery.sender_device,
             conversation=delivery.conversation,
@@ -380,10 +387,9 @@ class ImageSafety:
         voucher_id = await self._submit(
             VoucherDirection.INCOMING, attachment.data, attachment.mime, hashed, match, proof
         )
-        outgoing = payload.sender == self._client.username
         return ImageWithheld(
             message_id=payload.message_id,
-            conversation=payload.conversation if outgoing else payload.sender,
+            conversation=conversation,
             sender=payload.sender,
             sender_device=delivery.sender_device,
             caption=payload.body,
