@@ -44,10 +44,12 @@ from vigil.errors import (
     VigilError,
 )
 from vigil.protocol.reports import ReportReason
+from vigil.protocol.vouchers import VoucherKeyPair
 from vigil.server.context import ServerContext
 from vigil.server.db.safety_repositories import OPEN_STATES, QueueFilter
-from vigil.server.services import cases, hashlist
-from vigil.server.services.audit import verify_chain
+from vigil.server.hashlist_keys import load_voucher_keypair
+from vigil.server.services import cases, hashlist, vouchers
+from vigil.server.services.audit import append_audit, verify_chain
 from vigil.server.services.cases import CaseAction, CaseState
 from vigil.server.settings import Settings
 
@@ -79,6 +81,19 @@ class _SecurityHeaders(BaseHTTPMiddleware):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
         return response
+
+
+def _has_voucher_key(ctx: ServerContext) -> bool:
+    try:
+        load_voucher_keypair(ctx.settings)
+    except ValidationError:
+        return False
+    return True
+
+
+def _match_key(match_id: int) -> int:
+    """Image-match reveals share the session's revealed set with evidence items, as negative ids."""
+    return -match_id
 
 
 def _when(ms: int | None) -> str:
@@ -238,6 +253,7 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
         priority: str = "",
         verified: str = "",
         mine: str = "",
+        opened: int = -1,
     ) -> Response:
         me = await signed_in(request)
         states: tuple[str, ...] = (
@@ -259,6 +275,8 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
             "queue.html",
             me=me,
             rows=rows,
+            opened=opened,
+            can_open_vouchers=me.reviewer.role.at_least(Role.LEAD) and _has_voucher_key(get_ctx()),
             reviewers=reviewers,
             reasons=list(ReportReason),
             states=list(CaseState),
@@ -277,11 +295,14 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
         detail = await cases.case_detail(get_ctx(), me.reviewer.actor, case_id, me.revealed)
         reviewers = await list_reviewers(get_ctx())
         names = {r.id: r.username for r, _d, _l in reviewers}
+        matches = await vouchers.image_matches_for(get_ctx(), me.reviewer.actor, case_id, detail.case.subject)
         return render(
             request,
             "case.html",
             me=me,
             d=detail,
+            matches=matches,
+            match_revealed={m.id for m in matches if _match_key(m.id) in me.revealed},
             names=names,
             assignable=[r for r, disabled, _l in reviewers if not disabled],
             actions=list(CaseAction),
@@ -339,6 +360,44 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
         me = await signed_in(request)
         data, mime = await cases.evidence_image(get_ctx(), item_id, revealed=item_id in me.revealed)
         return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})
+
+    def voucher_keys() -> VoucherKeyPair:
+        """Raises ValidationError when the safety team's voucher key is not configured here."""
+        return load_voucher_keypair(get_ctx().settings)
+
+    @app.post("/image-matches/{match_id}/reveal")
+    async def match_reveal(request: Request, match_id: int) -> Response:
+        me = await signed_in(request)
+        form = await form_with_csrf(request, me)
+        await vouchers.reveal_match_image(get_ctx(), me.reviewer.actor, match_id)
+        await mark_revealed(get_ctx(), me, _match_key(match_id))
+        case_id = field(form, "case")
+        return redirect(request, f"/cases/{int(case_id)}#match-{match_id}" if case_id.isdigit() else "/queue")
+
+    @app.get("/image-matches/{match_id}/image")
+    async def match_image(request: Request, match_id: int) -> Response:
+        me = await signed_in(request)
+        data, mime = await vouchers.case_match_image(
+            get_ctx(), match_id, voucher_keys(), revealed=_match_key(match_id) in me.revealed
+        )
+        return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})
+
+    @app.post("/vouchers/open")
+    async def vouchers_open(request: Request) -> Response:
+        me = await signed_in(request)
+        await form_with_csrf(request, me)
+        lead = need(me, Role.LEAD)
+        result = await vouchers.open_pending_vouchers(get_ctx(), voucher_keys())
+        async with get_ctx().sessions() as session, session.begin():
+            await append_audit(
+                session,
+                now_ms=get_ctx().clock_ms(),
+                actor=lead.actor,
+                action="vouchers.opened",
+                target="vouchers",
+                details={"opened": result.opened, "cases": result.cases, "failed": len(result.failed)},
+            )
+        return redirect(request, f"/queue?opened={result.opened}")
 
     @app.get("/audit")
     async def audit_page(request: Request) -> Response:

@@ -45,8 +45,10 @@ __all__ = [
     "add_note",
     "apply_action",
     "assign",
+    "blurred_unless_revealed",
     "case_detail",
     "evidence_image",
+    "log_reveal",
     "queue",
     "reopen",
     "reveal_image",
@@ -253,24 +255,31 @@ async def evidence_image(ctx: ServerContext, item_id: int, *, revealed: bool) ->
     """The blurred rendering, or the original once revealed (the reveal itself is logged by
     `reveal_image`). Raises NotFoundError."""
     data, mime, _case = await _item_attachment(ctx, item_id)
-    if not revealed or not mime.startswith("image/"):
-        return _blurred(data), "image/png"
-    return data, mime
+    return blurred_unless_revealed(data, mime, revealed=revealed)
 
 
 async def reveal_image(ctx: ServerContext, actor: str, item_id: int) -> int:
     """Logs that `actor` revealed an evidence image; returns its case id. Raises NotFoundError."""
     _data, _mime, case_id = await _item_attachment(ctx, item_id)
+    await log_reveal(ctx, actor, "evidence.image_revealed", f"case:{case_id}", {"item": item_id})
+    return case_id
+
+
+def blurred_unless_revealed(data: bytes, mime: str, *, revealed: bool) -> tuple[bytes, str]:
+    """What the console shows of an evidence or image-match picture: the original only once revealed."""
+    if not revealed or not mime.startswith("image/"):
+        return _blurred(data), "image/png"
+    return data, mime
+
+
+async def log_reveal(
+    ctx: ServerContext, actor: str, action: str, target: str, details: dict[str, int]
+) -> None:
+    """The audit entry for revealing an image (evidence or image match)."""
     async with ctx.sessions() as session, session.begin():
         await append_audit(
-            session,
-            now_ms=ctx.clock_ms(),
-            actor=actor,
-            action="evidence.image_revealed",
-            target=f"case:{case_id}",
-            details={"item": item_id},
+            session, now_ms=ctx.clock_ms(), actor=actor, action=action, target=target, details=details
         )
-    return case_id
 
 
 async def _set_standing(ctx_now: int, session: AsyncSession, user_id: int, standing: Standing) -> None:

@@ -38,6 +38,8 @@ from vigil.server.db.hashlist_repositories import HashListRepository, VoucherRep
 from vigil.server.db.models import UserRow
 from vigil.server.db.repositories import UserRepository
 from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.audit import append_audit
+from vigil.server.services.cases import blurred_unless_revealed, log_reveal
 from vigil.server.services.hashlist import match_image
 from vigil.server.services.reports import open_or_join_case
 
@@ -46,10 +48,13 @@ __all__ = [
     "ImageMatchCase",
     "OpenResult",
     "case_image",
+    "case_match_image",
+    "image_matches_for",
     "list_image_cases",
     "open_pending_vouchers",
     "open_voucher_case",
     "profile_photo",
+    "reveal_match_image",
     "set_profile_photo",
     "submit_voucher",
 ]
@@ -354,3 +359,41 @@ async def profile_photo(ctx: ServerContext, username: str) -> tuple[bytes, str]:
         if row is None:
             raise NotFoundError("no profile photo")
         return row.data, row.mime
+
+
+async def image_matches_for(
+    ctx: ServerContext, actor: str, case_id: int, subject: str
+) -> list[ImageMatchCase]:
+    """The image-match records about a reviewers' case's subject, for its console page; the listing is
+    audit-logged against the case."""
+    matches = [m for m in await list_image_cases(ctx) if m.subject == subject]
+    async with ctx.sessions() as session, session.begin():
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="case.image_matches_viewed",
+            target=f"case:{case_id}",
+            details={"image_matches": [m.id for m in matches]},
+        )
+    return matches
+
+
+async def case_match_image(
+    ctx: ServerContext, match_id: int, keys: VoucherKeyPair, *, revealed: bool
+) -> tuple[bytes, str]:
+    """An image-match record's image, blurred and greyscale unless revealed (the reveal is logged by
+    `reveal_match_image`). Raises NotFoundError, DecryptionError (wrong key)."""
+    data, mime = await case_image(ctx, match_id, keys)
+    return blurred_unless_revealed(data, mime, revealed=revealed)
+
+
+async def reveal_match_image(ctx: ServerContext, actor: str, match_id: int) -> str:
+    """Logs that `actor` revealed an image-match record's image; returns its subject. Raises NotFoundError."""
+    async with ctx.sessions() as session:
+        row = await VoucherRepository(session).case(match_id)
+        if row is None:
+            raise NotFoundError("no such image-match case")
+        subject = await UserRepository(session).by_id(row.subject_user_id)
+    await log_reveal(ctx, actor, "image_match.image_revealed", f"image_match:{match_id}", {"match": match_id})
+    return "?" if subject is None else subject.username
