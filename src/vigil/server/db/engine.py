@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 __all__ = ["create_engine", "migrate", "session_factory"]
@@ -25,12 +25,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Replaces a pooled connection the server has closed (e.g. a PostgreSQL restart) at checkout. asyncpg
+    notices a closed socket by itself, so this costs no round trip, unlike `pool_pre_ping` (which costs
+    three per checkout on asyncpg: BEGIN, a ping and ROLLBACK)."""
+    inner = getattr(dbapi_connection, "_connection", None)
+    if inner is not None and inner.is_closed():
+        raise exc.DisconnectionError("connection closed by the server")
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # At most 30 connections as before, but all of them kept once opened: with 10 kept and 20 overflow, a
+    # burst of concurrent requests opened and closed connections (and re-prepared statements) all the time.
+    engine = create_async_engine(url, pool_size=30, max_overflow=0)
+    event.listen(engine.sync_engine, "checkout", _drop_closed)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

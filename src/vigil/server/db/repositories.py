@@ -4,8 +4,9 @@ the calling service owns the transaction."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.server.db.models import (
@@ -17,6 +18,7 @@ from vigil.server.db.models import (
     QueueRow,
     UserRow,
 )
+from vigil.server.db.safety_models import AccountStandingRow
 
 __all__ = ["BlobRepository", "DeviceRepository", "KeyRepository", "MessageRepository", "UserRepository"]
 
@@ -64,6 +66,18 @@ class DeviceRepository:
             )
         ).first()
         return None if row is None else (row[0], row[1])
+
+    async def with_user_and_standing(self, device_id: str) -> tuple[DeviceRow, UserRow, str | None] | None:
+        """The device, its account and the account's standing (None: no standing row) in one round trip."""
+        row = (
+            await self._session.execute(
+                select(DeviceRow, UserRow, AccountStandingRow.standing)
+                .join(UserRow, UserRow.id == DeviceRow.user_id)
+                .outerjoin(AccountStandingRow, AccountStandingRow.user_id == UserRow.id)
+                .where(DeviceRow.id == device_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
 
     async def of_users(self, user_ids: Collection[int]) -> dict[int, list[DeviceRow]]:
         """Devices of several accounts in one query, each list in registration order."""
@@ -141,6 +155,35 @@ class MessageRepository:
             )
         )
 
+    async def by_client_ids(self, keys: Collection[tuple[int, str]]) -> list[MessageRow]:
+        """The messages with any of these (sender user id, client id) pairs, in one query."""
+        if not keys:
+            return []
+        rows = await self._session.scalars(
+            select(MessageRow).where(tuple_(MessageRow.sender_user_id, MessageRow.client_id).in_(list(keys)))
+        )
+        return list(rows)
+
+    async def add_many(
+        self, messages: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]]
+    ) -> list[int]:
+        """Inserts several messages (column values without `id`) and their queue entries (`device_id`,
+        `message_type`, `body`) with two statements; returns the messages' ids in order."""
+        result = await self._session.execute(
+            insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
+            [values for values, _ in messages],
+        )
+        ids = [int(i) for i in result.scalars().all()]
+        await self._session.execute(
+            insert(QueueRow),
+            [
+                {**entry, "message_id": message_id}
+                for message_id, (_, entries) in zip(ids, messages, strict=True)
+                for entry in entries
+            ],
+        )
+        return ids
+
     async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> int:
         """Inserts the message and its queue entries with two statements (Core inserts: the ORM unit of
         work was most of the send path's CPU); returns the message's id."""
@@ -168,7 +211,7 @@ class MessageRepository:
             .order_by(QueueRow.id)
             .limit(limit + len(skip))
         )
-        found = [(queue, message, sender) for queue, message, sender in rows.tuples().all() if queue.id not in skip]
+        found = [(queue, message, sender) for queue, message, sender in rows.all() if queue.id not in skip]
         return found[:limit]
 
     async def delete_entries(self, device_id: str, entry_ids: Sequence[int]) -> int:

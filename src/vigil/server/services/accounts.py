@@ -128,10 +128,12 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
     if not device_id or not secret or len(credential) > 200:
         raise AuthenticationError("invalid device credential")
     async with ctx.sessions() as session:
-        found = await DeviceRepository(session).with_user(device_id)
+        # The standing comes with the device (enforcement.check_login's rule, without a second query).
+        found = await DeviceRepository(session).with_user_and_standing(device_id)
         digest = hashlib.sha256(secret.encode()).digest()
         if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
             raise AuthenticationError("invalid device credential")
-        device, user = found
-        await enforcement.check_login(session, user.id)
+        device, user, standing = found
+        if standing is not None and enforcement.Standing(standing) is enforcement.Standing.SUSPENDED:
+            raise PolicyViolation("this account is suspended")
         return AuthenticatedDevice(user.id, user.username, device.id, AgeBand(user.age_band))

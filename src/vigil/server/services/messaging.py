@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Literal, cast
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
-from vigil.errors import ConflictError, NotFoundError, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.errors import ConflictError, NotFoundError, ValidationError, VigilError
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.franking import FrankingContext, server_tag
 from vigil.protocol.wire import (
@@ -20,8 +23,10 @@ from vigil.protocol.wire import (
     SendRequest,
     StaleDevices,
 )
+from vigil.safety.behavior.events import MetadataEvent
+from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
-from vigil.server.db.models import MessageRow, QueueRow
+from vigil.server.db.models import BlobRow, DeviceRow, MessageRow, QueueRow, UserRow
 from vigil.server.db.repositories import BlobRepository, DeviceRepository, MessageRepository, UserRepository
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
@@ -55,8 +60,9 @@ class _Target:
 
 
 async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: SendRequest) -> SendAccepted:
-    """Accepts one message: checks the device set, tags the commitment, queues one ciphertext per device
-    in one transaction, then wakes the devices.
+    """Accepts one message: checks the device set, tags the commitment, queues one ciphertext per device,
+    then wakes the devices. Concurrent sends are committed together (group commit, `_send_batch`); the
+    answer comes only after the commit.
 
     Raises NotFoundError for an unknown recipient, StaleDevicesError when the ciphertexts do not cover
     exactly the recipient's devices plus the sender's other devices, ValidationError for duplicate
@@ -65,95 +71,194 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
     counts = Counter(c.device_id for c in request.ciphertexts)
     if any(n > 1 for n in counts.values()):
         raise ValidationError("one ciphertext per device")
-    async with ctx.sessions() as session, session.begin():
-        messages = MessageRepository(session)
-        previous = await messages.by_client_id(by.user_id, request.id)
-        if previous is not None:
-            return SendAccepted(
-                message_id=previous.client_id,
-                server_ts_ms=previous.server_ts_ms,
-                devices=previous.device_count,
-                duplicate=True,
-            )
+    batcher = _batchers.get(ctx.sessions)
+    if batcher is None:
+        batcher = _batchers[ctx.sessions] = Batcher(lambda items: _send_batch(ctx, items))
+    return await batcher.submit((by, request))
+
+
+_SendBatcher = Batcher[tuple[AuthenticatedDevice, SendRequest], SendAccepted]
+_batchers: weakref.WeakKeyDictionary[object, _SendBatcher] = weakref.WeakKeyDictionary()
+
+
+@dataclass(slots=True)
+class _Planned:
+    """A message that passed every check, waiting for the batch's inserts."""
+
+    values: dict[str, Any]
+    entries: list[dict[str, Any]]
+    event: MetadataEvent | None
+
+
+@dataclass(slots=True)
+class _BatchState:
+    """What one batch transaction already looked up. Sends change none of it (users, devices, standing,
+    blocks, connections), so a lookup made for an earlier message of the batch holds for a later one.
+    Only passed sender/recipient checks are kept: a refusal is looked up again (a restricted sender's
+    "existing conversation" can start within the batch)."""
+
+    existing: dict[tuple[int, str], SendAccepted] = field(default_factory=dict)
+    users: dict[str, UserRow] = field(default_factory=dict)
+    allowed: set[tuple[int, int]] = field(default_factory=set)
+    devices: dict[tuple[int, int], dict[int, list[DeviceRow]]] = field(default_factory=dict)
+
+
+async def _send_batch(
+    ctx: ServerContext, items: Sequence[tuple[AuthenticatedDevice, SendRequest]]
+) -> list[SendAccepted | Exception]:
+    """One transaction for the whole batch; a message refused by a check fails alone. If the transaction
+    itself fails (e.g. a concurrent retry of the same id committed by another process), every message
+    of a multi-message batch is retried in its own transaction so a failure stays with its message."""
+    results: list[SendAccepted | Exception] = []
+    planned: list[_Planned] = []
+    try:
+        async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+            state = _BatchState(existing=await _existing(session, items))
+            for by, request in items:
+                try:
+                    outcome = await _prepare(ctx, session, state, by, request)
+                except VigilError as error:
+                    results.append(error)
+                    continue
+                if isinstance(outcome, SendAccepted):
+                    results.append(outcome)
+                    continue
+                planned.append(outcome)
+                accepted = SendAccepted(
+                    message_id=request.id,
+                    server_ts_ms=outcome.values["server_ts_ms"],
+                    devices=len(outcome.entries),
+                )
+                state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
+                results.append(accepted)
+            if planned:
+                await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
+                for p in planned:
+                    if p.event is not None:
+                        await metadata.record(session, p.event)
+    except Exception:
+        if len(items) == 1:
+            raise
+        alone: list[SendAccepted | Exception] = []
+        for item in items:
+            try:
+                alone.extend(await _send_batch(ctx, [item]))
+            except Exception as error:  # this message's own failure
+                alone.append(error)
+        return alone
+    if planned:
+        await ctx.delivery.notify([e["device_id"] for p in planned for e in p.entries])
+    return results
+
+
+async def _existing(
+    session: AsyncSession, items: Sequence[tuple[AuthenticatedDevice, SendRequest]]
+) -> dict[tuple[int, str], SendAccepted]:
+    """Earlier accepted messages with the batch's (sender, client id) pairs, in one query."""
+    wanted = {(by.user_id, request.id) for by, request in items}
+    rows = await MessageRepository(session).by_client_ids(wanted)
+    return {
+        (row.sender_user_id, row.client_id): SendAccepted(
+            message_id=row.client_id, server_ts_ms=row.server_ts_ms, devices=row.device_count, duplicate=True
+        )
+        for row in rows
+    }
+
+
+async def _prepare(
+    ctx: ServerContext,
+    session: AsyncSession,
+    state: _BatchState,
+    by: AuthenticatedDevice,
+    request: SendRequest,
+) -> SendAccepted | _Planned:
+    """Every check of one message, in the order the single-message path made them; nothing is written
+    before the last check passed (attachment fetchers are written last)."""
+    previous = state.existing.get((by.user_id, request.id))
+    if previous is not None:
+        return previous
+    recipient = state.users.get(request.to)
+    if recipient is None:
         recipient = await UserRepository(session).by_username(request.to)
         if recipient is None:
             raise NotFoundError(f"no user named {request.to}")
+        state.users[request.to] = recipient
+    if (by.user_id, recipient.id) not in state.allowed:
         await enforcement.check_send(session, by.user_id, by.username, recipient)
+        state.allowed.add((by.user_id, recipient.id))
+    by_user = state.devices.get((by.user_id, recipient.id))
+    if by_user is None:
         by_user = await DeviceRepository(session).of_users({recipient.id, by.user_id})
-        recipient_devices = by_user[recipient.id]
-        own_devices = [] if recipient.id == by.user_id else by_user[by.user_id]
-        expected = {
-            d.id: _Target(d.id, recipient.username) for d in recipient_devices if d.id != by.device_id
-        } | {d.id: _Target(d.id, by.username) for d in own_devices if d.id != by.device_id}
-        provided = set(counts)
-        if provided != set(expected):
-            missing: dict[str, list[str]] = {}
-            extra: dict[str, list[str]] = {}
-            for device_id in sorted(set(expected) - provided):
-                missing.setdefault(expected[device_id].username, []).append(device_id)
-            if provided - set(expected):
-                extra[request.to] = sorted(provided - set(expected))
-            current: dict[str, list[DeviceInfo]] = {
-                request.to: [device_info(d) for d in recipient_devices if d.id != by.device_id]
-            }
-            if own_devices:
-                current[by.username] = [device_info(d) for d in own_devices if d.id != by.device_id]
-            raise StaleDevicesError(
-                StaleDevices(
-                    detail="the device list is out of date; encrypt for exactly these devices",
-                    missing=missing,
-                    extra=extra,
-                    devices=current,
-                )
-            )
-        blobs = BlobRepository(session)
-        for blob_id in request.attachments:
-            blob = await blobs.get(blob_id)
-            if blob is None or blob.uploader_user_id != by.user_id:
-                raise ValidationError(f"attachment {blob_id} was not uploaded by the sender")
-            fetchers = [d for d in expected if not await blobs.is_fetcher(blob_id, d)]
-            await blobs.add_fetchers(blob_id, fetchers)
-            blob.attached = True
-        now_ms = ctx.clock_ms()
-        commitment = b64decode(request.commitment, field="commitment", max_bytes=32)
-        tag = server_tag(
-            ctx.franking_key,
-            FrankingContext(commitment, by.username, request.to, now_ms, request.id),
-        )
-        bodies = {
-            c.device_id: (c.type, b64decode(c.body, field="ciphertext body")) for c in request.ciphertexts
+        state.devices[(by.user_id, recipient.id)] = by_user
+    recipient_devices = by_user[recipient.id]
+    own_devices = [] if recipient.id == by.user_id else by_user[by.user_id]
+    expected = {
+        d.id: _Target(d.id, recipient.username) for d in recipient_devices if d.id != by.device_id
+    } | {d.id: _Target(d.id, by.username) for d in own_devices if d.id != by.device_id}
+    provided = {c.device_id for c in request.ciphertexts}
+    if provided != set(expected):
+        missing: dict[str, list[str]] = {}
+        extra: dict[str, list[str]] = {}
+        for device_id in sorted(set(expected) - provided):
+            missing.setdefault(expected[device_id].username, []).append(device_id)
+        if provided - set(expected):
+            extra[request.to] = sorted(provided - set(expected))
+        current: dict[str, list[DeviceInfo]] = {
+            request.to: [device_info(d) for d in recipient_devices if d.id != by.device_id]
         }
-        message = MessageRow(
-            client_id=request.id,
-            sender_user_id=by.user_id,
-            sender_device_id=by.device_id,
-            conversation=request.to,
-            kind=request.kind.value,
-            size_bucket=size_bucket(max(len(body) for _, body in bodies.values())),
-            commitment=commitment,
-            franking_tag=tag,
-            server_ts_ms=now_ms,
-            device_count=len(bodies),
-        )
-        entries = [
-            QueueRow(device_id=device_id, message_type=kind, body=body)
-            for device_id, (kind, body) in bodies.items()
-        ]
-        await messages.add(message, entries)
-        if recipient.id != by.user_id:
-            await metadata.record(
-                session,
-                metadata.message_event(
-                    now_ms,
-                    by.username,
-                    recipient=recipient.username,
-                    group=None,
-                    size_bucket=message.size_bucket,
-                    kind=request.kind,
-                ),
+        if own_devices:
+            current[by.username] = [device_info(d) for d in own_devices if d.id != by.device_id]
+        raise StaleDevicesError(
+            StaleDevices(
+                detail="the device list is out of date; encrypt for exactly these devices",
+                missing=missing,
+                extra=extra,
+                devices=current,
             )
-    await ctx.delivery.notify(bodies)
-    return SendAccepted(message_id=request.id, server_ts_ms=now_ms, devices=len(bodies))
+        )
+    blobs = BlobRepository(session)
+    attached: list[BlobRow] = []
+    for blob_id in request.attachments:
+        blob = await blobs.get(blob_id)
+        if blob is None or blob.uploader_user_id != by.user_id:
+            raise ValidationError(f"attachment {blob_id} was not uploaded by the sender")
+        attached.append(blob)
+    now_ms = ctx.clock_ms()
+    commitment = b64decode(request.commitment, field="commitment", max_bytes=32)
+    bodies = {c.device_id: (c.type, b64decode(c.body, field="ciphertext body")) for c in request.ciphertexts}
+    for blob in attached:
+        fetchers = [d for d in expected if not await blobs.is_fetcher(blob.id, d)]
+        await blobs.add_fetchers(blob.id, fetchers)
+        blob.attached = True
+    tag = server_tag(
+        ctx.franking_key,
+        FrankingContext(commitment, by.username, request.to, now_ms, request.id),
+    )
+    bucket = size_bucket(max(len(body) for _, body in bodies.values()))
+    values = {
+        "client_id": request.id,
+        "sender_user_id": by.user_id,
+        "sender_device_id": by.device_id,
+        "conversation": request.to,
+        "kind": request.kind.value,
+        "size_bucket": bucket,
+        "commitment": commitment,
+        "franking_tag": tag,
+        "server_ts_ms": now_ms,
+        "device_count": len(bodies),
+    }
+    entries = [{"device_id": d, "message_type": kind, "body": body} for d, (kind, body) in bodies.items()]
+    event = None
+    if recipient.id != by.user_id:
+        event = metadata.message_event(
+            now_ms,
+            by.username,
+            recipient=recipient.username,
+            group=None,
+            size_bucket=bucket,
+            kind=request.kind,
+        )
+    return _Planned(values, entries, event)
 
 
 def to_delivery(entry: QueueRow, message: MessageRow, sender: str) -> Delivery:
@@ -189,5 +294,5 @@ async def fetch_pending(
 async def acknowledge(ctx: ServerContext, by: AuthenticatedDevice, request: AckRequest) -> int:
     """Deletes acknowledged entries of the caller's own queue; returns how many were deleted. Acking an
     entry twice, or another device's entry, deletes nothing."""
-    async with ctx.sessions() as session, session.begin():
+    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
         return await MessageRepository(session).delete_entries(by.device_id, request.delivery_ids)
