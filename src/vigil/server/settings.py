@@ -72,43 +72,25 @@ class Settings(BaseSettings):
 
     def load_franking_key(self) -> bytes:
         """The server's franking HMAC key. Raises ValidationError outside dev when unset."""
-        if self.franking_key is not None:
-            return bytes.fromhex(self.franking_key.get_secret_value())
-        if self.environment is not Environment.DEV:
-            raise ValidationError("VIGIL_FRANKING_KEY must be set outside dev")
-        path = self.data_dir / _FRANKING_KEY_FILE
-        if path.exists():
-            return bytes.fromhex(path.read_text().strip())
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        path.write_text(key.hex())
-        path.chmod(0o600)
-        return key
+        return self._secret_or_dev_file("VIGIL_FRANKING_KEY", self.franking_key, _FRANKING_KEY_FILE)
 
     def load_report_key(self) -> bytes:
         """The AES-256-GCM key for reported content at rest. Raises ValidationError outside dev when
         unset; in dev it is generated once and kept in the data dir."""
-        if self.report_key is not None:
-            return bytes.fromhex(self.report_key.get_secret_value())
-        if self.environment is not Environment.DEV:
-            raise ValidationError("VIGIL_REPORT_KEY must be set outside dev")
-        path = self.data_dir / _REPORT_KEY_FILE
-        if path.exists():
-            return bytes.fromhex(path.read_text().strip())
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        path.write_text(key.hex())
-        path.chmod(0o600)
-        return key
+        return self._secret_or_dev_file("VIGIL_REPORT_KEY", self.report_key, _REPORT_KEY_FILE)
 
     def load_notice_signing_key(self) -> bytes:
         """The Ed25519 seed that signs safety notices. Raises ValidationError outside dev when unset; in
         dev it is generated once and kept in the data dir."""
-        if self.notice_signing_key is not None:
-            return bytes.fromhex(self.notice_signing_key.get_secret_value())
+        return self._secret_or_dev_file("VIGIL_NOTICE_SIGNING_KEY", self.notice_signing_key, _NOTICE_KEY_FILE)
+
+    def _secret_or_dev_file(self, name: str, value: SecretStr | None, filename: str) -> bytes:
+        """The configured 32-byte secret; in dev, one generated once and kept (mode 0600) in the data dir."""
+        if value is not None:
+            return bytes.fromhex(value.get_secret_value())
         if self.environment is not Environment.DEV:
-            raise ValidationError("VIGIL_NOTICE_SIGNING_KEY must be set outside dev")
-        path = self.data_dir / _NOTICE_KEY_FILE
+            raise ValidationError(f"{name} must be set outside dev")
+        path = self.data_dir / filename
         if path.exists():
             return bytes.fromhex(path.read_text().strip())
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +101,12 @@ class Settings(BaseSettings):
 
 
 def _check_hex_secret(
-    name: str, value: SecretStr | None, *, required: bool, at_least: int | None = None, exactly: int | None = None
+    name: str,
+    value: SecretStr | None,
+    *,
+    required: bool,
+    at_least: int | None = None,
+    exactly: int | None = None,
 ) -> None:
     """Raises ValueError (a settings error naming the variable) for a missing, non-hex or wrong-size key."""
     if value is None:
