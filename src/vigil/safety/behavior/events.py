@@ -14,9 +14,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NewType, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from vigil.errors import ValidationError
+from vigil.protocol.ids import GroupId, UserId
 from vigil.protocol.wire import AgeBand, MessageKind
 
 __all__ = [
@@ -45,8 +46,6 @@ __all__ = [
     "facts_to_record",
 ]
 
-UserId = NewType("UserId", str)
-GroupId = NewType("GroupId", str)
 
 
 class EventKind(enum.StrEnum):
