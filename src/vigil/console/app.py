@@ -48,7 +48,7 @@ from vigil.protocol.vouchers import VoucherKeyPair
 from vigil.server.context import ServerContext
 from vigil.server.db.safety_repositories import OPEN_STATES, QueueFilter
 from vigil.server.hashlist_keys import load_voucher_keypair
-from vigil.server.services import cases, hashlist, vouchers
+from vigil.server.services import cases, evidence, hashlist, vouchers
 from vigil.server.services.audit import append_audit, verify_chain
 from vigil.server.services.cases import CaseAction, CaseState
 from vigil.server.settings import Settings
@@ -351,14 +351,14 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
     async def reveal(request: Request, item_id: int) -> Response:
         me = await signed_in(request)
         await form_with_csrf(request, me)
-        case_id = await cases.reveal_image(get_ctx(), me.reviewer.actor, item_id)
+        case_id = await evidence.reveal_image(get_ctx(), me.reviewer.actor, item_id)
         await mark_revealed(get_ctx(), me, item_id)
         return redirect(request, f"/cases/{case_id}#item-{item_id}")
 
     @app.get("/items/{item_id}/image")
     async def image(request: Request, item_id: int) -> Response:
         me = await signed_in(request)
-        data, mime = await cases.evidence_image(get_ctx(), item_id, revealed=item_id in me.revealed)
+        data, mime = await evidence.evidence_image(get_ctx(), item_id, revealed=item_id in me.revealed)
         return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})
 
     def voucher_keys() -> VoucherKeyPair:

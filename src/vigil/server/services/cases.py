@@ -8,11 +8,9 @@ the audit log.
 from __future__ import annotations
 
 import enum
-import io
 import json
 from dataclasses import dataclass
 
-from PIL import Image, ImageFilter, UnidentifiedImageError
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,8 +30,7 @@ from vigil.server.db.safety_models import (
 from vigil.server.db.safety_repositories import AccountFacts, CaseRepository, QueueFilter
 from vigil.server.services.audit import append_audit, entries_for
 from vigil.server.services.enforcement import Standing
-from vigil.server.services.evidence import evidence_box
-from vigil.server.services.reports import item_content_context
+from vigil.server.services.evidence import evidence_box, item_content_context
 
 __all__ = [
     "CaseAction",
@@ -45,13 +42,9 @@ __all__ = [
     "add_note",
     "apply_action",
     "assign",
-    "blurred_unless_revealed",
     "case_detail",
-    "evidence_image",
-    "log_reveal",
     "queue",
     "reopen",
-    "reveal_image",
 ]
 
 WARNING_TEXT = (
@@ -223,63 +216,6 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
         )
         trail = await entries_for(session, f"case:{case_id}")
         return CaseDetail(_summary(case, subject.username, len(report_rows)), facts, views, notes, trail)
-
-
-def _blurred(data: bytes) -> bytes:
-    """A small greyscale, heavily blurred rendering: enough to see that there is a picture, not what."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.thumbnail((360, 360))
-            blurred = image.convert("L").filter(ImageFilter.GaussianBlur(radius=16))
-    except (UnidentifiedImageError, OSError, ValueError):
-        blurred = Image.new("L", (240, 160), color=128)
-    out = io.BytesIO()
-    blurred.save(out, format="PNG")
-    return out.getvalue()
-
-
-async def _item_attachment(ctx: ServerContext, item_id: int) -> tuple[bytes, str, int]:
-    box = evidence_box(ctx)
-    async with ctx.sessions() as session:
-        found = await CaseRepository(session).item(item_id)
-        if found is None or found[0].attachment_enc is None:
-            raise NotFoundError("no such evidence image")
-        item, report = found
-        data = box.open(
-            item.attachment_enc or b"", item_content_context(report.id, item.position, "attachment")
-        )
-        return data, item.attachment_mime or "application/octet-stream", report.case_id
-
-
-async def evidence_image(ctx: ServerContext, item_id: int, *, revealed: bool) -> tuple[bytes, str]:
-    """The blurred rendering, or the original once revealed (the reveal itself is logged by
-    `reveal_image`). Raises NotFoundError."""
-    data, mime, _case = await _item_attachment(ctx, item_id)
-    return blurred_unless_revealed(data, mime, revealed=revealed)
-
-
-async def reveal_image(ctx: ServerContext, actor: str, item_id: int) -> int:
-    """Logs that `actor` revealed an evidence image; returns its case id. Raises NotFoundError."""
-    _data, _mime, case_id = await _item_attachment(ctx, item_id)
-    await log_reveal(ctx, actor, "evidence.image_revealed", f"case:{case_id}", {"item": item_id})
-    return case_id
-
-
-def blurred_unless_revealed(data: bytes, mime: str, *, revealed: bool) -> tuple[bytes, str]:
-    """What the console shows of an evidence or image-match picture: the original only once revealed."""
-    if not revealed or not mime.startswith("image/"):
-        return _blurred(data), "image/png"
-    return data, mime
-
-
-async def log_reveal(
-    ctx: ServerContext, actor: str, action: str, target: str, details: dict[str, int]
-) -> None:
-    """The audit entry for revealing an image (evidence or image match)."""
-    async with ctx.sessions() as session, session.begin():
-        await append_audit(
-            session, now_ms=ctx.clock_ms(), actor=actor, action=action, target=target, details=details
-        )
 
 
 async def _set_standing(ctx_now: int, session: AsyncSession, user_id: int, standing: Standing) -> None:

@@ -28,11 +28,10 @@ from vigil.server.db.safety_repositories import BlockRepository, CaseRepository,
 from vigil.server.services import metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
-from vigil.server.services.evidence import EvidenceBox, evidence_box
+from vigil.server.services.evidence import EvidenceBox, evidence_box, item_content_context
 
 __all__ = [
     "block_user",
-    "item_content_context",
     "list_blocks",
     "list_notices",
     "open_or_join_case",
@@ -42,10 +41,6 @@ __all__ = [
 ]
 
 DAY_MS = 24 * 3600 * 1000
-
-
-def item_content_context(report_id: int, position: int, column: str) -> str:
-    return f"report_item:{report_id}:{position}:{column}"
 
 
 def _claimed(message: ReportedMessage) -> ClaimedItem:

@@ -39,7 +39,7 @@ from vigil.server.db.models import UserRow
 from vigil.server.db.repositories import UserRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
-from vigil.server.services.cases import blurred_unless_revealed, log_reveal
+from vigil.server.services.evidence import blurred_unless_revealed, log_reveal
 from vigil.server.services.hashlist import match_image
 from vigil.server.services.reports import open_or_join_case
 
