@@ -18,10 +18,11 @@ from vigil.errors import PolicyViolation
 from vigil.protocol.reports import ReportReason
 from vigil.safety.behavior.events import Block, MessageSent
 from vigil.safety.behavior.policy import ProtectiveAction
+from vigil.safety.policy import Standing
 from vigil.server.db.minors_models import MetadataEventRow
 from vigil.server.db.safety_models import AuditRow, CaseRow
 from vigil.server.services import metadata
-from vigil.server.services.enforcement import Standing, standing_of
+from vigil.server.services.enforcement import standing_of
 from vigil.server.services.risk import run_risk_scoring
 
 TODAY = dt.date.today()

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from vigil.errors import StorageError, ValidationError
+from vigil.safety.behavior.assessment import Reason, RiskAssessment
 from vigil.safety.behavior.events import UserId
 from vigil.safety.behavior.features import FEATURE_NAMES, FEATURE_SPECS, FeatureVector
 from vigil.safety.behavior.policy import DEFAULT_THRESHOLDS, Thresholds
@@ -31,8 +32,6 @@ from vigil.safety.behavior.policy import DEFAULT_THRESHOLDS, Thresholds
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "FORMAT",
-    "Reason",
-    "RiskAssessment",
     "RiskModel",
     "fit_risk_model",
     "load_default_model",
@@ -43,23 +42,6 @@ DEFAULT_MODEL_NAME = "risk-v1"
 _MIN_REASON_CONTRIBUTION = 0.2  # log-odds; below this a feature is not what made the account stand out
 
 FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    feature: str
-    value: float
-    contribution: float  # log-odds above a typical benign adult
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class RiskAssessment:
-    user: UserId
-    at_ms: int
-    score: float  # 0..1
-    reasons: tuple[Reason, ...]
-    model_version: str
 
 
 @dataclass(frozen=True)

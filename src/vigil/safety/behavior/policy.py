@@ -11,13 +11,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from vigil.errors import ValidationError
-from vigil.safety.behavior.events import UserId
-
-if TYPE_CHECKING:  # model.py imports Thresholds from here
-    from vigil.safety.behavior.model import RiskAssessment
+from vigil.protocol.ids import UserId
+from vigil.safety.behavior.assessment import RiskAssessment
 
 __all__ = ["DEFAULT_THRESHOLDS", "Decision", "ProtectiveAction", "Thresholds", "decide"]
 

@@ -2,5 +2,5 @@
 
 Pure and synchronous: bytes in, typed results out. No file, network or clock access; callers pass
 those in. Modules: `pdq` (hashing), `index` (radius search), `banks` (bank model, parsers, Matcher),
-`hashlist` (signed versioned lists, transparency log, client-side verifier).
+`hashlist` (signed versioned lists: manifest format, verifier, transparency log, authority).
 """

@@ -37,7 +37,7 @@ class BlockRow(Base):
 
 
 class AccountStandingRow(Base):
-    """Absent row = active. `standing` is a `vigil.server.services.enforcement.Standing`."""
+    """Absent row = active. `standing` is a `vigil.safety.policy.Standing`."""
 
     __tablename__ = "account_standing"
 

@@ -20,10 +20,10 @@ from vigil.protocol.wire import (
     DeviceKeys,
     RegisterAccountRequest,
 )
+from vigil.safety.policy import Standing
 from vigil.server.context import ServerContext
 from vigil.server.db.models import DeviceRow, UserRow
 from vigil.server.db.repositories import DeviceRepository, UserRepository
-from vigil.server.services import enforcement
 
 __all__ = ["AuthenticatedDevice", "add_device", "authenticate", "register_account"]
 
@@ -134,6 +134,6 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
         if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
             raise AuthenticationError("invalid device credential")
         device, user, standing = found
-        if standing is not None and enforcement.Standing(standing) is enforcement.Standing.SUSPENDED:
+        if standing is not None and Standing(standing) is Standing.SUSPENDED:
             raise PolicyViolation("this account is suspended")
         return AuthenticatedDevice(user.id, user.username, device.id, AgeBand(user.age_band))

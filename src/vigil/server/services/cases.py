@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from vigil.protocol.reports import ReportReason
+from vigil.safety.policy import Standing
 from vigil.safety.reports import priority_label
 from vigil.server.context import ServerContext
 from vigil.server.db.repositories import UserRepository
@@ -29,7 +30,6 @@ from vigil.server.db.safety_models import (
 )
 from vigil.server.db.safety_repositories import AccountFacts, CaseRepository, QueueFilter
 from vigil.server.services.audit import append_audit, entries_for
-from vigil.server.services.enforcement import Standing
 from vigil.server.services.evidence import evidence_box, item_content_context
 
 __all__ = [

@@ -25,6 +25,7 @@ from vigil.protocol.contacts import (
 from vigil.protocol.reports import ReportAccepted
 from vigil.protocol.wire import AgeBand
 from vigil.safety.behavior import events as ev
+from vigil.safety.policy import Standing
 from vigil.safety.reports import priority_for
 from vigil.server.context import ServerContext
 from vigil.server.db.minors_models import ConnectionRow, ContactRequestRow, RiskStateRow
@@ -107,9 +108,9 @@ async def request_contact(ctx: ServerContext, by: AuthenticatedDevice, to: str) 
             raise PolicyViolation("the recipient has blocked this account")
         standing = await enforcement.standing_of(session, by.user_id)
         target_band = AgeBand(target.age_band)
-        if standing is enforcement.Standing.SUSPENDED:
+        if standing is Standing.SUSPENDED:
             raise PolicyViolation("this account is suspended")
-        if standing is enforcement.Standing.RESTRICTED and target_band.is_minor:
+        if standing is Standing.RESTRICTED and target_band.is_minor:
             raise PolicyViolation("this account is restricted and cannot contact minors")
         if await enforcement.is_connected(session, by.user_id, target.id):
             raise ConflictError(f"you are already connected to {to}")

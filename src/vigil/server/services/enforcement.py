@@ -1,88 +1,22 @@
 """Server-side enforcement of account actions and blocks on the send and sign-in paths.
 
-`decide_send` is the pure rule; the two async checks load what it needs (at most three small indexed
-queries on the send path, one primary-key lookup on authentication).
+The rules themselves are pure (`vigil.safety.policy`); the async checks here load what they need (at
+most three small indexed queries on the send path, one primary-key lookup on authentication).
 """
 
 from __future__ import annotations
-
-import enum
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import PolicyViolation
 from vigil.protocol.wire import AgeBand
+from vigil.safety.policy import Standing, decide_group_add, decide_send
 from vigil.server.db.minors_models import ConnectionRow
 from vigil.server.db.models import MessageRow, UserRow
 from vigil.server.db.safety_models import AccountStandingRow, BlockRow
 
-__all__ = [
-    "NOT_CONNECTED_REFUSAL",
-    "Standing",
-    "check_group_add",
-    "check_login",
-    "check_send",
-    "decide_group_add",
-    "decide_send",
-    "is_connected",
-    "standing_of",
-]
-
-# Minors' protective default: direct messages only from accounts they are connected to.
-NOT_CONNECTED_REFUSAL = (
-    "the recipient is a minor who is not connected to this account; "
-    "send a contact request first (POST /v1/contacts/requests)"
-)
-
-
-class Standing(enum.StrEnum):
-    ACTIVE = "active"
-    RESTRICTED = "restricted"  # no new conversations, no contact with minors
-    SUSPENDED = "suspended"  # no sending, no signing in
-
-
-def decide_send(
-    standing: Standing,
-    *,
-    blocked_by_recipient: bool,
-    recipient_is_minor: bool,
-    existing_conversation: bool,
-    connected: bool = True,
-) -> str | None:
-    """Why a send is refused, or None when it is allowed. `connected`: the two accounts accepted a
-    contact request (minors receive direct messages only from their connections)."""
-    match standing:
-        case Standing.SUSPENDED:
-            return "this account is suspended"
-        case Standing.RESTRICTED:
-            if recipient_is_minor:
-                return "this account is restricted and cannot contact minors"
-            if not existing_conversation:
-                return "this account is restricted and cannot start new conversations"
-        case Standing.ACTIVE:
-            pass
-    if blocked_by_recipient:
-        return "the recipient has blocked this account"
-    if recipient_is_minor and not connected:
-        return NOT_CONNECTED_REFUSAL
-    return None
-
-
-def decide_group_add(
-    standing: Standing, *, adder_is_minor: bool, member_is_minor: bool, connected: bool, blocked: bool
-) -> str | None:
-    """Why adding `member` to a group is refused, or None."""
-    if blocked:
-        return "that account has blocked you"
-    if not member_is_minor:
-        return None
-    if standing is not Standing.ACTIVE:
-        return "this account is restricted and cannot contact minors"
-    if not adder_is_minor and not connected:
-        return "an adult can add a minor to a group only when the two are connected"
-    return None
-
+__all__ = ["check_group_add", "check_login", "check_send", "is_connected", "standing_of"]
 
 async def standing_of(session: AsyncSession, user_id: int) -> Standing:
     row = await session.get(AccountStandingRow, user_id)

@@ -27,13 +27,13 @@ from vigil.safety.behavior.features import FeatureExtractor
 from vigil.safety.behavior.model import RiskModel, load_default_model
 from vigil.safety.behavior.policy import Decision, ProtectiveAction
 from vigil.safety.behavior.scoring import assess_and_decide
+from vigil.safety.policy import Standing
 from vigil.server.context import ServerContext
 from vigil.server.db.minors_models import RiskStateRow, SafetyNoticeRow
 from vigil.server.db.models import UserRow
 from vigil.server.db.safety_models import AccountActionRow, AccountStandingRow
 from vigil.server.services import contacts, metadata, notices
 from vigil.server.services.audit import append_audit
-from vigil.server.services.enforcement import Standing
 from vigil.server.services.reports import open_or_join_case
 
 __all__ = ["AppliedDecision", "RiskRun", "risk_loop", "run_risk_scoring"]

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from vigil.errors import StorageError, ValidationError
+from vigil.safety.behavior.assessment import RiskAssessment
 from vigil.safety.behavior.events import UserId
 from vigil.safety.behavior.features import FEATURE_NAMES, FeatureVector
-from vigil.safety.behavior.model import RiskAssessment, RiskModel, fit_risk_model, load_default_model
+from vigil.safety.behavior.model import RiskModel, fit_risk_model, load_default_model
 from vigil.safety.behavior.policy import ProtectiveAction, Thresholds, decide
 
 N = len(FEATURE_NAMES)

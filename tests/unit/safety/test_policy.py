@@ -1,0 +1,118 @@
+"""The age-aware contact rules: every branch of `decide_send` and `decide_group_add`."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.safety.policy import NOT_CONNECTED_REFUSAL, Standing, decide_group_add, decide_send
+
+
+def _send(
+    standing: Standing = Standing.ACTIVE,
+    *,
+    blocked: bool = False,
+    minor: bool = False,
+    existing: bool = True,
+    connected: bool = True,
+) -> str | None:
+    return decide_send(
+        standing,
+        blocked_by_recipient=blocked,
+        recipient_is_minor=minor,
+        existing_conversation=existing,
+        connected=connected,
+    )
+
+
+def test_an_active_account_may_message_an_adult_and_a_connected_minor() -> None:
+    assert _send() is None
+    assert _send(existing=False) is None
+    assert _send(minor=True, connected=True, existing=False) is None
+
+
+def test_connected_defaults_to_true() -> None:
+    assert (
+        decide_send(
+            Standing.ACTIVE, blocked_by_recipient=False, recipient_is_minor=True, existing_conversation=False
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize("blocked", [False, True])
+@pytest.mark.parametrize("minor", [False, True])
+def test_a_suspended_account_sends_nothing(blocked: bool, minor: bool) -> None:
+    assert _send(Standing.SUSPENDED, blocked=blocked, minor=minor) == "this account is suspended"
+
+
+def test_a_restricted_account_cannot_contact_minors_even_in_a_connected_existing_chat() -> None:
+    refusal = _send(Standing.RESTRICTED, minor=True, existing=True, connected=True)
+    assert refusal == "this account is restricted and cannot contact minors"
+
+
+def test_a_restricted_account_cannot_start_a_new_conversation() -> None:
+    refusal = _send(Standing.RESTRICTED, existing=False)
+    assert refusal == "this account is restricted and cannot start new conversations"
+
+
+def test_a_restricted_account_may_continue_an_existing_adult_conversation() -> None:
+    assert _send(Standing.RESTRICTED, existing=True) is None
+
+
+def test_a_restricted_account_blocked_by_the_recipient_is_refused_for_the_block() -> None:
+    assert _send(Standing.RESTRICTED, existing=True, blocked=True) == "the recipient has blocked this account"
+
+
+def test_a_block_refuses_an_active_sender() -> None:
+    assert _send(blocked=True) == "the recipient has blocked this account"
+    assert _send(blocked=True, minor=True, connected=False) == "the recipient has blocked this account"
+
+
+def test_a_minor_receives_direct_messages_only_from_connections() -> None:
+    assert _send(minor=True, connected=False) == NOT_CONNECTED_REFUSAL
+    assert _send(minor=False, connected=False) is None
+
+
+def _add(
+    standing: Standing = Standing.ACTIVE,
+    *,
+    adder_minor: bool = False,
+    member_minor: bool = False,
+    connected: bool = False,
+    blocked: bool = False,
+) -> str | None:
+    return decide_group_add(
+        standing,
+        adder_is_minor=adder_minor,
+        member_is_minor=member_minor,
+        connected=connected,
+        blocked=blocked,
+    )
+
+
+@pytest.mark.parametrize("standing", list(Standing))
+@pytest.mark.parametrize("member_minor", [False, True])
+def test_nobody_adds_someone_who_blocked_them(standing: Standing, member_minor: bool) -> None:
+    assert _add(standing, member_minor=member_minor, blocked=True) == "that account has blocked you"
+
+
+@pytest.mark.parametrize("standing", list(Standing))
+def test_adding_an_adult_is_allowed_whatever_the_standing(standing: Standing) -> None:
+    assert _add(standing, member_minor=False, connected=False) is None
+
+
+@pytest.mark.parametrize("standing", [Standing.RESTRICTED, Standing.SUSPENDED])
+@pytest.mark.parametrize("adder_minor", [False, True])
+def test_a_restricted_or_suspended_account_cannot_add_a_minor(standing: Standing, adder_minor: bool) -> None:
+    refusal = _add(standing, adder_minor=adder_minor, member_minor=True, connected=True)
+    assert refusal == "this account is restricted and cannot contact minors"
+
+
+def test_an_adult_adds_a_minor_only_when_connected() -> None:
+    refusal = _add(adder_minor=False, member_minor=True, connected=False)
+    assert refusal == "an adult can add a minor to a group only when the two are connected"
+    assert _add(adder_minor=False, member_minor=True, connected=True) is None
+
+
+def test_a_minor_may_add_another_minor_without_a_connection() -> None:
+    assert _add(adder_minor=True, member_minor=True, connected=False) is None
