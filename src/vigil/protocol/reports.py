@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from vigil.protocol.encoding import b64decode
+from vigil.protocol.wire import MAX_WIRE_INT
 
 __all__ = [
     "MAX_CONTEXT_MESSAGES",
@@ -81,7 +82,7 @@ class ReportedMessage(_Request):
     payload: dict[str, Any]
     commitment: B64Digest
     franking_tag: B64Digest | None = None  # absent for messages this very device sent
-    server_ts_ms: int | None = Field(default=None, ge=0)
+    server_ts_ms: int | None = Field(default=None, ge=0, le=MAX_WIRE_INT)
     attachment: str | None = Field(default=None, max_length=(MAX_REPORTED_ATTACHMENT_BYTES * 4) // 3 + 4)
 
     @field_validator("commitment")

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from vigil.errors import DecryptionError, TamperError, ValidationError
 from vigil.protocol.encoding import b64decode, b64encode
-from vigil.protocol.wire import InnerPayload
+from vigil.protocol.wire import MAX_WIRE_INT, InnerPayload
 
 __all__ = [
     "MAX_VOUCHER_CIPHERTEXT_BYTES",
@@ -172,7 +172,7 @@ class FrankingProof(BaseModel):
     payload: InnerPayload
     commitment: B64
     server_tag: B64 | None = None
-    server_ts_ms: int | None = None
+    server_ts_ms: int | None = Field(default=None, ge=0, le=MAX_WIRE_INT)
     sender_device: str | None = Field(default=None, max_length=64)
     conversation: str | None = Field(default=None, max_length=80)
     """The conversation as the server saw it (the recipient for 1:1), which its tag binds."""
@@ -191,7 +191,7 @@ class VoucherContent(BaseModel):
     pdq: HexHash
     quality: int = Field(ge=0, le=100)
     match: VoucherMatch
-    list_version: int = Field(ge=1)
+    list_version: int = Field(ge=1, le=MAX_WIRE_INT)
     franking: FrankingProof
 
 

@@ -18,8 +18,9 @@ from vigil.protocol.encoding import b64decode, canonical_json
 
 __all__ = [
     "MAX_CIPHERTEXTS_PER_SEND",
-    "MEGOLM_MESSAGE_TYPE",
     "MAX_OLM_CIPHERTEXT_BYTES",
+    "MAX_WIRE_INT",
+    "MEGOLM_MESSAGE_TYPE",
     "AckRequest",
     "AddDeviceRequest",
     "AgeBand",
@@ -53,6 +54,9 @@ MAX_OLM_CIPHERTEXT_BYTES = 96 * 1024
 MAX_ONE_TIME_KEYS_PER_UPLOAD = 100
 MAX_ATTACHMENTS_PER_MESSAGE = 10
 MEGOLM_MESSAGE_TYPE = 2  # Delivery.type of a group message: one Megolm ciphertext shared by all members
+# The largest integer the server accepts anywhere (ids, cursors, timestamps): a signed 64-bit column holds
+# it, so a larger one is refused at the edge (422 naming the field) instead of failing in the database.
+MAX_WIRE_INT = 2**63 - 1
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{3,32}$")]
 DeviceIdStr = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -251,7 +255,7 @@ class FetchResponse(_Response):
 
 
 class AckRequest(_Request):
-    delivery_ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=1000)
+    delivery_ids: list[Annotated[int, Field(ge=1, le=MAX_WIRE_INT)]] = Field(min_length=1, max_length=1000)
 
 
 class BlobUploaded(_Response):
@@ -272,7 +276,7 @@ class AttachmentDescriptor(BaseModel):
     blob_id: BlobIdStr
     key: str
     sha256: str
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, le=MAX_WIRE_INT)
     mime: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$", max_length=100)]
     name: str | None = Field(default=None, max_length=255)
 
@@ -286,7 +290,7 @@ class InnerPayload(BaseModel):
     message_id: MessageIdStr
     sender: Username
     conversation: str = Field(max_length=80)
-    sent_at_ms: int
+    sent_at_ms: int = Field(ge=0, le=MAX_WIRE_INT)
     kind: MessageKind
     body: str = Field(default="", max_length=64 * 1024)
     attachment: AttachmentDescriptor | None = None

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from vigil.server.api import accounts, blobs, keys, messages, stream
+from vigil.server.api import accounts, blobs, health, keys, messages, stream
 from vigil.server.api import contacts as contacts_api
 from vigil.server.api import groups as groups_api
 from vigil.server.api import hashlist as hashlist_api
 from vigil.server.api import reports as reports_api
-from vigil.server.api.errors import install_error_handlers
+from vigil.server.api.errors import ERROR_RESPONSES, install_error_handlers
 from vigil.server.api.limits import BodySizeLimit
 from vigil.server.blobstore import BlobStore
 from vigil.server.context import ServerContext
@@ -75,18 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await delivery.stop()
             await engine.dispose()
 
-    app = FastAPI(title="Vigil", version="1", lifespan=lifespan)
+    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES)
     install_error_handlers(app)
-    for router in (accounts.router, keys.router, messages.router, blobs.router, stream.router):
+    for router in (health.router, accounts.router, keys.router, messages.router, blobs.router, stream.router):
         app.include_router(router)
     app.include_router(groups_api.router)
     app.include_router(hashlist_api.router)
     app.include_router(reports_api.router)
     app.include_router(contacts_api.router)
-
-    @app.get("/v1/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     if settings.console_mounted:
         # The review console shares this server's context (imported here: the console sits above the server).

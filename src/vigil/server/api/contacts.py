@@ -16,13 +16,14 @@ from vigil.protocol.contacts import (
     SignedNoticeList,
 )
 from vigil.protocol.reports import ReportAccepted
+from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
 from vigil.server.services import contacts, notices
 from vigil.server.services.contacts import RequestAnswer
 
 router = APIRouter(prefix="/v1", tags=["contacts"])
 
-RequestIdPath = Annotated[int, Path(ge=1, le=2**62)]
+RequestIdPath = Annotated[int, Path(ge=1, le=MAX_WIRE_INT)]
 
 
 @router.post("/contacts/requests", status_code=201)
@@ -56,7 +57,7 @@ async def report_account(request: AccountReportRequest, ctx: Context, device: Au
 
 @router.get("/safety/notices")
 async def safety_notices(
-    ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0, le=2**62)] = 0
+    ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0
 ) -> SignedNoticeList:
     return await notices.list_safety_notices(ctx, device, after)
 

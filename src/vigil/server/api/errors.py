@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigil.errors import (
@@ -20,9 +21,17 @@ from vigil.errors import (
     ValidationError,
     VigilError,
 )
+from vigil.protocol.wire import ErrorBody
+from vigil.server.capacity import (
+    DEPENDENCY_RETRY_AFTER_S,
+    InsufficientStorage,
+    RateLimited,
+    Unavailable,
+    dependency_unreachable,
+)
 from vigil.server.services.messaging import StaleDevicesError
 
-__all__ = ["error_response", "install_error_handlers", "status_for"]
+__all__ = ["ERROR_RESPONSES", "error_response", "install_error_handlers", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +43,29 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+    507: "insufficient_storage",
 }
+# Published in the OpenAPI schema for every route, in this module's format (FastAPI's default 422 schema
+# is not what the server sends).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "malformed request"),
+        (422, "a field is out of bounds or malformed; `detail` names it"),
+        (429, "rate limited; see Retry-After"),
+        (503, "the database is unreachable; see Retry-After"),
+    )
+}
+# Errors a lost database surfaces as, whatever the driver: `dependency_unreachable` sorts them.
+_DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.DBAPIError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def status_for(error: VigilError) -> int:
@@ -47,6 +78,12 @@ def status_for(error: VigilError) -> int:
             return 404
         case ConflictError():
             return 409
+        case RateLimited():
+            return 429
+        case Unavailable():
+            return 503
+        case InsufficientStorage():
+            return 507
         case ValidationError() | ProtocolError():
             return 400
         case _:
@@ -71,7 +108,11 @@ async def _on_vigil_error(_request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, StaleDevicesError):
         return JSONResponse(error.body.model_dump(mode="json"), status_code=409)
     status = status_for(error)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, RateLimited | Unavailable):
+        headers = {"Retry-After": str(error.retry_after_s)}
     return error_response(status, error.code, error.detail, headers)
 
 
@@ -88,6 +129,18 @@ async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
     return error_response(error.status_code, code, error.detail, getattr(error, "headers", None))
 
 
+async def _on_dependency_error(request: Request, error: Exception) -> JSONResponse:
+    if not dependency_unreachable(error):
+        return await _on_unexpected(request, error)
+    log.warning("database unreachable (%s) on %s %s", type(error).__name__, request.method, request.url.path)
+    return error_response(
+        503,
+        "unavailable",
+        "the database is unreachable; retry later",
+        {"Retry-After": str(DEPENDENCY_RETRY_AFTER_S)},
+    )
+
+
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     # The type only: an exception's message could carry request data.
     log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
@@ -98,4 +151,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VigilError, _on_vigil_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    for error_type in _DEPENDENCY_ERRORS:
+        app.add_exception_handler(error_type, _on_dependency_error)
     app.add_exception_handler(Exception, _on_unexpected)

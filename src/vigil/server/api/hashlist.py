@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from vigil.errors import ValidationError
 from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
+from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
 from vigil.server.services import hashlist, vouchers
 
@@ -22,7 +23,7 @@ async def head(ctx: Context) -> HashListHead:
 
 
 @router.get("/v1/hashlist/manifests")
-async def manifests(ctx: Context, since: Annotated[int, Query(ge=0, le=2**62)] = 0) -> ManifestBatch:
+async def manifests(ctx: Context, since: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0) -> ManifestBatch:
     return await hashlist.manifests_since(ctx, since)
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from vigil.protocol.wire import AckRequest, FetchResponse, SendAccepted, SendRequest
+from vigil.protocol.wire import MAX_WIRE_INT, AckRequest, FetchResponse, SendAccepted, SendRequest
 from vigil.server.api.deps import AuthDevice, Context
 from vigil.server.services import messaging
 
@@ -20,7 +20,7 @@ async def send(request: SendRequest, ctx: Context, device: AuthDevice) -> SendAc
 async def fetch(
     ctx: Context,
     device: AuthDevice,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> FetchResponse:
     return await messaging.fetch_pending(ctx, device, after=after, limit=limit)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
+from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
 from vigil.server.services import reports
 
@@ -38,5 +39,7 @@ async def blocks(ctx: Context, device: AuthDevice) -> BlockList:
 
 
 @router.get("/notices")
-async def notices(ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0)] = 0) -> NoticeList:
+async def notices(
+    ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0
+) -> NoticeList:
     return await reports.list_notices(ctx, device, after)
