@@ -32,12 +32,9 @@ from vigil.protocol.wire import AgeBand
 from vigil.safety.behavior.events import MetadataEvent
 from vigil.safety.behavior.features import FeatureExtractor
 from vigil.safety.behavior.scoring import assess_and_decide
-from vigil.server.blobstore import BlobStore
 from vigil.server.context import ServerContext
-from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.db.minors_models import MetadataEventRow
 from vigil.server.db.models import UserRow
-from vigil.server.delivery import DeliveryHub
 from vigil.server.services import metadata
 from vigil.server.services.risk import WINDOW_DAYS, _model, run_risk_scoring
 from vigil.server.settings import Settings
@@ -103,17 +100,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     assert events[0].at_ms >= now - WINDOW_DAYS * 86_400_000, "every event inside the scoring window"
 
     settings = Settings(data_dir=tmp / "server", database_url=args.database_url)
-    engine = create_engine(settings.resolved_database_url)
-    ctx = ServerContext(
-        settings=settings,
-        engine=engine,
-        sessions=session_factory(engine),
-        franking_key=settings.load_franking_key(),
-        delivery=DeliveryHub(None),
-        blobs=BlobStore(settings.blob_dir),
-    )
-    try:
-        await migrate(engine)
+    async with ServerContext.open(settings) as ctx:
         t = time.perf_counter()
         await _fill(ctx, list(facts), events)
         fill_s = time.perf_counter() - t
@@ -149,8 +136,6 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             run = await run_risk_scoring(ctx, now_ms=now, model=model)
             again.append(time.perf_counter() - t)
             assert run.applied == []
-    finally:
-        await engine.dispose()
 
     n = len(events)
     per10k = 10_000 / n

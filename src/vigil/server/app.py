@@ -17,9 +17,7 @@ from vigil.server.api import hashlist as hashlist_api
 from vigil.server.api import reports as reports_api
 from vigil.server.api.errors import ERROR_RESPONSES, install_error_handlers
 from vigil.server.api.limits import BodySizeLimit
-from vigil.server.blobstore import BlobStore
 from vigil.server.context import ServerContext
-from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.delivery import DeliveryHub
 from vigil.server.services.blobs import sweep_expired_blobs
 from vigil.server.services.risk import risk_loop
@@ -47,33 +45,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.resolved_database_url)
-        await migrate(engine)
         delivery = DeliveryHub(settings.redis_url)
-        await delivery.start()
-        ctx = ServerContext(
-            settings=settings,
-            engine=engine,
-            sessions=session_factory(engine),
-            franking_key=settings.load_franking_key(),
-            delivery=delivery,
-            blobs=BlobStore(settings.blob_dir),
-        )
-        app.state.context = ctx
-        sweeper = asyncio.create_task(_sweep_forever(ctx))
-        scorer = asyncio.create_task(risk_loop(ctx))  # behavioural risk + metadata retention (issue 6)
-        try:
-            yield
-        finally:
-            scorer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scorer
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-            await delivery.stop()
-            await engine.dispose()
+        async with ServerContext.open(settings, delivery) as ctx:
+            await delivery.start()
+            app.state.context = ctx
+            sweeper = asyncio.create_task(_sweep_forever(ctx))
+            scorer = asyncio.create_task(risk_loop(ctx))  # behavioural risk + metadata retention (issue 6)
+            try:
+                yield
+            finally:
+                scorer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scorer
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+                await delivery.stop()
 
     app = FastAPI(title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES)
     install_error_handlers(app)

@@ -3,7 +3,8 @@
 `Batcher` collects concurrent calls and hands them to one coroutine at a time as a batch: while one
 batch is in its transaction, new arrivals queue up and go together in the next one. Each caller awaits
 its own result or exception. There is no long-lived task: the first caller to find the batcher idle
-starts a drain task that ends when nothing is left.
+starts a drain task that ends when nothing is left. `Batchers` keeps one batcher per kind of batch for
+the lifetime of a server context.
 
 `write_lock` serialises writers in this process *before* they take a pooled connection, on SQLite
 only (one writer at a time there anyway; without the lock, waiting writers hold pool connections and
@@ -16,11 +17,11 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["Batcher", "write_lock"]
+__all__ = ["Batcher", "Batchers", "write_lock"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -67,6 +68,24 @@ class Batcher(Generic[T, R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+
+class Batchers:
+    """The batchers of one server context, by name: concurrent calls share a batch only when they
+    share a context (and so a database)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Batcher[Any, Any]] = {}
+
+    def get(
+        self, name: str, run_batch: Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]]
+    ) -> Batcher[T, R]:
+        """The batcher called `name`, made with `run_batch` on first use (later `run_batch`es are
+        ignored: a name stands for one kind of batch)."""
+        found: Batcher[T, R] | None = self._by_name.get(name)
+        if found is None:
+            found = self._by_name[name] = Batcher(run_batch)
+        return found
 
 
 _Lock = tuple[asyncio.AbstractEventLoop, asyncio.Lock]

@@ -1,14 +1,18 @@
-"""What every service needs, built once by `create_app`: settings, database, keys, delivery, clock."""
+"""What every service needs, built in one place (`ServerContext.open`): settings, database, keys,
+delivery, clock, and the state services share across requests (the group-commit batchers)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vigil.server.batching import Batchers
 from vigil.server.blobstore import BlobStore
+from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.delivery import DeliveryHub
 from vigil.server.settings import Settings
 
@@ -25,10 +29,45 @@ class ServerContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     franking_key: bytes
+    report_key: bytes  # seals reported content at rest (`vigil.server.services.evidence`)
+    notice_key: bytes  # the Ed25519 seed that signs safety notices (`vigil.server.services.notices`)
     delivery: DeliveryHub
     blobs: BlobStore
     clock_ms: Callable[[], int] = field(default=system_clock_ms)
-    # Loaded on first use by `vigil.server.services.evidence.evidence_box` (reported content at rest).
-    report_key: bytes | None = None
-    # Loaded on first use by `vigil.server.services.notices` (the safety-notice signing seed).
-    notice_key: bytes | None = None
+    batchers: Batchers = field(default_factory=Batchers)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        delivery: DeliveryHub | None = None,
+        *,
+        clock_ms: Callable[[], int] = system_clock_ms,
+    ) -> AsyncIterator[ServerContext]:
+        """A context on the configured database, migrated first; the engine is disposed on exit.
+
+        `delivery` wakes connected devices; the caller starts and stops it. Without one, nothing is
+        delivered from this context (the command line, the standalone console, tests). Raises
+        ValidationError outside dev when a key is not configured.
+        """
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        franking_key = settings.load_franking_key()
+        report_key = settings.load_report_key()
+        notice_key = settings.load_notice_signing_key()
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await migrate(engine)
+            yield cls(
+                settings=settings,
+                engine=engine,
+                sessions=session_factory(engine),
+                franking_key=franking_key,
+                report_key=report_key,
+                notice_key=notice_key,
+                delivery=delivery if delivery is not None else DeliveryHub(None),
+                blobs=BlobStore(settings.blob_dir),
+                clock_ms=clock_ms,
+            )
+        finally:
+            await engine.dispose()

@@ -11,10 +11,7 @@ import pytest
 from vigil.errors import NotFoundError, PermissionDenied
 from vigil.protocol.olm import DeviceAccount
 from vigil.protocol.wire import RegisterAccountRequest
-from vigil.server.blobstore import BlobStore
 from vigil.server.context import ServerContext
-from vigil.server.db.engine import create_engine, migrate, session_factory
-from vigil.server.delivery import DeliveryHub
 from vigil.server.services import accounts, blobs
 from vigil.server.settings import Settings
 
@@ -27,47 +24,31 @@ class Clock:
         return self.now_ms
 
 
-async def _context(tmp_path: Path, clock: Clock) -> ServerContext:
-    settings = Settings(data_dir=tmp_path, blob_ttl_seconds=60)
-    engine = create_engine(settings.resolved_database_url)
-    await migrate(engine)
-    return ServerContext(
-        settings,
-        engine,
-        session_factory(engine),
-        b"k" * 32,
-        DeliveryHub(),
-        BlobStore(settings.blob_dir),
-        clock,
-    )
-
-
 async def test_unfetched_blob_is_deleted_after_its_ttl(tmp_path: Path) -> None:
     clock = Clock()
-    ctx = await _context(tmp_path, clock)
-    registered = await accounts.register_account(
-        ctx,
-        RegisterAccountRequest(
-            username="alice", birth_date=dt.date(1990, 1, 1), device=DeviceAccount().device_keys()
-        ),
-    )
-    other = await accounts.register_account(
-        ctx,
-        RegisterAccountRequest(
-            username="mallory", birth_date=dt.date(1990, 1, 1), device=DeviceAccount().device_keys()
-        ),
-    )
-    alice = await accounts.authenticate(ctx, registered.credential)
-    mallory = await accounts.authenticate(ctx, other.credential)
-    uploaded = await blobs.upload_blob(ctx, alice, b"ciphertext bytes")
-    assert await blobs.download_blob(ctx, alice, uploaded.blob_id) == b"ciphertext bytes"
-    with pytest.raises(PermissionDenied):
-        await blobs.download_blob(ctx, mallory, uploaded.blob_id)
-    clock.now_ms += 59_000
-    assert await blobs.sweep_expired_blobs(ctx) == 0
-    clock.now_ms += 2_000
-    assert await blobs.sweep_expired_blobs(ctx) == 1
-    with pytest.raises(NotFoundError):
-        await blobs.download_blob(ctx, alice, uploaded.blob_id)
-    assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
-    await ctx.engine.dispose()
+    async with ServerContext.open(Settings(data_dir=tmp_path, blob_ttl_seconds=60), clock_ms=clock) as ctx:
+        registered = await accounts.register_account(
+            ctx,
+            RegisterAccountRequest(
+                username="alice", birth_date=dt.date(1990, 1, 1), device=DeviceAccount().device_keys()
+            ),
+        )
+        other = await accounts.register_account(
+            ctx,
+            RegisterAccountRequest(
+                username="mallory", birth_date=dt.date(1990, 1, 1), device=DeviceAccount().device_keys()
+            ),
+        )
+        alice = await accounts.authenticate(ctx, registered.credential)
+        mallory = await accounts.authenticate(ctx, other.credential)
+        uploaded = await blobs.upload_blob(ctx, alice, b"ciphertext bytes")
+        assert await blobs.download_blob(ctx, alice, uploaded.blob_id) == b"ciphertext bytes"
+        with pytest.raises(PermissionDenied):
+            await blobs.download_blob(ctx, mallory, uploaded.blob_id)
+        clock.now_ms += 59_000
+        assert await blobs.sweep_expired_blobs(ctx) == 0
+        clock.now_ms += 2_000
+        assert await blobs.sweep_expired_blobs(ctx) == 1
+        with pytest.raises(NotFoundError):
+            await blobs.download_blob(ctx, alice, uploaded.blob_id)
+        assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []

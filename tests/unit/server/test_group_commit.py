@@ -19,11 +19,8 @@ from live_server import create_postgres_database, drop_postgres_database, requir
 from vigil.errors import NotFoundError, ValidationError
 from vigil.protocol.olm import DeviceAccount
 from vigil.protocol.wire import MessageKind, RegisterAccountRequest, SendAccepted, SendRequest
-from vigil.server.blobstore import BlobStore
 from vigil.server.context import ServerContext
-from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.db.repositories import MessageRepository
-from vigil.server.delivery import DeliveryHub
 from vigil.server.services import accounts, messaging
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.settings import Settings
@@ -41,25 +38,13 @@ class Clock:
 @pytest.fixture(params=["sqlite", "postgres"])
 async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerContext]:
     require_backend(request.param)
-    database = None
-    settings = Settings(data_dir=tmp_path)
-    url = settings.resolved_database_url
+    database, url = None, None
     if request.param == "postgres":
         database, url = create_postgres_database()
-    engine = create_engine(url)
-    await migrate(engine)
     try:
-        yield ServerContext(
-            settings,
-            engine,
-            session_factory(engine),
-            b"k" * 32,
-            DeliveryHub(),
-            BlobStore(settings.blob_dir),
-            Clock(),
-        )
+        async with ServerContext.open(Settings(data_dir=tmp_path, database_url=url), clock_ms=Clock()) as ctx:
+            yield ctx
     finally:
-        await engine.dispose()
         if database is not None:
             drop_postgres_database(database)
 

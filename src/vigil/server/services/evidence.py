@@ -58,9 +58,6 @@ class EvidenceBox:
 
 
 def evidence_box(ctx: ServerContext) -> EvidenceBox:
-    """Raises ValidationError outside dev when no report key is configured."""
-    if ctx.report_key is None:
-        ctx.report_key = ctx.settings.load_report_key()
     return EvidenceBox(ctx.report_key)
 
 

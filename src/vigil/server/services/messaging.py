@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -71,14 +70,11 @@ async def send_message(ctx: ServerContext, by: AuthenticatedDevice, request: Sen
     counts = Counter(c.device_id for c in request.ciphertexts)
     if any(n > 1 for n in counts.values()):
         raise ValidationError("one ciphertext per device")
-    batcher = _batchers.get(ctx.sessions)
-    if batcher is None:
-        batcher = _batchers[ctx.sessions] = Batcher(lambda items: _send_batch(ctx, items))
+    batcher: _SendBatcher = ctx.batchers.get("send", lambda items: _send_batch(ctx, items))
     return await batcher.submit((by, request))
 
 
 _SendBatcher = Batcher[tuple[AuthenticatedDevice, SendRequest], SendAccepted]
-_batchers: weakref.WeakKeyDictionary[object, _SendBatcher] = weakref.WeakKeyDictionary()
 
 
 @dataclass(slots=True)

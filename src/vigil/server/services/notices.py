@@ -27,7 +27,6 @@ __all__ = [
     "UNCONNECTED_ADULT_TEXT",
     "issue_notice",
     "list_safety_notices",
-    "notice_key",
     "public_notice_key",
 ]
 
@@ -41,15 +40,8 @@ ELEVATED_RISK_TEXT = (
 )
 
 
-def notice_key(ctx: ServerContext) -> bytes:
-    """The signing seed, loaded once. Raises ValidationError outside dev when it is not configured."""
-    if ctx.notice_key is None:
-        ctx.notice_key = ctx.settings.load_notice_signing_key()
-    return ctx.notice_key
-
-
 def public_notice_key(ctx: ServerContext) -> NoticeKey:
-    return NoticeKey(public_key=b64encode(notice_public_key(notice_key(ctx))))
+    return NoticeKey(public_key=b64encode(notice_public_key(ctx.notice_key)))
 
 
 async def issue_notice(
@@ -82,7 +74,7 @@ async def issue_notice(
         actions=[NoticeAction.BLOCK, NoticeAction.REPORT],
         created_at_ms=now_ms,
     )
-    signed = sign_notice(notice_key(ctx), body)
+    signed = sign_notice(ctx.notice_key, body)
     row.payload = b64decode(signed.payload, field="payload")
     row.signature = b64decode(signed.signature, field="signature")
     return row
