@@ -1,23 +1,53 @@
-"""A real Vigil server process on a free loopback port, on SQLite or PostgreSQL (for tests and benchmarks)."""
+"""A real Vigil server process on a free loopback port, on SQLite or PostgreSQL (for tests and benchmarks).
+
+Whatever this module starts, it stops: each server runs in its own process group (so uvicorn's worker
+processes go with it), a failed start kills what it started, and servers still running when the
+interpreter exits, or when it is terminated (SIGTERM, e.g. from `timeout`), are killed too. On Linux the
+server also dies if the process that started it is killed outright.
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 import httpx
 import pytest
 
+__all__ = [
+    "REQUIRE_POSTGRES",
+    "START_TIMEOUT_S",
+    "ServerProcess",
+    "create_postgres_database",
+    "drop_postgres_database",
+    "free_port",
+    "postgres_admin_url",
+    "require_backend",
+    "running_server",
+    "start_server",
+]
+
+# A busy shared machine can take well over 30 s to import and migrate; a healthy start returns at once.
+START_TIMEOUT_S = float(os.environ.get("VIGIL_TEST_SERVER_START_TIMEOUT", "120"))
+STOP_TIMEOUT_S = 15.0
+
 
 def postgres_admin_url() -> str:
     return os.environ.get("VIGIL_TEST_POSTGRES_URL", "")
+
 
 REQUIRE_POSTGRES = os.environ.get("VIGIL_REQUIRE_POSTGRES") == "1"
 
@@ -26,6 +56,57 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+_running: set[subprocess.Popen[bytes]] = set()
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    # The server leads its own session, so its pid is its process group id.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def _kill_all_running() -> None:
+    for process in list(_running):
+        _kill_group(process, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        _running.discard(process)
+
+
+def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    _kill_all_running()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+atexit.register(_kill_all_running)
+if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A pre-exec hook that has the kernel SIGKILL the child when its parent dies (Linux), or None.
+
+    The kernel ties this to the starting *thread*, so it is only used for starts from the main thread.
+    The libc lookup happens here, in the parent: the hook runs between fork and exec, where importing
+    is unsafe.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+
+    return hook
 
 
 @dataclass
@@ -49,43 +130,81 @@ class ServerProcess:
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}-server.log"
 
-    def start(self) -> None:
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Starts the server and waits until /v1/health answers; on any failure kills it and raises."""
         env = {
             **os.environ,
             "VIGIL_DATA_DIR": str(self.data_dir),
             "VIGIL_DATABASE_URL": self.database_url,
+            "PYTHONUNBUFFERED": "1",  # the log file is complete while the server runs
             **self.env_extra,
         }
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vigil", "serve", "--port", str(self.port), "--log-level", self.log_level, *self.extra_args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "vigil", "serve",
+            "--port", str(self.port), "--log-level", self.log_level, *self.extra_args,
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent_hook(),
+            )
+        _running.add(self.process)
+        try:
+            self._wait_healthy(timeout_s)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_healthy(self, timeout_s: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self._log_tail()}")
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/v1/health", timeout=5).status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start in 30 s")
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not answer /v1/health within {timeout_s:.0f} s: {self._log_tail()}")
+
+    def _reap(self) -> None:
+        assert self.process is not None
+        _kill_group(self.process, signal.SIGKILL)  # workers that outlived their supervisor, if any
+        _running.discard(self.process)
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        """SIGKILL the server and every process in its group."""
+        if self.process is None:
+            return
+        _kill_group(self.process, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        self._reap()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        """SIGTERM the server's process group (a clean shutdown flushes its log); SIGKILL if it lingers."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            _kill_group(self.process, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+        self._reap()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=STOP_TIMEOUT_S)
 
     def restart(self) -> None:
         self.kill()
@@ -140,7 +259,11 @@ def require_backend(backend: str) -> None:
     pytest.skip(reason)
 
 
-def start_server(backend: str, tmp: Path, env_extra: dict[str, str] | None = None) -> tuple[ServerProcess, str | None]:
+def start_server(
+    backend: str, tmp: Path, env_extra: dict[str, str] | None = None
+) -> tuple[ServerProcess, str | None]:
+    """Starts a server on a fresh database; returns it and the PostgreSQL database name to drop (or None).
+    If the start fails, nothing is left behind. Prefer `running_server`, which also cleans up after."""
     data_dir = tmp / f"server-{secrets.token_hex(3)}"
     database: str | None = None
     if backend == "postgres":
@@ -148,5 +271,26 @@ def start_server(backend: str, tmp: Path, env_extra: dict[str, str] | None = Non
     else:
         url = f"sqlite+aiosqlite:///{data_dir / 'vigil.db'}"
     server = ServerProcess(data_dir=data_dir, database_url=url, env_extra=env_extra or {})
-    server.start()
+    try:
+        server.start()
+    except BaseException:
+        if database is not None:
+            drop_postgres_database(database)
+        raise
     return server, database
+
+
+@contextlib.contextmanager
+def running_server(
+    backend: str, tmp: Path, env_extra: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """A server on a fresh database for the duration of the block; stopped and its database dropped after."""
+    server, database = start_server(backend, tmp, env_extra)
+    try:
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            if database is not None:
+                drop_postgres_database(database)

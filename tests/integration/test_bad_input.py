@@ -1,11 +1,14 @@
 """Every endpoint answers bad input with a 4xx and a JSON `{"error", "detail"}` body, never a 500, and
-the server keeps working afterwards."""
+the server keeps working afterwards. The HTTP checks run against the app in-process; the WebSocket
+checks need a real server."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +17,27 @@ import pytest
 import websockets
 import websockets.exceptions
 from helpers import ADULT, register, unique
-from live_server import ServerProcess, drop_postgres_database, start_server
+from in_process import InProcessServer, in_process_server
+from live_server import ServerProcess, create_postgres_database, drop_postgres_database
 
 from vigil.protocol.encoding import b64encode
 from vigil.protocol.olm import DeviceAccount
+from vigil.server.settings import Settings
 
 
 @pytest.fixture
-def small_blob_server(backend: str, tmp_path: Path):
-    process, database = start_server(backend, tmp_path, {"VIGIL_MAX_BLOB_BYTES": "4096"})
+async def small_blob_server(backend: str, tmp_path: Path) -> AsyncIterator[InProcessServer]:
+    """The app in-process (these tests only look at requests and answers), with a small blob limit."""
+    database: str | None = None
+    if backend == "postgres":
+        database, url = create_postgres_database()
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'server' / 'vigil.db'}"
     try:
-        yield process
+        settings = Settings(data_dir=tmp_path / "server", database_url=url, max_blob_bytes=4096)
+        async with in_process_server(settings) as server:
+            yield server
     finally:
-        process.stop()
         if database is not None:
             drop_postgres_database(database)
 
@@ -48,7 +59,9 @@ def _expect(response: httpx.Response, status: int, code: str) -> None:
     assert "detail" in body
 
 
-async def test_every_endpoint_rejects_bad_input_cleanly(small_blob_server: ServerProcess, tmp_path: Path) -> None:
+async def test_every_endpoint_rejects_bad_input_cleanly(
+    small_blob_server: InProcessServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     server = small_blob_server
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
@@ -137,6 +150,18 @@ async def test_every_endpoint_rejects_bad_input_cleanly(small_blob_server: Serve
         _expect(await http.get("/v1/nowhere"), 404, "not_found")
         _expect(await http.delete("/v1/accounts"), 405, "method_not_allowed")
 
+    # and the server still works, having logged no error
+    await alice.send_text(bob.username, "still alive")
+    assert [e.text for e in await bob.fetch()][-1] == "still alive"  # type: ignore[union-attr]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+
+
+async def test_stream_rejects_bad_credentials_and_malformed_frames(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = await register(server.url, tmp_path, "alice")
+    bob = await register(server.url, tmp_path, "bob")
+    alice_auth = {"Authorization": f"Bearer {alice.store.get_secret('credential')}"}
     # WebSocket: no credential, wrong credential, then a malformed frame on a good connection
     url = server.url.replace("http", "ws") + "/v1/stream"
     for headers in ({}, {"Authorization": "Bearer nope.nope"}):

@@ -41,6 +41,7 @@ async def _connect(adult: Client, minor: Client) -> None:
     await minor.accept_request((await adult.request_contact(minor.username)).id)
 
 
+@pytest.mark.fresh_server  # scores every account in the database
 async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerProcess, tmp_path: Path) -> None:
     groomer = await register(server.url, tmp_path, "groomer")
     coach = await register(server.url, tmp_path, "coach")
@@ -118,6 +119,7 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
         await client.close()
 
 
+@pytest.mark.fresh_server  # counts every metadata event
 async def test_metadata_events_are_deleted_after_retention(server: ServerProcess, tmp_path: Path) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")

@@ -37,6 +37,9 @@ from vigil.server.services import hashlist, vouchers
 from vigil.server.services.cases import queue
 from vigil.server.settings import Settings
 
+# Every test sets up the same bank, publishes version 1 and counts vouchers and cases in the database.
+pytestmark = pytest.mark.fresh_server
+
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 

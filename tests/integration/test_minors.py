@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import register, texts
-from live_server import ServerProcess, drop_postgres_database, start_server
+from live_server import ServerProcess, running_server
 
 from vigil.client.contacts import verify_notices
 from vigil.errors import ConflictError, PolicyViolation, TamperError
@@ -81,8 +81,7 @@ async def test_a_minor_can_ignore_block_or_report_a_request(server: ServerProces
 
 
 async def test_new_accounts_have_a_daily_contact_request_limit(backend: str, tmp_path: Path) -> None:
-    process, database = start_server(backend, tmp_path, {"VIGIL_CONTACT_REQUESTS_PER_DAY_NEW": "2"})
-    try:
+    with running_server(backend, tmp_path, {"VIGIL_CONTACT_REQUESTS_PER_DAY_NEW": "2"}) as process:
         sender = await register(process.url, tmp_path, "eager")
         targets = [await register(process.url, tmp_path, f"t{i}", TEEN_14) for i in range(3)]
         await sender.request_contact(targets[0].username)
@@ -91,10 +90,6 @@ async def test_new_accounts_have_a_daily_contact_request_limit(backend: str, tmp
             await sender.request_contact(targets[2].username)
         for client in (sender, *targets):
             await client.close()
-    finally:
-        process.stop()
-        if database is not None:
-            drop_postgres_database(database)
 
 
 async def test_unconnected_adult_cannot_add_a_minor_to_a_group(server: ServerProcess, tmp_path: Path) -> None:

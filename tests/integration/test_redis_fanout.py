@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from live_server import ServerProcess, drop_postgres_database, create_postgres_database, require_backend
 from helpers import PASSPHRASE, register
+from live_server import ServerProcess, create_postgres_database, drop_postgres_database, require_backend
 
 from vigil.client.client import Client, MessageEvent
 
@@ -25,6 +27,14 @@ def _redis_reachable() -> bool:
         return False
 
 
+async def _until(condition: Callable[[], bool], timeout_s: float = 60) -> None:
+    """Polls `condition` until it holds; the deadline is generous so that a busy machine does not fail."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
 async def test_push_crosses_server_processes_through_redis(tmp_path: Path) -> None:
     require_backend("postgres")
     if not REDIS_URL or not _redis_reachable():
@@ -35,9 +45,9 @@ async def test_push_crosses_server_processes_through_redis(tmp_path: Path) -> No
     env = {"VIGIL_REDIS_URL": REDIS_URL, "VIGIL_FRANKING_KEY": "ab" * 32}
     first = ServerProcess(data_dir=tmp_path / "a", database_url=url, env_extra=env)
     second = ServerProcess(data_dir=tmp_path / "b", database_url=url, env_extra=env)
-    first.start()
-    second.start()
     try:
+        first.start()
+        second.start()
         alice = await register(first.url, tmp_path, "alice")
         bob_registered = await register(first.url, tmp_path, "bob")
         path = bob_registered.store.path
@@ -49,13 +59,17 @@ async def test_push_crosses_server_processes_through_redis(tmp_path: Path) -> No
             async for event in bob.listen():
                 assert isinstance(event, MessageEvent)
                 received.append(event.text)
-                return
+                if len(received) == 2:
+                    return
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.5)  # let the socket subscribe before the send
+        # Once the first message has arrived over bob's socket, the socket is subscribed: the second
+        # one can only reach it as a push through Redis.
+        await alice.send_text(bob.username, "socket is up")
+        await _until(lambda: len(received) == 1 or listener.done())
         await alice.send_text(bob.username, "across processes")
-        await asyncio.wait_for(listener, timeout=10)
-        assert received == ["across processes"]
+        await asyncio.wait_for(listener, timeout=60)
+        assert received == ["socket is up", "across processes"]
     finally:
         first.stop()
         second.stop()
@@ -73,8 +87,8 @@ async def test_two_worker_processes_behind_one_port(tmp_path: Path) -> None:
         env_extra={"VIGIL_REDIS_URL": REDIS_URL},
         extra_args=["--workers", "2"],
     )
-    server.start()
     try:
+        server.start()
         alice = await register(server.url, tmp_path, "alice")
         bob = await register(server.url, tmp_path, "bob")
         received: list[str] = []
@@ -83,15 +97,16 @@ async def test_two_worker_processes_behind_one_port(tmp_path: Path) -> None:
             async for event in bob.listen():
                 assert isinstance(event, MessageEvent)
                 received.append(event.text)
-                if len(received) == 5:
+                if len(received) == 6:
                     return
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.5)
+        await alice.send_text(bob.username, "socket is up")  # as above: what follows is pushed
+        await _until(lambda: len(received) == 1 or listener.done())
         for n in range(5):  # each send may land on either worker; every push must still arrive
             await alice.send_text(bob.username, f"worker test {n}")
-        await asyncio.wait_for(listener, timeout=15)
-        assert received == [f"worker test {n}" for n in range(5)]
+        await asyncio.wait_for(listener, timeout=60)
+        assert received == ["socket is up", *(f"worker test {n}" for n in range(5))]
     finally:
         server.stop()
         drop_postgres_database(database)
@@ -105,7 +120,7 @@ def test_several_workers_without_redis_are_refused(tmp_path: Path) -> None:
         [sys.executable, "-m", "vigil", "serve", "--workers", "2", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
         env={k: v for k, v in os.environ.items() if k != "VIGIL_REDIS_URL"},
     )
     assert result.returncode != 0 and "VIGIL_REDIS_URL" in result.stderr

@@ -22,6 +22,7 @@ from vigil.server.services.cases import CaseAction
 TEEN = dt.date.today().replace(year=dt.date.today().year - 14)
 
 
+@pytest.mark.fresh_server  # its case is the whole queue
 async def test_honest_report_with_context_verifies_and_opens_a_case(server, tmp_path: Path) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
@@ -131,6 +132,7 @@ async def test_block_and_report_in_one_refuses_the_sender(server, tmp_path: Path
         await alice.send_text(bob.username, "again")
 
 
+@pytest.mark.fresh_server  # its case is the whole queue
 async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> None:
     mallory = await register(server.url, tmp_path, "mallory")
     bob = await register(server.url, tmp_path, "bob")
@@ -167,6 +169,7 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
             assert check.ok and check.entries >= 5
 
 
+@pytest.mark.fresh_server  # sweeps every report in the database
 async def test_reports_are_deleted_after_retention(server, tmp_path: Path) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
@@ -203,6 +206,7 @@ def test_select_records_takes_the_message_and_the_ones_before_it() -> None:
     assert len(select_records(history, "1", 5)) == 2
 
 
+@pytest.mark.fresh_server  # reviewer 'ann'; the dismissed queue
 async def test_case_workflow_notes_assignment_escalation_and_reopen(server, tmp_path: Path) -> None:
     from vigil.console.auth import Role, create_reviewer
     from vigil.errors import ConflictError
