@@ -1,3 +1,3 @@
-from vigil.cli import main
+from vigil.cli.app import main
 
 main()

@@ -1,17 +1,82 @@
-"""`vigil` command line: serve, demo, chat."""
+"""`vigil` command line: `serve` and `demo` here; `chat`, `console`, `audit`, `hashlist` and `sim` are
+loaded when they are invoked (or listed by `--help`), so `vigil serve` does not import the client, faiss,
+the simulator or the chat commands (click's lazy-group pattern)."""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    # Typer 0.2x vendors click; its groups take these types (only named for mypy, never imported at runtime).
+    from typer._click import Command, Context
+
+    from vigil.server.settings import Settings
+
+__all__ = ["LAZY_SUBCOMMANDS", "app", "create_served_app", "main"]
+
+
+# Each lazy subcommand: the `module:attribute` holding its Typer app, or a function building it.
+LAZY_SUBCOMMANDS = {
+    "chat": "vigil.cli.chat:build_chat_app",
+    "console": "vigil.cli.console:console_app",
+    "audit": "vigil.cli.console:audit_app",
+    "hashlist": "vigil.cli.hashlist:hashlist_app",
+    "sim": "vigil.cli.sim:sim_app",
+}
+
+
+class _LazyGroup(TyperGroup):
+    """The root group: a lazy subcommand is imported the first time it is asked for (to run it, or to
+    show its line in `--help`). Until then a placeholder keeps its name in the listing and in "did you
+    mean" suggestions."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self._unloaded = dict(LAZY_SUBCOMMANDS)
+        for name in LAZY_SUBCOMMANDS:
+            self.commands[name] = TyperCommand(name)
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        target = self._unloaded.pop(cmd_name, None)
+        if target is not None:
+            module_name, attribute = target.split(":")
+            found = getattr(importlib.import_module(module_name), attribute)
+            group = typer.main.get_group(found if isinstance(found, typer.Typer) else found())
+            group.name = cmd_name
+            self.commands[cmd_name] = group
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
-    help="Vigil: end-to-end encrypted messaging that still protects children.", no_args_is_help=True
+    cls=_LazyGroup,
+    help="Vigil: end-to-end encrypted messaging that still protects children.",
+    no_args_is_help=True,
 )
 
 
 @app.callback()
 def _root() -> None:
     """Vigil command line."""
+
+
+def create_served_app(settings: Settings | None = None) -> FastAPI:
+    """The server as `vigil serve` runs it: the API, and the review console under /console unless
+    `console_mounted` is off. Also the factory each worker process calls with `--workers`."""
+    from vigil.console.app import mount_console
+    from vigil.server.app import create_app
+    from vigil.server.settings import Settings
+
+    settings = settings or Settings()
+    served = create_app(settings)
+    if settings.console_mounted:
+        mount_console(served, settings)
+    return served
 
 
 @app.command()
@@ -28,7 +93,6 @@ def serve(
 
     import uvicorn
 
-    from vigil.server.app import create_app
     from vigil.server.db.engine import create_engine, migrate
     from vigil.server.settings import Settings
 
@@ -37,10 +101,12 @@ def serve(
     settings = Settings()
     options = {"host": host, "port": port, "log_level": log_level, "ws_max_size": 16 * 1024 * 1024}
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_served_app(settings), **options)  # type: ignore[arg-type]
         return
     if not settings.redis_url:
-        raise typer.BadParameter("several workers need VIGIL_REDIS_URL to pass delivery wake-ups between them")
+        raise typer.BadParameter(
+            "several workers need VIGIL_REDIS_URL to pass delivery wake-ups between them"
+        )
 
     async def migrate_once() -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +117,7 @@ def serve(
     # Migrate once here so that the workers do not race to create the schema.
     asyncio.run(migrate_once())
     settings.load_franking_key()  # in dev, create the key file before the workers read it
-    uvicorn.run("vigil.server.app:create_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    uvicorn.run("vigil.cli.app:create_served_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -64,25 +130,9 @@ def demo(
 
     from rich.console import Console
 
-    from vigil.demo import run_demo
+    from vigil.cli.demo import run_demo
 
     asyncio.run(run_demo(Console(), Path(workdir) if workdir else None))
-
-
-def _add_subcommands() -> None:
-    from vigil.chat import chat_app
-    from vigil.console.cli import audit_app, console_app
-    from vigil.hashlist_cli import hashlist_app
-    from vigil.sim_cli import sim_app
-
-    app.add_typer(chat_app, name="chat")
-    app.add_typer(console_app, name="console")
-    app.add_typer(audit_app, name="audit")
-    app.add_typer(hashlist_app, name="hashlist")
-    app.add_typer(sim_app, name="sim")
-
-
-_add_subcommands()
 
 
 def main() -> None:

@@ -15,12 +15,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vigil.cli.app import create_served_app
 from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
-from vigil.embedded import embedded_server
+from vigil.server.embedded import embedded_server
 
 __all__ = ["run_demo"]
 
-PASSPHRASE = "demo passphrase, not for real use"
+PASSPHRASE = "demo passphrase, not for real use"  # noqa: S105 - the demo's throw-away profiles
 
 
 def demo_image() -> bytes:
@@ -41,7 +42,8 @@ def _describe(event: Event) -> str:
         return type(event).__name__  # groups, verification and safety events do not occur in this demo
     text = event.text or ""
     if event.attachment is not None:
-        text = f"{text} [image {event.attachment.mime}, {len(event.attachment.data)} bytes, hash verified]".strip()
+        size = len(event.attachment.data)
+        text = f"{text} [image {event.attachment.mime}, {size} bytes, hash verified]".strip()
     direction = (
         f"(sent from my other device to {event.conversation})" if event.outgoing else f"from {event.sender}"
     )
@@ -75,7 +77,7 @@ async def run_demo(console: Console, workdir: Path | None = None) -> dict[str, l
     root = workdir or Path(tempfile.mkdtemp(prefix="vigil-demo-"))
     data_dir = root / "server"
     seen: dict[str, list[str]] = {"alice": [], "bob": [], "carol": []}
-    async with embedded_server(data_dir) as url:
+    async with embedded_server(data_dir, app_factory=create_served_app) as url:
         console.print(f"[bold]Vigil demo[/bold]: server on {url}, data in {data_dir}")
         born = dt.date(1990, 1, 1)
         alice = await Client.register(url, "alice", born, root / "alice.db", PASSPHRASE)

@@ -1,5 +1,6 @@
 """`create_app(settings)`: builds the FastAPI app. Nothing happens at import time; the database is
-migrated and background tasks start in the lifespan."""
+migrated and background tasks start in the lifespan. The review console sits above the server and is
+not imported here: `vigil serve` mounts it (`vigil.console.app.mount_console`)."""
 
 from __future__ import annotations
 
@@ -70,12 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hashlist_api.router)
     app.include_router(reports_api.router)
     app.include_router(contacts_api.router)
-
-    if settings.console_mounted:
-        # The review console shares this server's context (imported here: the console sits above the server).
-        from vigil.console.app import create_console_app
-
-        app.mount("/console", create_console_app(settings, context=lambda: app.state.context))
 
     app.add_middleware(
         BodySizeLimit, default_limit=settings.max_json_bytes, blob_limit=settings.max_blob_bytes

@@ -1,35 +1,41 @@
 """A Vigil server running inside the current process on a free loopback port (demo, simulator, tests
-of the CLI). The same `create_app` as `vigil serve`."""
+of the CLI). `create_app` by default; `vigil demo` passes the app `vigil serve` runs (with the console)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from vigil.server.app import create_app
 from vigil.server.settings import Settings
 
-__all__ = ["embedded_server"]
+__all__ = ["embedded_server", "free_port"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
-async def embedded_server(data_dir: Path, database_url: str | None = None) -> AsyncIterator[str]:
+async def embedded_server(
+    data_dir: Path,
+    database_url: str | None = None,
+    *,
+    app_factory: Callable[[Settings], FastAPI] = create_app,
+) -> AsyncIterator[str]:
     """Yields the server's base URL; stops the server on exit."""
-    port = _free_port()
+    port = free_port()
     settings = Settings(data_dir=data_dir, database_url=database_url)
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        app_factory(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

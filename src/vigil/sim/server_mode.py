@@ -196,9 +196,9 @@ class _Driver:
 
 
 async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None], str, ServerContext]:
-    from vigil.embedded import _free_port
+    from vigil.server.embedded import free_port
 
-    port = _free_port()
+    port = free_port()
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -235,7 +235,6 @@ async def run_server_mode(
             database_url=database_url,
             risk_scoring_interval_seconds=0,  # the simulation runs the scoring on simulated time
             contact_requests_per_day_new=1000,
-            console_mounted=False,
         )
         server, task, url, ctx = await _serve(settings)
         ctx.clock_ms = lambda: clock[0]

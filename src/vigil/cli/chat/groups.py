@@ -12,7 +12,16 @@ import asyncio
 import typer
 from rich.markup import escape
 
-from vigil.chat import _passphrase, _Profile, _run, console, show
+from vigil.cli.chat.common import (
+    Profile,
+    code_text,
+    console,
+    passphrase,
+    print_warnings,
+    run,
+    show,
+    show_security_event,
+)
 from vigil.client.client import Client, Event
 from vigil.client.groups import GroupUpdated
 from vigil.client.verification import (
@@ -21,65 +30,17 @@ from vigil.client.verification import (
     SasCompleted,
     SasRequested,
     SasShowCode,
-    VerificationEvent,
     VerificationState,
 )
 from vigil.protocol.verification import SasCancelCode
 
-__all__ = ["group_app", "print_warnings", "register", "show_security_event"]
+__all__ = ["add_commands", "group_app"]
 
 group_app = typer.Typer(help="Encrypted groups: create, add/remove members, leave, list, send.")
 
 
-def show_security_event(event: GroupUpdated | VerificationEvent) -> None:
-    match event:
-        case GroupUpdated():
-            console.print(
-                f"[cyan]group {event.group_id}[/cyan] is now called {escape(event.name)!r} (by {event.by})"
-            )
-        case KeyChangeWarning():
-            print_warning(event)
-        case SasRequested():
-            console.print(
-                f"[yellow]{event.username} ({event.device_id}) wants to verify: `verify --accept`[/yellow]"
-            )
-        case SasShowCode():
-            console.print(_code_text(event))
-        case SasCompleted():
-            console.print(f"[green]verified {event.username} ({event.device_id})[/green]")
-        case SasCancelled():
-            console.print(
-                f"[red]verifying {event.username} cancelled[/red] ({event.code}) {escape(event.reason)}"
-            )
-
-
-def print_warning(warning: KeyChangeWarning) -> None:
-    parts = [f"{len(warning.added)} new device(s)"] if warning.added else []
-    parts += [f"{len(warning.removed)} removed"] if warning.removed else []
-    parts += [f"changed keys on {', '.join(warning.changed_keys)}"] if warning.changed_keys else []
-    if warning.was_verified:
-        console.print(
-            f"[bold red]WARNING: keys of VERIFIED contact {warning.username} changed ({'; '.join(parts)}). "
-            f"Sending to them is blocked until you run `vigil chat verify {warning.username} --acknowledge` "
-            "(and verify again).[/bold red]"
-        )
-    else:
-        console.print(f"[yellow]note: {warning.username}'s devices changed ({'; '.join(parts)})[/yellow]")
-
-
-def print_warnings(client: Client) -> None:
-    for warning in client.verification.take_warnings():
-        print_warning(warning)
-
-
-def _code_text(event: SasShowCode) -> str:
-    emoji = "  ".join(f"{e.emoji} {e.description}" for e in event.emoji)
-    decimals = " ".join(str(d) for d in event.decimals)
-    return f"compare with {event.username}'s screen:\n  {emoji}\n  or the numbers {decimals}"
-
-
 async def _group_work(work: str, *args: str) -> None:
-    async with await Client.open(_Profile.path(), _passphrase()) as client:
+    async with await Client.open(Profile.path(), passphrase()) as client:
         match work:
             case "create":
                 name, topic, *members = args
@@ -120,43 +81,43 @@ def group_create(
     topic: str = typer.Option("", help="Group topic (end-to-end encrypted too)."),
 ) -> None:
     """Create a group with you as admin."""
-    _run(lambda: _group_work("create", name, topic, *(members or [])))
+    run(lambda: _group_work("create", name, topic, *(members or [])))
 
 
 @group_app.command("list")
 def group_list() -> None:
     """Groups you are in."""
-    _run(lambda: _group_work("list"))
+    run(lambda: _group_work("list"))
 
 
 @group_app.command("members")
 def group_members(group_id: str) -> None:
     """Members, roles and your verification state for each."""
-    _run(lambda: _group_work("members", group_id))
+    run(lambda: _group_work("members", group_id))
 
 
 @group_app.command("add")
 def group_add(group_id: str, username: str) -> None:
     """Add a member (admins only). They cannot read earlier messages."""
-    _run(lambda: _group_work("add", group_id, username))
+    run(lambda: _group_work("add", group_id, username))
 
 
 @group_app.command("remove")
 def group_remove(group_id: str, username: str) -> None:
     """Remove a member (admins only). They cannot read later messages."""
-    _run(lambda: _group_work("remove", group_id, username))
+    run(lambda: _group_work("remove", group_id, username))
 
 
 @group_app.command("leave")
 def group_leave(group_id: str) -> None:
     """Leave a group."""
-    _run(lambda: _group_work("leave", group_id))
+    run(lambda: _group_work("leave", group_id))
 
 
 @group_app.command("send")
 def group_send(group_id: str, text: str) -> None:
     """Send a text message to a group (one Megolm ciphertext for every member device)."""
-    _run(lambda: _group_work("send", group_id, text))
+    run(lambda: _group_work("send", group_id, text))
 
 
 def verify(
@@ -173,7 +134,7 @@ def verify(
     """Show the safety number with USERNAME, confirm it, or run SAS (emoji) verification."""
 
     async def work() -> None:
-        async with await Client.open(_Profile.path(), _passphrase()) as client:
+        async with await Client.open(Profile.path(), passphrase()) as client:
             if acknowledge:
                 client.verification.acknowledge_key_change(username)
                 console.print(f"{username} is now unverified; sending is allowed again. Verify again soon.")
@@ -187,7 +148,7 @@ def verify(
                 state = client.verification.state(username)
                 console.print(f"safety number with {username}:\n  {number}\nstate: {state.value}")
 
-    _run(work)
+    run(work)
 
 
 async def _run_sas(client: Client, peer: str, *, initiate: bool, auto_yes: bool) -> None:
@@ -221,7 +182,7 @@ async def _sas_step(
             console.print(f"{event.username} ({event.device_id}) asked to verify; accepting")
             await client.verification.accept_sas(event.transaction_id)
         case SasShowCode():
-            console.print(_code_text(event))
+            console.print(code_text(event))
             same = auto_yes or await loop.run_in_executor(None, typer.confirm, "Do they match?")
             if not same:
                 await client.verification.cancel_sas(event.transaction_id, SasCancelCode.MISMATCHED_SAS)
@@ -241,6 +202,6 @@ async def _sas_step(
     return False
 
 
-def register(chat_app: typer.Typer) -> None:
+def add_commands(chat_app: typer.Typer) -> None:
     chat_app.add_typer(group_app, name="group")
     chat_app.command("verify")(verify)

@@ -1,105 +1,109 @@
 """`vigil chat report | block | unblock | notices`: reporting and blocking from the command line.
 
 `notices` shows both kinds: the safety team's warnings (issue 4) and the signed safety notices of the
-minors' protective defaults (issue 6, verified on this device; contact requests are in chat_contacts.py)."""
+minors' protective defaults (issue 6, verified on this device; contact requests are in contacts.py)."""
 
 from __future__ import annotations
 
 import typer
 from rich.markup import escape
 
+from vigil.cli.chat.common import Profile, console, passphrase, run
+from vigil.client.client import Client
 from vigil.client.contacts import SafetyNotice
 from vigil.errors import NotFoundError
 from vigil.protocol.contacts import NoticeAction
 from vigil.protocol.reports import ReportReason
 
-__all__ = ["register", "safety_notice_text"]
+__all__ = ["add_commands", "safety_notice_text"]
 
 
-def register(chat_app: typer.Typer) -> None:
-    from vigil.chat import _passphrase, _Profile, _run, console
-    from vigil.client.client import Client
+def report(
+    peer: str = typer.Argument(..., help="The account whose message you report."),
+    reason: ReportReason = typer.Option(..., help="Why you report it."),
+    message_id: str | None = typer.Option(
+        None, help="The message (default: the last one PEER sent you)."
+    ),
+    note: str | None = typer.Option(None, help="Anything the safety team should know."),
+    context: int = typer.Option(5, help="How many earlier messages to include (0-10)."),
+    block: bool = typer.Option(False, help="Also block PEER."),
+) -> None:
+    """Report a message to Vigil's safety team; its content is revealed to them, and only it."""
 
-    @chat_app.command()
-    def report(
-        peer: str = typer.Argument(..., help="The account whose message you report."),
-        reason: ReportReason = typer.Option(..., help="Why you report it."),
-        message_id: str | None = typer.Option(
-            None, help="The message (default: the last one PEER sent you)."
-        ),
-        note: str | None = typer.Option(None, help="Anything the safety team should know."),
-        context: int = typer.Option(5, help="How many earlier messages to include (0-10)."),
-        block: bool = typer.Option(False, help="Also block PEER."),
-    ) -> None:
-        """Report a message to Vigil's safety team; its content is revealed to them, and only it."""
+    async def work() -> None:
+        async with await Client.open(Profile.path(), passphrase()) as client:
+            chosen = message_id
+            if chosen is None:
+                received = [r for r in client.history(peer, 1000) if r["payload"]["sender"] == peer]  # type: ignore[index]
+                if not received:
+                    raise NotFoundError(f"no message from {peer} on this device")
+                chosen = str(received[-1]["payload"]["message_id"])  # type: ignore[index]
+            accepted = await client.report(
+                chosen, reason, conversation=peer, note=note, context=context, block=block
+            )
+            verified = sum(accepted.verified)
+            console.print(
+                f"reported {accepted.reported} (case {accepted.case_id}): {verified} of "
+                f"{len(accepted.verified)} messages verified"
+                + (", and blocked" if accepted.blocked else "")
+            )
 
-        async def work() -> None:
-            async with await Client.open(_Profile.path(), _passphrase()) as client:
-                chosen = message_id
-                if chosen is None:
-                    received = [r for r in client.history(peer, 1000) if r["payload"]["sender"] == peer]  # type: ignore[index]
-                    if not received:
-                        raise NotFoundError(f"no message from {peer} on this device")
-                    chosen = str(received[-1]["payload"]["message_id"])  # type: ignore[index]
-                accepted = await client.report(
-                    chosen, reason, conversation=peer, note=note, context=context, block=block
-                )
-                verified = sum(accepted.verified)
+    run(work)
+
+
+def block(peer: str) -> None:
+    """Block PEER: the server refuses their messages to you."""
+
+    async def work() -> None:
+        async with await Client.open(Profile.path(), passphrase()) as client:
+            await client.block(peer)
+            console.print(f"blocked {peer}")
+
+    run(work)
+
+
+def unblock(peer: str) -> None:
+    """Unblock PEER."""
+
+    async def work() -> None:
+        async with await Client.open(Profile.path(), passphrase()) as client:
+            await client.unblock(peer)
+            console.print(f"unblocked {peer}")
+
+    run(work)
+
+
+def notices() -> None:
+    """Everything the safety layer told this account: warnings from the safety team (after a review)
+    and safety notices about accounts that reached you (signed by the server, verified here), each
+    with its block / report actions."""
+
+    async def work() -> None:
+        async with await Client.open(Profile.path(), passphrase()) as client:
+            warnings = await client.notices()
+            safety = await client.safety_notices()
+            for notice in warnings:
                 console.print(
-                    f"reported {accepted.reported} (case {accepted.case_id}): {verified} of "
-                    f"{len(accepted.verified)} messages verified"
-                    + (", and blocked" if accepted.blocked else "")
+                    f"[yellow]from the safety team ({notice.kind})[/yellow]: {escape(notice.text)}"
                 )
+            for shown in safety:
+                console.print(safety_notice_text(shown))
+            if client.rejected_notices:
+                console.print(
+                    f"[red]dropped {len(client.rejected_notices)} safety notice(s) that failed "
+                    "verification[/red]"
+                )
+            if not warnings and not safety:
+                console.print("[dim]no notices[/dim]")
 
-        _run(work)
+    run(work)
 
-    @chat_app.command()
-    def block(peer: str) -> None:
-        """Block PEER: the server refuses their messages to you."""
 
-        async def work() -> None:
-            async with await Client.open(_Profile.path(), _passphrase()) as client:
-                await client.block(peer)
-                console.print(f"blocked {peer}")
-
-        _run(work)
-
-    @chat_app.command()
-    def unblock(peer: str) -> None:
-        """Unblock PEER."""
-
-        async def work() -> None:
-            async with await Client.open(_Profile.path(), _passphrase()) as client:
-                await client.unblock(peer)
-                console.print(f"unblocked {peer}")
-
-        _run(work)
-
-    @chat_app.command()
-    def notices() -> None:
-        """Everything the safety layer told this account: warnings from the safety team (after a review)
-        and safety notices about accounts that reached you (signed by the server, verified here), each
-        with its block / report actions."""
-
-        async def work() -> None:
-            async with await Client.open(_Profile.path(), _passphrase()) as client:
-                warnings = await client.notices()
-                safety = await client.safety_notices()
-                for notice in warnings:
-                    console.print(
-                        f"[yellow]from the safety team ({notice.kind})[/yellow]: {escape(notice.text)}"
-                    )
-                for shown in safety:
-                    console.print(safety_notice_text(shown))
-                if client.rejected_notices:
-                    console.print(
-                        f"[red]dropped {len(client.rejected_notices)} safety notice(s) that failed "
-                        "verification[/red]"
-                    )
-                if not warnings and not safety:
-                    console.print("[dim]no notices[/dim]")
-
-        _run(work)
+def add_commands(chat_app: typer.Typer) -> None:
+    chat_app.command()(report)
+    chat_app.command()(block)
+    chat_app.command()(unblock)
+    chat_app.command()(notices)
 
 
 def safety_notice_text(notice: SafetyNotice) -> str:

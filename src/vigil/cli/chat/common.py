@@ -1,0 +1,145 @@
+"""What every `vigil chat` command shares: the chosen profile, the passphrase, running one client task
+with errors shown as `error (code): detail`, and how events and warnings are printed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
+from vigil.client.groups import GroupUpdated
+from vigil.client.safety import ImageWithheld
+from vigil.client.verification import (
+    KeyChangeWarning,
+    SasCancelled,
+    SasCompleted,
+    SasRequested,
+    SasShowCode,
+    VerificationEvent,
+)
+from vigil.errors import PolicyViolation, VigilError
+
+__all__ = [
+    "Profile",
+    "code_text",
+    "console",
+    "passphrase",
+    "print_warning",
+    "print_warnings",
+    "run",
+    "show",
+    "show_security_event",
+]
+
+console = Console()
+T = TypeVar("T")
+
+
+class Profile:
+    """The profile (device) this invocation acts as; set by the `vigil chat` options."""
+
+    name: str = "default"
+    home: Path = Path.home() / ".vigil"
+
+    @classmethod
+    def path(cls) -> Path:
+        return cls.home / "profiles" / f"{cls.name}.db"
+
+
+def passphrase(confirm: bool = False) -> str:
+    from_env = os.environ.get("VIGIL_PASSPHRASE")
+    if from_env:
+        return from_env
+    return str(typer.prompt("Passphrase for this profile", hide_input=True, confirmation_prompt=confirm))
+
+
+def run(work: Callable[[], Coroutine[object, object, T]]) -> T:
+    """Runs `work`; a VigilError is printed and exits with status 1."""
+    try:
+        return asyncio.run(work())
+    except VigilError as error:
+        console.print(f"[red]error[/red] ({error.code}): {error.detail}")
+        if isinstance(error, PolicyViolation) and "contact request first" in error.detail:
+            console.print(
+                f"they are a minor you are not connected to: ask with `vigil chat --profile {Profile.name} "
+                "request USER`; you can message them once they accept"
+            )
+        raise typer.Exit(1) from error
+
+
+def show(event: Event) -> None:
+    if isinstance(event, ImageWithheld):
+        console.print(f"[red]image from {escape(event.sender)} withheld:[/red] {escape(event.notice)}")
+        return
+    if not isinstance(event, MessageEvent | RejectedDelivery):
+        show_security_event(event)
+        return
+    if not isinstance(event, MessageEvent):
+        console.print(
+            f"[red]dropped a message from {event.sender} that failed verification:[/red] {event.reason}"
+        )
+        return
+    when = dt.datetime.fromtimestamp(event.server_ts_ms / 1000).strftime("%H:%M:%S")
+    who = f"me -> {event.conversation}" if event.outgoing else event.sender
+    attachment = ""
+    if event.attachment is not None:
+        saved = Profile.home / "downloads" / (event.attachment.name or f"{event.message_id}.bin")
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_bytes(event.attachment.data)
+        attachment = f" [attachment {event.attachment.mime}, saved to {saved}]"
+    console.print(f"[dim]{when}[/dim] [bold]{escape(who)}[/bold]: {escape(event.text + attachment)}")
+
+
+def show_security_event(event: GroupUpdated | VerificationEvent) -> None:
+    match event:
+        case GroupUpdated():
+            console.print(
+                f"[cyan]group {event.group_id}[/cyan] is now called {escape(event.name)!r} (by {event.by})"
+            )
+        case KeyChangeWarning():
+            print_warning(event)
+        case SasRequested():
+            console.print(
+                f"[yellow]{event.username} ({event.device_id}) wants to verify: `verify --accept`[/yellow]"
+            )
+        case SasShowCode():
+            console.print(code_text(event))
+        case SasCompleted():
+            console.print(f"[green]verified {event.username} ({event.device_id})[/green]")
+        case SasCancelled():
+            console.print(
+                f"[red]verifying {event.username} cancelled[/red] ({event.code}) {escape(event.reason)}"
+            )
+
+
+def print_warning(warning: KeyChangeWarning) -> None:
+    parts = [f"{len(warning.added)} new device(s)"] if warning.added else []
+    parts += [f"{len(warning.removed)} removed"] if warning.removed else []
+    parts += [f"changed keys on {', '.join(warning.changed_keys)}"] if warning.changed_keys else []
+    if warning.was_verified:
+        console.print(
+            f"[bold red]WARNING: keys of VERIFIED contact {warning.username} changed ({'; '.join(parts)}). "
+            f"Sending to them is blocked until you run `vigil chat verify {warning.username} --acknowledge` "
+            "(and verify again).[/bold red]"
+        )
+    else:
+        console.print(f"[yellow]note: {warning.username}'s devices changed ({'; '.join(parts)})[/yellow]")
+
+
+def print_warnings(client: Client) -> None:
+    for warning in client.verification.take_warnings():
+        print_warning(warning)
+
+
+def code_text(event: SasShowCode) -> str:
+    emoji = "  ".join(f"{e.emoji} {e.description}" for e in event.emoji)
+    decimals = " ".join(str(d) for d in event.decimals)
+    return f"compare with {event.username}'s screen:\n  {emoji}\n  or the numbers {decimals}"
