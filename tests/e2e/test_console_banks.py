@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cli_runner import vigil_in_thread
 from live_server import ServerProcess, start_server
 from safety_helpers import server_context
 from test_console_browser import ADMIN_PASSWORD, CHROMIUM, REVIEWER_PASSWORD, _browser, _sign_in
@@ -48,18 +47,11 @@ def shots(tmp_path: Path) -> Path:
 
 async def test_admin_manages_a_bank_and_a_reviewer_cannot(live: ServerProcess, shots: Path) -> None:
     env = {
-        **os.environ,
         "VIGIL_DATA_DIR": str(live.data_dir),
         "VIGIL_DATABASE_URL": live.database_url,
         "VIGIL_CONSOLE_PASSWORD": ADMIN_PASSWORD,
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "vigil", "console", "create-admin", "root"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    created = await vigil_in_thread("console", "create-admin", "root", env=env)
     assert created.returncode == 0, created.stdout + created.stderr
     async with server_context(live.data_dir, live.database_url) as ctx:
         await create_reviewer(ctx, "rita", REVIEWER_PASSWORD, Role.REVIEWER, "test")

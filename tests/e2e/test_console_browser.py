@@ -11,12 +11,11 @@ from __future__ import annotations
 import io
 import os
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cli_runner import vigil_in_thread
 from helpers import register
 from live_server import ServerProcess, start_server
 from PIL import Image
@@ -89,18 +88,11 @@ async def test_review_reveal_and_suspend_then_rbac_and_csrf(
     live: ServerProcess, tmp_path: Path, shots: Path
 ) -> None:
     env = {
-        **os.environ,
         "VIGIL_DATA_DIR": str(live.data_dir),
         "VIGIL_DATABASE_URL": live.database_url,
         "VIGIL_CONSOLE_PASSWORD": ADMIN_PASSWORD,
     }
-    created = subprocess.run(
-        [sys.executable, "-m", "vigil", "console", "create-admin", "root"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    created = await vigil_in_thread("console", "create-admin", "root", env=env)
     assert created.returncode == 0, created.stdout + created.stderr
     async with server_context(live.data_dir, live.database_url) as ctx:
         await create_reviewer(ctx, "rita", REVIEWER_PASSWORD, Role.REVIEWER, "test")

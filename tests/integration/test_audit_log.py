@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import Ran, vigil_in_thread
 from live_server import create_postgres_database, drop_postgres_database
 from safety_helpers import server_context
 from sqlalchemy import text
@@ -30,15 +28,9 @@ def database(backend: str, tmp_path: Path) -> Iterator[tuple[Path, str]]:
         drop_postgres_database(name)
 
 
-def _verify_cli(data_dir: Path, url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "VIGIL_DATA_DIR": str(data_dir), "VIGIL_DATABASE_URL": url, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "vigil", "audit", "verify"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+async def _verify_cli(data_dir: Path, url: str) -> Ran:
+    env = {"VIGIL_DATA_DIR": str(data_dir), "VIGIL_DATABASE_URL": url}
+    return await vigil_in_thread("audit", "verify", env=env)
 
 
 async def _fill(data_dir: Path, url: str, n: int = 5) -> None:
@@ -68,11 +60,11 @@ async def _tamper_and_check(data_dir: Path, url: str, *statements: str) -> tuple
 async def test_audit_verify_command_passes_then_fails_after_an_edit(database: tuple[Path, str]) -> None:
     data_dir, url = database
     await _fill(data_dir, url)
-    result = _verify_cli(data_dir, url)
+    result = await _verify_cli(data_dir, url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audit log intact: 5 entries verified" in result.stdout
     await _tamper_and_check(data_dir, url, "UPDATE audit_log SET details = '{\"items\":[99]}' WHERE id = 3")
-    result = _verify_cli(data_dir, url)
+    result = await _verify_cli(data_dir, url)
     assert result.returncode == 1
     assert "entry 3 was edited" in result.stdout
 

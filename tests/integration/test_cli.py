@@ -1,31 +1,24 @@
-"""The command line as a user runs it: `vigil demo`, and two `vigil chat` profiles against `vigil serve`."""
+"""The command line as a user runs it (in-process, `cli_runner`): `vigil demo`, and two `vigil chat` profiles
+against `vigil serve`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from live_server import start_server
+from cli_runner import vigil as _vigil
 from helpers import unique
-
-
-def _vigil(*args: str, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
+from live_server import start_server
 
 
 def test_demo_shows_clients_plaintext_and_server_ciphertext_only(tmp_path: Path) -> None:
     result = _vigil("demo", "--workdir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for line in ("from alice: Hi Bob! Lunch tomorrow?", "from bob: We'd love to see you.", "from carol: Yes! See you there."):
+    for line in (
+        "from alice: Hi Bob! Lunch tomorrow?",
+        "from bob: We'd love to see you.",
+        "from carol: Yes! See you there.",
+    ):
         assert line in out
     assert "image/png" in out and "hash verified" in out
     stored = out.split("What the server stored")[1]
@@ -42,7 +35,9 @@ def test_chat_profiles_register_send_receive(tmp_path: Path) -> None:
         for name in (alice, bob):
             result = _vigil("chat", "--profile", name, "register", name, "--server", server.url,
                             "--birth-date", "1990-02-03", env=env)
-            assert result.returncode == 0 and f"registered {name}" in result.stdout, result.stdout + result.stderr
+            assert result.returncode == 0 and f"registered {name}" in result.stdout, (
+                result.stdout + result.stderr
+            )
         sent = _vigil("chat", "--profile", alice, "send", bob, "hello over the cli", env=env)
         assert sent.returncode == 0 and "sent to 1 device" in sent.stdout, sent.stdout + sent.stderr
         picture = tmp_path / "pic.png"
@@ -55,7 +50,8 @@ def test_chat_profiles_register_send_receive(tmp_path: Path) -> None:
         assert saved.read_bytes() == b"\x89PNG fake picture bytes"
         again = _vigil("chat", "--profile", bob, "receive", env=env)
         assert "no new messages" in again.stdout
-        wrong = _vigil("chat", "--profile", bob, "receive", env={**env, "VIGIL_PASSPHRASE": "not the passphrase"})
+        wrong_env = {**env, "VIGIL_PASSPHRASE": "not the passphrase"}
+        wrong = _vigil("chat", "--profile", bob, "receive", env=wrong_env)
         assert wrong.returncode == 1 and "storage_error" in wrong.stdout
         unknown = _vigil("chat", "--profile", alice, "send", unique("nobody"), "hi", env=env)
         assert unknown.returncode == 1 and "not_found" in unknown.stdout

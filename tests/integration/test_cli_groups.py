@@ -1,4 +1,5 @@
-"""`vigil chat group ...` and `vigil chat verify` as a user runs them, against `vigil serve`."""
+"""`vigil chat group ...` and `vigil chat verify` as a user runs them (in-process, `cli_runner`), against
+`vigil serve`. The side answering a SAS verification runs as a real process, alongside."""
 
 from __future__ import annotations
 
@@ -8,21 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from live_server import start_server
+from cli_runner import Ran, vigil
 from helpers import unique
+from live_server import start_server
 
 
-def _vigil(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigil", "chat", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200", **env},
-    )
+def _vigil(*args: str, env: dict[str, str]) -> Ran:
+    return vigil("chat", *args, env=env)
 
 
 def _spawn(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "vigil", "chat", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **env},
     )
 
 
@@ -32,7 +34,8 @@ def test_cli_group_and_verify(tmp_path: Path) -> None:
     alice, bob, carol = unique("alice"), unique("bob"), unique("carol")
     try:
         for name in (alice, bob, carol):
-            done = _vigil("--profile", name, "register", name, "--server", server.url, "--birth-date", "1990-02-03", env=env)
+            register = ("register", name, "--server", server.url, "--birth-date", "1990-02-03")
+            done = _vigil("--profile", name, *register, env=env)
             assert done.returncode == 0, done.stdout + done.stderr
         created = _vigil("--profile", alice, "group", "create", bob, carol, "--name", "Climbing", env=env)
         assert created.returncode == 0, created.stdout + created.stderr
@@ -57,7 +60,9 @@ def test_cli_group_and_verify(tmp_path: Path) -> None:
         responder = _spawn("--profile", bob, "verify", "--accept", "--yes", "--timeout", "60", env=env)
         initiator = _vigil("--profile", carol, "verify", bob, "--sas", "--yes", "--timeout", "60", env=env)
         out, _ = responder.communicate(timeout=60)
-        assert initiator.returncode == 0 and "state: verified" in initiator.stdout, initiator.stdout + initiator.stderr
+        assert initiator.returncode == 0 and "state: verified" in initiator.stdout, (
+            initiator.stdout + initiator.stderr
+        )
         assert responder.returncode == 0 and f"verified {carol}" in out, out
         assert "compare with" in out
     finally:

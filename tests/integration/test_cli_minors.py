@@ -4,12 +4,10 @@ accept | ignore | block-request | contacts | notices` with a 14-year-old's profi
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_runner import Ran, vigil
 from helpers import unique
 from live_server import start_server
 
@@ -17,23 +15,13 @@ TODAY = dt.date.today()
 TEEN_14 = TODAY.replace(year=TODAY.year - 14, day=min(TODAY.day, 28)).isoformat()
 
 
-def _vigil(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vigil", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **env},
-    )
-
-
 def test_adult_must_request_and_the_minor_sees_a_notice_then_accepts(tmp_path: Path) -> None:
     server, _ = start_server("sqlite", tmp_path)
     env = {"VIGIL_HOME": str(tmp_path / "home"), "VIGIL_PASSPHRASE": "cli minors passphrase"}
     adult, teen, other = unique("adult"), unique("teen"), unique("other")
 
-    def chat(profile: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return _vigil("chat", "--profile", profile, *args, env=env)
+    def chat(profile: str, *args: str) -> Ran:
+        return vigil("chat", "--profile", profile, *args, env=env)
 
     try:
         for name, born in ((adult, "1985-04-02"), (teen, TEEN_14), (other, "1979-11-30")):
