@@ -53,7 +53,7 @@ assert serve is not None and serve.name == "serve"
 serve.make_context("serve", ["--port", "8123"], parent=context)
 unwanted = ("vigil.client", "faiss", "vigil.sim", "vigil.cli.chat")
 print("resolved:", *sorted(m for m in unwanted if m in sys.modules))
-from vigil.cli.app import create_served_app
+from vigil.cli.serving import create_served_app
 from vigil.server.settings import Settings
 served = create_served_app(Settings(data_dir=tempfile.mkdtemp()))
 assert any(getattr(route, "path", "") == "/console" for route in served.routes)

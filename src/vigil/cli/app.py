@@ -1,6 +1,6 @@
 """`vigil` command line: `serve` and `demo` here; `chat`, `console`, `audit`, `hashlist` and `sim` are
-loaded when they are invoked (or listed by `--help`), so `vigil serve` does not import the client, faiss,
-the simulator or the chat commands (click's lazy-group pattern)."""
+imported when they are invoked (or listed by `--help`), so `vigil serve` does not import the client (with
+its faiss index), the simulator or the chat commands (click's lazy-group pattern)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     # Typer 0.2x vendors click; its groups take these types (only named for mypy, never imported at runtime).
     from typer._click import Command, Context
 
-    from vigil.server.settings import Settings
-
-__all__ = ["LAZY_SUBCOMMANDS", "app", "create_served_app", "main"]
+__all__ = ["LAZY_SUBCOMMANDS", "app", "main"]
 
 
 # Each lazy subcommand: the `module:attribute` holding its Typer app, or a function building it.
@@ -65,20 +61,6 @@ def _root() -> None:
     """Vigil command line."""
 
 
-def create_served_app(settings: Settings | None = None) -> FastAPI:
-    """The server as `vigil serve` runs it: the API, and the review console under /console unless
-    `console_mounted` is off. Also the factory each worker process calls with `--workers`."""
-    from vigil.console.app import mount_console
-    from vigil.server.app import create_app
-    from vigil.server.settings import Settings
-
-    settings = settings or Settings()
-    served = create_app(settings)
-    if settings.console_mounted:
-        mount_console(served, settings)
-    return served
-
-
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -93,6 +75,7 @@ def serve(
 
     import uvicorn
 
+    from vigil.cli.serving import create_served_app
     from vigil.server.db.engine import create_engine, migrate
     from vigil.server.settings import Settings
 
@@ -117,7 +100,7 @@ def serve(
     # Migrate once here so that the workers do not race to create the schema.
     asyncio.run(migrate_once())
     settings.load_franking_key()  # in dev, create the key file before the workers read it
-    uvicorn.run("vigil.cli.app:create_served_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    uvicorn.run("vigil.cli.serving:create_served_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli.app import create_served_app
+from vigil.cli.serving import create_served_app
 from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
 from vigil.server.embedded import embedded_server
 
