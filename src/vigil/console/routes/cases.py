@@ -8,6 +8,7 @@ from vigil.console.auth import Role, list_reviewers
 from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
 from vigil.console.pages import age, redirect, render
 from vigil.console.routes.image_matches import match_key
+from vigil.protocol.ids import CaseId
 from vigil.server.services import cases, vouchers
 from vigil.server.services.cases import CaseAction
 
@@ -17,7 +18,7 @@ router = APIRouter()
 
 
 @router.get("/cases/{case_id}")
-async def case_page(request: Request, ctx: Ctx, me: Me, case_id: int) -> Response:
+async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Response:
     detail = await cases.case_detail(ctx, me.reviewer.actor, case_id, me.revealed)
     reviewers = await list_reviewers(ctx)
     names = {r.id: r.username for r, _d, _l in reviewers}
@@ -37,20 +38,20 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: int) -> Respons
 
 
 @router.post("/cases/{case_id}/action")
-async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: int) -> Response:
+async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
     action = CaseAction(field(form, "action"))
     await cases.apply_action(ctx, me.reviewer.actor, me.reviewer.id, case_id, action, field(form, "note"))
     return redirect(request, f"/cases/{case_id}")
 
 
 @router.post("/cases/{case_id}/notes")
-async def case_note(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: int) -> Response:
+async def case_note(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
     await cases.add_note(ctx, me.reviewer.actor, me.reviewer.id, case_id, field(form, "note"))
     return redirect(request, f"/cases/{case_id}#notes")
 
 
 @router.post("/cases/{case_id}/assign")
-async def case_assign(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: int) -> Response:
+async def case_assign(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
     target = field(form, "assignee")
     if target == "me":
         assignee: int | None = me.reviewer.id
@@ -62,6 +63,6 @@ async def case_assign(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
 
 
 @router.post("/cases/{case_id}/reopen")
-async def case_reopen(request: Request, ctx: Ctx, _form: CsrfForm, lead: Lead, case_id: int) -> Response:
+async def case_reopen(request: Request, ctx: Ctx, _form: CsrfForm, lead: Lead, case_id: CaseId) -> Response:
     await cases.reopen(ctx, lead.actor, case_id)
     return redirect(request, f"/cases/{case_id}")
