@@ -100,7 +100,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await bob.send_text(alice.username, "hi")
         await alice.fetch()
         bob_device = PeerDevice(bob.username, bob.device_id, "", "")
-        alice_device = next(d for d in bob._known_devices(alice.username) if d.device_id == alice.device_id)
+        alice_device = next(d for d in bob.core.known_devices(alice.username) if d.device_id == alice.device_id)
         health = await _health_rate(server.port, args.c)
 
         total = args.warmup + args.n
@@ -114,7 +114,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         def request(i: int) -> SendRequest:
             if args.olm:
                 payload = alice.engine.build_payload(bob.username, MessageKind.TEXT, i, body="x" * max(1, args.payload_bytes - 250))
-                return alice.engine.encrypt(payload, [bob_device], [])
+                return alice.engine.encrypt(payload, [bob_device], [])[0]
             return SendRequest(id=str(uuid.uuid4()), to=bob.username, kind=MessageKind.TEXT,
                                commitment=base64.b64encode(secrets.token_bytes(32)).decode(),
                                ciphertexts=[{"device_id": bob.device_id, "type": 1, "body": opaque}])  # type: ignore[list-item]

@@ -6,7 +6,8 @@ import datetime as dt
 import secrets
 from pathlib import Path
 
-from vigil.client.client import Client, Event, MessageEvent
+from vigil.client.client import Client
+from vigil.client.events import Event, MessageEvent
 
 ADULT = dt.date(1990, 5, 17)
 PASSPHRASE = "correct horse battery staple"

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from helpers import PASSPHRASE, register, texts, unique
 
-from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
-from vigil.client.groups import GroupUpdated
+from vigil.client.client import Client
+from vigil.client.events import Event, GroupUpdated, MessageEvent, RejectedDelivery
 from vigil.errors import NotFoundError, PermissionDenied
 from vigil.protocol.group_wire import group_conversation, unpack_group_ciphertext
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, Delivery, MessageKind

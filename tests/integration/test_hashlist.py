@@ -16,8 +16,9 @@ from helpers import register
 from PIL import Image, ImageDraw, ImageOps
 from sqlalchemy import delete, func, select
 
-from vigil.client.client import Client, MessageEvent
-from vigil.client.safety import HashListRefusedError, ImageWithheld, ImageWithheldError
+from vigil.client.client import Client
+from vigil.client.events import ImageWithheld, MessageEvent
+from vigil.client.safety import HashListRefusedError, ImageWithheldError
 from vigil.protocol.group_wire import group_conversation
 from vigil.protocol.vouchers import encode_authority_key
 from vigil.safety.hashing.hashlist import (

@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 from helpers import PASSPHRASE, register, texts
 
-from vigil.client.client import Client, Event
-from vigil.client.verification import (
+from vigil.client.client import Client
+from vigil.client.events import (
+    Event,
     KeyChangeWarning,
     SasCancelled,
     SasCompleted,
     SasRequested,
     SasShowCode,
-    VerificationRequired,
-    VerificationState,
 )
+from vigil.client.verification import VerificationRequired, VerificationState
 from vigil.errors import TamperError
 from vigil.protocol.olm import DeviceAccount
 from vigil.protocol.verification import SasCancelCode

@@ -10,7 +10,8 @@ import pytest
 from helpers import PASSPHRASE, register, texts
 from live_server import ServerProcess
 
-from vigil.client.client import Client, MessageEvent, RejectedDelivery
+from vigil.client.client import Client
+from vigil.client.events import MessageEvent, RejectedDelivery
 from vigil.protocol.wire import MessageKind
 
 

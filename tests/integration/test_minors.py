@@ -117,12 +117,7 @@ async def test_forged_or_tampered_notices_are_rejected(server: ServerProcess, tm
     other = await register(server.url, tmp_path, "other", TEEN_14)
     await adult.request_contact(teen.username)
     assert len(await teen.safety_notices()) == 1
-    signed = (
-        await teen.transport._get(
-            "/v1/safety/notices",
-            __import__("vigil.protocol.contacts", fromlist=["SignedNoticeList"]).SignedNoticeList,
-        )
-    ).notices[0]
+    signed = (await teen.transport.safety_notices()).notices[0]
     key = bytes.fromhex(teen.store.get_secret("safety_notice_key") or "")
 
     payload = bytearray(base64.b64decode(signed.payload))

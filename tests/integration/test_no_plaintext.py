@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers import register, texts
 
-from vigil.client.client import MessageEvent
+from vigil.client.events import MessageEvent
 
 
 def _database_bytes(server) -> bytes:

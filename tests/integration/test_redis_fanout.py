@@ -13,7 +13,8 @@ import pytest
 from helpers import PASSPHRASE, register
 from live_server import ServerProcess, create_postgres_database, drop_postgres_database, require_backend
 
-from vigil.client.client import Client, MessageEvent
+from vigil.client.client import Client
+from vigil.client.events import MessageEvent
 
 REDIS_URL = os.environ.get("VIGIL_TEST_REDIS_URL", "")
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import register, texts
 from safety_helpers import server_context
 
-from vigil.client.client import MessageEvent
+from vigil.client.events import MessageEvent
 from vigil.client.reporting import build_report, select_records
 from vigil.errors import PolicyViolation, ValidationError
 from vigil.protocol.reports import ReportReason

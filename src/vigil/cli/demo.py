@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil.cli.serving import create_served_app
-from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
+from vigil.client.client import Client
+from vigil.client.events import Event, MessageEvent, RejectedDelivery
 from vigil.server.embedded import embedded_server
 
 __all__ = ["run_demo"]

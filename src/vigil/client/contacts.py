@@ -9,28 +9,20 @@ use), so a later key change is refused rather than trusted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
+from vigil.client.device import DeviceCore
+from vigil.client.transport import ContactAnswer
 from vigil.errors import TamperError
 from vigil.protocol.contacts import (
     AccountReportRequest,
-    ContactList,
-    ContactRequestCreate,
     ContactRequestList,
     ContactRequestView,
     NoticeAction,
-    NoticeKey,
     SignedNotice,
-    SignedNoticeList,
 )
 from vigil.protocol.encoding import b64decode
 from vigil.protocol.notices import verify_notice
 from vigil.protocol.reports import ReportAccepted, ReportReason
-
-if TYPE_CHECKING:
-    from vigil.client.client import Client
 
 __all__ = [
     "NOTICE_KEY_SECRET",
@@ -48,10 +40,6 @@ __all__ = [
 NOTICE_KEY_SECRET = "safety_notice_key"  # noqa: S105 (a store entry name, not a secret)
 
 
-class _Empty(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 @dataclass(frozen=True, slots=True)
 class SafetyNotice:
     """A verified notice from Vigil's safety layer about `subject`, with the actions the app offers."""
@@ -64,42 +52,37 @@ class SafetyNotice:
     created_at_ms: int
 
 
-async def request_contact(client: Client, username: str) -> ContactRequestView:
-    return await client.transport._post(
-        "/v1/contacts/requests", ContactRequestCreate(to=username), ContactRequestView
-    )
+async def request_contact(core: DeviceCore, username: str) -> ContactRequestView:
+    return await core.transport.request_contact(username)
 
 
-async def list_requests(client: Client) -> ContactRequestList:
-    return await client.transport._get("/v1/contacts/requests", ContactRequestList)
+async def list_requests(core: DeviceCore) -> ContactRequestList:
+    return await core.transport.contact_requests()
 
 
-async def answer_request(client: Client, request_id: int, answer: str) -> ContactRequestView:
-    return await client.transport._post(
-        f"/v1/contacts/requests/{int(request_id)}/{answer}", _Empty(), ContactRequestView
-    )
+async def answer_request(core: DeviceCore, request_id: int, answer: ContactAnswer) -> ContactRequestView:
+    return await core.transport.answer_contact_request(request_id, answer)
 
 
-async def list_contacts(client: Client) -> list[str]:
-    return (await client.transport._get("/v1/contacts", ContactList)).contacts
+async def list_contacts(core: DeviceCore) -> list[str]:
+    return (await core.transport.contacts()).contacts
 
 
-async def report_account(client: Client, username: str, reason: ReportReason, block: bool) -> ReportAccepted:
-    return await client.transport._post(
-        "/v1/contacts/report",
-        AccountReportRequest(username=username, reason=reason, block=block),
-        ReportAccepted,
-    )
+async def report_account(
+    core: DeviceCore, username: str, reason: ReportReason, block: bool
+) -> ReportAccepted:
+    request = AccountReportRequest(username=username, reason=reason, block=block)
+    return await core.transport.report_account(request)
 
 
-async def notice_key(client: Client) -> bytes:
+async def notice_key(core: DeviceCore) -> bytes:
     """The pinned notice key, fetched and pinned on first use. Raises TamperError when the server now
     presents a different key than the pinned one."""
-    pinned = client.store.get_secret(NOTICE_KEY_SECRET)
-    served = await client.transport._get("/v1/safety/notice-key", NoticeKey)
+    pinned = core.store.get_secret(NOTICE_KEY_SECRET)
+    served = await core.transport.notice_key()
     key = b64decode(served.public_key, field="notice key", max_bytes=32)
     if pinned is None:
-        client.store.set_secret(NOTICE_KEY_SECRET, key.hex())
+        core.store.set_secret(NOTICE_KEY_SECRET, key.hex())
         return key
     if bytes.fromhex(pinned) != key:
         raise TamperError("the server's safety-notice key changed; notices are not trusted")
@@ -123,7 +106,7 @@ def verify_notices(
     return shown, rejected
 
 
-async def fetch_safety_notices(client: Client, after: int = 0) -> tuple[list[SafetyNotice], list[str]]:
-    key = await notice_key(client)
-    signed = await client.transport._get("/v1/safety/notices", SignedNoticeList, params={"after": after})
-    return verify_notices(key, signed.notices, client.username)
+async def fetch_safety_notices(core: DeviceCore, after: int = 0) -> tuple[list[SafetyNotice], list[str]]:
+    key = await notice_key(core)
+    signed = await core.transport.safety_notices(after)
+    return verify_notices(key, signed.notices, core.username)

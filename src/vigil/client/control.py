@@ -3,49 +3,47 @@ message for this device. Like every delivery, the Olm ratchet advances only if t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from vigil.client.engine import PeerDevice
-from vigil.client.groups import GroupUpdated
-from vigil.client.verification import VerificationEvent
+from vigil.client.device import DeviceCore
+from vigil.client.engine import Changes, PeerDevice
+from vigil.client.events import GroupUpdated, RejectedDelivery, VerificationEvent, rejected
+from vigil.client.groups import GroupManager
+from vigil.client.verification import VerificationManager
 from vigil.errors import DecryptionError, ProtocolError, TamperError, ValidationError
 from vigil.protocol.group_wire import GroupMeta, parse_control_payload
 from vigil.protocol.megolm import RoomKeyShare
 from vigil.protocol.wire import Delivery
 
-if TYPE_CHECKING:
-    from vigil.client.client import Client, RejectedDelivery
-
 __all__ = ["open_control"]
 
 
 async def open_control(
-    client: Client, delivery: Delivery, sender: PeerDevice
+    core: DeviceCore,
+    groups: GroupManager,
+    verification: VerificationManager,
+    delivery: Delivery,
+    sender: PeerDevice,
 ) -> GroupUpdated | VerificationEvent | RejectedDelivery | None:
     """Handles one control delivery; returns the event for the app, if any."""
-    from vigil.client.client import _rejected
-
     try:
-        decrypted = client.engine.decrypt_olm(delivery, sender, client.store.pickle_key)
+        decrypted = core.engine.decrypt_olm(delivery, sender, core.store.pickle_key)
         message = parse_control_payload(decrypted.plaintext)
         event: GroupUpdated | None = None
+        room_key = Changes()
         match message:
             case RoomKeyShare():
-                client.groups.accept_room_key(message, delivery, sender)
+                room_key = groups.accept_room_key(message, delivery, sender)
             case GroupMeta():
-                event = client.groups.accept_meta(message, delivery)
+                event = groups.accept_meta(message, delivery)
             case _:
                 pass
     except (DecryptionError, TamperError, ProtocolError, ValidationError) as error:
-        return _rejected(delivery, error.detail)
+        return rejected(delivery, error.detail)
     # The ratchet state is swapped in before a SAS step runs: that step may answer over the same session.
-    client.engine.accept_olm(delivery.sender_device, decrypted)
-    with client.store.transaction():
-        client._persist()
-        client.store.mark_processed(delivery.sender, delivery.message_id)
+    changes = core.engine.accept_olm(delivery.sender_device, decrypted).merge(room_key)
+    core.commit(changes, processed=(delivery.sender, delivery.message_id))
     if isinstance(message, RoomKeyShare | GroupMeta):
         return event
     try:
-        return await client.verification.handle(sender, message)
+        return await verification.handle(sender, message)
     except (TamperError, ProtocolError, ValidationError) as error:
-        return _rejected(delivery, error.detail)
+        return rejected(delivery, error.detail)

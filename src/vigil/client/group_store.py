@@ -3,55 +3,46 @@
 Megolm sessions are vodozemac pickles encrypted with the store's pickle key; everything else that is
 secret or personal (who a session was shared with, group names, verification records, device keys seen)
 is sealed with the store's data key. Group ids, session ids and usernames are stored in the clear as
-lookup keys: the server knows them too.
+lookup keys: the server knows them too. The tables are versioned as the "groups" component of the file
+(see `vigil.client.store.migrate`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from vigil.client.store import DeviceStore
+from vigil.client.engine import InboundRecord, OutboundRecord
+from vigil.client.store import DeviceStore, Migration, migrate
 from vigil.protocol.megolm import GroupSessionStats, InboundGroupSession, OutboundGroupSession
 
-__all__ = ["GroupStore", "InboundRecord", "OutboundRecord"]
+__all__ = ["GROUP_MIGRATIONS", "GroupStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS group_outbound (
-    group_id TEXT PRIMARY KEY, pickle TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
-    messages_sent INTEGER NOT NULL, shared_with BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS group_inbound (
-    session_id TEXT PRIMARY KEY, group_id TEXT NOT NULL, sender TEXT NOT NULL, sender_device TEXT NOT NULL,
-    first_index INTEGER NOT NULL, pickle TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS group_seen (
-    session_id TEXT NOT NULL, message_index INTEGER NOT NULL, message_id TEXT NOT NULL,
-    PRIMARY KEY (session_id, message_index));
-CREATE TABLE IF NOT EXISTS group_meta (group_id TEXT PRIMARY KEY, record BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS verification (username TEXT PRIMARY KEY, record BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS seen_device_keys (username TEXT PRIMARY KEY, record BLOB NOT NULL);
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundRecord:
-    session: OutboundGroupSession
-    stats: GroupSessionStats
-
-
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
-    session: InboundGroupSession
-    group_id: str
-    sender: str
-    sender_device: str
+GROUP_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "group tables: Megolm sessions, seen indexes, names, verification, device keys seen",
+        (
+            "CREATE TABLE IF NOT EXISTS group_outbound (group_id TEXT PRIMARY KEY, pickle TEXT NOT NULL,"
+            " created_at_ms INTEGER NOT NULL, messages_sent INTEGER NOT NULL, shared_with BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS group_inbound (session_id TEXT PRIMARY KEY, group_id TEXT NOT NULL,"
+            " sender TEXT NOT NULL, sender_device TEXT NOT NULL, first_index INTEGER NOT NULL,"
+            " pickle TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS group_seen (session_id TEXT NOT NULL, message_index INTEGER NOT NULL,"
+            " message_id TEXT NOT NULL, PRIMARY KEY (session_id, message_index))",
+            "CREATE TABLE IF NOT EXISTS group_meta (group_id TEXT PRIMARY KEY, record BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS verification (username TEXT PRIMARY KEY, record BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS seen_device_keys (username TEXT PRIMARY KEY, record BLOB NOT NULL)",
+        ),
+    ),
+)
 
 
 class GroupStore:
     def __init__(self, store: DeviceStore) -> None:
         self._store = store
         self._db = store.connection
-        self._db.executescript(_SCHEMA)
+        migrate(self._db, "groups", GROUP_MIGRATIONS)
 
     # ---- sealed JSON records ---------------------------------------------------------------------
 

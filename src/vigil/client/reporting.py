@@ -10,11 +10,12 @@ its own record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from vigil.client.device import DeviceCore
+from vigil.client.engine import commitment_of
 from vigil.errors import NotFoundError, ValidationError, VigilError
-from vigil.protocol.encoding import b64decode, b64encode
-from vigil.protocol.franking import commit
+from vigil.protocol.encoding import b64encode
 from vigil.protocol.reports import (
     MAX_CONTEXT_MESSAGES,
     ReportAccepted,
@@ -24,10 +25,7 @@ from vigil.protocol.reports import (
 )
 from vigil.protocol.wire import InnerPayload
 
-if TYPE_CHECKING:
-    from vigil.client.client import Client
-
-__all__ = ["DEFAULT_CONTEXT", "build_report", "report_from_client", "reported_message", "select_records"]
+__all__ = ["DEFAULT_CONTEXT", "build_report", "report_message", "reported_message", "select_records"]
 
 DEFAULT_CONTEXT = 5  # as WhatsApp: the reported message and the five before it
 HISTORY_SCAN = 5000
@@ -41,9 +39,7 @@ def reported_message(record: Mapping[str, Any], attachment: bytes | None) -> Rep
     commitment = record.get("commitment")
     if not isinstance(commitment, str):
         payload = InnerPayload.model_validate(raw)
-        commitment = b64encode(
-            commit(b64decode(payload.franking_key, field="franking key"), payload.franked_bytes())
-        )
+        commitment = b64encode(commitment_of(payload))
     tag = record.get("franking_tag")
     server_ts = record.get("server_ts_ms")
     return ReportedMessage(
@@ -84,8 +80,8 @@ def build_report(
     return ReportRequest(reason=reason, note=note or None, messages=items, block=block)
 
 
-async def report_from_client(
-    client: Client,
+async def report_message(
+    core: DeviceCore,
     message_id: str,
     conversation: str,
     reason: ReportReason,
@@ -95,21 +91,21 @@ async def report_from_client(
     attachments: Mapping[str, bytes] | None = None,
     block: bool = False,
 ) -> ReportAccepted:
-    """Builds the report from the client's history and sends it. An attachment not given in
+    """Builds the report from this device's history and sends it. An attachment not given in
     `attachments` is downloaded and decrypted again if the server still holds its blob; otherwise the
     item goes without it (and will not verify). Raises NotFoundError, ValidationError, and the transport's
     errors."""
-    records = select_records(client.history(conversation, HISTORY_SCAN), message_id, context)
+    records = select_records(core.store.history(conversation, HISTORY_SCAN), message_id, context)
     found = dict(attachments or {})
     for record in records:
         payload = InnerPayload.model_validate(record["payload"])
         if payload.attachment is not None and payload.message_id not in found:
             try:
-                received = await client._fetch_attachment(payload.attachment)
+                received = await core.fetch_attachment(payload.attachment)
             except VigilError:
                 continue
             if received is not None:
                 found[payload.message_id] = received.data
-    return await client.transport.report(
+    return await core.transport.report(
         build_report(records, reason, note=note, attachments=found, block=block)
     )

@@ -6,6 +6,9 @@ rolled back or off the log is refused and the old list kept. Every image sent or
 (with its 8 rotations/flips) and looked up BEFORE it is uploaded or shown. On a match the image is withheld
 and a voucher (the image, its hash, the matched entry and the message's franking proof, encrypted to the
 safety team's key) goes to the server. A non-matching image causes no request at all.
+
+The held list is stored as JSON with a `format` number; `_STATE_MIGRATIONS` brings older formats (the first
+had no number) up to date at open, and a newer format is refused.
 """
 
 from __future__ import annotations
@@ -16,19 +19,20 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import Any, Final
 
 import httpx
 
+from vigil.client.device import DeviceCore
+from vigil.client.engine import commitment_of
+from vigil.client.events import ImageWithheld, ReceivedAttachment, now_ms, withheld_event
 from vigil.errors import ConflictError, PolicyViolation, ProtocolError, StorageError, VigilError
 from vigil.protocol.encoding import b64decode, b64encode
-from vigil.protocol.franking import commit
 from vigil.protocol.vouchers import (
     FrankingProof,
     HashListHead,
-    ManifestBatch,
-    VoucherAccepted,
     VoucherContent,
     VoucherDirection,
     VoucherMatch,
@@ -53,23 +57,15 @@ from vigil.safety.hashing.hashlist import (
 from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import ImageHash, PdqHash, UnhashableImageError, hash_image
 
-if TYPE_CHECKING:
-    from vigil.client.client import Client, ReceivedAttachment
-
 __all__ = [
-    "WITHHELD_NOTICE",
+    "STATE_FORMAT",
     "HashListRefusedError",
     "ImageSafety",
-    "ImageWithheld",
     "ImageWithheldError",
 ]
 
 log = logging.getLogger(__name__)
 
-WITHHELD_NOTICE: Final = (
-    "This image matches a known child sexual abuse image and was not shown. It has been reported to "
-    "Vigil's safety team."
-)
 _OUTGOING_NOTICE: Final = (
     "This image matches a known child sexual abuse image and was not sent. It has been reported to "
     "Vigil's safety team."
@@ -103,21 +99,6 @@ class ImageWithheldError(PolicyViolation):
         self.voucher_id = voucher_id
 
 
-@dataclass(frozen=True, slots=True)
-class ImageWithheld:
-    """Shown instead of a received image that matched the known-image list (which was not displayed)."""
-
-    message_id: str
-    conversation: str
-    sender: str
-    sender_device: str
-    caption: str
-    notice: str
-    voucher_id: str | None
-    sent_at_ms: int
-    server_ts_ms: int
-
-
 def _chain(head: bytes, manifest_digest: bytes) -> bytes:
     return hashlib.sha256(_LOG_TAG + head + manifest_digest).digest()
 
@@ -131,10 +112,32 @@ class _Held:
     log_head: bytes
 
 
+STATE_FORMAT: Final = 1
+_STATE_MIGRATIONS: Final[tuple[Callable[[dict[str, Any]], dict[str, Any]], ...]] = (
+    # 0 -> 1: format 0 had the fields of format 1 and no `format` number.
+    lambda raw: raw,
+)
+
+
+def _migrate_state(raw: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The stored list brought to STATE_FORMAT, and whether it changed. Raises StorageError for a format
+    written by a newer Vigil."""
+    found = raw.get("format", 0)
+    if not isinstance(found, int) or not 0 <= found <= len(_STATE_MIGRATIONS):
+        raise StorageError(
+            f"the stored hash list has format {found}, newer than the {STATE_FORMAT} this version of Vigil "
+            "knows; update Vigil"
+        )
+    for step in _STATE_MIGRATIONS[found:]:
+        raw = step(raw)
+    return raw | {"format": STATE_FORMAT}, found != STATE_FORMAT
+
+
 def _encode_state(held: _Held) -> str:
     s = held.state
     return json.dumps(
         {
+            "format": STATE_FORMAT,
             "version": s.version,
             "digest": s.digest.hex(),
             "issued_at": s.issued_at,
@@ -145,9 +148,8 @@ def _encode_state(held: _Held) -> str:
     )
 
 
-def _decode_state(text: str) -> _Held:
+def _decode_state(raw: dict[str, Any]) -> _Held:
     """Raises StorageError if the stored list does not hash to its stored root."""
-    raw = json.loads(text)
     entries = frozenset(HashListEntry(b, PdqHash.from_hex(h), t) for b, h, t in raw["entries"])
     root = Sha256Digest(bytes.fromhex(raw["root"]))
     if root_hash(entries) != root:
@@ -163,17 +165,22 @@ class ImageSafety:
 
     refresh_seconds: float = 300.0
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(self, core: DeviceCore) -> None:
+        self._core = core
         self._held: _Held | None = None
         self._matcher: Matcher | None = None
         self._voucher_key: bytes | None = None
         self._synced_at = 0.0
         self.last_refusal: HashListRefusedError | None = None
-        store = client.store
+        store = core.store
         stored = store.get_secret(_SECRET_STATE)
         if stored is not None:
-            self._set_held(_decode_state(stored))
+            raw, migrated = _migrate_state(json.loads(stored))
+            held = _decode_state(raw)
+            if migrated:
+                with store.transaction():
+                    store.set_secret(_SECRET_STATE, _encode_state(held))
+            self._set_held(held)
         key = store.get_secret(_SECRET_VOUCHER_KEY)
         self._voucher_key = None if key is None else b64decode(key, field="voucher key")
 
@@ -181,7 +188,7 @@ class ImageSafety:
 
     @property
     def authority(self) -> str | None:
-        return self._client.store.get_secret(_SECRET_AUTHORITY)
+        return self._core.store.get_secret(_SECRET_AUTHORITY)
 
     @property
     def state(self) -> HashListState | None:
@@ -194,8 +201,8 @@ class ImageSafety:
         current = self.authority
         if current is not None and current != key:
             raise ConflictError("another hash-list authority key is already pinned")
-        with self._client.store.transaction():
-            self._client.store.set_secret(_SECRET_AUTHORITY, key)
+        with self._core.store.transaction():
+            self._core.store.set_secret(_SECRET_AUTHORITY, key)
 
     def _set_held(self, held: _Held) -> None:
         self._held = held
@@ -209,8 +216,8 @@ class ImageSafety:
         if authority is None:
             return None
         key = decode_authority_key(authority)
-        transport = self._client.transport
-        head = await transport._get("/v1/hashlist/head", HashListHead)
+        transport = self._core.transport
+        head = await transport.hashlist_head()
         held = self._held
         version = 0 if held is None else held.state.version
         try:
@@ -220,7 +227,7 @@ class ImageSafety:
             log_head = _EMPTY_LOG if held is None else held.log_head
             while verifier.state is None or verifier.state.version < head.version:
                 since = 0 if verifier.state is None else verifier.state.version
-                batch = await transport._get("/v1/hashlist/manifests", ManifestBatch, {"since": since})
+                batch = await transport.hashlist_manifests(since)
                 if not batch.manifests:
                     raise NotInLogError(
                         f"the server published version {head.version} but serves none after {since}"
@@ -245,12 +252,12 @@ class ImageSafety:
         self._synced_at = time.monotonic()
         if state is not None and (held is None or state.version != held.state.version):
             new_held = _Held(state, log_head)
-            with self._client.store.transaction():
-                self._client.store.set_secret(_SECRET_STATE, _encode_state(new_held))
+            with self._core.store.transaction():
+                self._core.store.set_secret(_SECRET_STATE, _encode_state(new_held))
             self._set_held(new_held)
         if voucher_key is not None and voucher_key != self._voucher_key:
-            with self._client.store.transaction():
-                self._client.store.set_secret(_SECRET_VOUCHER_KEY, b64encode(voucher_key))
+            with self._core.store.transaction():
+                self._core.store.set_secret(_SECRET_VOUCHER_KEY, b64encode(voucher_key))
             self._voucher_key = voucher_key
         return self.state
 
@@ -319,9 +326,7 @@ class ImageSafety:
         voucher_id = str(uuid.uuid4())
         sealed = seal_voucher(self._voucher_key, content.model_dump_json(exclude_none=True).encode())
         try:
-            await self._client.transport._post(
-                "/v1/vouchers", VoucherSubmission.of(voucher_id, sealed), VoucherAccepted
-            )
+            await self._core.transport.submit_voucher(VoucherSubmission.of(voucher_id, sealed))
         except (httpx.TransportError, VigilError) as error:
             log.warning("voucher not delivered: %s", type(error).__name__)
             return None
@@ -347,12 +352,10 @@ class ImageSafety:
             mime=mime,
             name=name,
         )
-        engine = self._client.engine
-        payload: InnerPayload = engine.build_payload(
-            to, MessageKind.IMAGE, time.time_ns() // 1_000_000, body=caption, attachment=descriptor
+        payload: InnerPayload = self._core.engine.build_payload(
+            to, MessageKind.IMAGE, now_ms(), body=caption, attachment=descriptor
         )
-        commitment = commit(b64decode(payload.franking_key, field="franking key"), payload.franked_bytes())
-        proof = FrankingProof(payload=payload, commitment=b64encode(commitment), conversation=to)
+        proof = FrankingProof(payload=payload, commitment=b64encode(commitment_of(payload)), conversation=to)
         voucher_id = await self._submit(VoucherDirection.OUTGOING, data, mime, hashed, match, proof)
         raise ImageWithheldError(voucher_id)
 
@@ -387,14 +390,4 @@ class ImageSafety:
         voucher_id = await self._submit(
             VoucherDirection.INCOMING, attachment.data, attachment.mime, hashed, match, proof
         )
-        return ImageWithheld(
-            message_id=payload.message_id,
-            conversation=conversation,
-            sender=payload.sender,
-            sender_device=delivery.sender_device,
-            caption=payload.body,
-            notice=WITHHELD_NOTICE,
-            voucher_id=voucher_id,
-            sent_at_ms=payload.sent_at_ms,
-            server_ts_ms=delivery.server_ts_ms,
-        )
+        return withheld_event(payload, delivery, conversation, voucher_id)

@@ -1,7 +1,11 @@
 """Device state in a local SQLite file. Secrets never touch the file in the clear: the passphrase
 derives (scrypt) a master key; vodozemac pickles are encrypted by vodozemac with a derived pickle key,
 and everything else secret (the device credential, message history) with AES-256-GCM under a derived
-data key. A wrong passphrase is detected before anything is decrypted."""
+data key. A wrong passphrase is detected before anything is decrypted.
+
+The file's layout is versioned per component (the device tables here, the group tables in `group_store`):
+`migrate` applies each component's ordered migrations at open, so a store written by older code opens and
+is brought up to date; a store from newer code is refused rather than misread."""
 
 from __future__ import annotations
 
@@ -22,22 +26,73 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from vigil.errors import StorageError, ValidationError
 
-__all__ = ["DeviceStore", "StoredDevice", "StoredSession"]
+__all__ = ["DEVICE_MIGRATIONS", "DeviceStore", "Migration", "StoredDevice", "StoredSession", "migrate"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY, peer_device TEXT NOT NULL, pickle TEXT NOT NULL, last_used_ms INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS ix_sessions_peer ON sessions (peer_device, last_used_ms);
-CREATE TABLE IF NOT EXISTS devices (
-    username TEXT NOT NULL, device_id TEXT NOT NULL, curve25519 TEXT NOT NULL, ed25519 TEXT NOT NULL,
-    first_seen_ms INTEGER NOT NULL, PRIMARY KEY (username, device_id));
-CREATE TABLE IF NOT EXISTS processed (sender TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (sender, message_id));
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation TEXT NOT NULL, sender TEXT NOT NULL,
-    message_id TEXT NOT NULL, record BLOB NOT NULL, UNIQUE (sender, message_id));
-CREATE INDEX IF NOT EXISTS ix_history_conversation ON history (conversation, seq);
-"""
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of a component's layout: `version` is what the component is at once `statements` ran."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+# Version 1 is the layout the unversioned stores (version 0) already have; `IF NOT EXISTS` lets it run
+# over them unchanged and create everything in a new file.
+DEVICE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "device tables: secrets, Olm sessions, devices, processed ids, history",
+        (
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, peer_device TEXT NOT NULL,"
+            " pickle TEXT NOT NULL, last_used_ms INTEGER NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS ix_sessions_peer ON sessions (peer_device, last_used_ms)",
+            "CREATE TABLE IF NOT EXISTS devices (username TEXT NOT NULL, device_id TEXT NOT NULL,"
+            " curve25519 TEXT NOT NULL, ed25519 TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,"
+            " PRIMARY KEY (username, device_id))",
+            "CREATE TABLE IF NOT EXISTS processed (sender TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " PRIMARY KEY (sender, message_id))",
+            "CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " conversation TEXT NOT NULL, sender TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " record BLOB NOT NULL, UNIQUE (sender, message_id))",
+            "CREATE INDEX IF NOT EXISTS ix_history_conversation ON history (conversation, seq)",
+        ),
+    ),
+)
+
+
+def migrate(db: sqlite3.Connection, component: str, migrations: tuple[Migration, ...]) -> int:
+    """Brings `component`'s tables to the last of `migrations` (ordered, versions 1, 2, ...), each step in
+    its own transaction with the version it reaches; returns the version before. Raises StorageError when
+    the file was written by a newer Vigil (a version past the last migration known here)."""
+    if [m.version for m in migrations] != list(range(1, len(migrations) + 1)):
+        raise AssertionError(f"{component} migrations must be numbered 1..n in order")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+    )
+    row = db.execute("SELECT version FROM schema_version WHERE component = ?", (component,)).fetchone()
+    found = 0 if row is None else int(row[0])
+    if found > len(migrations):
+        raise StorageError(
+            f"this device store's {component} data is at schema version {found}, newer than the "
+            f"{len(migrations)} this version of Vigil knows; update Vigil to open it"
+        )
+    for migration in migrations[found:]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in migration.statements:
+                db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO schema_version (component, version) VALUES (?, ?)",
+                (component, migration.version),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    return found
 
 _VERIFIER = b"vigil-store-verifier-v1"
 _SCRYPT_N = 2**15
@@ -77,7 +132,7 @@ class DeviceStore:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        migrate(self._db, "device", DEVICE_MIGRATIONS)
         salt = self._meta_raw("salt")
         if salt is None:
             salt = os.urandom(16)
@@ -138,7 +193,8 @@ class DeviceStore:
 
     def save_session(self, session: StoredSession) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO sessions (session_id, peer_device, pickle, last_used_ms) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO sessions (session_id, peer_device, pickle, last_used_ms)"
+            " VALUES (?, ?, ?, ?)",
             (session.session_id, session.peer_device, session.pickle, session.last_used_ms),
         )
 
@@ -159,7 +215,8 @@ class DeviceStore:
 
     def save_device(self, device: StoredDevice, now_ms: int) -> None:
         self._db.execute(
-            "INSERT INTO devices (username, device_id, curve25519, ed25519, first_seen_ms) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO devices (username, device_id, curve25519, ed25519, first_seen_ms)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (username, device_id) DO UPDATE SET curve25519 = excluded.curve25519,"
             " ed25519 = excluded.ed25519",
             (device.username, device.device_id, device.curve25519, device.ed25519, now_ms),
@@ -170,7 +227,8 @@ class DeviceStore:
 
     def devices_of(self, username: str) -> list[StoredDevice]:
         rows = self._db.execute(
-            "SELECT username, device_id, curve25519, ed25519 FROM devices WHERE username = ? ORDER BY device_id",
+            "SELECT username, device_id, curve25519, ed25519 FROM devices WHERE username = ?"
+            " ORDER BY device_id",
             (username,),
         ).fetchall()
         return [StoredDevice(*row) for row in rows]

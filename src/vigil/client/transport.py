@@ -1,10 +1,12 @@
-"""HTTP (httpx) and WebSocket (websockets) transport. Turns error answers back into `vigil.errors`."""
+"""HTTP (httpx) and WebSocket (websockets) transport. Turns error answers back into `vigil.errors`.
+
+The one place that knows the server's paths: every endpoint the client uses is a typed method here."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import pydantic
@@ -20,6 +22,15 @@ from vigil.errors import (
     ValidationError,
     VigilError,
 )
+from vigil.protocol.contacts import (
+    AccountReportRequest,
+    ContactList,
+    ContactRequestCreate,
+    ContactRequestList,
+    ContactRequestView,
+    NoticeKey,
+    SignedNoticeList,
+)
 from vigil.protocol.group_wire import (
     AddMemberRequest,
     CreateGroupRequest,
@@ -31,6 +42,7 @@ from vigil.protocol.group_wire import (
     ToDeviceRequest,
 )
 from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
+from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
 from vigil.protocol.wire import (
     AckRequest,
     AddDeviceRequest,
@@ -49,9 +61,14 @@ from vigil.protocol.wire import (
     UploadKeysRequest,
 )
 
-__all__ = ["ServerError", "StaleDeviceList", "Transport"]
+__all__ = ["ContactAnswer", "ServerError", "StaleDeviceList", "StreamAcker", "Transport"]
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+ContactAnswer = Literal["accept", "ignore", "block"]
+
+
+class _Empty(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
 
 
 class ServerError(VigilError):
@@ -195,6 +212,42 @@ class Transport:
     async def notices(self, after: int = 0) -> NoticeList:
         return await self._get("/v1/notices", NoticeList, {"after": after})
 
+    # ---- contacts and signed safety notices (see vigil.protocol.contacts) ---------------------------
+
+    async def request_contact(self, username: str) -> ContactRequestView:
+        request = ContactRequestCreate(to=username)
+        return await self._post("/v1/contacts/requests", request, ContactRequestView)
+
+    async def contact_requests(self) -> ContactRequestList:
+        return await self._get("/v1/contacts/requests", ContactRequestList)
+
+    async def answer_contact_request(self, request_id: int, answer: ContactAnswer) -> ContactRequestView:
+        path = f"/v1/contacts/requests/{int(request_id)}/{answer}"
+        return await self._post(path, _Empty(), ContactRequestView)
+
+    async def contacts(self) -> ContactList:
+        return await self._get("/v1/contacts", ContactList)
+
+    async def report_account(self, request: AccountReportRequest) -> ReportAccepted:
+        return await self._post("/v1/contacts/report", request, ReportAccepted)
+
+    async def notice_key(self) -> NoticeKey:
+        return await self._get("/v1/safety/notice-key", NoticeKey)
+
+    async def safety_notices(self, after: int = 0) -> SignedNoticeList:
+        return await self._get("/v1/safety/notices", SignedNoticeList, {"after": after})
+
+    # ---- the known-image hash list and vouchers (see vigil.protocol.vouchers) ---------------------
+
+    async def hashlist_head(self) -> HashListHead:
+        return await self._get("/v1/hashlist/head", HashListHead)
+
+    async def hashlist_manifests(self, since: int) -> ManifestBatch:
+        return await self._get("/v1/hashlist/manifests", ManifestBatch, {"since": since})
+
+    async def submit_voucher(self, submission: VoucherSubmission) -> VoucherAccepted:
+        return await self._post("/v1/vouchers", submission, VoucherAccepted)
+
     # ---- groups and control messages (see vigil.protocol.group_wire) ------------------------------
 
     async def create_group(self, request: CreateGroupRequest) -> GroupInfo:
@@ -210,7 +263,8 @@ class Transport:
         return await self._post(f"/v1/groups/{group_id}/members", request, GroupInfo)
 
     async def remove_group_member(self, group_id: str, username: str) -> GroupInfo:
-        response = await self._http.delete(f"/v1/groups/{group_id}/members/{username}", headers=self._headers())
+        path = f"/v1/groups/{group_id}/members/{username}"
+        response = await self._http.delete(path, headers=self._headers())
         _raise_for(response)
         return GroupInfo.model_validate(response.json())
 

@@ -20,14 +20,20 @@ from __future__ import annotations
 
 import enum
 import secrets
-import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from vigil.client.device import DeviceCore
 from vigil.client.engine import PeerDevice
+from vigil.client.events import (
+    KeyChangeWarning,
+    SasCancelled,
+    SasCompleted,
+    SasRequested,
+    SasShowCode,
+    VerificationEvent,
+)
 from vigil.errors import PermissionDenied, ProtocolError, TamperError, ValidationError
-from vigil.protocol.encoding import b64encode
-from vigil.protocol.group_wire import ToDeviceCiphertext, ToDeviceRequest
 from vigil.protocol.olm import verify_device_keys
 from vigil.protocol.verification import (
     SafetyNumber,
@@ -35,7 +41,6 @@ from vigil.protocol.verification import (
     SasCancel,
     SasCancelCode,
     SasDevice,
-    SasEmoji,
     SasEstablished,
     SasKey,
     SasMac,
@@ -45,16 +50,7 @@ from vigil.protocol.verification import (
 )
 from vigil.protocol.wire import DeviceInfo, DeviceKeys
 
-if TYPE_CHECKING:
-    from vigil.client.client import Client
-
 __all__ = [
-    "KeyChangeWarning",
-    "SasCancelled",
-    "SasCompleted",
-    "SasRequested",
-    "SasShowCode",
-    "VerificationEvent",
     "VerificationManager",
     "VerificationRequired",
     "VerificationState",
@@ -80,55 +76,6 @@ class VerificationRequired(PermissionDenied):
             f"the keys of verified contact(s) {', '.join(usernames)} changed; acknowledge or verify again"
         )
         self.usernames = usernames
-
-
-@dataclass(frozen=True, slots=True)
-class KeyChangeWarning:
-    """A contact's devices or identity keys changed. `was_verified` marks the loud case."""
-
-    username: str
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed_keys: tuple[str, ...]
-    was_verified: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SasRequested:
-    transaction_id: str
-    username: str
-    device_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SasShowCode:
-    """Show these to the user; both sides must see the same before `confirm_sas`."""
-
-    transaction_id: str
-    username: str
-    device_id: str
-    emoji: tuple[SasEmoji, ...]
-    decimals: tuple[int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class SasCompleted:
-    transaction_id: str
-    username: str
-    device_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SasCancelled:
-    transaction_id: str
-    username: str
-    device_id: str
-    code: SasCancelCode
-    reason: str
-    by_peer: bool
-
-
-VerificationEvent = KeyChangeWarning | SasRequested | SasShowCode | SasCompleted | SasCancelled
 
 
 def diff_device_keys(
@@ -160,14 +107,14 @@ class _Flow:
 
 
 class VerificationManager:
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    """`client.verification`. Watches every device list the core learns (`DeviceCore.watch_devices`)."""
+
+    def __init__(self, core: DeviceCore) -> None:
+        self._core = core
+        self._store = core.tables
         self._warnings: list[KeyChangeWarning] = []
         self._flows: dict[str, _Flow] = {}
-
-    @property
-    def _store(self) -> Any:
-        return self._client.groups.store
+        core.watch_devices(self.observe)
 
     # ---- key tracking ----------------------------------------------------------------------------
 
@@ -176,10 +123,9 @@ class VerificationManager:
         caller) and returns (and queues) a warning if it differs from the last one seen."""
         new = {i.device_id: i.keys.model_dump() for i in infos}
         record = self._store.seen_keys(username)
-        client = self._client
         if record == new:
             return None
-        with client.store.transaction():
+        with self._core.store.transaction():
             self._store.save_seen_keys(username, new)
             if record is None:
                 return None  # first contact: trust on first use
@@ -219,13 +165,13 @@ class VerificationManager:
 
     def acknowledge_key_change(self, username: str) -> None:
         """The user saw the warning: the contact becomes unverified and sends are allowed again."""
-        with self._client.store.transaction():
+        with self._core.store.transaction():
             self._store.save_verification(username, {"state": VerificationState.UNVERIFIED, "devices": {}})
 
     def _mark_verified(self, username: str, devices: dict[str, str]) -> None:
         record = self._store.verification(username)
         known = dict(record["devices"]) if record and record["state"] == VerificationState.VERIFIED else {}
-        with self._client.store.transaction():
+        with self._core.store.transaction():
             self._store.save_verification(
                 username, {"state": VerificationState.VERIFIED, "devices": known | devices}
             )
@@ -234,12 +180,12 @@ class VerificationManager:
 
     async def safety_number(self, username: str) -> SafetyNumber:
         """From every device key of both users, as the server lists them now."""
-        client = self._client
-        await client.refresh_devices(username)
-        await client.refresh_devices(client.username)
-        theirs = [d.ed25519 for d in client._known_devices(username)]
-        mine = [client.engine.account.ed25519, *(d.ed25519 for d in client._known_devices(client.username))]
-        return safety_number(client.username, mine, username, theirs)
+        core = self._core
+        await core.refresh_devices(username)
+        await core.refresh_devices(core.username)
+        theirs = [d.ed25519 for d in core.known_devices(username)]
+        mine = [core.engine.account.ed25519, *(d.ed25519 for d in core.known_devices(core.username))]
+        return safety_number(core.username, mine, username, theirs)
 
     async def confirm_safety_number(self, username: str, compared: str) -> None:
         """The user compared `compared` with the contact's screen. Raises TamperError if it is not the
@@ -247,41 +193,24 @@ class VerificationManager:
         number = await self.safety_number(username)
         if not number.matches(compared):
             raise TamperError("the safety number does not match the current keys")
-        self._mark_verified(username, {d.device_id: d.ed25519 for d in self._client._known_devices(username)})
+        self._mark_verified(username, {d.device_id: d.ed25519 for d in self._core.known_devices(username)})
 
     # ---- SAS -------------------------------------------------------------------------------------
 
     def _own(self) -> SasDevice:
-        client = self._client
-        return SasDevice(client.username, client.device_id, client.engine.account.device_keys())
+        core = self._core
+        return SasDevice(core.username, core.device_id, core.engine.account.device_keys())
 
     async def _peer(self, username: str, device_id: str | None) -> PeerDevice:
-        devices = await self._client.refresh_devices(username)
+        devices = await self._core.refresh_devices(username)
         for device in devices:
             if device_id is None or device.device_id == device_id:
                 return device
         raise ValidationError(f"{username} has no device {device_id or ''}".strip())
 
     async def _send(self, flow: _Flow, message: SasStart | SasAccept | SasKey | SasMac | SasCancel) -> None:
-        client = self._client
         device = await self._peer(flow.peer_user, flow.peer_device)
-        await client._ensure_sessions([device])
-        parts = client.engine.encrypt_for(device.device_id, message.model_dump_json().encode())
-        with client.store.transaction():
-            client._persist()
-        request = ToDeviceRequest(
-            id=str(uuid.uuid4()),
-            conversation=flow.peer_user,
-            messages=[
-                ToDeviceCiphertext(
-                    username=device.username,
-                    device_id=device.device_id,
-                    type=parts.message_type,  # type: ignore[arg-type]
-                    body=b64encode(parts.ciphertext),
-                )
-            ],
-        )
-        await client._with_retries(lambda: client.transport.to_device(request))
+        await self._core.send_to_devices(flow.peer_user, [device], [message])
 
     async def start_sas(self, username: str, device_id: str | None = None) -> str:
         """Starts SAS with one of `username`'s devices; returns the transaction id."""

@@ -14,11 +14,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vigil.client.client import Client, Event, MessageEvent, RejectedDelivery
-from vigil.client.groups import GroupUpdated
-from vigil.client.safety import ImageWithheld
-from vigil.client.verification import (
+from vigil.client.client import Client
+from vigil.client.events import (
+    Event,
+    GroupUpdated,
+    ImageWithheld,
     KeyChangeWarning,
+    MessageEvent,
+    RejectedDelivery,
     SasCancelled,
     SasCompleted,
     SasRequested,

@@ -22,16 +22,17 @@ from vigil.cli.chat.common import (
     show,
     show_security_event,
 )
-from vigil.client.client import Client, Event
-from vigil.client.groups import GroupUpdated
-from vigil.client.verification import (
+from vigil.client.client import Client
+from vigil.client.events import (
+    Event,
+    GroupUpdated,
     KeyChangeWarning,
     SasCancelled,
     SasCompleted,
     SasRequested,
     SasShowCode,
-    VerificationState,
 )
+from vigil.client.verification import VerificationState
 from vigil.protocol.verification import SasCancelCode
 
 __all__ = ["add_commands", "group_app"]
