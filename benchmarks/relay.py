@@ -29,12 +29,12 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_server import ServerProcess, create_postgres_database, drop_postgres_database  # noqa: E402
-from rawhttp import Connection  # noqa: E402
+from live_server import ServerProcess, create_postgres_database, drop_postgres_database
+from rawhttp import Connection
 
-from vigil.client.client import Client  # noqa: E402
-from vigil.client.engine import PeerDevice  # noqa: E402
-from vigil.protocol.wire import Delivery, MessageKind, SendRequest  # noqa: E402
+from vigil.client.client import Client
+from vigil.client.engine import PeerDevice
+from vigil.protocol.wire import Delivery, MessageKind, SendRequest
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -100,7 +100,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await bob.send_text(alice.username, "hi")
         await alice.fetch()
         bob_device = PeerDevice(bob.username, bob.device_id, "", "")
-        alice_device = next(d for d in bob.core.known_devices(alice.username) if d.device_id == alice.device_id)
+        known = bob.core.known_devices(alice.username)
+        alice_device = next(d for d in known if d.device_id == alice.device_id)
         health = await _health_rate(server.port, args.c)
 
         total = args.warmup + args.n

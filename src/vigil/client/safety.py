@@ -45,6 +45,7 @@ from vigil.protocol.wire import AttachmentDescriptor, Delivery, InnerPayload, Me
 from vigil.safety.hashing.banks import Match, Matcher
 from vigil.safety.hashing.distribution import banks_from_state
 from vigil.safety.hashing.hashlist import (
+    EMPTY_LOG_HEAD,
     HashListEntry,
     HashListState,
     HashListVerifier,
@@ -52,6 +53,7 @@ from vigil.safety.hashing.hashlist import (
     RollbackError,
     Sha256Digest,
     SignedManifest,
+    chain_log_head,
     root_hash,
 )
 from vigil.safety.hashing.index import BruteForceIndex
@@ -72,7 +74,6 @@ _OUTGOING_NOTICE: Final = (
 )
 NOT_UPLOADED_BLOB_ID: Final = "0" * 32
 """The blob id in the franked payload of a withheld outgoing image: it was never uploaded."""
-_LOG_TAG: Final = b"vigil.hashlist.log.v1"  # as vigil.safety.hashing.hashlist chains its log
 _SECRET_AUTHORITY: Final = "hashlist_authority"  # noqa: S105 - store entry names, not secrets
 _SECRET_STATE: Final = "hashlist_state"  # noqa: S105
 _SECRET_VOUCHER_KEY: Final = "hashlist_voucher_key"  # noqa: S105
@@ -99,17 +100,10 @@ class ImageWithheldError(PolicyViolation):
         self.voucher_id = voucher_id
 
 
-def _chain(head: bytes, manifest_digest: bytes) -> bytes:
-    return hashlib.sha256(_LOG_TAG + head + manifest_digest).digest()
-
-
-_EMPTY_LOG: Final = hashlib.sha256(_LOG_TAG).digest()
-
-
 @dataclass(frozen=True, slots=True)
 class _Held:
     state: HashListState
-    log_head: bytes
+    log_head: Sha256Digest
 
 
 STATE_FORMAT: Final = 1
@@ -157,7 +151,7 @@ def _decode_state(raw: dict[str, Any]) -> _Held:
     state = HashListState(
         raw["version"], Sha256Digest(bytes.fromhex(raw["digest"])), raw["issued_at"], root, entries
     )
-    return _Held(state, bytes.fromhex(raw["log_head"]))
+    return _Held(state, Sha256Digest(bytes.fromhex(raw["log_head"])))
 
 
 class ImageSafety:
@@ -224,7 +218,7 @@ class ImageSafety:
             if head.version < version:
                 raise RollbackError(f"the server offers version {head.version}; this device holds {version}")
             verifier = HashListVerifier(key, state=None if held is None else held.state)
-            log_head = _EMPTY_LOG if held is None else held.log_head
+            log_head = EMPTY_LOG_HEAD if held is None else held.log_head
             while verifier.state is None or verifier.state.version < head.version:
                 since = 0 if verifier.state is None else verifier.state.version
                 batch = await transport.hashlist_manifests(since)
@@ -235,7 +229,7 @@ class ImageSafety:
                 for encoded in batch.manifests:
                     signed = SignedManifest.from_bytes(b64decode(encoded, field="manifest"))
                     state = verifier.apply(signed)
-                    log_head = _chain(log_head, state.digest.value)
+                    log_head = chain_log_head(log_head, state.digest)
             state = verifier.state
             if state is not None:
                 if (

@@ -123,7 +123,8 @@ class FakeTransport:
 
     async def key_counts(self) -> KeyCounts:
         self._log("key_counts")
-        return KeyCounts(one_time_keys=len(self._me.one_time_keys), fallback_key=self._me.fallback is not None)
+        me = self._me
+        return KeyCounts(one_time_keys=len(me.one_time_keys), fallback_key=me.fallback is not None)
 
     async def upload_keys(self, request: UploadKeysRequest) -> KeyCounts:
         self._log("upload_keys", request)
@@ -134,7 +135,8 @@ class FakeTransport:
 
     async def devices(self, username: str) -> DeviceList:
         self._log("devices", username)
-        return DeviceList(username=username, devices=[d.info() for d in self.server.devices.get(username, [])])
+        listed = self.server.devices.get(username, [])
+        return DeviceList(username=username, devices=[d.info() for d in listed])
 
     async def claim_keys(self, request: ClaimKeysRequest) -> ClaimedKeys:
         self._log("claim_keys", request)
@@ -142,7 +144,8 @@ class FakeTransport:
         for device in self.server.devices[request.username]:
             if request.device_ids is not None and device.device_id not in request.device_ids:
                 continue
-            key, fallback = (device.one_time_keys.pop(0), False) if device.one_time_keys else (device.fallback, True)
+            fallback = not device.one_time_keys
+            key = device.fallback if fallback else device.one_time_keys.pop(0)
             claimed.append(
                 ClaimedDevice(device_id=device.device_id, keys=device.account.device_keys(), one_time_key=key,
                               is_fallback=fallback)
@@ -277,7 +280,9 @@ class FakeTransport:
 
     async def request_contact(self, username: str) -> ContactRequestView:
         self._log("request_contact", username)
-        return ContactRequestView(id=1, requester=self.username, recipient=username, state="pending", created_at_ms=1)
+        return ContactRequestView(
+            id=1, requester=self.username, recipient=username, state="pending", created_at_ms=1
+        )
 
     async def contact_requests(self) -> ContactRequestList:
         self._log("contact_requests")

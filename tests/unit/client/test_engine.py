@@ -19,7 +19,8 @@ def _engines() -> tuple[Engine, Engine, PeerDevice, PeerDevice]:
     bob = Engine(DeviceAccount(), "bob", "B1")
     otk = bob.account.new_one_time_keys(1)[0]
     bob.account.mark_published()
-    claimed = ClaimedDevice(device_id="B1", keys=bob.account.device_keys(), one_time_key=otk, is_fallback=False)
+    keys = bob.account.device_keys()
+    claimed = ClaimedDevice(device_id="B1", keys=keys, one_time_key=otk, is_fallback=False)
     [bob_device], _changes = alice.start_sessions("bob", [claimed])
     alice_device = PeerDevice("alice", "A1", alice.account.curve25519, alice.account.ed25519)
     return alice, bob, alice_device, bob_device
@@ -69,7 +70,8 @@ def test_open_and_accept() -> None:
 def test_tampered_delivery_is_rejected_and_changes_no_state(part: str) -> None:
     alice, bob, alice_device, bob_device = _engines()
     bob.accept(bob.open(_delivery(_send(alice, bob_device, "first")), alice_device, PICKLE_KEY))
-    reply, _changes = bob.encrypt(bob.build_payload("alice", MessageKind.TEXT, 2, body="r"), [alice_device], [])
+    reply_payload = bob.build_payload("alice", MessageKind.TEXT, 2, body="r")
+    reply, _changes = bob.encrypt(reply_payload, [alice_device], [])
     alice.accept(alice.open(_delivery(reply, "bob", "B1"), bob_device, PICKLE_KEY))
     genuine = _delivery(_send(alice, bob_device, "second"), n=2)
     if part == "ciphertext":
@@ -111,7 +113,8 @@ def test_claimed_device_with_forged_key_signature_is_refused() -> None:
     alice = Engine(DeviceAccount(), "alice", "A1")
     bob = DeviceAccount()
     forged_key = DeviceAccount().new_one_time_keys(1)[0]
-    claimed = ClaimedDevice(device_id="B1", keys=bob.device_keys(), one_time_key=forged_key, is_fallback=False)
+    keys = bob.device_keys()
+    claimed = ClaimedDevice(device_id="B1", keys=keys, one_time_key=forged_key, is_fallback=False)
     with pytest.raises(TamperError):
         alice.start_sessions("bob", [claimed])
     assert alice.sessions == {}

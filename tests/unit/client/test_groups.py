@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 from fakes import FakeServer, new_client, start
+
 from vigil.client.events import GroupUpdated, MessageEvent, RejectedDelivery
 from vigil.protocol.group_wire import parse_control_payload, unpack_group_ciphertext
 

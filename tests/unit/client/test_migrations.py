@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from vigil.client.client import Client
-from vigil.client.engine import PeerDevice
-from vigil.client.events import MessageEvent
 from vigil.client.group_store import GROUP_MIGRATIONS
 from vigil.client.safety import STATE_FORMAT
 from vigil.client.store import DEVICE_MIGRATIONS, DeviceStore, Migration, migrate
@@ -80,7 +78,8 @@ async def test_a_v0_store_opens_migrates_and_its_sessions_still_work(tmp_path: P
     group_id = EXPECTED["group_id"]
     record = alice.groups.store.outbound(group_id)
     assert record is not None and record.stats.shared_with == frozenset({"bob/B1"})
-    group_payload = alice.engine.build_payload(group_conversation(group_id), MessageKind.TEXT, 4, body="group")
+    conversation = group_conversation(group_id)
+    group_payload = alice.engine.build_payload(conversation, MessageKind.TEXT, 4, body="group")
     group_request, _ = alice.engine.seal_group(group_id, record, group_payload, [bob_device], [])
     group_delivery = delivery.model_copy(
         update={
