@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 
 from vigil.client.engine import Engine, PeerDevice
+from vigil.client.group_store import GroupStore
+from vigil.client.store import DeviceStore
 from vigil.errors import DecryptionError, TamperError
+from vigil.protocol.group_wire import GroupSendRequest
+from vigil.protocol.megolm import RotationPolicy
 from vigil.protocol.olm import DeviceAccount
 from vigil.protocol.wire import ClaimedDevice, Delivery, MessageKind, SendRequest
 
@@ -118,3 +123,84 @@ def test_claimed_device_with_forged_key_signature_is_refused() -> None:
     with pytest.raises(TamperError):
         alice.start_sessions("bob", [claimed])
     assert alice.sessions == {}
+
+
+def _group(
+    alice: Engine, bob: Engine, bob_device: PeerDevice, folder: Path
+) -> tuple[str, object, GroupStore, DeviceStore]:
+    """Alice's outbound session for a group, with its room key accepted by bob into a real GroupStore."""
+    group_id = "0" * 31 + "7"
+    record, shares, owed = alice.group_session(group_id, None, [bob_device], RotationPolicy(), now_ms=1)
+    assert owed == [bob_device] and record.stats.shared_with == frozenset({"bob/B1"})
+    store = DeviceStore(folder / "bob.db", "a long passphrase")
+    groups = GroupStore(store)
+    alice_as_sender = PeerDevice("alice", "A1", alice.account.curve25519, alice.account.ed25519)
+    share_delivery = Delivery(
+        delivery_id=1, message_id="k", sender="alice", sender_device="A1", conversation=f"group:{group_id}",
+        kind=MessageKind.CONTROL, commitment=base64.b64encode(bytes(32)).decode(),
+        franking_tag=base64.b64encode(bytes(32)).decode(), server_ts_ms=1, type=1, body="AAAA",
+    )
+    changes = bob.accept_room_key(shares[0], share_delivery, alice_as_sender, alice.account.device_keys())
+    for inbound in changes.inbound:
+        groups.save_inbound(inbound)
+    return group_id, record, groups, store
+
+
+def _group_delivery(request: GroupSendRequest, group_id: str, n: int = 1) -> Delivery:
+    return Delivery(
+        delivery_id=n, message_id=request.id, sender="alice", sender_device="A1",
+        conversation=f"group:{group_id}", kind=request.kind, commitment=request.commitment,
+        franking_tag=base64.b64encode(b"t" * 32).decode(), server_ts_ms=5, type=2, body=request.body,
+    )
+
+
+def test_megolm_opens_with_the_same_franking_check_and_marks_seen_only_on_accept(tmp_path: Path) -> None:
+    alice, bob, _alice_device, bob_device = _engines()
+    group_id, record, groups, _store = _group(alice, bob, bob_device, tmp_path)
+    payload = alice.build_payload(f"group:{group_id}", MessageKind.TEXT, 1, body="to the group")
+    request, changes = alice.seal_group(group_id, record, payload, [bob_device], [])  # type: ignore[arg-type]
+    assert changes.outbound[group_id].stats.messages_sent == 1
+    delivery = _group_delivery(request, group_id)
+
+    forged = delivery.model_copy(update={"commitment": _flip_b64(delivery.commitment, 0)})
+    with pytest.raises(TamperError, match="commitment"):
+        bob.open_group(forged, group_id, groups)
+    relabelled = delivery.model_copy(update={"sender_device": "A2"})
+    with pytest.raises(TamperError, match="another group or sender device"):
+        bob.open_group(relabelled, group_id, groups)
+
+    opened = bob.open_group(delivery, group_id, groups)
+    assert opened.payload.body == "to the group" and groups.seen_message(*opened.group_index) is None  # type: ignore[misc]
+    accepted = bob.accept(opened)
+    assert accepted.seen == [(*opened.group_index, request.id)]  # type: ignore[misc]
+    assert accepted.sessions == [] and not accepted.account
+
+
+def test_a_room_key_for_another_group_or_from_a_relay_is_refused() -> None:
+    alice, bob, _alice_device, bob_device = _engines()
+    group_id = "0" * 31 + "7"
+    _record, [share], _owed = alice.group_session(group_id, None, [bob_device], RotationPolicy(), now_ms=1)
+    delivery = Delivery(
+        delivery_id=1, message_id="k", sender="alice", sender_device="A1", conversation="group:" + "1" * 32,
+        kind=MessageKind.CONTROL, commitment=base64.b64encode(bytes(32)).decode(),
+        franking_tag=base64.b64encode(bytes(32)).decode(), server_ts_ms=1, type=1, body="AAAA",
+    )
+    alice_device = PeerDevice("alice", "A1", alice.account.curve25519, alice.account.ed25519)
+    with pytest.raises(TamperError, match="another group"):
+        bob.accept_room_key(share, delivery, alice_device, alice.account.device_keys())
+    relay = PeerDevice("carol", "C1", alice.account.curve25519, alice.account.ed25519)
+    own_group = delivery.model_copy(update={"conversation": f"group:{group_id}"})
+    with pytest.raises(TamperError, match="did not come from the device that created"):
+        bob.accept_room_key(share, own_group, relay, alice.account.device_keys())
+
+
+def test_group_session_rotates_when_a_device_left() -> None:
+    alice, _bob, _alice_device, bob_device = _engines()
+    carol = PeerDevice("carol", "C1", DeviceAccount().curve25519, DeviceAccount().ed25519)
+    record, shares, _ = alice.group_session("g" * 32, None, [bob_device, carol], RotationPolicy(), now_ms=1)
+    assert len(shares) == 2
+    policy = RotationPolicy()
+    same, none_owed, _ = alice.group_session("g" * 32, record, [bob_device, carol], policy, now_ms=2)
+    assert same.session.session_id == record.session.session_id and none_owed == []
+    rotated, owed, _ = alice.group_session("g" * 32, record, [carol], RotationPolicy(), now_ms=3)
+    assert rotated.session.session_id != record.session.session_id and len(owed) == 1
