@@ -1,13 +1,16 @@
-"""Encrypted groups for `Client`: membership calls, Megolm sends, room-key sharing and group receive.
+"""Encrypted groups (`client.groups`): membership calls, Megolm sends, room-key sharing and group receive.
+The I/O and the order of steps live here; every Megolm seal, open and room-key check is the engine's
+(`Engine.group_session`, `seal_group`, `open_group`, `accept_room_key`), built on a `DeviceCore`.
 
 Send: the member device list (server's view, cached; refreshed on a 409) -> refuse if a verified member's
 keys changed (`VerificationRequired`) -> rotate the outbound Megolm session if `RotationPolicy` says so
 (always when a device left) -> share the current session key with every device that lacks it, each
 share Olm-encrypted for its device and sent in one `/v1/to-device` request -> encrypt the franked payload
-once -> `POST /v1/groups/{id}/messages`. The ratchets are persisted before anything goes on the network.
+once -> `POST /v1/groups/{id}/messages`. The ratchets are persisted (one `DeviceCore.commit`) before the
+message goes on the network.
 
 Receive: a room key is accepted only from the device that created the session (checked by
-`accept_room_key` against the creator's self-signed keys); a group message only if its session belongs
+`Engine.accept_room_key` against the creator's self-signed keys); a group message only if its session belongs
 to that group and to the delivery's sender device, its (session, index) was not seen under another id,
 and its franking commitment holds. A removed member never gets keys of later sessions; a late joiner
 gets the key at the current index, so earlier messages stay unreadable.
@@ -20,7 +23,6 @@ import functools
 from vigil.client.device import DeviceCore, HistoryEntry
 from vigil.client.engine import Changes, PeerDevice
 from vigil.client.events import (
-    GROUP_PREFIX,
     GroupUpdated,
     ImageWithheld,
     MessageEvent,
@@ -52,7 +54,7 @@ from vigil.protocol.group_wire import (
 from vigil.protocol.megolm import RoomKeyShare, RotationPolicy
 from vigil.protocol.wire import AttachmentDescriptor, Delivery, DeviceInfo, InnerPayload, MessageKind
 
-__all__ = ["GROUP_PREFIX", "GroupManager", "group_id_of"]
+__all__ = ["GroupManager"]
 
 SEND_ATTEMPTS = 4
 
