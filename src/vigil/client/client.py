@@ -32,6 +32,7 @@ from vigil.errors import ConflictError, DecryptionError, StorageError, TamperErr
 from vigil.protocol.attachments import encrypt_attachment
 from vigil.protocol.contacts import ContactRequestList, ContactRequestView
 from vigil.protocol.encoding import b64encode
+from vigil.protocol.ids import MessageId
 from vigil.protocol.olm import DeviceAccount, PairwiseSession
 from vigil.protocol.reports import Notice, ReportAccepted, ReportReason
 from vigil.protocol.wire import (
@@ -224,7 +225,7 @@ class Client:
                 for username, infos in stale.body.devices.items():
                     self.core.replace_devices(username, infos)
                 continue
-            return SentMessage(accepted.message_id, accepted.server_ts_ms, accepted.devices)
+            return SentMessage(MessageId(accepted.message_id), accepted.server_ts_ms, accepted.devices)
         raise ConflictError("the recipient's devices kept changing; try again")
 
     async def _post(self, request: SendRequest) -> SendAccepted:

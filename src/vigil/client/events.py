@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from vigil.protocol.encoding import b64encode
+from vigil.protocol.ids import DeviceId, GroupId, MessageId, UserId
 from vigil.protocol.verification import SasCancelCode, SasEmoji
 from vigil.protocol.wire import Delivery, InnerPayload, MessageKind
 
@@ -69,10 +70,10 @@ class MessageEvent:
     """A verified message. `conversation` is the other party of a 1:1 chat (or `group:<id>`); `outgoing`
     marks a copy of something this account sent from another of its devices."""
 
-    message_id: str
+    message_id: MessageId
     conversation: str
-    sender: str
-    sender_device: str
+    sender: UserId
+    sender_device: DeviceId
     kind: MessageKind
     text: str
     attachment: ReceivedAttachment | None
@@ -86,14 +87,14 @@ class RejectedDelivery:
     """A delivery that failed decryption or verification; it was dropped and changed no state."""
 
     delivery_id: int
-    sender: str
-    sender_device: str
+    sender: UserId
+    sender_device: DeviceId
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class SentMessage:
-    message_id: str
+    message_id: MessageId
     server_ts_ms: int
     devices: int
 
@@ -102,10 +103,10 @@ class SentMessage:
 class ImageWithheld:
     """Shown instead of a received image that matched the known-image list (which was not displayed)."""
 
-    message_id: str
+    message_id: MessageId
     conversation: str
-    sender: str
-    sender_device: str
+    sender: UserId
+    sender_device: DeviceId
     caption: str
     notice: str
     voucher_id: str | None
@@ -120,10 +121,10 @@ class ImageWithheld:
 class GroupUpdated:
     """A member told us the group's name and topic (only members ever see them)."""
 
-    group_id: str
+    group_id: GroupId
     name: str
     topic: str
-    by: str
+    by: UserId
 
 
 # ---- verification --------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class GroupUpdated:
 class KeyChangeWarning:
     """A contact's devices or identity keys changed. `was_verified` marks the loud case."""
 
-    username: str
+    username: UserId
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed_keys: tuple[str, ...]
@@ -143,8 +144,8 @@ class KeyChangeWarning:
 @dataclass(frozen=True, slots=True)
 class SasRequested:
     transaction_id: str
-    username: str
-    device_id: str
+    username: UserId
+    device_id: DeviceId
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,8 @@ class SasShowCode:
     """Show these to the user; both sides must see the same before `confirm_sas`."""
 
     transaction_id: str
-    username: str
-    device_id: str
+    username: UserId
+    device_id: DeviceId
     emoji: tuple[SasEmoji, ...]
     decimals: tuple[int, int, int]
 
@@ -161,15 +162,15 @@ class SasShowCode:
 @dataclass(frozen=True, slots=True)
 class SasCompleted:
     transaction_id: str
-    username: str
-    device_id: str
+    username: UserId
+    device_id: DeviceId
 
 
 @dataclass(frozen=True, slots=True)
 class SasCancelled:
     transaction_id: str
-    username: str
-    device_id: str
+    username: UserId
+    device_id: DeviceId
     code: SasCancelCode
     reason: str
     by_peer: bool
@@ -183,7 +184,8 @@ Event = MessageEvent | RejectedDelivery | GroupUpdated | VerificationEvent | Ima
 
 
 def rejected(delivery: Delivery, reason: str) -> RejectedDelivery:
-    return RejectedDelivery(delivery.delivery_id, delivery.sender, delivery.sender_device, reason)
+    sender, device = UserId(delivery.sender), DeviceId(delivery.sender_device)
+    return RejectedDelivery(delivery.delivery_id, sender, device, reason)
 
 
 def message_event(
@@ -194,10 +196,10 @@ def message_event(
     outgoing = payload.sender == me
     in_group = group_id_of(payload.conversation) is not None
     return MessageEvent(
-        message_id=payload.message_id,
+        message_id=MessageId(payload.message_id),
         conversation=payload.conversation if outgoing or in_group else payload.sender,
-        sender=payload.sender,
-        sender_device=delivery.sender_device,
+        sender=UserId(payload.sender),
+        sender_device=DeviceId(delivery.sender_device),
         kind=payload.kind,
         text=payload.body,
         attachment=attachment,
@@ -211,10 +213,10 @@ def withheld_event(
     payload: InnerPayload, delivery: Delivery, conversation: str, voucher_id: str | None
 ) -> ImageWithheld:
     return ImageWithheld(
-        message_id=payload.message_id,
+        message_id=MessageId(payload.message_id),
         conversation=conversation,
-        sender=payload.sender,
-        sender_device=delivery.sender_device,
+        sender=UserId(payload.sender),
+        sender_device=DeviceId(delivery.sender_device),
         caption=payload.body,
         notice=WITHHELD_NOTICE,
         voucher_id=voucher_id,

@@ -51,6 +51,7 @@ from vigil.protocol.group_wire import (
     GroupSendRequest,
     group_conversation,
 )
+from vigil.protocol.ids import GroupId, MessageId, UserId
 from vigil.protocol.megolm import RoomKeyShare, RotationPolicy
 from vigil.protocol.wire import AttachmentDescriptor, Delivery, DeviceInfo, InnerPayload, MessageKind
 
@@ -97,7 +98,8 @@ class GroupManager:
         record = self.store.meta(group_id)
         if record is None:
             return None
-        return GroupUpdated(group_id, str(record["name"]), str(record["topic"]), str(record["by"]))
+        by = UserId(str(record["by"]))
+        return GroupUpdated(GroupId(group_id), str(record["name"]), str(record["topic"]), by)
 
     async def add_member(self, group_id: str, username: str, role: GroupRole = GroupRole.MEMBER) -> GroupInfo:
         """Admins only. The new member gets keys at the current index (no history) on the next send."""
@@ -218,7 +220,7 @@ class GroupManager:
             except StaleDeviceList as stale:
                 self._apply_devices(group_id, stale.body.devices)
                 continue
-            return SentMessage(accepted.message_id, accepted.server_ts_ms, accepted.devices)
+            return SentMessage(MessageId(accepted.message_id), accepted.server_ts_ms, accepted.devices)
         raise ConflictError("the group's devices kept changing; try again")
 
     # ---- receiving -------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ class GroupManager:
         if delivery.conversation != group_conversation(meta.group_id):
             raise TamperError("group metadata names another group than its delivery")
         self.store.save_meta(meta.group_id, {"name": meta.name, "topic": meta.topic, "by": delivery.sender})
-        return GroupUpdated(meta.group_id, meta.name, meta.topic, delivery.sender)
+        return GroupUpdated(GroupId(meta.group_id), meta.name, meta.topic, UserId(delivery.sender))
 
     async def open(self, delivery: Delivery) -> MessageEvent | RejectedDelivery | ImageWithheld:
         """Decrypts and verifies one group message (`Engine.open_group`); state changes only once

@@ -34,6 +34,7 @@ from vigil.client.events import (
     VerificationEvent,
 )
 from vigil.errors import PermissionDenied, ProtocolError, TamperError, ValidationError
+from vigil.protocol.ids import DeviceId, UserId
 from vigil.protocol.olm import verify_device_keys
 from vigil.protocol.verification import (
     SafetyNumber,
@@ -96,8 +97,8 @@ def diff_device_keys(
 
 @dataclass(slots=True)
 class _Flow:
-    peer_user: str
-    peer_device: str
+    peer_user: UserId
+    peer_device: DeviceId
     started: SasStarted | None = None
     established: SasEstablished | None = None
     confirmed: bool = False
@@ -138,7 +139,8 @@ class VerificationManager:
                 if was_verified and (added or changed):
                     state = VerificationState.CHANGED
                 self._store.save_verification(username, {"state": state, "devices": devices})
-        warning = KeyChangeWarning(username, added, removed, changed, was_verified and bool(added or changed))
+        loud = was_verified and bool(added or changed)
+        warning = KeyChangeWarning(UserId(username), added, removed, changed, loud)
         self._warnings = [*self._warnings, warning][-MAX_PENDING_WARNINGS:]
         return warning
 
@@ -217,8 +219,8 @@ class VerificationManager:
         peer = await self._peer(username, device_id)
         transaction_id = secrets.token_urlsafe(12)
         flow = _Flow(
-            peer.username,
-            peer.device_id,
+            UserId(peer.username),
+            DeviceId(peer.device_id),
             started=SasStarted.initiate(self._own(), transaction_id=transaction_id),
         )
         self._flows[transaction_id] = flow
@@ -287,8 +289,9 @@ class VerificationManager:
                 raise TamperError("SAS start names another device than its sender")
             if tid in self._flows:
                 raise ProtocolError("SAS transaction id reused")
-            self._flows[tid] = _Flow(sender.username, sender.device_id, pending_start=message)
-            return SasRequested(tid, sender.username, sender.device_id)
+            requested = _Flow(UserId(sender.username), DeviceId(sender.device_id), pending_start=message)
+            self._flows[tid] = requested
+            return SasRequested(tid, requested.peer_user, requested.peer_device)
         flow = self._flows.get(tid)
         if flow is None or (flow.peer_user, flow.peer_device) != (sender.username, sender.device_id):
             raise ProtocolError("SAS message for no verification we know with this device")
