@@ -11,6 +11,8 @@ from cli_runner import Ran, vigil
 from helpers import unique
 from live_server import start_server
 
+from vigil.safety.policy import NEUTRAL_REFUSAL
+
 TODAY = dt.date.today()
 TEEN_14 = TODAY.replace(year=TODAY.year - 14, day=min(TODAY.day, 28)).isoformat()
 
@@ -31,7 +33,8 @@ def test_adult_must_request_and_the_minor_sees_a_notice_then_accepts(tmp_path: P
         # A stranger adult's DM to the 14-year-old is refused, with a clear message and the way forward.
         refused = chat(adult, "send", teen, "hi there")
         assert refused.returncode == 1, refused.stdout
-        assert "policy_violation" in refused.stdout and "minor who is not connected" in refused.stdout
+        assert "policy_violation" in refused.stdout and NEUTRAL_REFUSAL in refused.stdout
+        assert "minor" not in refused.stdout  # the refusal does not reveal that the recipient is a child
         assert f"vigil chat --profile {adult} request USER" in refused.stdout
 
         sent = chat(adult, "request", teen)

@@ -17,6 +17,7 @@ from vigil.errors import ConflictError, PolicyViolation, TamperError
 from vigil.protocol.contacts import NoticeAction, SignedNotice
 from vigil.protocol.group_wire import CreateGroupRequest
 from vigil.protocol.reports import ReportReason
+from vigil.safety.policy import NEUTRAL_REFUSAL
 
 TODAY = dt.date.today()
 TEEN_14 = TODAY.replace(year=TODAY.year - 14)
@@ -28,7 +29,7 @@ async def test_stranger_adult_dm_to_a_minor_is_refused_until_a_request_is_accept
 ) -> None:
     adult = await register(server.url, tmp_path, "adult")
     teen = await register(server.url, tmp_path, "teen", TEEN_14)
-    with pytest.raises(PolicyViolation, match="contact request first"):
+    with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await adult.send_text(teen.username, "hi, want to chat?")
     # The refusal is a clear 403 JSON error on the wire.
     async with httpx.AsyncClient(base_url=server.url) as http:
@@ -68,7 +69,7 @@ async def test_a_minor_can_ignore_block_or_report_a_request(server: ServerProces
     ids = {c.username: (await c.request_contact(teen.username)).id for c in (ignored, blocked, reported)}
     assert (await teen.ignore_request(ids[ignored.username])).state == "ignored"
     assert (await teen.block_request(ids[blocked.username])).state == "blocked"
-    with pytest.raises(PolicyViolation, match="blocked"):
+    with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await blocked.request_contact(teen.username)
     accepted = await teen.report_account(reported.username, ReportReason.GROOMING)
     assert accepted.reported == reported.username and accepted.blocked
@@ -96,15 +97,19 @@ async def test_unconnected_adult_cannot_add_a_minor_to_a_group(server: ServerPro
     adult = await register(server.url, tmp_path, "adult")
     friend = await register(server.url, tmp_path, "friend")
     teen = await register(server.url, tmp_path, "teen", TEEN_14)
-    with pytest.raises(PolicyViolation, match="only when the two are connected"):
+    with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await adult.transport.create_group(CreateGroupRequest(members=[friend.username, teen.username]))
     group = await adult.transport.create_group(CreateGroupRequest(members=[friend.username]))
     from vigil.protocol.group_wire import AddMemberRequest
 
-    with pytest.raises(PolicyViolation, match="only when the two are connected"):
+    with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await adult.transport.add_group_member(group.group_id, AddMemberRequest(username=teen.username))
     request = await adult.request_contact(teen.username)
     await teen.accept_request(request.id)
+    # Connected to the adder is not enough: the group holds another adult the teen does not know.
+    with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
+        await adult.transport.add_group_member(group.group_id, AddMemberRequest(username=teen.username))
+    await teen.accept_request((await friend.request_contact(teen.username)).id)
     info = await adult.transport.add_group_member(group.group_id, AddMemberRequest(username=teen.username))
     assert teen.username in [m.username for m in info.members]
     for client in (adult, friend, teen):

@@ -46,3 +46,22 @@ def test_group_adds_wait_for_the_connection_they_need() -> None:
         ("ContactRequestAnswered", 60),
         ("GroupMemberAdded", 61),
     ]
+
+
+def test_a_group_add_waits_for_the_connections_to_every_member() -> None:
+    from vigil.safety.behavior import events as ev
+    from vigil.sim.server_mode import connections_before_group_adds
+
+    parent, uncle, child, group = ev.UserId("p"), ev.UserId("u"), ev.UserId("c"), ev.GroupId("g")
+    batch: list[ev.MetadataEvent] = [
+        ev.GroupCreated(10, parent, group),
+        ev.GroupMemberAdded(11, parent, uncle, group),
+        ev.ContactRequestAnswered(20, parent, child, ev.RequestOutcome.ACCEPTED),
+        ev.GroupMemberAdded(30, parent, child, group),
+        ev.ContactRequestAnswered(70, uncle, child, ev.RequestOutcome.ACCEPTED),
+    ]
+    replayed = connections_before_group_adds(batch)
+    assert [(type(e).__name__, e.at_ms) for e in replayed][-2:] == [
+        ("ContactRequestAnswered", 70),
+        ("GroupMemberAdded", 71),
+    ]

@@ -2,25 +2,70 @@
 
 Pure: the server's enforcement service loads the facts (standing, blocks, connections, age bands) and
 asks these functions; nothing here touches a database.
+
+The functions name the reason for a refusal (`Refusal`, for tests and the server's own records); what
+the refused account is told is `NEUTRAL_REFUSAL` for every reason that depends on the other person (a
+block, a minor rule, a restriction that applies to minors), so a refusal cannot be used to learn that an
+account belongs to a child or has blocked the sender. Only suspension, which depends on the sender
+alone, is told as itself.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Set
+from typing import TypeVar
 
-__all__ = ["NOT_CONNECTED_REFUSAL", "Standing", "decide_group_add", "decide_send"]
+__all__ = [
+    "NEUTRAL_REFUSAL",
+    "NOT_CONNECTED_REFUSAL",
+    "Refusal",
+    "Standing",
+    "decide_group_add",
+    "decide_send",
+    "public_refusal",
+    "unconnected_minor_adult",
+]
 
-# Minors' protective default: direct messages only from accounts they are connected to.
-NOT_CONNECTED_REFUSAL = (
-    "the recipient is a minor who is not connected to this account; "
-    "send a contact request first (POST /v1/contacts/requests)"
-)
+# The one answer an account gets when a rule about the other person refuses it (send, to-device, contact
+# request, group add): the same words whether the other person is a minor, blocked the sender, or the
+# sender is restricted.
+NEUTRAL_REFUSAL = "this account cannot reach that account"
+
+_User = TypeVar("_User")
 
 
 class Standing(enum.StrEnum):
     ACTIVE = "active"
     RESTRICTED = "restricted"  # no new conversations, no contact with minors
     SUSPENDED = "suspended"  # no sending, no signing in
+
+
+class Refusal(enum.StrEnum):
+    """Why a rule refused; never shown to the refused account except SUSPENDED (see `public_refusal`)."""
+
+    SUSPENDED = "this account is suspended"
+    RESTRICTED_FROM_MINORS = "this account is restricted and cannot contact minors"
+    RESTRICTED_NEW_CONVERSATION = "this account is restricted and cannot start new conversations"
+    BLOCKED_BY_RECIPIENT = "the recipient has blocked this account"
+    # Minors' protective default: direct messages only from accounts they are connected to.
+    MINOR_NOT_CONNECTED = (
+        "the recipient is a minor who is not connected to this account; "
+        "send a contact request first (POST /v1/contacts/requests)"
+    )
+    BLOCKED_BY_MEMBER = "that account has blocked you"
+    ADULT_NOT_CONNECTED_TO_MINOR = "an adult can add a minor to a group only when the two are connected"
+    # A minor is in a group only when connected to every adult in it (their consent is accepting each
+    # adult's contact request), whoever is added and whenever.
+    MINOR_WITH_UNCONNECTED_ADULT = "a minor can be in a group only with adults they are connected to"
+
+
+NOT_CONNECTED_REFUSAL = Refusal.MINOR_NOT_CONNECTED
+
+
+def public_refusal(refusal: Refusal) -> str:
+    """What the refused account is told: suspension as itself, everything else neutrally."""
+    return refusal.value if refusal is Refusal.SUSPENDED else NEUTRAL_REFUSAL
 
 
 def decide_send(
@@ -30,36 +75,57 @@ def decide_send(
     recipient_is_minor: bool,
     existing_conversation: bool,
     connected: bool = True,
-) -> str | None:
+) -> Refusal | None:
     """Why a send is refused, or None when it is allowed. `connected`: the two accounts accepted a
     contact request (minors receive direct messages only from their connections). Raises nothing."""
     match standing:
         case Standing.SUSPENDED:
-            return "this account is suspended"
+            return Refusal.SUSPENDED
         case Standing.RESTRICTED:
             if recipient_is_minor:
-                return "this account is restricted and cannot contact minors"
+                return Refusal.RESTRICTED_FROM_MINORS
             if not existing_conversation:
-                return "this account is restricted and cannot start new conversations"
+                return Refusal.RESTRICTED_NEW_CONVERSATION
         case Standing.ACTIVE:
             pass
     if blocked_by_recipient:
-        return "the recipient has blocked this account"
+        return Refusal.BLOCKED_BY_RECIPIENT
     if recipient_is_minor and not connected:
-        return NOT_CONNECTED_REFUSAL
+        return Refusal.MINOR_NOT_CONNECTED
     return None
 
 
 def decide_group_add(
-    standing: Standing, *, adder_is_minor: bool, member_is_minor: bool, connected: bool, blocked: bool
-) -> str | None:
-    """Why adding `member` to a group is refused, or None. Raises nothing."""
+    standing: Standing,
+    *,
+    adder_is_minor: bool,
+    member_is_minor: bool,
+    connected: bool,
+    blocked: bool,
+    unconnected_minor_adult: bool = False,
+) -> Refusal | None:
+    """Why adding `member` to a group is refused, or None. `unconnected_minor_adult`: with the member
+    added, the group would hold a minor and an adult who are not connected (see
+    `unconnected_minor_adult`). Raises nothing."""
     if blocked:
-        return "that account has blocked you"
-    if not member_is_minor:
-        return None
-    if standing is not Standing.ACTIVE:
-        return "this account is restricted and cannot contact minors"
-    if not adder_is_minor and not connected:
-        return "an adult can add a minor to a group only when the two are connected"
+        return Refusal.BLOCKED_BY_MEMBER
+    if member_is_minor:
+        if standing is not Standing.ACTIVE:
+            return Refusal.RESTRICTED_FROM_MINORS
+        if not adder_is_minor and not connected:
+            return Refusal.ADULT_NOT_CONNECTED_TO_MINOR
+    if unconnected_minor_adult:
+        return Refusal.MINOR_WITH_UNCONNECTED_ADULT
+    return None
+
+
+def unconnected_minor_adult(
+    minors: Collection[_User], adults: Collection[_User], connections: Set[frozenset[_User]]
+) -> tuple[_User, _User] | None:
+    """The first (minor, adult) pair of a group's members that is not connected, or None when every
+    minor is connected to every adult. Raises nothing."""
+    for minor in minors:
+        for adult in adults:
+            if frozenset((minor, adult)) not in connections:
+                return minor, adult
     return None

@@ -84,25 +84,36 @@ class _Collect:
 
 
 def connections_before_group_adds(batch: list[ev.MetadataEvent]) -> list[ev.MetadataEvent]:
-    """`batch` in time order, with every group add moved to just after the acceptance that connects the
-    adder and the member when that acceptance comes later in the same batch.
+    """`batch` in time order, with every group add moved to just after the last acceptance that
+    connects the member with anyone in that group (the adder included), when that acceptance comes later
+    in the same batch.
 
     The generator dates a pre-existing group independently of the ties between its members, so a family
     or team group can be created (in simulated time) before the parent or coach is connected to the
-    child. Fast mode does not mind; the real server refuses an unconnected adult adding a minor, which
-    left children out of their family groups and made their parents look like strangers to them.
+    child. Fast mode does not mind; the real server keeps a minor out of any group holding an adult they
+    are not connected to, which left children out of their family groups and made their parents look
+    like strangers to them.
     """
     accepted: dict[frozenset[str], int] = {}
+    joined: dict[str, dict[str, int]] = {}  # group -> member -> when they joined (as generated)
     for event in batch:
         if isinstance(event, ev.ContactRequestAnswered) and event.outcome is ev.RequestOutcome.ACCEPTED:
             pair = frozenset((event.requester, event.recipient))
             accepted[pair] = max(accepted.get(pair, event.at_ms), event.at_ms)
+        elif isinstance(event, ev.GroupCreated):
+            joined.setdefault(event.group, {}).setdefault(event.creator, event.at_ms)
+        elif isinstance(event, ev.GroupMemberAdded):
+            joined.setdefault(event.group, {}).setdefault(event.adder, event.at_ms)
+            joined[event.group].setdefault(event.member, event.at_ms)
     moved: list[ev.MetadataEvent] = []
     for event in batch:
         if isinstance(event, ev.GroupMemberAdded):
-            connected = accepted.get(frozenset((event.adder, event.member)))
-            if connected is not None and connected >= event.at_ms:
-                event = dataclasses.replace(event, at_ms=connected + 1)
+            # Members joining later wait for their own connections; these are the ones already in.
+            earlier = [u for u, at in joined[event.group].items() if u != event.member and at <= event.at_ms]
+            pairs = (frozenset((event.member, other)) for other in earlier)
+            later = [at for pair in pairs if (at := accepted.get(pair)) is not None and at >= event.at_ms]
+            if later:
+                event = dataclasses.replace(event, at_ms=max(later) + 1)
         moved.append(event)
     return sorted(moved, key=lambda e: e.at_ms)
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from vigil.safety.policy import NOT_CONNECTED_REFUSAL, Standing, decide_group_add, decide_send
+from vigil.safety.policy import (
+    NEUTRAL_REFUSAL,
+    NOT_CONNECTED_REFUSAL,
+    Refusal,
+    Standing,
+    decide_group_add,
+    decide_send,
+    public_refusal,
+    unconnected_minor_adult,
+)
 
 
 def _send(
@@ -80,6 +89,7 @@ def _add(
     member_minor: bool = False,
     connected: bool = False,
     blocked: bool = False,
+    unconnected: bool = False,
 ) -> str | None:
     return decide_group_add(
         standing,
@@ -87,6 +97,7 @@ def _add(
         member_is_minor=member_minor,
         connected=connected,
         blocked=blocked,
+        unconnected_minor_adult=unconnected,
     )
 
 
@@ -116,3 +127,28 @@ def test_an_adult_adds_a_minor_only_when_connected() -> None:
 
 def test_a_minor_may_add_another_minor_without_a_connection() -> None:
     assert _add(adder_minor=True, member_minor=True, connected=False) is None
+
+
+def test_a_minor_is_never_left_in_a_group_with_an_unconnected_adult() -> None:
+    refusal = _add(member_minor=False, connected=False, unconnected=True)
+    assert refusal is Refusal.MINOR_WITH_UNCONNECTED_ADULT
+    assert _add(adder_minor=True, member_minor=True, unconnected=True) is Refusal.MINOR_WITH_UNCONNECTED_ADULT
+    assert _add(member_minor=True, connected=True, unconnected=False) is None
+
+
+def test_unconnected_minor_adult_names_the_first_pair_without_a_connection() -> None:
+    connections = {frozenset(("kid", "mum")), frozenset(("kid2", "mum"))}
+    assert unconnected_minor_adult(["kid", "kid2"], ["mum"], connections) is None
+    assert unconnected_minor_adult(["kid"], ["mum", "coach"], connections) == ("kid", "coach")
+    assert unconnected_minor_adult([], ["coach"], connections) is None
+    assert unconnected_minor_adult(["kid"], [], connections) is None
+
+
+@pytest.mark.parametrize("refusal", list(Refusal))
+def test_only_suspension_is_told_as_itself(refusal: Refusal) -> None:
+    told = public_refusal(refusal)
+    if refusal is Refusal.SUSPENDED:
+        assert told == "this account is suspended"
+    else:
+        assert told == NEUTRAL_REFUSAL
+        assert "minor" not in told and "block" not in told and "restrict" not in told

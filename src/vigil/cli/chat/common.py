@@ -29,6 +29,7 @@ from vigil.client.events import (
     VerificationEvent,
 )
 from vigil.errors import PolicyViolation, VigilError
+from vigil.safety.policy import NEUTRAL_REFUSAL
 
 __all__ = [
     "Profile",
@@ -70,9 +71,10 @@ def run(work: Callable[[], Coroutine[object, object, T]]) -> T:
         return asyncio.run(work())
     except VigilError as error:
         console.print(f"[red]error[/red] ({error.code}): {error.detail}")
-        if isinstance(error, PolicyViolation) and "contact request first" in error.detail:
+        if isinstance(error, PolicyViolation) and error.detail == NEUTRAL_REFUSAL:
+            # The server does not say why (a minor's protection, a block, a restriction): neither may we.
             console.print(
-                f"they are a minor you are not connected to: ask with `vigil chat --profile {Profile.name} "
+                f"if you know them, ask to connect with `vigil chat --profile {Profile.name} "
                 "request USER`; you can message them once they accept"
             )
         raise typer.Exit(1) from error

@@ -38,6 +38,15 @@ class GroupRepository:
         )
         return rows.tuples().all()
 
+    async def member_users(self, group_id: str) -> Sequence[UserRow]:
+        """The members' accounts (the contact rules need their age bands)."""
+        rows = await self._session.scalars(
+            select(UserRow)
+            .join(GroupMemberRow, GroupMemberRow.user_id == UserRow.id)
+            .where(GroupMemberRow.group_id == group_id)
+        )
+        return rows.all()
+
     async def add_member(self, row: GroupMemberRow) -> None:
         self._session.add(row)
         await self._session.flush()

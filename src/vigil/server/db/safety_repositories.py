@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.server.db.minors_models import ConnectionRow
 from vigil.server.db.models import DeviceRow, MessageRow, UserRow
 from vigil.server.db.safety_models import (
     AccountActionRow,
@@ -20,7 +21,14 @@ from vigil.server.db.safety_models import (
     ReportRow,
 )
 
-__all__ = ["AccountFacts", "BlockRepository", "CaseRepository", "QueueFilter", "ReportRepository"]
+__all__ = [
+    "AccountFacts",
+    "BlockRepository",
+    "CaseRepository",
+    "ConnectionRepository",
+    "QueueFilter",
+    "ReportRepository",
+]
 
 OPEN_STATES = ("open", "in_review", "escalated")
 
@@ -54,6 +62,23 @@ class BlockRepository:
             .order_by(UserRow.username)
         )
         return rows.all()
+
+
+class ConnectionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def connected_among(self, user_id: int, others: Collection[int]) -> set[int]:
+        """Which of `others` the user is connected to, in one query."""
+        if not others:
+            return set()
+        rows = await self._session.execute(
+            select(ConnectionRow.low_user_id, ConnectionRow.high_user_id).where(
+                ((ConnectionRow.low_user_id == user_id) & ConnectionRow.high_user_id.in_(others))
+                | ((ConnectionRow.high_user_id == user_id) & ConnectionRow.low_user_id.in_(others))
+            )
+        )
+        return {high if low == user_id else low for low, high in rows.tuples().all()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from vigil.protocol.contacts import (
 from vigil.protocol.reports import ReportAccepted
 from vigil.protocol.wire import AgeBand
 from vigil.safety.behavior import events as ev
-from vigil.safety.policy import Standing
+from vigil.safety.policy import Refusal, Standing, public_refusal
 from vigil.safety.reports import priority_for
 from vigil.server.context import ServerContext
 from vigil.server.db.minors_models import ConnectionRow, ContactRequestRow, RiskStateRow
@@ -104,14 +104,14 @@ async def request_contact(ctx: ServerContext, by: AuthenticatedDevice, to: str) 
         target = await _target(session, to)
         if target.id == by.user_id:
             raise ValidationError("you cannot send a contact request to yourself")
-        if await BlockRepository(session).exists(target.id, by.user_id):
-            raise PolicyViolation("the recipient has blocked this account")
         standing = await enforcement.standing_of(session, by.user_id)
         target_band = AgeBand(target.age_band)
         if standing is Standing.SUSPENDED:
-            raise PolicyViolation("this account is suspended")
+            raise PolicyViolation(public_refusal(Refusal.SUSPENDED))
+        if await BlockRepository(session).exists(target.id, by.user_id):
+            raise PolicyViolation(public_refusal(Refusal.BLOCKED_BY_RECIPIENT))
         if standing is Standing.RESTRICTED and target_band.is_minor:
-            raise PolicyViolation("this account is restricted and cannot contact minors")
+            raise PolicyViolation(public_refusal(Refusal.RESTRICTED_FROM_MINORS))
         if await enforcement.is_connected(session, by.user_id, target.id):
             raise ConflictError(f"you are already connected to {to}")
         if await _pending(session, by.user_id, target.id) is not None:

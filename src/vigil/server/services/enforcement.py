@@ -6,15 +6,24 @@ most three small indexed queries on the send path, one primary-key lookup on aut
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import PolicyViolation
 from vigil.protocol.wire import AgeBand
-from vigil.safety.policy import Standing, decide_group_add, decide_send
+from vigil.safety.policy import (
+    Standing,
+    decide_group_add,
+    decide_send,
+    public_refusal,
+    unconnected_minor_adult,
+)
 from vigil.server.db.minors_models import ConnectionRow
 from vigil.server.db.models import MessageRow, UserRow
 from vigil.server.db.safety_models import AccountStandingRow, BlockRow
+from vigil.server.db.safety_repositories import ConnectionRepository
 
 __all__ = ["check_group_add", "check_login", "check_send", "is_connected", "standing_of"]
 
@@ -55,7 +64,8 @@ async def check_send(
     session: AsyncSession, sender_user_id: int, sender_username: str, recipient: UserRow
 ) -> None:
     """Raises PolicyViolation when the sender is suspended, restricted from this contact, or blocked by
-    the recipient. Sending to one's own devices is always allowed."""
+    the recipient; the message is neutral unless the sender is suspended (`policy.public_refusal`).
+    Sending to one's own devices is always allowed."""
     if recipient.id == sender_user_id:
         return
     standing = await standing_of(session, sender_user_id)
@@ -77,18 +87,29 @@ async def check_send(
         connected=connected,
     )
     if refusal is not None:
-        raise PolicyViolation(refusal)
+        raise PolicyViolation(public_refusal(refusal))
 
 
 async def check_group_add(
-    session: AsyncSession, adder_user_id: int, adder_band: AgeBand, member: UserRow
+    session: AsyncSession,
+    adder_user_id: int,
+    adder_band: AgeBand,
+    member: UserRow,
+    others: Sequence[UserRow],
 ) -> None:
-    """Raises PolicyViolation when `member` may not be added to a group by this account: unconnected
-    adults cannot add a minor, restricted accounts cannot add minors, nobody adds someone who blocked
-    them."""
+    """Raises PolicyViolation (neutral, see `policy.public_refusal`) when `member` may not join a group
+    whose other members are `others` (the adder among them): unconnected adults cannot add a minor,
+    restricted accounts cannot add minors, nobody adds someone who blocked them, and a minor is in a
+    group only with adults they are connected to, whichever of the two joins last."""
     if member.id == adder_user_id:
         return
     member_is_minor = AgeBand(member.age_band).is_minor
+    counterparts = [
+        u.id for u in others if u.id != member.id and AgeBand(u.age_band).is_minor != member_is_minor
+    ]
+    connected_to = await ConnectionRepository(session).connected_among(member.id, counterparts)
+    connections = {frozenset((member.id, other)) for other in connected_to}
+    minors, adults = ([member.id], counterparts) if member_is_minor else (counterparts, [member.id])
     blocked = (
         await session.get(BlockRow, {"blocker_user_id": member.id, "blocked_user_id": adder_user_id})
     ) is not None
@@ -98,6 +119,7 @@ async def check_group_add(
         member_is_minor=member_is_minor,
         connected=(not member_is_minor) or await is_connected(session, adder_user_id, member.id),
         blocked=blocked,
+        unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
     )
     if refusal is not None:
-        raise PolicyViolation(refusal)
+        raise PolicyViolation(public_refusal(refusal))

@@ -31,7 +31,7 @@ from vigil.protocol.group_wire import (
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
 from vigil.server.context import ServerContext
 from vigil.server.db.group_repositories import GroupRepository, QueueWriter
-from vigil.server.db.models import GroupMemberRow, GroupRow, MessageRow, QueueRow
+from vigil.server.db.models import GroupMemberRow, GroupRow, MessageRow, QueueRow, UserRow
 from vigil.server.db.repositories import BlobRepository, UserRepository
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
@@ -76,7 +76,9 @@ async def _admin(groups: GroupRepository, group_id: str, by: AuthenticatedDevice
 
 async def create_group(ctx: ServerContext, by: AuthenticatedDevice, request: CreateGroupRequest) -> GroupInfo:
     """The caller becomes the admin. Raises NotFoundError naming the first unknown member (nothing is
-    created), ValidationError if a member is listed twice or is the caller."""
+    created), ValidationError if a member is listed twice or is the caller, PolicyViolation when a
+    member may not join (`enforcement.check_group_add`: e.g. a minor with an adult they are not
+    connected to)."""
     if len(set(request.members)) != len(request.members) or by.username in request.members:
         raise ValidationError("list each other member once")
     async with ctx.sessions() as session, session.begin():
@@ -88,11 +90,15 @@ async def create_group(ctx: ServerContext, by: AuthenticatedDevice, request: Cre
                 group_id=group_id, user_id=by.user_id, role=GroupRole.ADMIN.value, joined_at_ms=now
             )
         ]
+        creator = await users.by_id(by.user_id)
+        assert creator is not None  # the authenticated caller's own account
+        joined: list[UserRow] = [creator]
         for username in request.members:
             user = await users.by_username(username)
             if user is None:
                 raise NotFoundError(f"no user named {username}")
-            await enforcement.check_group_add(session, by.user_id, by.age_band, user)
+            await enforcement.check_group_add(session, by.user_id, by.age_band, user, joined)
+            joined.append(user)
             members.append(
                 GroupMemberRow(
                     group_id=group_id, user_id=user.id, role=GroupRole.MEMBER.value, joined_at_ms=now
@@ -124,7 +130,8 @@ async def add_member(
     ctx: ServerContext, by: AuthenticatedDevice, group_id: str, request: AddMemberRequest
 ) -> GroupInfo:
     """Admins only. Raises NotFoundError (no such group for the caller, or no such user),
-    PermissionDenied (not an admin), ConflictError (already a member, or the group is full)."""
+    PermissionDenied (not an admin), ConflictError (already a member, or the group is full),
+    PolicyViolation when the user may not join (`enforcement.check_group_add`)."""
     async with ctx.sessions() as session, session.begin():
         groups = GroupRepository(session)
         await _admin(groups, group_id, by)
@@ -133,7 +140,9 @@ async def add_member(
             raise NotFoundError(f"no user named {request.username}")
         if await groups.member(group_id, user.id) is not None:
             raise ConflictError(f"{request.username} is already a member")
-        await enforcement.check_group_add(session, by.user_id, by.age_band, user)
+        await enforcement.check_group_add(
+            session, by.user_id, by.age_band, user, await groups.member_users(group_id)
+        )
         await metadata.record_group_created(
             session, ctx.clock_ms(), by.username, group_id, [user.username], created=False
         )

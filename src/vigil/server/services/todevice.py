@@ -1,10 +1,19 @@
 """Device-to-device control messages: room keys, group metadata and SAS verification, each an Olm
 ciphertext for one device (Matrix's to-device messages).
 
-Targets are checked so this cannot reach arbitrary devices: for `group:<id>` the sender and every target
-must be members; otherwise `conversation` names one user and every target is a device of that user or of
-the sender. Control messages carry keys, never user content, so they are not franked: the commitment is
-32 zero bytes and no report can cite one.
+Who may send to-device traffic to whom (docs/minors.md, "Device-to-device messages"):
+- to the sender's own other devices: always (device verification, key backup between one's devices);
+- `group:<id>`: the sender and every target must be members of the group. Membership already passed the
+  group rules (a minor is only in a group with adults they are connected to), and co-members need each
+  other's room keys to read the group, so no further rule applies here; a block between co-members hides
+  messages on the blocker's devices (client side), it does not stop key sharing;
+- otherwise `conversation` names one user, every target is a device of that user or of the sender, and
+  the pair must pass exactly the send policy of `/v1/messages` (`enforcement.check_send`: suspension,
+  restriction, block, minors only from connections), with the same neutral refusal. Key verification
+  (SAS) between two accounts that may message each other therefore keeps working; nobody else can put
+  anything on a device.
+Control messages carry keys, never user content, so they are not franked: the commitment is 32 zero
+bytes and no report can cite one.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from vigil.server.context import ServerContext
 from vigil.server.db.group_repositories import GroupRepository, QueueWriter
 from vigil.server.db.models import MessageRow, QueueRow
 from vigil.server.db.repositories import UserRepository
+from vigil.server.services import enforcement
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.messaging import size_bucket
 
@@ -31,7 +41,8 @@ async def send_to_device(
     ctx: ServerContext, by: AuthenticatedDevice, request: ToDeviceRequest
 ) -> ToDeviceAccepted:
     """Queues each ciphertext for its device. Raises NotFoundError for an unknown user or group (or one
-    the sender is not in), ValidationError for a target outside the conversation or listed twice."""
+    the sender is not in), ValidationError for a target outside the conversation or listed twice,
+    PolicyViolation when the send policy refuses a direct conversation (see the module docstring)."""
     targets = [m.device_id for m in request.messages]
     if len(set(targets)) != len(targets) or by.device_id in targets:
         raise ValidationError("list each target device once, and not the sending device")
@@ -51,6 +62,7 @@ async def send_to_device(
             peer = await UserRepository(session).by_username(request.conversation)
             if peer is None:
                 raise NotFoundError(f"no user named {request.conversation}")
+            await enforcement.check_send(session, by.user_id, by.username, peer)
             allowed = {d: u for d, u in owners.items() if u in (peer.username, by.username)}
         for message in request.messages:
             if allowed.get(message.device_id) != message.username or owners.get(message.device_id) is None:
