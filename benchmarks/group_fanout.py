@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_server import ServerProcess, create_postgres_database, drop_postgres_database
 from megolm_raw import _run_once as megolm_raw_once
 from rawhttp import Connection
+from server_limits import BENCHMARK_LIMITS
 
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.franking import commit, new_franking_key, verify_commitment
@@ -247,7 +248,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = ServerProcess(
         data_dir=work / "server",
         database_url=url,
-        env_extra={"VIGIL_FETCH_BATCH": "500"},
+        env_extra={"VIGIL_FETCH_BATCH": "500", **BENCHMARK_LIMITS},
         log_level="warning",
     )
     server.start()

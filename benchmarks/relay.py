@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_server import ServerProcess, create_postgres_database, drop_postgres_database
 from rawhttp import Connection
+from server_limits import BENCHMARK_LIMITS
 
 from vigil.client.client import Client
 from vigil.client.engine import PeerDevice
@@ -86,7 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database, url = create_postgres_database()
     else:
         url = f"sqlite+aiosqlite:///{work / 'server' / 'vigil.db'}"
-    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500", **({"VIGIL_REDIS_URL": args.redis} if args.workers > 1 else {})},
+    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500", **BENCHMARK_LIMITS, **({"VIGIL_REDIS_URL": args.redis} if args.workers > 1 else {})},
         extra_args=["--workers", str(args.workers)],
                            log_level="warning")
     server.start()

@@ -9,14 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import schemathesis
 from helpers import register
-from hypothesis import HealthCheck, Phase, settings
 from live_server import ServerProcess, start_server
-from schemathesis.checks import not_a_server_error
 
 from vigil.server.app import create_app
 from vigil.server.settings import Settings
+
+schemathesis = pytest.importorskip("schemathesis", reason="in the dev extra: pip install -e '.[dev]'")
+from hypothesis import HealthCheck, Phase, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
 
 schema = schemathesis.openapi.from_dict(
     create_app(Settings(data_dir=Path("unused"), console_mounted=False)).openapi()

@@ -4,25 +4,19 @@ or fail sends, and the server starts while Redis is down."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 from helpers import register
 from live_server import (
     ServerProcess,
     create_postgres_database,
     drop_postgres_database,
-    free_port,
     postgres_admin_url,
     require_backend,
 )
+from private_redis import PrivateRedis, private_redis_fixture  # noqa: F401 - the fixture
 
 
 def _admin(statement: str) -> None:
@@ -83,54 +77,6 @@ async def test_lost_database_answers_503_then_recovers(tmp_path: Path) -> None:
         drop_postgres_database(name)
     log = server.log_path.read_text()
     assert " 500 " not in log and "Traceback" not in log
-
-
-@dataclass
-class PrivateRedis:
-    """A redis-server of the test's own on a free port (not the shared one), to stop and restart."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]  # nothing on disk: a restart starts empty
-        self.processes.append(subprocess.Popen(command, cwd=self.directory, stdout=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("VIGIL_REQUIRE_POSTGRES") == "1":
-            pytest.fail("CI requires redis-server on PATH")
-        pytest.skip("redis-server is not installed")
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
 
 
 async def test_redis_restart_keeps_sends_and_local_pushes_and_cross_worker_push_resumes(

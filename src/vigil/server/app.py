@@ -20,6 +20,7 @@ from vigil.server.api.errors import ERROR_RESPONSES, install_error_handlers
 from vigil.server.api.limits import BodySizeLimit
 from vigil.server.context import ServerContext
 from vigil.server.delivery import DeliveryHub
+from vigil.server.ratelimit import RateLimiter
 from vigil.server.services.blobs import sweep_expired_blobs
 from vigil.server.services.risk import risk_loop
 from vigil.server.settings import Settings
@@ -47,7 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         delivery = DeliveryHub(settings.redis_url)
-        async with ServerContext.open(settings, delivery) as ctx:
+        limiter = RateLimiter(settings.rate_limit_rules(), settings.redis_url)
+        async with ServerContext.open(settings, delivery, limiter=limiter) as ctx:
             await delivery.start()
             app.state.context = ctx
             sweeper = asyncio.create_task(_sweep_forever(ctx))

@@ -14,6 +14,7 @@ from vigil.server.batching import Batchers
 from vigil.server.blobstore import BlobStore
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.delivery import DeliveryHub
+from vigil.server.ratelimit import RateLimiter
 from vigil.server.settings import Settings
 
 __all__ = ["ServerContext", "system_clock_ms"]
@@ -35,6 +36,7 @@ class ServerContext:
     blobs: BlobStore
     clock_ms: Callable[[], int] = field(default=system_clock_ms)
     batchers: Batchers = field(default_factory=Batchers)
+    limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -44,11 +46,13 @@ class ServerContext:
         delivery: DeliveryHub | None = None,
         *,
         clock_ms: Callable[[], int] = system_clock_ms,
+        limiter: RateLimiter | None = None,
     ) -> AsyncIterator[ServerContext]:
         """A context on the configured database, migrated first; the engine is disposed on exit.
 
         `delivery` wakes connected devices; the caller starts and stops it. Without one, nothing is
-        delivered from this context (the command line, the standalone console, tests). Raises
+        delivered from this context (the command line, the standalone console, tests). `limiter`
+        counts requests at the API; without one, nothing is limited. Raises
         ValidationError outside dev when a key is not configured.
         """
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +72,7 @@ class ServerContext:
                 delivery=delivery if delivery is not None else DeliveryHub(None),
                 blobs=BlobStore(settings.blob_dir),
                 clock_ms=clock_ms,
+                limiter=limiter if limiter is not None else RateLimiter.disabled(),
             )
         finally:
             await engine.dispose()

@@ -6,10 +6,11 @@ import enum
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.errors import ValidationError
+from vigil.server.ratelimit import Limit, parse_rule
 
 __all__ = ["Environment", "Settings"]
 
@@ -51,6 +52,28 @@ class Settings(BaseSettings):
     new_account_days: int = Field(default=30, ge=0)
     metadata_retention_days: int = Field(default=90, gt=0)
     risk_scoring_interval_seconds: int = Field(default=3600, ge=0)  # 0: no periodic run
+    # Request-rate limits (issue 10), in the `limits` notation ("60/hour", "10/second;300/hour"). Sends
+    # are generous (100/s sustained per device); the relay benchmarks raise them further.
+    rate_limits_enabled: bool = True
+    rate_limit_registrations_per_address: str = "60/hour"
+    rate_limit_sends_per_device: str = "6000/minute"
+    rate_limit_key_claims_per_requester: str = "600/hour"
+    rate_limit_key_claims_per_target: str = "3000/hour"
+    rate_limit_contact_requests_per_account: str = "60/hour"
+    rate_limit_reports_per_account: str = "30/hour"
+    rate_limit_uploads_per_account: str = "600/hour"
+    # Unfetched blobs one account may keep on disk, and free space uploads must leave for the database.
+    blob_quota_bytes_per_account: int = Field(default=512 * 1024 * 1024, gt=0)
+    blob_disk_reserve_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    # Slow clients: whole request headers within this; a body that stalls this long is cut off.
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator(*(f"rate_limit_{limit.value}" for limit in Limit))
+    @classmethod
+    def _rate_limit_rule(cls, value: str) -> str:
+        parse_rule(value)
+        return value
 
     @model_validator(mode="after")
     def _refuse_missing_or_weak_secrets(self) -> Settings:
@@ -65,6 +88,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'vigil.db').resolve()}"
+
+    def rate_limit_rules(self) -> dict[Limit, str]:
+        """Each limit's rule; none when rate limits are disabled."""
+        if not self.rate_limits_enabled:
+            return {}
+        return {limit: getattr(self, f"rate_limit_{limit.value}") for limit in Limit}
 
     @property
     def blob_dir(self) -> Path:

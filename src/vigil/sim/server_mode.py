@@ -246,6 +246,7 @@ async def run_server_mode(
             database_url=database_url,
             risk_scoring_interval_seconds=0,  # the simulation runs the scoring on simulated time
             contact_requests_per_day_new=1000,
+            rate_limits_enabled=False,  # one process drives a whole population from one address
         )
         server, task, url, ctx = await _serve(settings)
         ctx.clock_ms = lambda: clock[0]

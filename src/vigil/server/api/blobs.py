@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Request, Response
 from vigil.errors import ValidationError
 from vigil.protocol.wire import BlobUploaded
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import blobs
 
 router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
@@ -18,6 +19,7 @@ BlobIdPath = Annotated[str, Path(pattern=r"^[a-f0-9]{32}$")]
 async def upload(request: Request, ctx: Context, device: AuthDevice) -> BlobUploaded:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/octet-stream":
         raise ValidationError("blobs are uploaded as application/octet-stream")
+    await ctx.limiter.hit(Limit.UPLOADS_PER_ACCOUNT, device.user_id)
     return await blobs.upload_blob(ctx, device, await request.body())
 
 

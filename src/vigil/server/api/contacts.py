@@ -18,6 +18,7 @@ from vigil.protocol.contacts import (
 from vigil.protocol.reports import ReportAccepted
 from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import contacts, notices
 from vigil.server.services.contacts import RequestAnswer
 
@@ -30,6 +31,7 @@ RequestIdPath = Annotated[int, Path(ge=1, le=MAX_WIRE_INT)]
 async def request_contact(
     request: ContactRequestCreate, ctx: Context, device: AuthDevice
 ) -> ContactRequestView:
+    await ctx.limiter.hit(Limit.CONTACT_REQUESTS_PER_ACCOUNT, device.user_id)
     return await contacts.request_contact(ctx, device, request.to)
 
 
@@ -52,6 +54,7 @@ async def list_contacts(ctx: Context, device: AuthDevice) -> ContactList:
 
 @router.post("/contacts/report", status_code=201)
 async def report_account(request: AccountReportRequest, ctx: Context, device: AuthDevice) -> ReportAccepted:
+    await ctx.limiter.hit(Limit.REPORTS_PER_ACCOUNT, device.user_id)
     return await contacts.report_account(ctx, device, request)
 
 

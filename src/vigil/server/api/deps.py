@@ -10,7 +10,7 @@ from vigil.errors import AuthenticationError
 from vigil.server.context import ServerContext
 from vigil.server.services.accounts import AuthenticatedDevice, authenticate
 
-__all__ = ["AuthDevice", "Context", "bearer_credential"]
+__all__ = ["AuthDevice", "Context", "bearer_credential", "client_address"]
 
 
 def get_context(request: Request) -> ServerContext:
@@ -29,6 +29,11 @@ def bearer_credential(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not credential.strip():
         raise AuthenticationError("Authorization must be 'Bearer <device credential>'")
     return credential.strip()
+
+
+def client_address(request: Request) -> str:
+    """The client's address as uvicorn saw it (behind a trusted proxy, from its forwarding headers)."""
+    return request.client.host if request.client is not None else "unknown"
 
 
 async def get_device(request: Request, ctx: Context) -> AuthenticatedDevice:

@@ -19,6 +19,7 @@ from vigil.protocol.group_wire import (
 )
 from vigil.protocol.wire import SendAccepted
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import groups, todevice
 
 router = APIRouter(prefix="/v1", tags=["groups"])
@@ -71,9 +72,11 @@ async def devices(group_id: GroupIdPath, ctx: Context, device: AuthDevice) -> Gr
 async def send(
     group_id: GroupIdPath, request: GroupSendRequest, ctx: Context, device: AuthDevice
 ) -> SendAccepted:
+    await ctx.limiter.hit(Limit.SENDS_PER_DEVICE, device.device_id)
     return await groups.send_group_message(ctx, device, group_id, request)
 
 
 @router.post("/to-device", status_code=202)
 async def to_device(request: ToDeviceRequest, ctx: Context, device: AuthDevice) -> ToDeviceAccepted:
+    await ctx.limiter.hit(Limit.SENDS_PER_DEVICE, device.device_id)
     return await todevice.send_to_device(ctx, device, request)

@@ -10,6 +10,7 @@ from vigil.errors import ValidationError
 from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
 from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import hashlist, vouchers
 
 router = APIRouter(tags=["hashlist"])
@@ -37,6 +38,7 @@ async def put_profile_photo(request: Request, ctx: Context, device: AuthDevice) 
     mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if mime not in _IMAGE_TYPES:
         raise ValidationError(f"a profile photo is one of {sorted(_IMAGE_TYPES)}")
+    await ctx.limiter.hit(Limit.UPLOADS_PER_ACCOUNT, device.user_id)
     await vouchers.set_profile_photo(ctx, device, await request.body(), mime)
     return Response(status_code=204)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path
 
 from vigil.protocol.wire import ClaimedKeys, ClaimKeysRequest, DeviceList, KeyCounts, UploadKeysRequest
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import keys
 
 router = APIRouter(prefix="/v1", tags=["keys"])
@@ -25,6 +26,9 @@ async def count(ctx: Context, device: AuthDevice) -> KeyCounts:
 
 @router.post("/keys/claim")
 async def claim(request: ClaimKeysRequest, ctx: Context, device: AuthDevice) -> ClaimedKeys:
+    # Per requester, and per target so that many accounts together cannot drain one user's keys.
+    await ctx.limiter.hit(Limit.KEY_CLAIMS_PER_REQUESTER, device.user_id)
+    await ctx.limiter.hit(Limit.KEY_CLAIMS_PER_TARGET, request.username)
     return await keys.claim_keys(ctx, device, request.username, request.device_ids)
 
 

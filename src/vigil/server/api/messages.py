@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from vigil.protocol.wire import MAX_WIRE_INT, AckRequest, FetchResponse, SendAccepted, SendRequest
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import messaging
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
@@ -13,6 +14,7 @@ router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
 @router.post("", status_code=202)
 async def send(request: SendRequest, ctx: Context, device: AuthDevice) -> SendAccepted:
+    await ctx.limiter.hit(Limit.SENDS_PER_DEVICE, device.device_id)
     return await messaging.send_message(ctx, device, request)
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
 from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.ratelimit import Limit
 from vigil.server.services import reports
 
 router = APIRouter(prefix="/v1", tags=["reports"])
@@ -18,6 +19,7 @@ UsernamePath = Annotated[str, Path(pattern=r"^[a-z0-9_]{3,32}$")]
 
 @router.post("/reports", status_code=201)
 async def submit(request: ReportRequest, ctx: Context, device: AuthDevice) -> ReportAccepted:
+    await ctx.limiter.hit(Limit.REPORTS_PER_ACCOUNT, device.user_id)
     return await reports.submit_report(ctx, device, request)
 
 
