@@ -77,14 +77,21 @@ def serve(
 
     from vigil.cli.serving import create_served_app
     from vigil.server.db.engine import create_engine, migrate
+    from vigil.server.serving import uvicorn_options
     from vigil.server.settings import Settings
 
     if data_dir is not None:
         os.environ["VIGIL_DATA_DIR"] = data_dir
     settings = Settings()
-    options = {"host": host, "port": port, "log_level": log_level, "ws_max_size": 16 * 1024 * 1024}
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "ws_max_size": 16 * 1024 * 1024,
+        **uvicorn_options(settings),
+    }
     if workers == 1:
-        uvicorn.run(create_served_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_served_app(settings), **options)
         return
     if not settings.redis_url:
         raise typer.BadParameter(
@@ -100,7 +107,7 @@ def serve(
     # Migrate once here so that the workers do not race to create the schema.
     asyncio.run(migrate_once())
     settings.load_franking_key()  # in dev, create the key file before the workers read it
-    uvicorn.run("vigil.cli.serving:create_served_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    uvicorn.run("vigil.cli.serving:create_served_app", factory=True, workers=workers, **options)
 
 
 @app.command()

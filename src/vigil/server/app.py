@@ -17,7 +17,7 @@ from vigil.server.api import groups as groups_api
 from vigil.server.api import hashlist as hashlist_api
 from vigil.server.api import reports as reports_api
 from vigil.server.api.errors import ERROR_RESPONSES, install_error_handlers
-from vigil.server.api.limits import BodySizeLimit
+from vigil.server.api.limits import RequestBodyLimits
 from vigil.server.context import ServerContext
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contacts_api.router)
 
     app.add_middleware(
-        BodySizeLimit, default_limit=settings.max_json_bytes, blob_limit=settings.max_blob_bytes
+        RequestBodyLimits,
+        default_limit=settings.max_json_bytes,
+        blob_limit=settings.max_blob_bytes,
+        stall_timeout_s=settings.request_body_timeout_seconds,
     )
     return app

@@ -1,6 +1,7 @@
-"""Refusals that are about the server's capacity, not the request: too many requests (429), a dependency
-that is down (503), no room left for blobs (507). Each says when to come back where that is known, and
-`dependency_unreachable` is the one place that decides whether a database error means "down".
+"""Refusals that are about the server's capacity, not the request's shape: too many requests (429), a
+body over the size limit (413), a dependency that is down (503), no room left for blobs (507). Each
+says when to come back where that is known, and `dependency_unreachable` is the one place that
+decides whether a database error means "down".
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from vigil.errors import VigilError
 __all__ = [
     "DEPENDENCY_RETRY_AFTER_S",
     "InsufficientStorage",
+    "PayloadTooLarge",
     "RateLimited",
     "Unavailable",
     "dependency_unreachable",
@@ -50,6 +52,12 @@ class Unavailable(VigilError):
     def __init__(self, detail: str, retry_after_s: int = DEPENDENCY_RETRY_AFTER_S) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class PayloadTooLarge(VigilError):
+    """The body is larger than the server accepts for this kind of request."""
+
+    code = "too_large"
 
 
 class InsufficientStorage(VigilError):

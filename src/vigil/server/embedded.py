@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from vigil.server.app import create_app
+from vigil.server.serving import uvicorn_options
 from vigil.server.settings import Settings
 
 __all__ = ["embedded_server", "free_port"]
@@ -35,7 +36,12 @@ async def embedded_server(
     port = free_port()
     settings = Settings(data_dir=data_dir, database_url=database_url)
     config = uvicorn.Config(
-        app_factory(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        app_factory(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -4,6 +4,7 @@ fetched it, or after the TTL whether fetched or not."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ class Clock:
         return self.now_ms
 
 
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
 async def test_unfetched_blob_is_deleted_after_its_ttl(tmp_path: Path) -> None:
     clock = Clock()
     async with ServerContext.open(Settings(data_dir=tmp_path, blob_ttl_seconds=60), clock_ms=clock) as ctx:
@@ -41,7 +46,7 @@ async def test_unfetched_blob_is_deleted_after_its_ttl(tmp_path: Path) -> None:
         )
         alice = await accounts.authenticate(ctx, registered.credential)
         mallory = await accounts.authenticate(ctx, other.credential)
-        uploaded = await blobs.upload_blob(ctx, alice, b"ciphertext bytes")
+        uploaded = await blobs.upload_blob(ctx, alice, _chunks(b"ciphertext bytes"))
         assert await blobs.download_blob(ctx, alice, uploaded.blob_id) == b"ciphertext bytes"
         with pytest.raises(PermissionDenied):
             await blobs.download_blob(ctx, mallory, uploaded.blob_id)

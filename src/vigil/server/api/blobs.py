@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Request, Response
 from vigil.errors import ValidationError
 from vigil.protocol.wire import BlobUploaded
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.api.errors import documented_errors
 from vigil.server.ratelimit import Limit
 from vigil.server.services import blobs
 
@@ -15,12 +16,22 @@ router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
 BlobIdPath = Annotated[str, Path(pattern=r"^[a-f0-9]{32}$")]
 
 
-@router.post("", status_code=201)
+_OCTET_STREAM_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post("", status_code=201, responses=documented_errors(413, 507), openapi_extra=_OCTET_STREAM_BODY)
 async def upload(request: Request, ctx: Context, device: AuthDevice) -> BlobUploaded:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/octet-stream":
         raise ValidationError("blobs are uploaded as application/octet-stream")
     await ctx.limiter.hit(Limit.UPLOADS_PER_ACCOUNT, device.user_id)
-    return await blobs.upload_blob(ctx, device, await request.body())
+    declared = request.headers.get("content-length")
+    declared_size = int(declared) if declared is not None and declared.isdigit() else None
+    return await blobs.upload_blob(ctx, device, request.stream(), declared_size=declared_size)
 
 
 @router.get("/{blob_id}")

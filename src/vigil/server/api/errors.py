@@ -25,13 +25,14 @@ from vigil.protocol.wire import ErrorBody
 from vigil.server.capacity import (
     DEPENDENCY_RETRY_AFTER_S,
     InsufficientStorage,
+    PayloadTooLarge,
     RateLimited,
     Unavailable,
     dependency_unreachable,
 )
 from vigil.server.services.messaging import StaleDevicesError
 
-__all__ = ["ERROR_RESPONSES", "error_response", "install_error_handlers", "status_for"]
+__all__ = ["ERROR_RESPONSES", "documented_errors", "error_response", "install_error_handlers", "status_for"]
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,23 @@ _HTTP_CODES = {
     503: "unavailable",
     507: "insufficient_storage",
 }
-# Published in the OpenAPI schema for every route, in this module's format (FastAPI's default 422 schema
-# is not what the server sends).
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in (
-        (400, "malformed request"),
-        (422, "a field is out of bounds or malformed; `detail` names it"),
-        (429, "rate limited; see Retry-After"),
-        (503, "the database is unreachable; see Retry-After"),
-    )
+_DESCRIPTIONS = {
+    400: "malformed request",
+    413: "the body is larger than the server accepts",
+    422: "a field is out of bounds or malformed; `detail` names it",
+    429: "rate limited; see Retry-After",
+    503: "the database is unreachable; see Retry-After",
+    507: "no room for the blob: the account's quota of unfetched blobs or the disk reserve is used up",
 }
+
+
+def documented_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these statuses, in this module's format."""
+    return {status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+# Every route's errors in the OpenAPI schema (FastAPI's default 422 schema is not what the server sends).
+ERROR_RESPONSES = documented_errors(400, 422, 429, 503)
 # Errors a lost database surfaces as, whatever the driver: `dependency_unreachable` sorts them.
 _DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.DBAPIError,
@@ -78,6 +85,8 @@ def status_for(error: VigilError) -> int:
             return 404
         case ConflictError():
             return 409
+        case PayloadTooLarge():
+            return 413
         case RateLimited():
             return 429
         case Unavailable():

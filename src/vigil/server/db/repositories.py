@@ -255,6 +255,15 @@ class BlobRepository:
         await self._session.execute(delete(BlobFetcherRow).where(BlobFetcherRow.blob_id == blob_id))
         await self._session.execute(delete(BlobRow).where(BlobRow.id == blob_id))
 
+    async def stored_bytes(self, uploader_user_id: int, now_ms: int) -> int:
+        """Bytes of the account's blobs still kept: not fetched by every recipient yet, not expired."""
+        total = await self._session.scalar(
+            select(func.coalesce(func.sum(BlobRow.size), 0)).where(
+                BlobRow.uploader_user_id == uploader_user_id, BlobRow.expires_at_ms > now_ms
+            )
+        )
+        return int(total or 0)
+
     async def expired(self, now_ms: int, limit: int = 500) -> Sequence[str]:
         rows = await self._session.scalars(
             select(BlobRow.id).where(BlobRow.expires_at_ms <= now_ms).limit(limit)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterable
 
-from vigil.errors import NotFoundError, PermissionDenied, ValidationError
+from vigil.errors import NotFoundError, PermissionDenied
 from vigil.protocol.wire import BlobUploaded
+from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
 from vigil.server.context import ServerContext
 from vigil.server.db.models import BlobRow
 from vigil.server.db.repositories import BlobRepository
@@ -15,28 +17,62 @@ from vigil.server.services.accounts import AuthenticatedDevice
 __all__ = ["download_blob", "sweep_expired_blobs", "upload_blob"]
 
 
-async def upload_blob(ctx: ServerContext, by: AuthenticatedDevice, data: bytes) -> BlobUploaded:
+async def upload_blob(
+    ctx: ServerContext,
+    by: AuthenticatedDevice,
+    chunks: AsyncIterable[bytes],
+    *,
+    declared_size: int | None = None,
+) -> BlobUploaded:
     """Stores an encrypted blob under a fresh random id: the same bytes uploaded twice are two blobs.
-    Raises ValidationError for an empty or oversized blob."""
-    if not data:
-        raise ValidationError("blob is empty")
-    if len(data) > ctx.settings.max_blob_bytes:
-        raise ValidationError(f"blob is larger than {ctx.settings.max_blob_bytes} bytes")
-    blob_id = secrets.token_hex(16)
-    await asyncio.to_thread(ctx.blobs.write, blob_id, data)
+    An account keeps at most `blob_quota_bytes_per_account` of unfetched blobs, and uploads leave
+    `blob_disk_reserve_bytes` free on the disk, so blobs cannot take the room the database needs.
+
+    Raises ValidationError for an empty blob, PayloadTooLarge past `max_blob_bytes`, and
+    InsufficientStorage when the account's quota or the disk reserve would be exceeded."""
+    settings = ctx.settings
     now_ms = ctx.clock_ms()
-    async with ctx.sessions() as session, session.begin():
-        await BlobRepository(session).add(
-            BlobRow(
-                id=blob_id,
-                uploader_device_id=by.device_id,
-                uploader_user_id=by.user_id,
-                size=len(data),
-                created_at_ms=now_ms,
-                expires_at_ms=now_ms + ctx.settings.blob_ttl_seconds * 1000,
+    async with ctx.sessions() as session:
+        stored = await BlobRepository(session).stored_bytes(by.user_id, now_ms)
+    quota_left = settings.blob_quota_bytes_per_account - stored
+    disk_left = await asyncio.to_thread(ctx.blobs.free_bytes) - settings.blob_disk_reserve_bytes
+    room = min(quota_left, disk_left)
+    if declared_size is not None and declared_size > settings.max_blob_bytes:
+        raise PayloadTooLarge(f"the blob is larger than {settings.max_blob_bytes} bytes")
+    if room <= 0 or (declared_size is not None and declared_size > room):
+        raise _no_room(quota_left, disk_left, settings.blob_quota_bytes_per_account)
+    blob_id = secrets.token_hex(16)
+    try:
+        size = await ctx.blobs.receive(blob_id, chunks, max_bytes=min(settings.max_blob_bytes, room))
+    except PayloadTooLarge:
+        if room < settings.max_blob_bytes:
+            raise _no_room(quota_left, disk_left, settings.blob_quota_bytes_per_account) from None
+        raise
+    try:
+        async with ctx.sessions() as session, session.begin():
+            await BlobRepository(session).add(
+                BlobRow(
+                    id=blob_id,
+                    uploader_device_id=by.device_id,
+                    uploader_user_id=by.user_id,
+                    size=size,
+                    created_at_ms=now_ms,
+                    expires_at_ms=now_ms + settings.blob_ttl_seconds * 1000,
+                )
             )
+    except BaseException:
+        await asyncio.to_thread(ctx.blobs.delete, blob_id)  # nothing refers to it
+        raise
+    return BlobUploaded(blob_id=blob_id, size=size)
+
+
+def _no_room(quota_left: int, disk_left: int, quota: int) -> InsufficientStorage:
+    if quota_left <= disk_left:
+        return InsufficientStorage(
+            f"this account's unfetched blobs would exceed its quota of {quota} bytes; "
+            "retry once recipients have fetched them"
         )
-    return BlobUploaded(blob_id=blob_id, size=len(data))
+    return InsufficientStorage("the server has no room for blobs right now")
 
 
 async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: str) -> bytes:
