@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from helpers import register
 from live_server import ServerProcess
 
@@ -20,6 +21,7 @@ def _field_error(response: httpx.Response, *loc: str) -> None:
     assert [list(loc)] == [item["loc"][: len(loc)] for item in body["detail"]], body
 
 
+@pytest.mark.fresh_server  # stops the server to read its whole log
 async def test_integers_beyond_64_bits_are_refused_naming_the_field(
     server: ServerProcess, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import register
-from live_server import ServerProcess, start_server
+from live_server import ServerProcess, running_server
 
 from vigil.server.app import create_app
 from vigil.server.settings import Settings
@@ -28,8 +28,7 @@ schema = schemathesis.openapi.from_dict(
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("fuzz")
     # Rate limits would turn most generated requests into 429s: off, to reach the handlers.
-    server, _ = start_server("sqlite", tmp, {"VIGIL_RATE_LIMITS_ENABLED": "false"})
-    try:
+    with running_server("sqlite", tmp, {"VIGIL_RATE_LIMITS_ENABLED": "false"}) as server:
 
         async def credential() -> str:
             client = await register(server.url, tmp, "fuzzer")
@@ -38,10 +37,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
             return secret
 
         yield server, {"Authorization": f"Bearer {asyncio.run(credential())}"}
-    finally:
-        server.stop()
-        log = server.log_path.read_text()
-        assert "Traceback" not in log, log[-3000:]
+    log = server.log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]
 
 
 @schema.parametrize()

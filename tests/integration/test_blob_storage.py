@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import register
-from live_server import ServerProcess, drop_postgres_database, start_server
+from live_server import ServerProcess, running_server
 
 from vigil.server.blobstore import BlobStore
 from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
@@ -46,13 +46,8 @@ def quota_server(backend: str, tmp_path: Path) -> Iterator[ServerProcess]:
         "VIGIL_BLOB_QUOTA_BYTES_PER_ACCOUNT": "10000",
         "VIGIL_REQUEST_BODY_TIMEOUT_SECONDS": "1",
     }
-    process, database = start_server(backend, tmp_path, env)
-    try:
+    with running_server(backend, tmp_path, env) as process:
         yield process
-    finally:
-        process.stop()
-        if database is not None:
-            drop_postgres_database(database)
 
 
 async def _raw_upload(
@@ -126,8 +121,7 @@ async def test_quota_limits_and_partial_uploads(quota_server: ServerProcess, tmp
 
 
 async def test_uploads_leave_the_disk_reserve_to_the_database(backend: str, tmp_path: Path) -> None:
-    server, database = start_server(backend, tmp_path, {"VIGIL_BLOB_DISK_RESERVE_BYTES": str(2**62)})
-    try:
+    with running_server(backend, tmp_path, {"VIGIL_BLOB_DISK_RESERVE_BYTES": str(2**62)}) as server:
         alice = await register(server.url, tmp_path, "alice")
         bob = await register(server.url, tmp_path, "bob")
         headers = {
@@ -143,10 +137,6 @@ async def test_uploads_leave_the_disk_reserve_to_the_database(backend: str, tmp_
         assert _partial_files(server) == []
         await alice.close()
         await bob.close()
-    finally:
-        server.stop()
-        if database is not None:
-            drop_postgres_database(database)
 
 
 async def _chunks(*parts: bytes, then: BaseException | None = None) -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_server import ServerProcess, start_server
+from live_server import ServerProcess, running_server
 
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
@@ -25,11 +25,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         "VIGIL_REQUEST_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S),
         "VIGIL_MAX_JSON_BYTES": "2000",
     }
-    process, _ = start_server("sqlite", tmp_path, env)
-    try:
+    with running_server("sqlite", tmp_path, env) as process:
         yield process
-    finally:
-        process.stop()
 
 
 async def _closed_by_server(reader: asyncio.StreamReader) -> bytes:
