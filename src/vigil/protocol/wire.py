@@ -192,10 +192,10 @@ class OlmCiphertext(_Request):
 class SendRequest(_Request):
     """One message: one Olm ciphertext per recipient device and per the sender's own other devices."""
 
-    id: MessageIdStr
+    id: Annotated[MessageIdStr, Field(json_schema_extra={"format": "uuid"})]
     to: Username
     kind: MessageKind
-    commitment: Annotated[str, StringConstraints(min_length=44, max_length=44)]
+    commitment: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]  # 32 bytes, base64
     ciphertexts: list[OlmCiphertext] = Field(min_length=1, max_length=MAX_CIPHERTEXTS_PER_SEND)
     attachments: list[BlobIdStr] = Field(default_factory=list, max_length=MAX_ATTACHMENTS_PER_MESSAGE)
 

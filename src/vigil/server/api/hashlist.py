@@ -33,7 +33,16 @@ async def submit_voucher(body: VoucherSubmission, ctx: Context, device: AuthDevi
     return await vouchers.submit_voucher(ctx, device, body)
 
 
-@router.put("/v1/profile/photo", status_code=204)
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {mime: _BINARY for mime in sorted(_IMAGE_TYPES)},
+    }
+}
+
+
+@router.put("/v1/profile/photo", status_code=204, openapi_extra=_IMAGE_BODY)
 async def put_profile_photo(request: Request, ctx: Context, device: AuthDevice) -> Response:
     mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if mime not in _IMAGE_TYPES:
