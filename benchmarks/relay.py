@@ -87,7 +87,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database, url = create_postgres_database()
     else:
         url = f"sqlite+aiosqlite:///{work / 'server' / 'vigil.db'}"
-    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra={"VIGIL_FETCH_BATCH": "500", **BENCHMARK_LIMITS, **({"VIGIL_REDIS_URL": args.redis} if args.workers > 1 else {})},
+    env = {"VIGIL_FETCH_BATCH": "500", **BENCHMARK_LIMITS}
+    if args.workers > 1:
+        env["VIGIL_REDIS_URL"] = args.redis
+    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra=env,
         extra_args=["--workers", str(args.workers)],
                            log_level="warning")
     server.start()
