@@ -8,7 +8,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
+from typer._click.exceptions import ClickException  # Typer 0.2x vendors click
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 if TYPE_CHECKING:
     # Typer 0.2x vendors click; its groups take these types (only named for mypy, never imported at runtime).
@@ -25,6 +26,18 @@ LAZY_SUBCOMMANDS = {
     "hashlist": "vigil.cli.hashlist:hashlist_app",
     "sim": "vigil.cli.sim:sim_app",
 }
+
+
+_typed_placeholder = TyperOption.display_type_rich
+
+
+def _no_placeholder_for_flags(option: TyperOption, ctx: Context) -> str | None:
+    """Typer 0.2x shows `<bool>` after every flag (`--follow <bool>`), as if it took a value; a flag
+    takes none, so its help line shows no placeholder."""
+    return None if option.is_flag else _typed_placeholder(option, ctx)
+
+
+TyperOption.display_type_rich = _no_placeholder_for_flags  # type: ignore[method-assign,assignment]
 
 
 class _LazyGroup(TyperGroup):
@@ -48,6 +61,21 @@ class _LazyGroup(TyperGroup):
             self.commands[cmd_name] = group
         return super().get_command(ctx, cmd_name)
 
+    def invoke(self, ctx: Context) -> Any:
+        """Every failure of a command becomes one line on stderr and exit status 1 (`cli.errors`);
+        click's own usage errors and exits pass through, and `--debug` keeps the traceback."""
+        try:
+            return super().invoke(ctx)
+        except (ClickException, typer.Exit, typer.Abort):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            from vigil.cli.errors import one_line
+
+            typer.echo(f"error: {one_line(error)}", err=True)
+            raise typer.Exit(1) from error
+
 
 app = typer.Typer(
     cls=_LazyGroup,
@@ -57,7 +85,9 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
+) -> None:
     """Vigil command line."""
 
 
@@ -74,8 +104,10 @@ def serve(
     import os
 
     import uvicorn
+    from sqlalchemy.engine import make_url
 
-    from vigil.cli.serving import create_served_app
+    from vigil.cli.errors import CliError, root_cause
+    from vigil.cli.serving import create_served_app, startup_banner
     from vigil.server.db.engine import create_engine, migrate
     from vigil.server.serving import uvicorn_options
     from vigil.server.settings import Settings
@@ -90,10 +122,7 @@ def serve(
         "ws_max_size": 16 * 1024 * 1024,
         **uvicorn_options(settings),
     }
-    if workers == 1:
-        uvicorn.run(create_served_app(settings), **options)
-        return
-    if not settings.redis_url:
+    if workers > 1 and not settings.redis_url:
         raise typer.BadParameter(
             "several workers need VIGIL_REDIS_URL to pass delivery wake-ups between them"
         )
@@ -101,12 +130,25 @@ def serve(
     async def migrate_once() -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url)
-        await migrate(engine)
-        await engine.dispose()
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
 
-    # Migrate once here so that the workers do not race to create the schema.
-    asyncio.run(migrate_once())
-    settings.load_franking_key()  # in dev, create the key file before the workers read it
+    # Migrate once here: an unreachable database is one clear line before anything starts, and several
+    # workers do not race to create the schema.
+    try:
+        asyncio.run(migrate_once())
+    except Exception as error:
+        where = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        raise CliError(f"cannot reach the database at {where}: {root_cause(error)}") from error
+    settings.load_franking_key()  # in dev, create the key files before the workers read them
+    settings.load_report_key()
+    settings.load_notice_signing_key()
+    typer.echo(startup_banner(settings, host, port))
+    if workers == 1:
+        uvicorn.run(create_served_app(settings), **options)
+        return
     uvicorn.run("vigil.cli.serving:create_served_app", factory=True, workers=workers, **options)
 
 

@@ -10,6 +10,7 @@ is brought up to date; a store from newer code is refused rather than misread.""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -26,7 +27,15 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from vigil.errors import StorageError, ValidationError
 
-__all__ = ["DEVICE_MIGRATIONS", "DeviceStore", "Migration", "StoredDevice", "StoredSession", "migrate"]
+__all__ = [
+    "DEVICE_MIGRATIONS",
+    "DeviceStore",
+    "Migration",
+    "StoreCorrupted",
+    "StoredDevice",
+    "StoredSession",
+    "migrate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,22 @@ class StoredDevice:
     ed25519: str
 
 
+class StoreCorrupted(StorageError):
+    """The device store file is damaged (not the passphrase's fault); names the file."""
+
+    code = "store_corrupted"
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            f"the device store {path} is corrupted ({why}); restore it from a backup or link a new device"
+        )
+        self.path = path
+
+
+def _key_check_sum(salt: bytes, verifier: bytes) -> bytes:
+    return hashlib.sha256(b"vigil-store-key-check-v1" + salt + verifier).digest()
+
+
 def _derive(master: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"vigil-store-" + purpose).derive(
         master
@@ -129,22 +154,40 @@ class DeviceStore:
             raise ValidationError(f"the passphrase needs at least {MIN_PASSPHRASE_CHARS} characters")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        migrate(self._db, "device", DEVICE_MIGRATIONS)
-        salt = self._meta_raw("salt")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            if (check := self._db.execute("PRAGMA quick_check(1)").fetchone()[0]) != "ok":
+                raise StoreCorrupted(path, check)
+            migrate(self._db, "device", DEVICE_MIGRATIONS)
+            salt = self._meta_raw("salt")
+            verifier = self._meta_raw("verifier")
+            checksum = self._meta_raw("key_check_sum")
+        except sqlite3.DatabaseError as error:  # not an SQLite file, or a damaged one
+            raise StoreCorrupted(path, str(error)) from error
         if salt is None:
             salt = os.urandom(16)
             self._set_meta_raw("salt", salt)
+        elif verifier is not None and checksum is not None and checksum != _key_check_sum(salt, verifier):
+            # A wrong passphrase and a damaged salt or verifier look the same to the cipher; this
+            # unkeyed sum tells them apart, so damage is not blamed on the passphrase.
+            raise StoreCorrupted(path, "its key check does not match its checksum")
         master = Scrypt(salt=salt, length=32, n=_SCRYPT_N, r=8, p=1).derive(passphrase.encode())
         self.pickle_key = _derive(master, b"pickle")
         self._data = AESGCM(_derive(master, b"data"))
-        verifier = self._meta_raw("verifier")
         if verifier is None:
-            self._set_meta_raw("verifier", self.seal(_VERIFIER, b"verifier"))
-        elif self.open_sealed(verifier, b"verifier") != _VERIFIER:
-            raise StorageError("store verifier mismatch")
+            verifier = self.seal(_VERIFIER, b"verifier")
+            self._set_meta_raw("verifier", verifier)
+        else:
+            try:
+                opened = self._data.decrypt(verifier[:12], verifier[12:], b"verifier")
+            except (InvalidTag, ValueError) as error:
+                raise StorageError("local store does not open with this passphrase") from error
+            if opened != _VERIFIER:
+                raise StoreCorrupted(path, "its key check holds an unexpected value")
+        if checksum is None:  # stores written before the sum existed get it at their first good open
+            self._set_meta_raw("key_check_sum", _key_check_sum(salt, verifier))
 
     def close(self) -> None:
         self._db.close()
@@ -160,11 +203,12 @@ class DeviceStore:
         return nonce + self._data.encrypt(nonce, plaintext, context)
 
     def open_sealed(self, sealed: bytes, context: bytes) -> bytes:
-        """Raises StorageError if the data does not authenticate (wrong passphrase or tampering)."""
+        """Raises StoreCorrupted if the data does not authenticate: the passphrase was already proven
+        right at open, so the value was damaged or altered."""
         try:
             return self._data.decrypt(sealed[:12], sealed[12:], context)
         except (InvalidTag, ValueError) as error:
-            raise StorageError("local store does not open with this passphrase") from error
+            raise StoreCorrupted(self.path, "a stored value does not authenticate") from error
 
     def _meta_raw(self, name: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vigil.cli.errors import debugging
 from vigil.client.client import Client
 from vigil.client.events import (
     Event,
@@ -70,7 +71,9 @@ def run(work: Callable[[], Coroutine[object, object, T]]) -> T:
     try:
         return asyncio.run(work())
     except VigilError as error:
-        console.print(f"[red]error[/red] ({error.code}): {error.detail}")
+        if debugging():
+            raise
+        console.print(f"[red]error[/red] ({error.code}): {escape(error.detail)}", soft_wrap=True)
         if isinstance(error, PolicyViolation) and error.detail == NEUTRAL_REFUSAL:
             # The server does not say why (a minor's protection, a block, a restriction): neither may we.
             console.print(

@@ -12,10 +12,22 @@ from pathlib import Path
 import typer
 
 from vigil.cli.chat.common import Profile, console, passphrase, print_warnings, run, show
+from vigil.cli.errors import CliError
 from vigil.client.client import Client
 from vigil.errors import VigilError
 
 __all__ = ["add_commands", "interactive"]
+
+
+def parse_birth_date(text: str) -> dt.date:
+    """Raises CliError naming the expected form for a malformed, impossible or future date."""
+    try:
+        born = dt.date.fromisoformat(text.strip())
+    except ValueError as error:
+        raise CliError(f"--birth-date {text!r} is not a real date in the form YYYY-MM-DD ({error})") from None
+    if born > dt.date.today():
+        raise CliError(f"--birth-date {text} is in the future")
+    return born
 
 
 def register(
@@ -24,11 +36,10 @@ def register(
     birth_date: str = typer.Option(..., help="Birth date, YYYY-MM-DD (stored as an age band)."),
 ) -> None:
     """Register a new account with this profile as its first device."""
+    born = parse_birth_date(birth_date)
 
     async def work() -> None:
-        client = await Client.register(
-            server, username, dt.date.fromisoformat(birth_date), Profile.path(), passphrase(confirm=True)
-        )
+        client = await Client.register(server, username, born, Profile.path(), passphrase(confirm=True))
         console.print(f"registered [bold]{client.username}[/bold], device {client.device_id}")
         await client.close()
 
