@@ -18,7 +18,7 @@ from vigil.errors import PolicyViolation
 from vigil.protocol.reports import ReportReason
 from vigil.safety.behavior.events import Block, MessageSent
 from vigil.safety.behavior.policy import ProtectiveAction
-from vigil.safety.policy import Standing
+from vigil.safety.policy import NEUTRAL_REFUSAL, Standing
 from vigil.server.db.minors_models import MetadataEventRow
 from vigil.server.db.safety_models import AuditRow, CaseRow
 from vigil.server.services import metadata
@@ -110,7 +110,7 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
 
         # The restriction is enforced by the server; the minors got verified notices; a second run
         # does not repeat the actions.
-        with pytest.raises(PolicyViolation, match="minors"):
+        with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
             await groomer.send_text(kids[0].username, "still there?")
         notices = await kids[0].safety_notices()
         assert {n.kind for n in notices} >= {"unconnected_adult", "elevated_risk"}

@@ -14,6 +14,7 @@ from vigil.client.events import MessageEvent
 from vigil.client.reporting import build_report, select_records
 from vigil.errors import PolicyViolation, ValidationError
 from vigil.protocol.reports import ReportReason
+from vigil.safety.policy import NEUTRAL_REFUSAL
 from vigil.server.db.safety_repositories import QueueFilter
 from vigil.server.services import cases, reports
 from vigil.server.services.audit import verify_chain
@@ -119,7 +120,7 @@ async def test_block_and_report_in_one_refuses_the_sender(server, tmp_path: Path
     [event] = await bob.fetch()
     accepted = await bob.report(event, ReportReason.SPAM, block=True)
     assert accepted.blocked
-    with pytest.raises(PolicyViolation, match="blocked"):
+    with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):  # not told it was a block
         await alice.send_text(bob.username, "let me in")
     await bob.send_text(alice.username, "blocking is one-way")  # bob can still write
     assert texts(await alice.fetch()) == ["blocking is one-way"]
@@ -149,10 +150,13 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
         assert notice.kind == "warning"
 
         await cases.apply_action(ctx, "reviewer:t", None, accepted.case_id, CaseAction.RESTRICT)
+        # The restricted account is told of its restriction once, as a notice; its refused sends are
+        # the neutral refusal (the refusal to reach a minor must not say the recipient is one).
+        assert [n.kind for n in await mallory.notices()] == ["warning", "restriction"]
         await mallory.send_text(bob.username, "existing adult conversation still works")
-        with pytest.raises(PolicyViolation, match="minors"):
+        with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
             await mallory.send_text(teen.username, "still there?")
-        with pytest.raises(PolicyViolation, match="new conversations"):
+        with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
             await mallory.send_text(carol.username, "hello stranger")
 
         await cases.apply_action(ctx, "reviewer:t", None, accepted.case_id, CaseAction.SUSPEND)

@@ -51,6 +51,10 @@ WARNING_TEXT = (
     "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
     "Further violations can lead to your account being restricted or suspended."
 )
+RESTRICTION_TEXT = (
+    "After a review by Vigil's safety team, your account is restricted: you cannot start new "
+    "conversations or contact minors. Existing conversations with adults continue."
+)
 
 
 class CaseState(enum.StrEnum):
@@ -245,6 +249,15 @@ async def apply_action(
                 state = CaseState.ACTIONED
             case CaseAction.RESTRICT:
                 await _set_standing(now, session, case.subject_user_id, Standing.RESTRICTED)
+                # Told to the account itself (its own standing), unlike the neutral refusals others see.
+                session.add(
+                    NoticeRow(
+                        user_id=case.subject_user_id,
+                        kind="restriction",
+                        text=RESTRICTION_TEXT,
+                        created_at_ms=now,
+                    )
+                )
                 state = CaseState.ACTIONED
             case CaseAction.SUSPEND:
                 await _set_standing(now, session, case.subject_user_id, Standing.SUSPENDED)
