@@ -3,7 +3,12 @@
 # one sending an image), and what the server stored beside what the clients saw.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+step "creating the virtual environment in .venv"
 python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip
-.venv/bin/pip install -q -e .
+step "updating pip"
+.venv/bin/pip install --upgrade --progress-bar on pip
+step "installing Vigil and its dependencies (a few minutes the first time; pip lists each package)"
+.venv/bin/pip install --progress-bar on -e .
+step "running the demo"
 exec .venv/bin/vigil demo "$@"

@@ -45,6 +45,15 @@ def test_adult_must_request_and_the_minor_sees_a_notice_then_accepts(tmp_path: P
         outgoing = chat(adult, "requests")
         assert re.search(rf"outgoing\s+#\d+ to {teen} \(pending", outgoing.stdout), outgoing.stdout
 
+        # `receive` announces the new requests and safety notices where the minor reads messages, once.
+        announced = " ".join(chat(teen, "receive").stdout.split())
+        assert "contact request #" in announced
+        assert f"from {adult}" in announced and f"from {other}" in announced
+        assert f"(verified, unconnected_adult) about {adult}" in announced
+        assert f"vigil chat --profile {teen} accept|ignore|block-request ID" in announced
+        again_announced = chat(teen, "receive").stdout
+        assert "contact request" not in again_announced and "no new messages" in again_announced
+
         # The minor sees the pending requests and a verified safety notice for each unconnected adult,
         # with the block / report actions as commands.
         listed = chat(teen, "requests")

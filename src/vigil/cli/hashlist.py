@@ -70,17 +70,41 @@ def bank_create(
 @bank_app.command("import")
 def bank_import(
     name: str = typer.Argument(..., help="Bank name."),
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Hash file."),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="Hash file: PDQ hashes (64 hex digits), one per line."
+    ),
     format: str = typer.Option(
-        "threatexchange", "--format", help="threatexchange (`pdq <hex>` lines) or csv."
+        "threatexchange",
+        "--format",
+        help="threatexchange (`pdq <hex>` lines, as `vigil hashlist hash` prints) or csv "
+        "(`hash[,label...]`).",
     ),
 ) -> None:
-    """Add the hashes of a file to a bank (duplicates skipped)."""
+    """Add the PDQ hashes of a file to a bank (duplicates skipped); images are never imported, only their
+    hashes (`vigil hashlist hash IMAGE` makes one)."""
     from vigil.server.services.hashlist import import_entries
 
     text = file.read_text()
     added = _run(lambda ctx: import_entries(ctx, name, text, format))
     console.print(f"{added} new entries in {name}")
+
+
+@hashlist_app.command("hash")
+def hash_image_file(
+    image: Path = typer.Argument(..., exists=True, dir_okay=False, help="Image file (JPEG, PNG, ...)."),
+) -> None:
+    """Print an image's PDQ hash and quality as one `pdq <hex>` line (a line of a bank import file) and
+    its quality; below the matching minimum the hash must not be banked."""
+    from vigil.safety.hashing.pdq import MIN_MATCH_QUALITY, hash_image
+
+    try:
+        hashed = hash_image(image.read_bytes(), dihedral=False)
+    except VigilError as error:
+        console.print(f"[red]error[/red] ({error.code}): {error.detail}")
+        raise typer.Exit(1) from error
+    typer.echo(f"pdq {hashed.hash.hex()}")
+    verdict = "usable" if hashed.quality >= MIN_MATCH_QUALITY else f"too low to bank (< {MIN_MATCH_QUALITY})"
+    typer.echo(f"quality {hashed.quality} ({verdict})", err=True)
 
 
 @bank_app.command("list")

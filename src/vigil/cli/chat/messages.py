@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from vigil.cli.chat.common import Profile, console, passphrase, print_warnings, run, show
+from vigil.cli.chat.safety import announce_new
 from vigil.cli.errors import CliError
 from vigil.client.client import Client
 from vigil.errors import VigilError
@@ -92,6 +93,7 @@ def receive(follow: bool = typer.Option(False, help="Keep listening for pushed m
             events = await client.fetch()
             for event in events:
                 show(event)
+            await announce_new(client)
             if not events and not follow:
                 console.print("[dim]no new messages[/dim]")
             if follow:

@@ -15,7 +15,14 @@ from vigil.errors import NotFoundError
 from vigil.protocol.contacts import NoticeAction
 from vigil.protocol.reports import ReportReason
 
-__all__ = ["add_commands", "safety_notice_text"]
+__all__ = ["add_commands", "announce_new", "safety_notice_text"]
+
+# Per-profile cursors (sealed in the device store): what `receive` already announced.
+_ANNOUNCED = {
+    "warning": "cli_announced_warning",
+    "notice": "cli_announced_notice",
+    "request": "cli_announced_request",
+}
 
 
 def report(
@@ -97,6 +104,38 @@ def notices() -> None:
                 console.print("[dim]no notices[/dim]")
 
     run(work)
+
+
+async def announce_new(client: Client) -> None:
+    """Announces what reached this account since the last announcement: the safety team's warnings and
+    restrictions, signed safety notices, and incoming contact requests (with the command that answers
+    them), so `receive` shows them where messages are read, not only under `notices` and `requests`."""
+    from vigil.cli.chat.contacts import request_line
+
+    def cursor(name: str) -> int:
+        return int(client.store.get_secret(_ANNOUNCED[name]) or 0)
+
+    def advance(name: str, ids: list[int]) -> None:
+        if ids:
+            client.store.set_secret(_ANNOUNCED[name], str(max(ids)))
+
+    warnings = await client.notices(after=cursor("warning"))
+    for warning in warnings:
+        console.print(f"[yellow]from the safety team ({warning.kind})[/yellow]: {escape(warning.text)}")
+    advance("warning", [w.id for w in warnings])
+    notices = await client.safety_notices(after=cursor("notice"))
+    for notice in notices:
+        console.print(safety_notice_text(notice))
+    advance("notice", [n.id for n in notices])
+    seen = cursor("request")
+    incoming = [r for r in (await client.contact_requests()).incoming if r.id > seen]
+    for request in incoming:
+        console.print(f"[yellow]contact request[/yellow] {request_line(request, incoming=True)}")
+    if incoming:
+        console.print(
+            f"[dim]answer with `vigil chat --profile {Profile.name} accept|ignore|block-request ID`[/dim]"
+        )
+    advance("request", [r.id for r in incoming])
 
 
 def add_commands(chat_app: typer.Typer) -> None:

@@ -1,0 +1,41 @@
+"""`vigil hashlist hash IMAGE`: an operator banks an image without writing Python."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from cli_runner import vigil
+from PIL import Image
+
+from vigil.safety.hashing.banks import parse_threatexchange_file
+from vigil.safety.hashing.pdq import hash_image
+
+
+def _png(path: Path, pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def test_prints_the_hash_as_an_import_line_and_the_quality(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    data = _png(tmp_path / "photo.png", rng.integers(0, 256, size=(128, 128, 3)))
+    ran = vigil("hashlist", "hash", str(tmp_path / "photo.png"))
+    assert ran.returncode == 0, ran.stderr
+    expected = hash_image(data, dihedral=False)
+    assert ran.stdout == f"pdq {expected.hash.hex()}\n"
+    assert ran.stderr.startswith(f"quality {expected.quality} ")
+    [entry] = parse_threatexchange_file(ran.stdout)  # the line is a bank import file as it is
+    assert entry.hash == expected.hash
+
+
+def test_a_flat_image_is_flagged_and_a_non_image_is_one_line(tmp_path: Path) -> None:
+    _png(tmp_path / "flat.png", np.full((64, 64, 3), 128))
+    flat = vigil("hashlist", "hash", str(tmp_path / "flat.png"))
+    assert flat.returncode == 0 and "too low to bank" in flat.stderr
+    (tmp_path / "notes.txt").write_text("not an image")
+    bad = vigil("hashlist", "hash", str(tmp_path / "notes.txt"))
+    assert bad.returncode == 1 and len(bad.stdout.strip().splitlines()) == 1
