@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -64,9 +65,13 @@ async def safety_team(server, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         yield ctx
 
 
-async def publish(ctx: ServerContext, issued_at: int = 1_700_000_000) -> hashlist.Published:
+async def publish(ctx: ServerContext, issued_at: int | None = None) -> hashlist.Published:
+    """Signs the next version, by default now (clients refuse a list signed too long ago)."""
     return await hashlist.publish(
-        ctx, load_signing_key(ctx.settings), load_voucher_public_key(ctx.settings), issued_at=issued_at
+        ctx,
+        load_signing_key(ctx.settings),
+        load_voucher_public_key(ctx.settings),
+        issued_at=int(time.time()) if issued_at is None else issued_at,
     )
 
 
@@ -266,13 +271,13 @@ async def test_tampered_unsigned_rolled_back_or_foreign_lists_are_refused(
     extra = unrelated_images(1, seed=99)[0]
     async with safety_team(server, monkeypatch) as team:
         await bank_with(team, "known-abuse", known)
-        await publish(team, 1_700_000_000)
+        await publish(team, int(time.time()))
         bob = await pinned(await register(server.url, tmp_path, "bob"), team)
         assert bob.safety.state is not None and bob.safety.state.version == 1
         await hashlist.import_entries(
             team, "known-abuse", f"pdq {hash_image(extra).hash.hex()}", "threatexchange"
         )
-        await publish(team, 1_700_000_100)
+        await publish(team, int(time.time()) + 100)
 
         async def rewrite_v2(transform) -> bytes:  # type: ignore[no-untyped-def]
             async with team.sessions() as session, session.begin():

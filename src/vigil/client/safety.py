@@ -28,7 +28,14 @@ import httpx
 from vigil.client.device import DeviceCore
 from vigil.client.engine import commitment_of
 from vigil.client.events import ImageWithheld, ReceivedAttachment, now_ms, withheld_event
-from vigil.errors import ConflictError, PolicyViolation, ProtocolError, StorageError, VigilError
+from vigil.errors import (
+    ConflictError,
+    PolicyViolation,
+    ProtocolError,
+    StorageError,
+    ValidationError,
+    VigilError,
+)
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.vouchers import (
     FrankingProof,
@@ -53,6 +60,7 @@ from vigil.safety.hashing.hashlist import (
     RollbackError,
     Sha256Digest,
     SignedManifest,
+    StaleListError,
     chain_log_head,
     root_hash,
 )
@@ -60,6 +68,7 @@ from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import ImageHash, PdqHash, UnhashableImageError, hash_image
 
 __all__ = [
+    "DEFAULT_MAX_LIST_AGE_SECONDS",
     "STATE_FORMAT",
     "HashListRefusedError",
     "ImageSafety",
@@ -77,6 +86,11 @@ NOT_UPLOADED_BLOB_ID: Final = "0" * 32
 _SECRET_AUTHORITY: Final = "hashlist_authority"  # noqa: S105 - store entry names, not secrets
 _SECRET_STATE: Final = "hashlist_state"  # noqa: S105
 _SECRET_VOUCHER_KEY: Final = "hashlist_voucher_key"  # noqa: S105
+_SECRET_MIN_VERSION: Final = "hashlist_min_version"  # noqa: S105
+DEFAULT_MAX_LIST_AGE_SECONDS: Final = 30 * 24 * 3600
+"""A list whose newest manifest was signed longer ago than this is refused: a server cannot keep a device
+on an old (validly signed) list. The authority publishes at least this often (`vigil hashlist publish`
+signs a new version even when nothing changed)."""
 
 
 class HashListRefusedError(ProtocolError):
@@ -158,6 +172,7 @@ class ImageSafety:
     """`client.safety`. Inactive until an authority key is pinned (`pin_authority`)."""
 
     refresh_seconds: float = 300.0
+    max_list_age_seconds: int = DEFAULT_MAX_LIST_AGE_SECONDS
 
     def __init__(self, core: DeviceCore) -> None:
         self._core = core
@@ -188,15 +203,29 @@ class ImageSafety:
     def state(self) -> HashListState | None:
         return None if self._held is None else self._held.state
 
-    def pin_authority(self, key: str) -> None:
-        """Pins the authority's public key (base64). Raises ValidationError on a malformed key and
-        ConflictError if another key is already pinned (a pinned key never changes silently)."""
+    @property
+    def min_version(self) -> int:
+        """The oldest list version this device accepts: shipped with the app beside the authority key
+        (`pin_authority`), then raised to each version it holds (the first sync pins what it saw)."""
+        pinned = self._core.store.get_secret(_SECRET_MIN_VERSION)
+        held = 0 if self._held is None else self._held.state.version
+        return max(int(pinned or 0), held)
+
+    def pin_authority(self, key: str, *, min_version: int = 0) -> None:
+        """Pins the authority's public key (base64) and the oldest list version accepted (the one the
+        app shipped with; a fresh device then refuses anything older). Raises ValidationError on a
+        malformed key or a negative version and ConflictError if another key is already pinned (a
+        pinned key never changes silently)."""
         decode_authority_key(key)
+        if min_version < 0:
+            raise ValidationError("min_version is a list version (>= 0)")
         current = self.authority
         if current is not None and current != key:
             raise ConflictError("another hash-list authority key is already pinned")
         with self._core.store.transaction():
             self._core.store.set_secret(_SECRET_AUTHORITY, key)
+            if min_version > int(self._core.store.get_secret(_SECRET_MIN_VERSION) or 0):
+                self._core.store.set_secret(_SECRET_MIN_VERSION, str(min_version))
 
     def _set_held(self, held: _Held) -> None:
         self._held = held
@@ -217,6 +246,11 @@ class ImageSafety:
         try:
             if head.version < version:
                 raise RollbackError(f"the server offers version {head.version}; this device holds {version}")
+            if head.version < self.min_version:
+                raise RollbackError(
+                    f"the server offers version {head.version}; this device accepts {self.min_version} "
+                    "or later"
+                )
             verifier = HashListVerifier(key, state=None if held is None else held.state)
             log_head = EMPTY_LOG_HEAD if held is None else held.log_head
             while verifier.state is None or verifier.state.version < head.version:
@@ -238,6 +272,7 @@ class ImageSafety:
                     or head.log_size != state.version
                 ):
                     raise NotInLogError("the list does not match the published transparency log head")
+                self._check_age(state)
             voucher_key = self._check_voucher_key(key, head)
         except VigilError as error:
             refusal = error if isinstance(error, HashListRefusedError) else HashListRefusedError(error)
@@ -254,6 +289,17 @@ class ImageSafety:
                 self._core.store.set_secret(_SECRET_VOUCHER_KEY, b64encode(voucher_key))
             self._voucher_key = voucher_key
         return self.state
+
+    def _check_age(self, state: HashListState) -> None:
+        """Raises StaleListError when the newest list was signed more than `max_list_age_seconds` ago
+        (from the manifest's signed `issued_at`, by this device's clock). Only the newest counts: the
+        older manifests of a catch-up are old by nature."""
+        age = now_ms() // 1000 - state.issued_at
+        if age > self.max_list_age_seconds:
+            raise StaleListError(
+                f"the newest hash list (version {state.version}) was signed {age // 86400} days ago, "
+                f"more than the {self.max_list_age_seconds // 86400} days this device accepts"
+            )
 
     @staticmethod
     def _check_voucher_key(key: object, head: HashListHead) -> bytes | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +54,11 @@ class Authority:
         self._signature = key.sign(voucher_key_statement(self.vouchers.public))
         self.server = server
 
-    def publish(self, *images: bytes) -> None:
+    def publish(self, *images: bytes, issued_at: int | None = None) -> None:
+        """Signs the next version, by default now (a device refuses a list signed too long ago)."""
         entries = [HashListEntry("known", hash_image(i).hash, 31) for i in images]
-        signed = self.publisher.publish(entries, issued_at=1_700_000_000 + len(self.server.manifests))
+        when = int(time.time()) + len(self.server.manifests) if issued_at is None else issued_at
+        signed = self.publisher.publish(entries, issued_at=when)
         self.server.manifests.append(base64.b64encode(signed.to_bytes()).decode())
         head = self.publisher.log.head()
         state = self.publisher.log.state
@@ -113,3 +116,50 @@ async def test_a_matching_image_is_withheld_with_a_voucher_and_not_uploaded(tmp_
 
     await alice.send_attachment("bob", harmless, "image/png")
     assert [m for m, _ in server.calls].count("upload_blob") == 1 and len(server.vouchers) == 1
+
+
+DAY = 24 * 3600
+
+
+async def test_a_fresh_device_refuses_a_validly_signed_but_old_list(tmp_path: Path) -> None:
+    server = FakeServer()
+    authority = Authority(server)
+    alice = await start(new_client(server, tmp_path, "alice"))
+    alice.safety.pin_authority(authority.public)
+    authority.publish(_image(1), issued_at=int(time.time()) - 31 * DAY)
+    with pytest.raises(HashListRefusedError, match="signed 31 days ago, more than the 30 days") as refused:
+        await alice.safety.sync()
+    assert refused.value.cause.code == "hashlist_stale" and alice.safety.state is None
+    alice.safety.max_list_age_seconds = 40 * DAY  # the setting: a longer allowance accepts it
+    state = await alice.safety.sync()
+    assert state is not None and state.version == 1
+
+
+async def test_a_catch_up_through_old_versions_to_a_recent_one_is_accepted(tmp_path: Path) -> None:
+    server = FakeServer()
+    authority = Authority(server)
+    now = int(time.time())
+    authority.publish(_image(1), issued_at=now - 300 * DAY)
+    authority.publish(_image(1), _image(2), issued_at=now - 200 * DAY)
+    authority.publish(_image(2), issued_at=now - DAY)
+    alice = await start(new_client(server, tmp_path, "alice"))
+    alice.safety.pin_authority(authority.public)
+    state = await alice.safety.sync()
+    assert state is not None and state.version == 3
+
+
+async def test_a_device_refuses_a_version_older_than_the_one_it_shipped_with(tmp_path: Path) -> None:
+    server = FakeServer()
+    authority = Authority(server)
+    authority.publish(_image(1))
+    authority.publish(_image(1), _image(2))
+    alice = await start(new_client(server, tmp_path, "alice"))
+    alice.safety.pin_authority(authority.public, min_version=3)
+    with pytest.raises(HashListRefusedError, match="offers version 2; this device accepts 3 or later"):
+        await alice.safety.sync()
+    assert alice.safety.state is None and alice.safety.min_version == 3
+    authority.publish(_image(2))
+    state = await alice.safety.sync()
+    assert state is not None and state.version == 3
+    # The first sync pins what it saw: a later head older than that is a rollback.
+    assert alice.safety.min_version == 3
