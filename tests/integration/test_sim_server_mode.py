@@ -12,7 +12,14 @@ from vigil.sim.server_mode import run_server_mode
 
 
 async def test_server_mode_on_a_tiny_scenario(tmp_path: Path) -> None:
-    sc = tiny_scenario().with_overrides(days=1, history_days=5, coaches={"team_size": [4, 8]})
+    # ~30 accounts, ~500 events (each a real request with real encryption): still every kind of event,
+    # family and team groups, a groomer and a sextortion account.
+    sc = tiny_scenario().with_overrides(
+        days=1,
+        history_days=5,
+        coaches={"team_size": [4, 8]},
+        population={"minors": 16, "adults": 12, "school_size": 16, "class_size": 8},
+    )
     out = tmp_path / "out"
     result = await run_server_mode(sc, out)
     assert result.accounts > 20 and result.recorded > 0
