@@ -32,7 +32,7 @@ class PrivateRedis:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no"]  # nothing on disk: a restart starts empty
         self.processes.append(subprocess.Popen(command, cwd=self.directory, stdout=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # generous for a busy machine; a healthy start is immediate
         while time.monotonic() < deadline:
             try:
                 if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():

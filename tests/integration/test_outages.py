@@ -18,6 +18,10 @@ from live_server import (
 )
 from private_redis import PrivateRedis, private_redis_fixture  # noqa: F401 - the fixture
 
+# Every push is expected to arrive: the deadline only bounds a failure, so it is generous enough for a
+# busy machine and costs nothing when the push comes at once.
+PUSH_DEADLINE_S = 60.0
+
 
 def _admin(statement: str) -> None:
     import psycopg2
@@ -103,7 +107,7 @@ async def test_redis_restart_keeps_sends_and_local_pushes_and_cross_worker_push_
         auth = {"Authorization": f"Bearer {bob.store.get_secret('credential')}"}
         async with websockets.connect(socket_url, additional_headers=auth) as socket:
 
-            async def pushed(message_id: str, within_s: float) -> bool:
+            async def pushed(message_id: str, within_s: float = PUSH_DEADLINE_S) -> bool:
                 """Whether the socket (on the second worker) gets this message within the time."""
                 deadline = asyncio.get_running_loop().time() + within_s
                 while (left := deadline - asyncio.get_running_loop().time()) > 0:
@@ -116,13 +120,13 @@ async def test_redis_restart_keeps_sends_and_local_pushes_and_cross_worker_push_
                 return False
 
             await asyncio.sleep(0.3)  # the socket subscribes
-            assert await pushed((await alice.send_text(bob.username, "across")).message_id, 10)
+            assert await pushed((await alice.send_text(bob.username, "across")).message_id)
 
             # Redis goes down: sends are still accepted (202), and a socket on the worker that stored
             # the message still gets its push.
             private_redis.stop()
             await asyncio.sleep(0.3)
-            assert await pushed((await carol.send_text(bob.username, "local")).message_id, 5)
+            assert await pushed((await carol.send_text(bob.username, "local")).message_id)
             # Stored on the first worker: its wake-up cannot reach the second one until Redis is back.
             during = await alice.send_text(bob.username, "stored while Redis is down")
             assert during.devices == 1
@@ -136,15 +140,15 @@ async def test_redis_restart_keeps_sends_and_local_pushes_and_cross_worker_push_
 
                 # Redis comes back: every worker listens again by itself.
                 private_redis.start()
-                deadline = time.monotonic() + 30
+                deadline = time.monotonic() + 120
                 for worker in (first, second, third):
                     while (await http.get(f"{worker.url}/v1/ready")).status_code != 200:
                         assert time.monotonic() < deadline, "a worker did not reconnect to Redis"
                         await asyncio.sleep(0.1)
             # What was stored elsewhere during the outage is pushed once the listener is back...
-            assert await pushed(during.message_id, 5)
+            assert await pushed(during.message_id)
             # ...and cross-worker pushes work again.
-            assert await pushed((await alice.send_text(bob.username, "across again")).message_id, 10)
+            assert await pushed((await alice.send_text(bob.username, "across again")).message_id)
         for client in (alice, bob, carol):
             await client.close()
     finally:
