@@ -121,6 +121,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     log_level: str = "info"
     extra_args: list[str] = field(default_factory=list)
+    _started: bool = field(default=False, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -137,7 +138,24 @@ class ServerProcess:
             return "(no log)"
 
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
-        """Starts the server and waits until /v1/health answers; on any failure kills it and raises."""
+        """Starts the server and waits until /v1/health answers; on any failure kills it and raises.
+
+        The port was free when chosen, but another process may take it before the server binds it: then
+        the first start (not a restart, whose clients know the port) moves to another free port.
+        """
+        for attempt in range(3):
+            log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+            try:
+                self._start_once(timeout_s)
+                return
+            except RuntimeError:
+                restarting = self._started
+                taken = "address already in use" in self.log_path.read_text(errors="replace")[log_start:]
+                if restarting or not taken or attempt == 2:
+                    raise
+                self.port = free_port()
+
+    def _start_once(self, timeout_s: float) -> None:
         env = {
             **os.environ,
             "VIGIL_DATA_DIR": str(self.data_dir),
@@ -165,6 +183,7 @@ class ServerProcess:
         except BaseException:
             self.kill()
             raise
+        self._started = True
 
     def _wait_healthy(self, timeout_s: float) -> None:
         assert self.process is not None
