@@ -78,29 +78,57 @@ async def test_every_endpoint_rejects_bad_input_cleanly(
         _expect(await post("/v1/accounts", content=b"{not json", headers=json_headers), 400, "malformed_json")
         _expect(await post("/v1/accounts", json=_registration(unique("x"), extra=1)), 422, "invalid_request")
         _expect(await post("/v1/accounts", json=_registration("Bad Name!")), 422, "invalid_request")
-        _expect(await post("/v1/accounts", json=_registration(unique("x"), birth_date="1990-13-45")), 422, "invalid_request")
+        _expect(
+            await post("/v1/accounts", json=_registration(unique("x"), birth_date="1990-13-45")),
+            422,
+            "invalid_request",
+        )
         forged = _registration(unique("x"))
         forged["device"]["curve25519"] = DeviceAccount().curve25519
         _expect(await post("/v1/accounts", json=forged), 400, "tampered")
         young = (dt.date.today() - dt.timedelta(days=365 * 10)).isoformat()
-        _expect(await post("/v1/accounts", json=_registration(unique("kid"), birth_date=young)), 403, "policy_violation")
+        _expect(
+            await post("/v1/accounts", json=_registration(unique("kid"), birth_date=young)),
+            403,
+            "policy_violation",
+        )
         _expect(await post("/v1/accounts", json=_registration(alice.username)), 409, "conflict")
-        _expect(await post("/v1/accounts", content=b"x" * (5 * 1024 * 1024), headers=json_headers), 413, "too_large")
+        _expect(
+            await post("/v1/accounts", content=b"x" * (5 * 1024 * 1024), headers=json_headers),
+            413,
+            "too_large",
+        )
 
         # authentication, including claiming to be another device
         _expect(await post("/v1/keys", json={}), 401, "unauthenticated")
-        _expect(await post("/v1/keys", json={}, headers={"Authorization": "Basic abc"}), 401, "unauthenticated")
+        _expect(
+            await post("/v1/keys", json={}, headers={"Authorization": "Basic abc"}), 401, "unauthenticated"
+        )
         impersonation = {"Authorization": f"Bearer {alice.device_id}.{bob_secret}"}
         _expect(await post("/v1/messages", json={}, headers=impersonation), 401, "unauthenticated")
-        _expect(await post("/v1/devices", json={"device": DeviceAccount().device_keys().model_dump()}), 401, "unauthenticated")
+        _expect(
+            await post("/v1/devices", json={"device": DeviceAccount().device_keys().model_dump()}),
+            401,
+            "unauthenticated",
+        )
 
         # keys
         other = DeviceAccount()
         foreign_key = other.new_one_time_keys(1)[0].model_dump()
-        _expect(await post("/v1/keys", json={"one_time_keys": [foreign_key]}, headers=alice_auth), 400, "tampered")
+        _expect(
+            await post("/v1/keys", json={"one_time_keys": [foreign_key]}, headers=alice_auth), 400, "tampered"
+        )
         too_many = [foreign_key] * 101
-        _expect(await post("/v1/keys", json={"one_time_keys": too_many}, headers=alice_auth), 422, "invalid_request")
-        _expect(await post("/v1/keys/claim", json={"username": unique("nobody")}, headers=alice_auth), 404, "not_found")
+        _expect(
+            await post("/v1/keys", json={"one_time_keys": too_many}, headers=alice_auth),
+            422,
+            "invalid_request",
+        )
+        _expect(
+            await post("/v1/keys/claim", json={"username": unique("nobody")}, headers=alice_auth),
+            404,
+            "not_found",
+        )
         _expect(await http.get("/v1/users/NOT VALID/devices", headers=alice_auth), 422, "invalid_request")
 
         # messages
@@ -120,26 +148,50 @@ async def test_every_endpoint_rejects_bad_input_cleanly(
             {**good, "surprise": True},
         ):
             _expect(await post("/v1/messages", json=broken, headers=alice_auth), 422, "invalid_request")
-        _expect(await post("/v1/messages", json={**good, "to": unique("ghost")}, headers=alice_auth), 404, "not_found")
+        _expect(
+            await post("/v1/messages", json={**good, "to": unique("ghost")}, headers=alice_auth),
+            404,
+            "not_found",
+        )
         doubled = {**good, "ciphertexts": good["ciphertexts"] * 2}
         _expect(await post("/v1/messages", json=doubled, headers=alice_auth), 400, "invalid_request")
-        stale = await post("/v1/messages", json={**good, "ciphertexts": [{**good["ciphertexts"][0], "device_id": "nope"}]}, headers=alice_auth)
+        stale = await post(
+            "/v1/messages",
+            json={**good, "ciphertexts": [{**good["ciphertexts"][0], "device_id": "nope"}]},
+            headers=alice_auth,
+        )
         assert stale.status_code == 409 and stale.json()["error"] == "stale_devices"
         assert stale.json()["missing"] == {bob.username: [bob.device_id]}
         stolen_blob = {**good, "attachments": [bob_blob]}
         _expect(await post("/v1/messages", json=stolen_blob, headers=alice_auth), 400, "invalid_request")
-        _expect(await http.get("/v1/messages", params={"limit": 0}, headers=alice_auth), 422, "invalid_request")
-        _expect(await post("/v1/messages/ack", json={"delivery_ids": []}, headers=alice_auth), 422, "invalid_request")
-        _expect(await post("/v1/messages/ack", json={"delivery_ids": ["x"]}, headers=alice_auth), 422, "invalid_request")
+        _expect(
+            await http.get("/v1/messages", params={"limit": 0}, headers=alice_auth), 422, "invalid_request"
+        )
+        _expect(
+            await post("/v1/messages/ack", json={"delivery_ids": []}, headers=alice_auth),
+            422,
+            "invalid_request",
+        )
+        _expect(
+            await post("/v1/messages/ack", json={"delivery_ids": ["x"]}, headers=alice_auth),
+            422,
+            "invalid_request",
+        )
         # acking bob's entries as alice deletes nothing
         pending = (await bob.transport.fetch()).messages
-        other_ack = await post("/v1/messages/ack", json={"delivery_ids": [pending[0].delivery_id]}, headers=alice_auth)
+        other_ack = await post(
+            "/v1/messages/ack", json={"delivery_ids": [pending[0].delivery_id]}, headers=alice_auth
+        )
         assert other_ack.json() == {"deleted": 0}
         assert len((await bob.transport.fetch()).messages) == 1
 
         # blobs
         octets = {**alice_auth, "Content-Type": "application/octet-stream"}
-        _expect(await post("/v1/blobs", content=b"x", headers={**alice_auth, "Content-Type": "text/plain"}), 400, "invalid_request")
+        _expect(
+            await post("/v1/blobs", content=b"x", headers={**alice_auth, "Content-Type": "text/plain"}),
+            400,
+            "invalid_request",
+        )
         _expect(await post("/v1/blobs", content=b"", headers=octets), 400, "invalid_request")
         _expect(await post("/v1/blobs", content=b"x" * 5000, headers=octets), 413, "too_large")
         _expect(await http.get(f"/v1/blobs/{bob_blob}", headers=alice_auth), 403, "forbidden")

@@ -34,10 +34,16 @@ async def test_alice_and_bob_exchange_messages(server, tmp_path: Path) -> None:
     await bob.send_text(alice.username, "how are you?")
     assert texts(await alice.fetch()) == ["hi alice", "how are you?"]
     assert await bob.fetch() == []
-    assert [r["payload"]["body"] for r in bob.history(alice.username)] == ["hello bob", "hi alice", "how are you?"]
+    assert [r["payload"]["body"] for r in bob.history(alice.username)] == [
+        "hello bob",
+        "hi alice",
+        "how are you?",
+    ]
 
 
-async def test_offline_recipient_catches_up_over_websocket_then_gets_live_pushes(server, tmp_path: Path) -> None:
+async def test_offline_recipient_catches_up_over_websocket_then_gets_live_pushes(
+    server, tmp_path: Path
+) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
     for n in range(3):
@@ -62,7 +68,9 @@ async def test_offline_recipient_catches_up_over_websocket_then_gets_live_pushes
     assert await bob.fetch() == []  # everything was acknowledged over the socket
 
 
-async def test_second_device_of_recipient_and_own_copy_on_senders_other_device(server, tmp_path: Path) -> None:
+async def test_second_device_of_recipient_and_own_copy_on_senders_other_device(
+    server, tmp_path: Path
+) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
     await alice.send_text(bob.username, "before bob had a phone")
@@ -99,7 +107,9 @@ async def test_out_of_order_delivery_decrypts_everything(server, tmp_path: Path)
     assert texts(await bob.fetch()) == ["m3", "m0", "m2", "m1"]
 
 
-async def test_retried_send_is_delivered_once_and_redelivery_is_not_shown_twice(server, tmp_path: Path) -> None:
+async def test_retried_send_is_delivered_once_and_redelivery_is_not_shown_twice(
+    server, tmp_path: Path
+) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
     payload = alice.engine.build_payload(bob.username, MessageKind.TEXT, 1, body="only once")
@@ -111,7 +121,7 @@ async def test_retried_send_is_delivered_once_and_redelivery_is_not_shown_twice(
     # bob handles the delivery but "crashes" before acking: the redelivery produces no second event.
     pending = (await bob.transport.fetch()).messages
     assert len(pending) == 1
-    handled, events = await bob._handle(pending)
+    _handled, events = await bob._handle(pending)
     assert texts(events) == ["only once"]
     assert await bob.fetch() == []
 
@@ -156,7 +166,9 @@ async def test_attachment_round_trip_and_blob_deleted_once_fetched(server, tmp_p
     assert len(events) == 1 and isinstance(events[0], MessageEvent)
     event = events[0]
     assert event.kind is MessageKind.IMAGE and event.text == "look"
-    assert event.attachment is not None and event.attachment.data == image and event.attachment.name == "pic.png"
+    assert (
+        event.attachment is not None and event.attachment.data == image and event.attachment.name == "pic.png"
+    )
     assert _blob_files(server) - before == set()
 
 
@@ -175,7 +187,9 @@ async def test_tampered_ciphertext_commitment_and_attachment_are_rejected(server
     forged = request.model_copy(
         update={
             "ciphertexts": [
-                request.ciphertexts[0].model_copy(update={"body": __import__("base64").b64encode(bytes(body)).decode()})
+                request.ciphertexts[0].model_copy(
+                    update={"body": __import__("base64").b64encode(bytes(body)).decode()}
+                )
             ]
         }
     )
