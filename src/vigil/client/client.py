@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from vigil.client import contacts
+from vigil.client.blocks import BlockedSenders
 from vigil.client.contacts import SafetyNotice
 from vigil.client.control import open_control
 from vigil.client.device import DeviceCore, HistoryEntry
@@ -63,6 +64,7 @@ class Client:
         self.verification = VerificationManager(self.core)  # safety numbers, SAS, key-change warnings
         self.safety = ImageSafety(self.core)  # known-image matching before send/show (vigil.client.safety)
         self.groups = GroupManager(self.core, self.verification, self.safety)  # (vigil.client.groups)
+        self.blocks = BlockedSenders(self.core)  # hides blocked members' group messages (vigil.client.blocks)
 
     @property
     def store(self) -> DeviceStore:
@@ -279,6 +281,10 @@ class Client:
         if sender_device is None:
             return rejected(delivery, "the sender device is unknown")
         if delivery.type == MEGOLM_MESSAGE_TYPE:
+            if await self.blocks.hides(delivery.sender):
+                with self.store.transaction():
+                    self.store.mark_processed(delivery.sender, delivery.message_id)
+                return None
             return await self.groups.open(delivery)
         if delivery.kind is MessageKind.CONTROL:
             return await open_control(core, self.groups, self.verification, delivery, sender_device)
@@ -331,7 +337,7 @@ class Client:
             message = message.message_id
         if conversation is None:
             raise ValidationError("name the conversation of the reported message")
-        return await report_message(
+        accepted = await report_message(
             self.core,
             message,
             conversation,
@@ -341,13 +347,20 @@ class Client:
             attachments=found,
             block=block,
         )
+        if accepted.blocked:
+            self.blocks.add(accepted.reported)
+        return accepted
 
     async def block(self, username: str) -> None:
-        """The server refuses that account's messages to this one from now on."""
+        """The server refuses that account's messages to this one from now on, and this device hides
+        their messages in shared groups (`vigil.client.blocks`)."""
         await self.transport.block(username)
+        self.blocks.add(username)
 
     async def unblock(self, username: str) -> None:
+        """Their new messages are shown again; group messages hidden meanwhile stay hidden."""
         await self.transport.unblock(username)
+        self.blocks.remove(username)
 
     async def notices(self, after: int = 0) -> list[Notice]:
         """Notices from the safety team (for example a warning) addressed to this account."""
@@ -372,7 +385,9 @@ class Client:
 
     async def block_request(self, request_id: int) -> ContactRequestView:
         """Declines the request and blocks its sender."""
-        return await contacts.answer_request(self.core, request_id, "block")
+        answered = await contacts.answer_request(self.core, request_id, "block")
+        self.blocks.add(answered.requester)
+        return answered
 
     async def contacts(self) -> list[str]:
         return await contacts.list_contacts(self.core)
@@ -381,7 +396,10 @@ class Client:
         self, username: str, reason: ReportReason, *, block: bool = True
     ) -> ReportAccepted:
         """Reports an account without a message (from a contact request or a safety notice)."""
-        return await contacts.report_account(self.core, username, reason, block)
+        accepted = await contacts.report_account(self.core, username, reason, block)
+        if accepted.blocked:
+            self.blocks.add(username)
+        return accepted
 
     async def safety_notices(self, after: int = 0) -> list[SafetyNotice]:
         """Verified safety notices (forged or tampered ones are dropped; see `rejected_notices`)."""

@@ -41,7 +41,7 @@ from vigil.protocol.group_wire import (
     ToDeviceRequest,
 )
 from vigil.protocol.olm import DeviceAccount
-from vigil.protocol.reports import ReportAccepted, ReportRequest
+from vigil.protocol.reports import BlockList, ReportAccepted, ReportRequest
 from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
 from vigil.protocol.wire import (
     MEGOLM_MESSAGE_TYPE,
@@ -91,6 +91,7 @@ class FakeServer:
     manifests: list[str] = field(default_factory=list)
     vouchers: list[VoucherSubmission] = field(default_factory=list)
     reports: list[ReportRequest | AccountReportRequest] = field(default_factory=list)
+    blocked: dict[str, set[str]] = field(default_factory=dict)  # blocker -> blocked usernames
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def device(self, username: str, device_id: str) -> _Device:
@@ -294,6 +295,10 @@ class FakeTransport:
         return ContactRequestView(
             id=request_id, requester="someone", recipient=self.username, state=state, created_at_ms=1
         )
+
+    async def blocks(self) -> BlockList:
+        # Not logged: the device reads it once per session, beside the calls the tests look at.
+        return BlockList(blocked=sorted(self.server.blocked.get(self.username, set())))
 
     async def contacts(self) -> ContactList:
         self._log("contacts")
