@@ -33,8 +33,8 @@ from vigil.safety.behavior.events import MetadataEvent
 from vigil.safety.behavior.features import FeatureExtractor
 from vigil.safety.behavior.scoring import assess_and_decide
 from vigil.server.context import ServerContext
-from vigil.server.db.minors_models import MetadataEventRow
-from vigil.server.db.models import UserRow
+from vigil.server.db.accounts import UserRow
+from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.services import metadata
 from vigil.server.services.risk import WINDOW_DAYS, _model, run_risk_scoring
 from vigil.server.settings import Settings

@@ -19,8 +19,9 @@ from vigil.protocol.reports import ReportReason
 from vigil.safety.behavior.events import Block, MessageSent
 from vigil.safety.behavior.policy import ProtectiveAction
 from vigil.safety.policy import NEUTRAL_REFUSAL, Standing
-from vigil.server.db.minors_models import MetadataEventRow
-from vigil.server.db.safety_models import AuditRow, CaseRow
+from vigil.server.db.audit import AuditRow
+from vigil.server.db.cases import CaseRow
+from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.services import metadata
 from vigil.server.services.enforcement import standing_of
 from vigil.server.services.risk import run_risk_scoring

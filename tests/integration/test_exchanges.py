@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from vigil.errors import ValidationError
 from vigil.server.context import ServerContext
-from vigil.server.db.safety_models import AuditRow
+from vigil.server.db.audit import AuditRow
 from vigil.server.exchanges import Exchange, ExchangeError, sync_exchange
 from vigil.server.offline import offline_context
 from vigil.server.services import hashlist

@@ -31,8 +31,8 @@ from vigil.safety.hashing.hashlist import (
 )
 from vigil.safety.hashing.pdq import hash_image
 from vigil.server.context import ServerContext
-from vigil.server.db.hashlist_models import ImageMatchCaseRow, ManifestRow, VoucherRow
-from vigil.server.db.safety_repositories import QueueFilter
+from vigil.server.db.cases import QueueFilter
+from vigil.server.db.hashlists import ImageMatchCaseRow, ManifestRow, VoucherRow
 from vigil.server.hashlist_keys import load_signing_key, load_voucher_keypair, load_voucher_public_key
 from vigil.server.offline import offline_context
 from vigil.server.services import hashlist, vouchers

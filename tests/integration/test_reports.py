@@ -15,7 +15,7 @@ from vigil.client.reporting import build_report, select_records
 from vigil.errors import PolicyViolation, ValidationError
 from vigil.protocol.reports import ReportReason
 from vigil.safety.policy import NEUTRAL_REFUSAL
-from vigil.server.db.safety_repositories import QueueFilter
+from vigil.server.db.cases import QueueFilter
 from vigil.server.services import cases, reports
 from vigil.server.services.audit import verify_chain
 from vigil.server.services.cases import CaseAction

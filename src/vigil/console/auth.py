@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, select
 
 from vigil.errors import AuthenticationError, ConflictError, PermissionDenied, ValidationError
 from vigil.server.context import ServerContext
-from vigil.server.db.safety_models import ConsoleSessionRow, ReviewerRow
+from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRepository, ReviewerRow
 from vigil.server.services.audit import append_audit
 
 __all__ = [
@@ -101,7 +100,8 @@ async def create_reviewer(
         raise ValidationError(f"passwords have at least {MIN_PASSWORD} characters")
     password_hash = _HASHER.hash(password)
     async with ctx.sessions() as session, session.begin():
-        if await session.scalar(select(ReviewerRow.id).where(ReviewerRow.username == username)) is not None:
+        reviewers = ReviewerRepository(session)
+        if await reviewers.name_taken(username):
             raise ConflictError("that reviewer name is taken")
         row = ReviewerRow(
             username=username,
@@ -112,8 +112,7 @@ async def create_reviewer(
             disabled=False,
             created_at_ms=ctx.clock_ms(),
         )
-        session.add(row)
-        await session.flush()
+        await reviewers.add(row)
         await append_audit(
             session,
             now_ms=ctx.clock_ms(),
@@ -128,8 +127,8 @@ async def create_reviewer(
 async def list_reviewers(ctx: ServerContext) -> list[tuple[Reviewer, bool, int]]:
     """(reviewer, disabled, locked until ms) for every reviewer."""
     async with ctx.sessions() as session:
-        rows = await session.scalars(select(ReviewerRow).order_by(ReviewerRow.username))
-        return [(_reviewer(r), r.disabled, r.locked_until_ms) for r in rows.all()]
+        rows = await ReviewerRepository(session).all()
+        return [(_reviewer(r), r.disabled, r.locked_until_ms) for r in rows]
 
 
 async def set_disabled(ctx: ServerContext, actor: Reviewer, reviewer_id: int, disabled: bool) -> None:
@@ -137,14 +136,13 @@ async def set_disabled(ctx: ServerContext, actor: Reviewer, reviewer_id: int, di
     if reviewer_id == actor.id and disabled:
         raise PermissionDenied("you cannot disable your own account")
     async with ctx.sessions() as session, session.begin():
-        row = await session.get(ReviewerRow, reviewer_id)
+        reviewers = ReviewerRepository(session)
+        row = await reviewers.get(reviewer_id)
         if row is None:
             raise ValidationError("no such reviewer")
         row.disabled = disabled
         if disabled:
-            await session.execute(
-                delete(ConsoleSessionRow).where(ConsoleSessionRow.reviewer_id == reviewer_id)
-            )
+            await reviewers.end_sessions_of(reviewer_id)
         await append_audit(
             session,
             now_ms=ctx.clock_ms(),
@@ -159,7 +157,7 @@ async def sign_in(ctx: ServerContext, username: str, password: str) -> SignedIn:
     account) and LockedOut after `console_max_failed_logins` failures in a row."""
     settings, now = ctx.settings, ctx.clock_ms()
     async with ctx.sessions() as session:
-        row = await session.scalar(select(ReviewerRow).where(ReviewerRow.username == username[:64]))
+        row = await ReviewerRepository(session).by_username(username[:64])
     if row is not None and row.locked_until_ms > now:
         raise LockedOut("too many failed attempts; this account is locked for a while")
     try:
@@ -168,7 +166,8 @@ async def sign_in(ctx: ServerContext, username: str, password: str) -> SignedIn:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
     async with ctx.sessions() as session, session.begin():
-        fresh = None if row is None else await session.get(ReviewerRow, row.id)
+        reviewers = ReviewerRepository(session)
+        fresh = None if row is None else await reviewers.get(row.id)
         if fresh is None or not ok:
             locked = False
             if fresh is not None:
@@ -193,7 +192,7 @@ async def sign_in(ctx: ServerContext, username: str, password: str) -> SignedIn:
         else:
             fresh.failed_logins, fresh.locked_until_ms = 0, 0
             token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-            session.add(
+            reviewers.add_session(
                 ConsoleSessionRow(
                     token_sha256=_token_hash(token),
                     reviewer_id=fresh.id,
@@ -219,16 +218,10 @@ async def session_for(ctx: ServerContext, token: str) -> SignedIn:
     if not token or len(token) > 100:
         raise AuthenticationError("not signed in")
     async with ctx.sessions() as session:
-        found = (
-            await session.execute(
-                select(ConsoleSessionRow, ReviewerRow)
-                .join(ReviewerRow, ReviewerRow.id == ConsoleSessionRow.reviewer_id)
-                .where(ConsoleSessionRow.token_sha256 == _token_hash(token))
-            )
-        ).one_or_none()
+        found = await ReviewerRepository(session).console_session_with_reviewer(_token_hash(token))
     if found is None:
         raise AuthenticationError("not signed in")
-    row, reviewer = found[0], found[1]
+    row, reviewer = found
     if row.expires_at_ms <= ctx.clock_ms() or reviewer.disabled:
         raise AuthenticationError("the session has ended")
     revealed = frozenset(int(x) for x in row.revealed.split(",") if x)
@@ -241,13 +234,11 @@ def csrf_ok(signed_in: SignedIn, submitted: str | None) -> bool:
 
 async def mark_revealed(ctx: ServerContext, signed_in: SignedIn, item_id: int) -> None:
     async with ctx.sessions() as session, session.begin():
-        row = await session.get(ConsoleSessionRow, _token_hash(signed_in.token))
+        row = await ReviewerRepository(session).console_session(_token_hash(signed_in.token))
         if row is not None:
             row.revealed = ",".join(str(i) for i in sorted(signed_in.revealed | {item_id}))
 
 
 async def sign_out(ctx: ServerContext, signed_in: SignedIn) -> None:
     async with ctx.sessions() as session, session.begin():
-        await session.execute(
-            delete(ConsoleSessionRow).where(ConsoleSessionRow.token_sha256 == _token_hash(signed_in.token))
-        )
+        await ReviewerRepository(session).end_session(_token_hash(signed_in.token))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vigil.server.context import ServerContext
-from vigil.server.db.safety_models import AuditRow
+from vigil.server.db.audit import AuditRow
 from vigil.server.services.audit import recent_entries
 
 __all__ = ["recent_audit"]

@@ -16,9 +16,9 @@ from vigil.console.app import create_console_app
 from vigil.console.auth import Role, create_reviewer
 from vigil.protocol.vouchers import seal_voucher
 from vigil.protocol.wire import AgeBand
-from vigil.server.db.models import UserRow
-from vigil.server.db.safety_models import AuditRow
-from vigil.server.db.safety_repositories import QueueFilter
+from vigil.server.db.accounts import UserRow
+from vigil.server.db.audit import AuditRow
+from vigil.server.db.cases import QueueFilter
 from vigil.server.hashlist_keys import load_voucher_keypair
 from vigil.server.offline import offline_context
 from vigil.server.services import vouchers

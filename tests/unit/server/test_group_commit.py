@@ -20,7 +20,7 @@ from vigil.errors import NotFoundError, ValidationError
 from vigil.protocol.olm import DeviceAccount
 from vigil.protocol.wire import MessageKind, RegisterAccountRequest, SendAccepted, SendRequest
 from vigil.server.context import ServerContext
-from vigil.server.db.repositories import MessageRepository
+from vigil.server.db.messaging import MessageRepository
 from vigil.server.services import accounts, messaging
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.settings import Settings

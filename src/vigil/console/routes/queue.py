@@ -10,7 +10,7 @@ from vigil.console.pages import render
 from vigil.errors import ValidationError
 from vigil.protocol.reports import ReportReason
 from vigil.server.context import ServerContext
-from vigil.server.db.safety_repositories import OPEN_STATES, QueueFilter
+from vigil.server.db.cases import OPEN_STATES, QueueFilter
 from vigil.server.hashlist_keys import load_voucher_keypair
 from vigil.server.services import cases
 from vigil.server.services.cases import CaseState

@@ -1,4 +1,22 @@
-from vigil.server.db import hashlist_models, minors_models, safety_models  # noqa: F401
-from vigil.server.db.models import Base
+"""The whole schema: importing this registers every concept's row models on `Base.metadata` (what the
+migrations and the schema test compare against)."""
+
+from __future__ import annotations
+
+from vigil.server.db import (  # noqa: F401 - imported to register their tables
+    accounts,
+    audit,
+    blobs,
+    cases,
+    contacts,
+    groups,
+    hashlists,
+    messaging,
+    notices,
+    reviewers,
+)
+from vigil.server.db.base import Base
+
+__all__ = ["metadata"]
 
 metadata = Base.metadata

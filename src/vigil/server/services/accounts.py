@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from vigil.errors import AuthenticationError, ConflictError, PolicyViolation
+from vigil.protocol.ids import DeviceId, UserId
 from vigil.protocol.olm import verify_device_keys
 from vigil.protocol.wire import (
     AddDeviceRequest,
@@ -22,8 +23,7 @@ from vigil.protocol.wire import (
 )
 from vigil.safety.policy import Standing
 from vigil.server.context import ServerContext
-from vigil.server.db.models import DeviceRow, UserRow
-from vigil.server.db.repositories import DeviceRepository, UserRepository
+from vigil.server.db.accounts import DeviceRepository, DeviceRow, UserRepository, UserRow
 
 __all__ = ["AuthenticatedDevice", "add_device", "authenticate", "register_account"]
 
@@ -33,8 +33,8 @@ MAX_DEVICES_PER_USER = 16
 @dataclass(frozen=True, slots=True)
 class AuthenticatedDevice:
     user_id: int
-    username: str
-    device_id: str
+    username: UserId
+    device_id: DeviceId
     age_band: AgeBand
 
 
@@ -136,4 +136,4 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
         device, user, standing = found
         if standing is not None and Standing(standing) is Standing.SUSPENDED:
             raise PolicyViolation("this account is suspended")
-        return AuthenticatedDevice(user.id, user.username, device.id, AgeBand(user.age_band))
+        return AuthenticatedDevice(user.id, UserId(user.username), DeviceId(device.id), AgeBand(user.age_band))

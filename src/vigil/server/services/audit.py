@@ -15,12 +15,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import StorageError
 from vigil.protocol.encoding import length_prefixed
-from vigil.server.db.safety_models import AuditHeadRow, AuditRow
+from vigil.server.db.audit import AuditRepository, AuditRow
 
 __all__ = [
     "GENESIS",
@@ -61,17 +60,11 @@ async def append_audit(
 ) -> AuditRow:
     """Appends one entry inside the caller's transaction. Raises StorageError if the head row is missing
     (the database was not migrated)."""
-    head = (
-        await session.execute(
-            update(AuditHeadRow)
-            .where(AuditHeadRow.id == 1)
-            .values(seq=AuditHeadRow.seq + 1)
-            .returning(AuditHeadRow.seq, AuditHeadRow.last_hash)
-        )
-    ).one_or_none()
+    audit = AuditRepository(session)
+    head = await audit.take_next_seq()
     if head is None:
         raise StorageError("the audit log has no head row")
-    seq, prev_hash = int(head[0]), bytes(head[1])
+    seq, prev_hash = head
     text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), default=str)
     digest = entry_hash(prev_hash, seq, now_ms, actor, action, target, text)
     row = AuditRow(
@@ -84,22 +77,16 @@ async def append_audit(
         prev_hash=prev_hash,
         entry_hash=digest,
     )
-    session.add(row)
-    await session.execute(update(AuditHeadRow).where(AuditHeadRow.id == 1).values(last_hash=digest))
-    await session.flush()
+    await audit.append(row)
     return row
 
 
 async def entries_for(session: AsyncSession, target: str, limit: int = 200) -> list[AuditRow]:
-    rows = await session.scalars(
-        select(AuditRow).where(AuditRow.target == target).order_by(AuditRow.id.desc()).limit(limit)
-    )
-    return list(rows.all())
+    return await AuditRepository(session).for_target(target, limit)
 
 
 async def recent_entries(session: AsyncSession, limit: int = 200) -> list[AuditRow]:
-    rows = await session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
-    return list(rows.all())
+    return await AuditRepository(session).recent(limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +99,11 @@ class ChainCheck:
 
 async def verify_chain(session: AsyncSession, batch: int = 1000) -> ChainCheck:
     """Walks the whole log in order and checks every link, every hash and the head."""
+    audit = AuditRepository(session)
     expected_seq, running, count = 1, GENESIS, 0
     last_id = 0
     while True:
-        rows = (
-            await session.scalars(
-                select(AuditRow).where(AuditRow.id > last_id).order_by(AuditRow.id).limit(batch)
-            )
-        ).all()
+        rows = await audit.after(last_id, batch)
         for row in rows:
             if row.id != expected_seq:
                 return ChainCheck(False, count, f"entry {expected_seq} is missing", expected_seq)
@@ -135,7 +119,7 @@ async def verify_chain(session: AsyncSession, batch: int = 1000) -> ChainCheck:
             running, expected_seq, count, last_id = digest, expected_seq + 1, count + 1, row.id
         if len(rows) < batch:
             break
-    head = await session.get(AuditHeadRow, 1)
+    head = await audit.head()
     if head is None:
         return ChainCheck(False, count, "the audit head row is missing")
     if head.seq != count or not hmac.compare_digest(bytes(head.last_hash), running):

@@ -10,8 +10,7 @@ from vigil.errors import NotFoundError, PermissionDenied
 from vigil.protocol.wire import BlobUploaded
 from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
 from vigil.server.context import ServerContext
-from vigil.server.db.models import BlobRow
-from vigil.server.db.repositories import BlobRepository
+from vigil.server.db.blobs import BlobRepository, BlobRow
 from vigil.server.services.accounts import AuthenticatedDevice
 
 __all__ = ["download_blob", "sweep_expired_blobs", "upload_blob"]

@@ -11,7 +11,6 @@ import enum
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import ConflictError, NotFoundError, StorageError, ValidationError
@@ -19,16 +18,19 @@ from vigil.protocol.reports import ReportReason
 from vigil.safety.policy import Standing
 from vigil.safety.reports import priority_label
 from vigil.server.context import ServerContext
-from vigil.server.db.repositories import UserRepository
-from vigil.server.db.safety_models import (
-    AccountActionRow,
-    AccountStandingRow,
-    AuditRow,
+from vigil.server.db.accounts import AccountActionRow, StandingRepository, UserRepository, UserRow
+from vigil.server.db.audit import AuditRow
+from vigil.server.db.cases import (
+    AccountFacts,
     CaseNoteRow,
+    CaseRepository,
     CaseRow,
-    NoticeRow,
+    QueueFilter,
+    ReportRepository,
+    ReportRow,
 )
-from vigil.server.db.safety_repositories import AccountFacts, CaseRepository, QueueFilter
+from vigil.server.db.notices import NoticeRepository, NoticeRow
+from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
 from vigil.server.services.evidence import evidence_box, item_content_context
 
@@ -43,9 +45,13 @@ __all__ = [
     "apply_action",
     "assign",
     "case_detail",
+    "file_report",
+    "open_or_join_case",
     "queue",
     "reopen",
 ]
+
+_DAY_MS = 24 * 3600 * 1000
 
 WARNING_TEXT = (
     "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
@@ -223,9 +229,9 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
 
 
 async def _set_standing(ctx_now: int, session: AsyncSession, user_id: int, standing: Standing) -> None:
-    await session.execute(delete(AccountStandingRow).where(AccountStandingRow.user_id == user_id))
-    if standing is not Standing.ACTIVE:
-        session.add(AccountStandingRow(user_id=user_id, standing=standing.value, updated_at_ms=ctx_now))
+    await StandingRepository(session).set(
+        user_id, None if standing is Standing.ACTIVE else standing.value, ctx_now
+    )
 
 
 async def apply_action(
@@ -241,7 +247,7 @@ async def apply_action(
         closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
         match action:
             case CaseAction.WARN:
-                session.add(
+                NoticeRepository(session).add(
                     NoticeRow(
                         user_id=case.subject_user_id, kind="warning", text=WARNING_TEXT, created_at_ms=now
                     )
@@ -269,7 +275,7 @@ async def apply_action(
                 if closed:
                     raise ConflictError("the case is closed; a lead can reopen it")
                 state = CaseState.DISMISSED if action is CaseAction.DISMISS else CaseState.ESCALATED
-        session.add(
+        StandingRepository(session).add_action(
             AccountActionRow(
                 user_id=case.subject_user_id,
                 action=action.value,
@@ -350,3 +356,59 @@ async def reopen(ctx: ServerContext, actor: str, case_id: int) -> None:
         await append_audit(
             session, now_ms=ctx.clock_ms(), actor=actor, action="case.reopened", target=f"case:{case_id}"
         )
+
+
+async def open_or_join_case(
+    session: AsyncSession, subject: UserRow, reason: ReportReason, priority: int, verified: bool, now_ms: int
+) -> CaseRow:
+    """The shared case-creation seam (reports, account reports, image-match vouchers, risk scoring):
+    joins the open case about `subject`, raising its priority and verified flag as needed, or opens one.
+    Runs inside the caller's transaction."""
+    cases = CaseRepository(session)
+    case = await cases.open_case_about(subject.id)
+    if case is None:
+        return await cases.add(
+            CaseRow(
+                subject_user_id=subject.id,
+                state="open",
+                priority=priority,
+                top_reason=reason.value,
+                verified=verified,
+                assignee_id=None,
+                created_at_ms=now_ms,
+                updated_at_ms=now_ms,
+            )
+        )
+    if priority > case.priority:
+        case.priority, case.top_reason = priority, reason.value
+    case.verified = case.verified or verified
+    case.updated_at_ms = now_ms
+    return case
+
+
+async def file_report(
+    ctx: ServerContext,
+    session: AsyncSession,
+    *,
+    case: CaseRow,
+    by: AuthenticatedDevice,
+    reported: UserRow,
+    reason: ReportReason,
+    block: bool,
+    now_ms: int,
+) -> ReportRow:
+    """Stores one report by `by` about `reported` in `case` (kept for the configured retention), inside
+    the caller's transaction; its note and items are the caller's."""
+    return await ReportRepository(session).add(
+        ReportRow(
+            case_id=case.id,
+            reporter_user_id=by.user_id,
+            reported_user_id=reported.id,
+            reason=reason.value,
+            reporter_age_band=by.age_band.value,
+            note_enc=None,
+            blocked=block,
+            created_at_ms=now_ms,
+            expires_at_ms=now_ms + ctx.settings.report_retention_days * _DAY_MS,
+        )
+    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import ConflictError, NotFoundError, PolicyViolation, ValidationError
@@ -28,15 +27,13 @@ from vigil.safety.behavior import events as ev
 from vigil.safety.policy import Refusal, Standing, public_refusal
 from vigil.safety.reports import priority_for
 from vigil.server.context import ServerContext
-from vigil.server.db.minors_models import ConnectionRow, ContactRequestRow, RiskStateRow
-from vigil.server.db.models import UserRow
-from vigil.server.db.repositories import UserRepository
-from vigil.server.db.safety_models import ReportRow
-from vigil.server.db.safety_repositories import BlockRepository, ReportRepository
+from vigil.server.db.accounts import UserRepository, UserRow
+from vigil.server.db.contacts import BlockRepository, ContactRepository, ContactRequestRow
+from vigil.server.db.metadata import RiskStateRepository
 from vigil.server.services import enforcement, metadata, notices
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
-from vigil.server.services.reports import open_or_join_case
+from vigil.server.services.cases import file_report, open_or_join_case
 
 __all__ = [
     "REQUEST_TTL_MS",
@@ -78,19 +75,8 @@ async def _target(session: AsyncSession, username: str) -> UserRow:
     return user
 
 
-async def _pending(session: AsyncSession, requester: int, recipient: int) -> ContactRequestRow | None:
-    row: ContactRequestRow | None = await session.scalar(
-        select(ContactRequestRow).where(
-            ContactRequestRow.requester_user_id == requester,
-            ContactRequestRow.recipient_user_id == recipient,
-            ContactRequestRow.state == ContactRequestState.PENDING.value,
-        )
-    )
-    return row
-
-
 async def _elevated(session: AsyncSession, user_id: int) -> bool:
-    state = await session.get(RiskStateRow, user_id)
+    state = await RiskStateRepository(session).get(user_id)
     return state is not None and state.level in _ELEVATED_LEVELS
 
 
@@ -112,36 +98,30 @@ async def request_contact(ctx: ServerContext, by: AuthenticatedDevice, to: str) 
             raise PolicyViolation(public_refusal(Refusal.BLOCKED_BY_RECIPIENT))
         if standing is Standing.RESTRICTED and target_band.is_minor:
             raise PolicyViolation(public_refusal(Refusal.RESTRICTED_FROM_MINORS))
-        if await enforcement.is_connected(session, by.user_id, target.id):
+        contacts = ContactRepository(session)
+        if await contacts.connected(by.user_id, target.id):
             raise ConflictError(f"you are already connected to {to}")
-        if await _pending(session, by.user_id, target.id) is not None:
+        if await contacts.pending(by.user_id, target.id) is not None:
             raise ConflictError(f"a request to {to} is already pending")
-        if await _pending(session, target.id, by.user_id) is not None:
+        if await contacts.pending(target.id, by.user_id) is not None:
             raise ConflictError(f"{to} has already asked to connect with you: accept their request")
-        me = await session.get(UserRow, by.user_id)
+        me = await UserRepository(session).by_id(by.user_id)
         assert me is not None
         if now - me.created_at_ms < ctx.settings.new_account_days * DAY_MS:
-            sent_today = await session.scalar(
-                select(func.count())
-                .select_from(ContactRequestRow)
-                .where(
-                    ContactRequestRow.requester_user_id == by.user_id,
-                    ContactRequestRow.created_at_ms > now - DAY_MS,
-                )
-            )
+            sent_today = await contacts.sent_since(by.user_id, now - DAY_MS)
             limit = ctx.settings.contact_requests_per_day_new
-            if (sent_today or 0) >= limit:
+            if sent_today >= limit:
                 raise PolicyViolation(
                     f"new accounts can send at most {limit} contact requests a day; try again tomorrow"
                 )
-        row = ContactRequestRow(
-            requester_user_id=by.user_id,
-            recipient_user_id=target.id,
-            state=ContactRequestState.PENDING.value,
-            created_at_ms=now,
+        row = await contacts.add_request(
+            ContactRequestRow(
+                requester_user_id=by.user_id,
+                recipient_user_id=target.id,
+                state=ContactRequestState.PENDING.value,
+                created_at_ms=now,
+            )
         )
-        session.add(row)
-        await session.flush()
         await metadata.record(session, ev.ContactRequestSent(now, ev.UserId(by.username), ev.UserId(to)))
         if target_band.is_minor and not by.age_band.is_minor:
             elevated = await _elevated(session, by.user_id)
@@ -161,21 +141,9 @@ async def list_requests(ctx: ServerContext, by: AuthenticatedDevice) -> ContactR
     """Pending requests to this account, and this account's own recent requests."""
     async with ctx.sessions() as session:
         users = UserRepository(session)
-        incoming = await session.scalars(
-            select(ContactRequestRow)
-            .where(
-                ContactRequestRow.recipient_user_id == by.user_id,
-                ContactRequestRow.state == ContactRequestState.PENDING.value,
-            )
-            .order_by(ContactRequestRow.id)
-            .limit(200)
-        )
-        outgoing = await session.scalars(
-            select(ContactRequestRow)
-            .where(ContactRequestRow.requester_user_id == by.user_id)
-            .order_by(ContactRequestRow.id.desc())
-            .limit(200)
-        )
+        contacts = ContactRepository(session)
+        incoming = await contacts.pending_to(by.user_id, limit=200)
+        outgoing = await contacts.sent_by(by.user_id, limit=200)
         names: dict[int, str] = {by.user_id: by.username}
 
         async def name(user_id: int) -> str:
@@ -197,7 +165,8 @@ async def answer_request(
     (already answered)."""
     now = ctx.clock_ms()
     async with ctx.sessions() as session, session.begin():
-        row = await session.get(ContactRequestRow, request_id)
+        contacts = ContactRepository(session)
+        row = await contacts.request(request_id)
         if row is None or row.recipient_user_id != by.user_id:
             raise NotFoundError("no such contact request")
         if row.state != ContactRequestState.PENDING.value:
@@ -210,9 +179,8 @@ async def answer_request(
         match answer:
             case RequestAnswer.ACCEPT:
                 row.state = ContactRequestState.ACCEPTED.value
-                if not await enforcement.is_connected(session, requester.id, by.user_id):
-                    low, high = sorted((requester.id, by.user_id))
-                    session.add(ConnectionRow(low_user_id=low, high_user_id=high, created_at_ms=now))
+                if not await contacts.connected(requester.id, by.user_id):
+                    contacts.connect(requester.id, by.user_id, now)
                 outcome = ev.RequestOutcome.ACCEPTED
             case RequestAnswer.IGNORE:
                 # An explicit "ignore" is the recipient's decision: recorded as declined. Requests that
@@ -233,14 +201,7 @@ async def expire_requests(ctx: ServerContext, now_ms: int | None = None) -> int:
     """Pending requests older than REQUEST_TTL_MS become ignored; returns how many."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     async with ctx.sessions() as session, session.begin():
-        rows = list(
-            await session.scalars(
-                select(ContactRequestRow).where(
-                    ContactRequestRow.state == ContactRequestState.PENDING.value,
-                    ContactRequestRow.created_at_ms < now - REQUEST_TTL_MS,
-                )
-            )
-        )
+        rows = await ContactRepository(session).pending_before(now - REQUEST_TTL_MS)
         users = UserRepository(session)
         for row in rows:
             requester, recipient = (
@@ -263,18 +224,7 @@ async def expire_requests(ctx: ServerContext, now_ms: int | None = None) -> int:
 
 async def list_contacts(ctx: ServerContext, by: AuthenticatedDevice) -> ContactList:
     async with ctx.sessions() as session:
-        rows = await session.execute(
-            select(UserRow.username)
-            .join(
-                ConnectionRow,
-                or_(
-                    (ConnectionRow.low_user_id == by.user_id) & (ConnectionRow.high_user_id == UserRow.id),
-                    (ConnectionRow.high_user_id == by.user_id) & (ConnectionRow.low_user_id == UserRow.id),
-                ),
-            )
-            .order_by(UserRow.username)
-        )
-        return ContactList(contacts=[name for (name,) in rows])
+        return ContactList(contacts=list(await ContactRepository(session).contacts_of(by.user_id)))
 
 
 async def report_account(
@@ -290,18 +240,15 @@ async def report_account(
             raise ValidationError("you cannot report yourself")
         priority = priority_for(request.reason, False, by.age_band)
         case = await open_or_join_case(session, reported, request.reason, priority, False, now)
-        report = await ReportRepository(session).add(
-            ReportRow(
-                case_id=case.id,
-                reporter_user_id=by.user_id,
-                reported_user_id=reported.id,
-                reason=request.reason.value,
-                reporter_age_band=by.age_band.value,
-                note_enc=None,
-                blocked=request.block,
-                created_at_ms=now,
-                expires_at_ms=now + ctx.settings.report_retention_days * DAY_MS,
-            )
+        report = await file_report(
+            ctx,
+            session,
+            case=case,
+            by=by,
+            reported=reported,
+            reason=request.reason,
+            block=request.block,
+            now_ms=now,
         )
         me, them = ev.UserId(by.username), ev.UserId(reported.username)
         await metadata.record(

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import PolicyViolation
+from vigil.protocol.ids import UserId
 from vigil.protocol.wire import AgeBand
 from vigil.safety.policy import (
     Standing,
@@ -20,21 +20,20 @@ from vigil.safety.policy import (
     public_refusal,
     unconnected_minor_adult,
 )
-from vigil.server.db.minors_models import ConnectionRow
-from vigil.server.db.models import MessageRow, UserRow
-from vigil.server.db.safety_models import AccountStandingRow, BlockRow
-from vigil.server.db.safety_repositories import ConnectionRepository
+from vigil.server.db.accounts import StandingRepository, UserRow
+from vigil.server.db.contacts import BlockRepository, ContactRepository
+from vigil.server.db.messaging import MessageRepository
 
 __all__ = ["check_group_add", "check_login", "check_send", "is_connected", "standing_of"]
 
+
 async def standing_of(session: AsyncSession, user_id: int) -> Standing:
-    row = await session.get(AccountStandingRow, user_id)
+    row = await StandingRepository(session).get(user_id)
     return Standing.ACTIVE if row is None else Standing(row.standing)
 
 
 async def is_connected(session: AsyncSession, a: int, b: int) -> bool:
-    low, high = min(a, b), max(a, b)
-    return (await session.get(ConnectionRow, {"low_user_id": low, "high_user_id": high})) is not None
+    return await ContactRepository(session).connected(a, b)
 
 
 async def check_login(session: AsyncSession, user_id: int) -> None:
@@ -43,25 +42,8 @@ async def check_login(session: AsyncSession, user_id: int) -> None:
         raise PolicyViolation("this account is suspended")
 
 
-async def _has_conversation(
-    session: AsyncSession, sender: UserRow | int, sender_name: str, recipient: UserRow
-) -> bool:
-    sender_id = sender if isinstance(sender, int) else sender.id
-    found = await session.scalar(
-        select(MessageRow.id)
-        .where(
-            or_(
-                (MessageRow.sender_user_id == sender_id) & (MessageRow.conversation == recipient.username),
-                (MessageRow.sender_user_id == recipient.id) & (MessageRow.conversation == sender_name),
-            )
-        )
-        .limit(1)
-    )
-    return found is not None
-
-
 async def check_send(
-    session: AsyncSession, sender_user_id: int, sender_username: str, recipient: UserRow
+    session: AsyncSession, sender_user_id: int, sender_username: UserId, recipient: UserRow
 ) -> None:
     """Raises PolicyViolation when the sender is suspended, restricted from this contact, or blocked by
     the recipient; the message is neutral unless the sender is suspended (`policy.public_refusal`).
@@ -69,12 +51,12 @@ async def check_send(
     if recipient.id == sender_user_id:
         return
     standing = await standing_of(session, sender_user_id)
-    blocked = (
-        await session.get(BlockRow, {"blocker_user_id": recipient.id, "blocked_user_id": sender_user_id})
-    ) is not None
+    blocked = await BlockRepository(session).exists(recipient.id, sender_user_id)
     existing = True
     if standing is Standing.RESTRICTED:
-        existing = await _has_conversation(session, sender_user_id, sender_username, recipient)
+        existing = await MessageRepository(session).has_conversation(
+            sender_user_id, sender_username, recipient.id, UserId(recipient.username)
+        )
     recipient_is_minor = AgeBand(recipient.age_band).is_minor
     connected = True
     if recipient_is_minor:
@@ -107,12 +89,10 @@ async def check_group_add(
     counterparts = [
         u.id for u in others if u.id != member.id and AgeBand(u.age_band).is_minor != member_is_minor
     ]
-    connected_to = await ConnectionRepository(session).connected_among(member.id, counterparts)
+    connected_to = await ContactRepository(session).connected_among(member.id, counterparts)
     connections = {frozenset((member.id, other)) for other in connected_to}
     minors, adults = ([member.id], counterparts) if member_is_minor else (counterparts, [member.id])
-    blocked = (
-        await session.get(BlockRow, {"blocker_user_id": member.id, "blocked_user_id": adder_user_id})
-    ) is not None
+    blocked = await BlockRepository(session).exists(member.id, adder_user_id)
     refusal = decide_group_add(
         await standing_of(session, adder_user_id),
         adder_is_minor=adder_band.is_minor,

@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from vigil.errors import NotFoundError, StorageError, ValidationError
 from vigil.server.context import ServerContext
-from vigil.server.db.safety_repositories import CaseRepository
+from vigil.server.db.cases import CaseRepository
 from vigil.server.services.audit import append_audit
 
 __all__ = [

@@ -30,9 +30,10 @@ from vigil.protocol.group_wire import (
 )
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
 from vigil.server.context import ServerContext
-from vigil.server.db.group_repositories import GroupRepository, QueueWriter
-from vigil.server.db.models import GroupMemberRow, GroupRow, MessageRow, QueueRow, UserRow
-from vigil.server.db.repositories import BlobRepository, UserRepository
+from vigil.server.db.accounts import UserRepository, UserRow
+from vigil.server.db.blobs import BlobRepository
+from vigil.server.db.groups import GroupMemberRow, GroupRepository, GroupRow
+from vigil.server.db.messaging import MessageRow, QueueRow, QueueWriter
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info

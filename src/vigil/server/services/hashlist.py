@@ -40,8 +40,14 @@ from vigil.safety.hashing.hashlist import (
 from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import MATCH_DISTANCE_THRESHOLD, ImageHash, PdqHash
 from vigil.server.context import ServerContext
-from vigil.server.db.hashlist_models import BankEntryRow, BankRow, ManifestRow, VoucherKeyRow
-from vigil.server.db.hashlist_repositories import BankRepository, HashListRepository
+from vigil.server.db.hashlists import (
+    BankEntryRow,
+    BankRepository,
+    BankRow,
+    HashListRepository,
+    ManifestRow,
+    VoucherKeyRow,
+)
 from vigil.server.services.audit import append_audit
 
 __all__ = [

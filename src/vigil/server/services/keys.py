@@ -15,8 +15,7 @@ from vigil.protocol.wire import (
     UploadKeysRequest,
 )
 from vigil.server.context import ServerContext
-from vigil.server.db.models import DeviceRow, OneTimeKeyRow
-from vigil.server.db.repositories import DeviceRepository, KeyRepository, UserRepository
+from vigil.server.db.accounts import DeviceRepository, DeviceRow, KeyRepository, OneTimeKeyRow, UserRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 
 __all__ = [

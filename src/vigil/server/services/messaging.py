@@ -25,8 +25,9 @@ from vigil.protocol.wire import (
 from vigil.safety.behavior.events import MetadataEvent
 from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
-from vigil.server.db.models import BlobRow, DeviceRow, MessageRow, QueueRow, UserRow
-from vigil.server.db.repositories import BlobRepository, DeviceRepository, MessageRepository, UserRepository
+from vigil.server.db.accounts import DeviceRepository, DeviceRow, UserRepository, UserRow
+from vigil.server.db.blobs import BlobRepository, BlobRow
+from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info

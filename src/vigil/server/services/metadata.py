@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.reports import ReportReason
@@ -24,7 +23,7 @@ from vigil.safety.behavior.events import (
     event_to_record,
 )
 from vigil.server.context import ServerContext
-from vigil.server.db.minors_models import MetadataEventRow
+from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
 
 __all__ = [
     "DAY_MS",
@@ -122,29 +121,17 @@ async def record_group_created(
 
 async def record(session: AsyncSession, event: MetadataEvent) -> None:
     """Adds `event` to the log in the caller's transaction (repositories never commit)."""
-    session.add(row_of_event(event))
+    MetadataRepository(session).add(row_of_event(event))
 
 
 async def load_events(session: AsyncSession, since_ms: int, until_ms: int) -> list[MetadataEvent]:
     """Events with `since_ms <= at < until_ms`, in time order."""
-    rows = await session.scalars(
-        select(MetadataEventRow)
-        .where(MetadataEventRow.at_ms >= since_ms, MetadataEventRow.at_ms < until_ms)
-        .order_by(MetadataEventRow.at_ms, MetadataEventRow.id)
-    )
-    return [event_of_row(r) for r in rows]
+    return [event_of_row(r) for r in await MetadataRepository(session).between(since_ms, until_ms)]
 
 
-async def timeline(session: AsyncSession, username: str, *, limit: int = 50) -> Sequence[MetadataEvent]:
+async def timeline(session: AsyncSession, username: UserId, *, limit: int = 50) -> Sequence[MetadataEvent]:
     """The latest `limit` events the account took part in, oldest first (for a case)."""
-    rows = list(
-        await session.scalars(
-            select(MetadataEventRow)
-            .where(or_(MetadataEventRow.actor == username, MetadataEventRow.target == username))
-            .order_by(MetadataEventRow.at_ms.desc(), MetadataEventRow.id.desc())
-            .limit(limit)
-        )
-    )
+    rows = await MetadataRepository(session).latest_involving(username, limit)
     return [event_of_row(r) for r in reversed(rows)]
 
 
@@ -153,5 +140,4 @@ async def sweep_expired_events(ctx: ServerContext, now_ms: int | None = None) ->
     now = ctx.clock_ms() if now_ms is None else now_ms
     cutoff = now - ctx.settings.metadata_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        result = await session.execute(delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff))
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await MetadataRepository(session).delete_before(cutoff)

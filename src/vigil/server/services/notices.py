@@ -5,7 +5,6 @@ with its notice key (`VIGIL_NOTICE_SIGNING_KEY`); clients verify it (`vigil.prot
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import (
@@ -18,8 +17,8 @@ from vigil.protocol.contacts import (
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.notices import notice_public_key, sign_notice
 from vigil.server.context import ServerContext
-from vigil.server.db.minors_models import SafetyNoticeRow
-from vigil.server.db.models import UserRow
+from vigil.server.db.accounts import UserRow
+from vigil.server.db.notices import NoticeRepository, SafetyNoticeRow
 from vigil.server.services.accounts import AuthenticatedDevice
 
 __all__ = [
@@ -63,8 +62,7 @@ async def issue_notice(
         signature=b"",
         created_at_ms=now_ms,
     )
-    session.add(row)
-    await session.flush()
+    await NoticeRepository(session).add_safety_notice(row)
     body = SafetyNoticeBody(
         id=row.id,
         recipient=recipient.username,
@@ -84,12 +82,7 @@ async def list_safety_notices(
     ctx: ServerContext, by: AuthenticatedDevice, after: int = 0
 ) -> SignedNoticeList:
     async with ctx.sessions() as session:
-        rows = await session.scalars(
-            select(SafetyNoticeRow)
-            .where(SafetyNoticeRow.user_id == by.user_id, SafetyNoticeRow.id > after)
-            .order_by(SafetyNoticeRow.id)
-            .limit(200)
-        )
+        rows = await NoticeRepository(session).safety_notices(by.user_id, after)
         return SignedNoticeList(
             notices=[
                 SignedNotice(payload=b64encode(r.payload), signature=b64encode(r.signature)) for r in rows

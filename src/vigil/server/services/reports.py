@@ -16,25 +16,25 @@ from vigil.protocol.reports import (
     NoticeList,
     ReportAccepted,
     ReportedMessage,
-    ReportReason,
     ReportRequest,
 )
 from vigil.safety.reports import ClaimedItem, ItemVerdict, StoredMessage, priority_for, verify_item
 from vigil.server.context import ServerContext
-from vigil.server.db.models import UserRow
-from vigil.server.db.repositories import MessageRepository, UserRepository
-from vigil.server.db.safety_models import CaseRow, ReportItemRow, ReportRow
-from vigil.server.db.safety_repositories import BlockRepository, CaseRepository, ReportRepository
+from vigil.server.db.accounts import UserRepository
+from vigil.server.db.cases import ReportItemRow, ReportRepository
+from vigil.server.db.contacts import BlockRepository
+from vigil.server.db.messaging import MessageRepository
+from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
+from vigil.server.services.cases import file_report, open_or_join_case
 from vigil.server.services.evidence import EvidenceBox, evidence_box, item_content_context
 
 __all__ = [
     "block_user",
     "list_blocks",
     "list_notices",
-    "open_or_join_case",
     "submit_report",
     "sweep_expired_reports",
     "unblock_user",
@@ -105,40 +105,6 @@ def _item_row(
     )
 
 
-async def _case_for(
-    session: AsyncSession, subject: UserRow, reason: ReportReason, priority: int, verified: bool, now_ms: int
-) -> CaseRow:
-    cases = CaseRepository(session)
-    case = await cases.open_case_about(subject.id)
-    if case is None:
-        return await cases.add(
-            CaseRow(
-                subject_user_id=subject.id,
-                state="open",
-                priority=priority,
-                top_reason=reason.value,
-                verified=verified,
-                assignee_id=None,
-                created_at_ms=now_ms,
-                updated_at_ms=now_ms,
-            )
-        )
-    if priority > case.priority:
-        case.priority, case.top_reason = priority, reason.value
-    case.verified = case.verified or verified
-    case.updated_at_ms = now_ms
-    return case
-
-
-async def open_or_join_case(
-    session: AsyncSession, subject: UserRow, reason: ReportReason, priority: int, verified: bool, now_ms: int
-) -> CaseRow:
-    """The shared case-creation seam (reports, account reports, image-match vouchers): joins the open
-    case about `subject`, raising its priority and verified flag as needed, or opens one. Runs inside
-    the caller's transaction."""
-    return await _case_for(session, subject, reason, priority, verified, now_ms)
-
-
 async def submit_report(
     ctx: ServerContext, by: AuthenticatedDevice, request: ReportRequest
 ) -> ReportAccepted:
@@ -162,19 +128,16 @@ async def submit_report(
         pair = {by.username, reported.username}
         verdicts = [primary] + [_outside_conversation(v, pair) for v in verdicts[1:]]
         priority = priority_for(request.reason, primary.verified, by.age_band)
-        case = await _case_for(session, reported, request.reason, priority, primary.verified, now_ms)
-        report = await ReportRepository(session).add(
-            ReportRow(
-                case_id=case.id,
-                reporter_user_id=by.user_id,
-                reported_user_id=reported.id,
-                reason=request.reason.value,
-                reporter_age_band=by.age_band.value,
-                note_enc=None,
-                blocked=request.block,
-                created_at_ms=now_ms,
-                expires_at_ms=now_ms + ctx.settings.report_retention_days * DAY_MS,
-            )
+        case = await open_or_join_case(session, reported, request.reason, priority, primary.verified, now_ms)
+        report = await file_report(
+            ctx,
+            session,
+            case=case,
+            by=by,
+            reported=reported,
+            reason=request.reason,
+            block=request.block,
+            now_ms=now_ms,
         )
         if request.note:
             report.note_enc = box.seal(request.note.encode(), f"report:{report.id}:note")
@@ -241,7 +204,7 @@ async def list_blocks(ctx: ServerContext, by: AuthenticatedDevice) -> BlockList:
 
 async def list_notices(ctx: ServerContext, by: AuthenticatedDevice, after: int = 0) -> NoticeList:
     async with ctx.sessions() as session:
-        rows = await ReportRepository(session).notices(by.user_id, after)
+        rows = await NoticeRepository(session).notices(by.user_id, after)
         return NoticeList(
             notices=[Notice(id=r.id, kind=r.kind, text=r.text, created_at_ms=r.created_at_ms) for r in rows]
         )

@@ -17,7 +17,6 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.reports import ReportReason
@@ -29,12 +28,18 @@ from vigil.safety.behavior.policy import Decision, ProtectiveAction
 from vigil.safety.behavior.scoring import assess_and_decide
 from vigil.safety.policy import Standing
 from vigil.server.context import ServerContext
-from vigil.server.db.minors_models import RiskStateRow, SafetyNoticeRow
-from vigil.server.db.models import UserRow
-from vigil.server.db.safety_models import AccountActionRow, AccountStandingRow
+from vigil.server.db.accounts import (
+    AccountActionRow,
+    AccountStandingRow,
+    StandingRepository,
+    UserRepository,
+    UserRow,
+)
+from vigil.server.db.metadata import RiskStateRepository, RiskStateRow
+from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import contacts, metadata, notices
 from vigil.server.services.audit import append_audit
-from vigil.server.services.reports import open_or_join_case
+from vigil.server.services.cases import open_or_join_case
 
 __all__ = ["AppliedDecision", "RiskRun", "risk_loop", "run_risk_scoring"]
 
@@ -78,14 +83,7 @@ async def _notify(
 ) -> list[str]:
     sent = []
     for minor in minors:
-        already = await session.scalar(
-            select(SafetyNoticeRow.id).where(
-                SafetyNoticeRow.user_id == minor.id,
-                SafetyNoticeRow.subject_user_id == subject.id,
-                SafetyNoticeRow.kind == "elevated_risk",
-            )
-        )
-        if already is None:
+        if not await NoticeRepository(session).has_safety_notice(minor.id, subject.id, "elevated_risk"):
             await notices.issue_notice(
                 ctx,
                 session,
@@ -105,7 +103,8 @@ async def _apply(
     subject = users.get(decision.user)
     if subject is None:
         return None
-    state = await session.get(RiskStateRow, subject.id)
+    risk_states = RiskStateRepository(session)
+    state = await risk_states.get(subject.id)
     previous = ProtectiveAction.NONE if state is None else ProtectiveAction(state.level)
     if decision.level.severity <= previous.severity:
         return None
@@ -126,12 +125,12 @@ async def _apply(
         "notified": len(notified),
     }
     if ProtectiveAction.RESTRICT_MINOR_CONTACT in actions:
-        standing = await session.get(AccountStandingRow, subject.id)
-        if standing is None:
-            session.add(
+        standings = StandingRepository(session)
+        if await standings.get(subject.id) is None:
+            standings.add(
                 AccountStandingRow(user_id=subject.id, standing=Standing.RESTRICTED.value, updated_at_ms=now)
             )
-            session.add(
+            standings.add_action(
                 AccountActionRow(
                     user_id=subject.id,
                     action="auto_restrict",
@@ -144,7 +143,7 @@ async def _apply(
     if ProtectiveAction.OPEN_CASE in actions:
         case = await open_or_join_case(session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now)
         case_id = case.id
-        timeline = await metadata.timeline(session, subject.username, limit=TIMELINE_EVENTS)
+        timeline = await metadata.timeline(session, UserId(subject.username), limit=TIMELINE_EVENTS)
         await append_audit(
             session,
             now_ms=now,
@@ -163,7 +162,7 @@ async def _apply(
     )
     if state is None:
         state = RiskStateRow(user_id=subject.id, level="", score=0.0, reasons="[]", updated_at_ms=now)
-        session.add(state)
+        risk_states.add(state)
     state.level, state.score = decision.level.value, float(decision.assessment.score)
     state.reasons, state.case_id, state.updated_at_ms = json.dumps(list(reasons)), case_id, now
     log.info(
@@ -181,7 +180,7 @@ async def run_risk_scoring(
     now = ctx.clock_ms() if now_ms is None else now_ms
     model = model or _model()
     async with ctx.sessions() as session, session.begin():
-        users = {u.username: u for u in await session.scalars(select(UserRow))}
+        users = {u.username: u for u in await UserRepository(session).all()}
         events = await metadata.load_events(session, now - WINDOW_DAYS * DAY_MS, now + 1)
         extractor = FeatureExtractor(window_days=WINDOW_DAYS)
         for u in users.values():

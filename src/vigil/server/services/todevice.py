@@ -24,9 +24,9 @@ from vigil.protocol.franking import FrankingContext, server_tag
 from vigil.protocol.group_wire import ToDeviceAccepted, ToDeviceRequest
 from vigil.protocol.wire import MessageKind
 from vigil.server.context import ServerContext
-from vigil.server.db.group_repositories import GroupRepository, QueueWriter
-from vigil.server.db.models import MessageRow, QueueRow
-from vigil.server.db.repositories import UserRepository
+from vigil.server.db.accounts import UserRepository
+from vigil.server.db.groups import GroupRepository
+from vigil.server.db.messaging import MessageRow, QueueRow, QueueWriter
 from vigil.server.services import enforcement
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.messaging import size_bucket

@@ -33,15 +33,19 @@ from vigil.protocol.vouchers import (
 )
 from vigil.safety.hashing.pdq import LowQualityImageError, PdqHash, hash_image
 from vigil.server.context import ServerContext
-from vigil.server.db.hashlist_models import ImageMatchCaseRow, ProfilePhotoRow, VoucherRow
-from vigil.server.db.hashlist_repositories import HashListRepository, VoucherRepository
-from vigil.server.db.models import UserRow
-from vigil.server.db.repositories import UserRepository
+from vigil.server.db.accounts import UserRepository
+from vigil.server.db.hashlists import (
+    HashListRepository,
+    ImageMatchCaseRow,
+    ProfilePhotoRow,
+    VoucherRepository,
+    VoucherRow,
+)
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
+from vigil.server.services.cases import open_or_join_case
 from vigil.server.services.evidence import blurred_unless_revealed, log_reveal
 from vigil.server.services.hashlist import match_image
-from vigil.server.services.reports import open_or_join_case
 
 __all__ = [
     "IMAGE_MATCH_PRIORITY",
@@ -186,7 +190,7 @@ async def open_voucher_case(
     """Records the image match (the image stays sealed to the safety team's key) and opens or joins the
     reviewers' case about the subject at top priority, so it appears in the console queue; returns the
     image-match record's id."""
-    subject = await session.get(UserRow, subject_user_id)
+    subject = await UserRepository(session).by_id(subject_user_id)
     if subject is None:
         raise NotFoundError("the matched account no longer exists")
     await open_or_join_case(session, subject, ReportReason.CSAM, IMAGE_MATCH_PRIORITY, verified, now_ms)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from vigil.server.db.models import Base
+from vigil.server.db.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run migrations through vigil.server.db.engine.migrate")
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,84 +1,110 @@
-"""Queries of the trust & safety tables. Like `repositories`, they flush but never commit."""
+"""Reports, their items, and the cases reviewers work on (with notes).
+
+Reported content is the only plaintext the server ever holds; it is stored here AES-GCM encrypted
+(`*_enc` columns, see `vigil.server.services.evidence`) and deleted when its retention runs out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from vigil.server.db.minors_models import ConnectionRow
-from vigil.server.db.models import DeviceRow, MessageRow, UserRow
-from vigil.server.db.safety_models import (
-    AccountActionRow,
-    AccountStandingRow,
-    BlockRow,
-    CaseNoteRow,
-    CaseRow,
-    NoticeRow,
-    ReportItemRow,
-    ReportRow,
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    delete,
+    func,
+    select,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vigil.server.db.accounts import AccountActionRow, AccountStandingRow, DeviceRow, UserRow
+from vigil.server.db.base import Base
+from vigil.server.db.contacts import BlockRow
+from vigil.server.db.messaging import MessageRow
 
 __all__ = [
+    "OPEN_STATES",
     "AccountFacts",
-    "BlockRepository",
+    "CaseNoteRow",
     "CaseRepository",
-    "ConnectionRepository",
+    "CaseRow",
     "QueueFilter",
+    "ReportItemRow",
     "ReportRepository",
+    "ReportRow",
 ]
 
+
+class CaseRow(Base):
+    """Everything reported about one account while the case is open."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    priority: Mapped[int] = mapped_column(Integer)
+    top_reason: Mapped[str] = mapped_column(String(16))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("reviewers.id"), nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportRow(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    reporter_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reported_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    reporter_age_band: Mapped[str] = mapped_column(String(16))
+    note_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class ReportItemRow(Base):
+    """One reported message. `content_enc` is the encrypted payload JSON; `attachment_enc` the
+    encrypted attachment plaintext. Metadata columns hold what the server saw (or, unverified, what
+    was claimed)."""
+
+    __tablename__ = "report_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[str] = mapped_column(String(64))
+    sender: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    conversation: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    server_ts_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verified: Mapped[bool] = mapped_column(Boolean)
+    verdict: Mapped[str] = mapped_column(String(200))
+    content_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    attachment_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    attachment_mime: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class CaseNoteRow(Base):
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("reviewers.id"))
+    body_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 OPEN_STATES = ("open", "in_review", "escalated")
-
-
-class BlockRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def exists(self, blocker: int, blocked: int) -> bool:
-        key = {"blocker_user_id": blocker, "blocked_user_id": blocked}
-        return await self._session.get(BlockRow, key) is not None
-
-    async def add(self, blocker: int, blocked: int, now_ms: int) -> bool:
-        """True when the block is new."""
-        if await self.exists(blocker, blocked):
-            return False
-        self._session.add(BlockRow(blocker_user_id=blocker, blocked_user_id=blocked, created_at_ms=now_ms))
-        await self._session.flush()
-        return True
-
-    async def remove(self, blocker: int, blocked: int) -> None:
-        await self._session.execute(
-            delete(BlockRow).where(BlockRow.blocker_user_id == blocker, BlockRow.blocked_user_id == blocked)
-        )
-
-    async def blocked_by(self, blocker: int) -> Sequence[str]:
-        rows = await self._session.scalars(
-            select(UserRow.username)
-            .join(BlockRow, BlockRow.blocked_user_id == UserRow.id)
-            .where(BlockRow.blocker_user_id == blocker)
-            .order_by(UserRow.username)
-        )
-        return rows.all()
-
-
-class ConnectionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def connected_among(self, user_id: int, others: Collection[int]) -> set[int]:
-        """Which of `others` the user is connected to, in one query."""
-        if not others:
-            return set()
-        rows = await self._session.execute(
-            select(ConnectionRow.low_user_id, ConnectionRow.high_user_id).where(
-                ((ConnectionRow.low_user_id == user_id) & ConnectionRow.high_user_id.in_(others))
-                | ((ConnectionRow.high_user_id == user_id) & ConnectionRow.low_user_id.in_(others))
-            )
-        )
-        return {high if low == user_id else low for low, high in rows.tuples().all()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,9 +274,3 @@ class ReportRepository:
         if report_ids:
             await self._session.execute(delete(ReportItemRow).where(ReportItemRow.report_id.in_(report_ids)))
             await self._session.execute(delete(ReportRow).where(ReportRow.id.in_(report_ids)))
-
-    async def notices(self, user_id: int, after: int) -> Sequence[NoticeRow]:
-        rows = await self._session.scalars(
-            select(NoticeRow).where(NoticeRow.user_id == user_id, NoticeRow.id > after).order_by(NoticeRow.id)
-        )
-        return rows.all()

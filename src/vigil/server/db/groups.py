@@ -1,15 +1,49 @@
-"""Group queries over one AsyncSession. Like every repository: flush when ids are needed, never commit."""
+"""Groups and their members (the server sees membership, never the E2EE name or topic)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    String,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
 
-from vigil.server.db.models import DeviceRow, GroupMemberRow, GroupRow, MessageRow, QueueRow, UserRow
+from vigil.server.db.accounts import DeviceRow, UserRow
+from vigil.server.db.base import Base
 
-__all__ = ["GroupRepository", "QueueWriter"]
+__all__ = [
+    "GroupMemberRow",
+    "GroupRepository",
+    "GroupRow",
+]
+
+
+class GroupRow(Base):
+    """A group as the server knows it: an opaque id. Its name and topic exist only inside ciphertexts."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class GroupMemberRow(Base):
+    """Membership: the server needs it to fan out group messages and, later, for safety signals."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    joined_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class GroupRepository:
@@ -94,37 +128,3 @@ class GroupRepository:
             .where(DeviceRow.id.in_(device_ids))
         )
         return dict(rows.tuples().all())
-
-
-class QueueWriter:
-    """Stores one accepted message and its per-device queue entries (the group and to-device paths)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def by_client_id(self, sender_user_id: int, client_id: str) -> MessageRow | None:
-        return await self._session.scalar(
-            select(MessageRow).where(
-                MessageRow.sender_user_id == sender_user_id, MessageRow.client_id == client_id
-            )
-        )
-
-    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> None:
-        """One INSERT for the message, one executemany for its queue entries (a 500-device group send
-        through the ORM unit of work spent most of its time there)."""
-        self._session.add(message)
-        await self._session.flush()
-        if not entries:  # a group with no other device: an empty executemany would INSERT DEFAULT VALUES
-            return
-        await self._session.execute(
-            insert(QueueRow),
-            [
-                {
-                    "device_id": e.device_id,
-                    "message_id": message.id,
-                    "message_type": e.message_type,
-                    "body": e.body,
-                }
-                for e in entries
-            ],
-        )

@@ -1,0 +1,241 @@
+"""Accounts: users, their devices and one-time keys, and an account's standing and the actions
+that set it. Only public keys and hashes of credentials: no private key material."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vigil.server.db.base import Base
+
+__all__ = [
+    "AccountActionRow",
+    "AccountStandingRow",
+    "DeviceRepository",
+    "DeviceRow",
+    "KeyRepository",
+    "OneTimeKeyRow",
+    "StandingRepository",
+    "UserRepository",
+    "UserRow",
+]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    age_band: Mapped[str] = mapped_column(String(16))
+    # The day the account becomes an adult, so the band can be recomputed without keeping the birth date.
+    adult_on: Mapped[str] = mapped_column(String(10))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeviceRow(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    curve25519: Mapped[str] = mapped_column(String(64))
+    ed25519: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    credential_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OneTimeKeyRow(Base):
+    __tablename__ = "one_time_keys"
+    __table_args__ = (UniqueConstraint("device_id", "key_id", "is_fallback", name="uq_otk_device_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    is_fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AccountStandingRow(Base):
+    """Absent row = active. `standing` is a `vigil.safety.policy.Standing`."""
+
+    __tablename__ = "account_standing"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    standing: Mapped[str] = mapped_column(String(16))
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AccountActionRow(Base):
+    __tablename__ = "account_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reviewer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_username(self, username: str) -> UserRow | None:
+        return await self._session.scalar(select(UserRow).where(UserRow.username == username))
+
+    async def by_id(self, user_id: int) -> UserRow | None:
+        return await self._session.get(UserRow, user_id)
+
+    async def all(self) -> Sequence[UserRow]:
+        return (await self._session.scalars(select(UserRow))).all()
+
+    async def add(self, row: UserRow) -> UserRow:
+        self._session.add(row)
+        await self._session.flush()
+        return row
+
+
+class DeviceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, device_id: str) -> DeviceRow | None:
+        return await self._session.get(DeviceRow, device_id)
+
+    async def of_user(self, user_id: int) -> Sequence[DeviceRow]:
+        rows = await self._session.scalars(
+            select(DeviceRow)
+            .where(DeviceRow.user_id == user_id)
+            .order_by(DeviceRow.created_at_ms, DeviceRow.id)
+        )
+        return rows.all()
+
+    async def add(self, row: DeviceRow) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def with_user(self, device_id: str) -> tuple[DeviceRow, UserRow] | None:
+        """The device and its account in one round trip (the authentication hot path)."""
+        row = (
+            await self._session.execute(
+                select(DeviceRow, UserRow)
+                .join(UserRow, UserRow.id == DeviceRow.user_id)
+                .where(DeviceRow.id == device_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def with_user_and_standing(self, device_id: str) -> tuple[DeviceRow, UserRow, str | None] | None:
+        """The device, its account and the account's standing (None: no standing row) in one round trip."""
+        row = (
+            await self._session.execute(
+                select(DeviceRow, UserRow, AccountStandingRow.standing)
+                .join(UserRow, UserRow.id == DeviceRow.user_id)
+                .outerjoin(AccountStandingRow, AccountStandingRow.user_id == UserRow.id)
+                .where(DeviceRow.id == device_id)
+            )
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    async def of_users(self, user_ids: Collection[int]) -> dict[int, list[DeviceRow]]:
+        """Devices of several accounts in one query, each list in registration order."""
+        rows = await self._session.scalars(
+            select(DeviceRow)
+            .where(DeviceRow.user_id.in_(user_ids))
+            .order_by(DeviceRow.created_at_ms, DeviceRow.id)
+        )
+        found: dict[int, list[DeviceRow]] = {user_id: [] for user_id in user_ids}
+        for row in rows:
+            found[row.user_id].append(row)
+        return found
+
+
+class KeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def existing_key_ids(self, device_id: str, *, fallback: bool) -> set[str]:
+        rows = await self._session.scalars(
+            select(OneTimeKeyRow.key_id).where(
+                OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback == fallback
+            )
+        )
+        return set(rows.all())
+
+    async def add_all(self, rows: Sequence[OneTimeKeyRow]) -> None:
+        self._session.add_all(rows)
+        await self._session.flush()
+
+    async def replace_fallback(self, row: OneTimeKeyRow) -> None:
+        await self._session.execute(
+            delete(OneTimeKeyRow).where(OneTimeKeyRow.device_id == row.device_id, OneTimeKeyRow.is_fallback)
+        )
+        self._session.add(row)
+        await self._session.flush()
+
+    async def count_one_time(self, device_id: str) -> int:
+        count = await self._session.scalar(
+            select(func.count()).where(OneTimeKeyRow.device_id == device_id, ~OneTimeKeyRow.is_fallback)
+        )
+        return int(count or 0)
+
+    async def has_fallback(self, device_id: str) -> bool:
+        found = await self._session.scalar(
+            select(OneTimeKeyRow.id).where(OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback)
+        )
+        return found is not None
+
+    async def take_one(self, device_id: str) -> OneTimeKeyRow | None:
+        """Removes and returns one one-time key; a fallback key is returned but kept (it is reusable)."""
+        query = (
+            select(OneTimeKeyRow)
+            .where(OneTimeKeyRow.device_id == device_id, ~OneTimeKeyRow.is_fallback)
+            .order_by(OneTimeKeyRow.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        row = await self._session.scalar(query)
+        if row is not None:
+            await self._session.delete(row)
+            await self._session.flush()
+            return row
+        return await self._session.scalar(
+            select(OneTimeKeyRow).where(OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback)
+        )
+
+
+class StandingRepository:
+    """An account's standing (no row: active) and the log of actions taken on it."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, user_id: int) -> AccountStandingRow | None:
+        return await self._session.get(AccountStandingRow, user_id)
+
+    async def set(self, user_id: int, standing: str | None, now_ms: int) -> None:
+        """Replaces the account's standing; None restores the default (active)."""
+        await self._session.execute(delete(AccountStandingRow).where(AccountStandingRow.user_id == user_id))
+        if standing is not None:
+            self._session.add(AccountStandingRow(user_id=user_id, standing=standing, updated_at_ms=now_ms))
+
+    def add(self, row: AccountStandingRow) -> None:
+        self._session.add(row)
+
+    def add_action(self, row: AccountActionRow) -> None:
+        self._session.add(row)

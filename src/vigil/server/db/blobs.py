@@ -1,0 +1,98 @@
+"""Uploaded (encrypted) attachments and the devices still due to fetch each one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    String,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vigil.server.db.base import Base
+
+__all__ = [
+    "BlobFetcherRow",
+    "BlobRepository",
+    "BlobRow",
+]
+
+
+class BlobRow(Base):
+    """An encrypted attachment blob (bytes on disk under the data dir, named by `id`)."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    uploader_device_id: Mapped[str] = mapped_column(String(64))
+    uploader_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    attached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class BlobFetcherRow(Base):
+    """A device that may still fetch a blob; when none remain, the blob is deleted."""
+
+    __tablename__ = "blob_fetchers"
+
+    blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class BlobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, blob_id: str) -> BlobRow | None:
+        return await self._session.get(BlobRow, blob_id)
+
+    async def add(self, row: BlobRow) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def add_fetchers(self, blob_id: str, device_ids: Sequence[str]) -> None:
+        self._session.add_all([BlobFetcherRow(blob_id=blob_id, device_id=d) for d in device_ids])
+        await self._session.flush()
+
+    async def is_fetcher(self, blob_id: str, device_id: str) -> bool:
+        return await self._session.get(BlobFetcherRow, (blob_id, device_id)) is not None
+
+    async def remove_fetcher(self, blob_id: str, device_id: str) -> int:
+        """Removes the device from the blob's fetchers; returns how many fetchers remain."""
+        await self._session.execute(
+            delete(BlobFetcherRow).where(
+                BlobFetcherRow.blob_id == blob_id, BlobFetcherRow.device_id == device_id
+            )
+        )
+        remaining = await self._session.scalar(
+            select(func.count()).select_from(BlobFetcherRow).where(BlobFetcherRow.blob_id == blob_id)
+        )
+        return int(remaining or 0)
+
+    async def delete(self, blob_id: str) -> None:
+        await self._session.execute(delete(BlobFetcherRow).where(BlobFetcherRow.blob_id == blob_id))
+        await self._session.execute(delete(BlobRow).where(BlobRow.id == blob_id))
+
+    async def stored_bytes(self, uploader_user_id: int, now_ms: int) -> int:
+        """Bytes of the account's blobs still kept: not fetched by every recipient yet, not expired."""
+        total = await self._session.scalar(
+            select(func.coalesce(func.sum(BlobRow.size), 0)).where(
+                BlobRow.uploader_user_id == uploader_user_id, BlobRow.expires_at_ms > now_ms
+            )
+        )
+        return int(total or 0)
+
+    async def expired(self, now_ms: int, limit: int = 500) -> Sequence[str]:
+        rows = await self._session.scalars(
+            select(BlobRow.id).where(BlobRow.expires_at_ms <= now_ms).limit(limit)
+        )
+        return rows.all()

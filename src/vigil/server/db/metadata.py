@@ -1,0 +1,92 @@
+"""The behavioural layer's inputs and memory: the metadata event log and per-account risk state.
+Metadata only: nothing here holds content."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vigil.protocol.ids import UserId
+from vigil.server.db.base import Base
+
+__all__ = ["MetadataEventRow", "MetadataRepository", "RiskStateRepository", "RiskStateRow"]
+
+
+class MetadataEventRow(Base):
+    """One `vigil.safety.behavior.events` event, in the columns of its compact record (`k t s r g b c why`).
+    Users are named by username, as in the behaviour layer. Deleted after the retention limit."""
+
+    __tablename__ = "metadata_events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    group_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    size_bucket: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
+
+
+class RiskStateRow(Base):
+    """The highest protective level applied to an account so far, with the assessment behind it."""
+
+    __tablename__ = "risk_state"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    level: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    reasons: Mapped[str] = mapped_column(Text)  # JSON list of sentences
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class MetadataRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, row: MetadataEventRow) -> None:
+        self._session.add(row)
+
+    async def between(self, since_ms: int, until_ms: int) -> Sequence[MetadataEventRow]:
+        """Events with `since_ms <= at < until_ms`, in time order."""
+        rows = await self._session.scalars(
+            select(MetadataEventRow)
+            .where(MetadataEventRow.at_ms >= since_ms, MetadataEventRow.at_ms < until_ms)
+            .order_by(MetadataEventRow.at_ms, MetadataEventRow.id)
+        )
+        return rows.all()
+
+    async def latest_involving(self, username: UserId, limit: int) -> Sequence[MetadataEventRow]:
+        """The latest `limit` events the account took part in (as actor or target), newest first."""
+        rows = await self._session.scalars(
+            select(MetadataEventRow)
+            .where(or_(MetadataEventRow.actor == username, MetadataEventRow.target == username))
+            .order_by(MetadataEventRow.at_ms.desc(), MetadataEventRow.id.desc())
+            .limit(limit)
+        )
+        return rows.all()
+
+    async def delete_before(self, cutoff_ms: int) -> int:
+        """Deletes events older than `cutoff_ms`; returns how many."""
+        result = await self._session.execute(
+            delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class RiskStateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, user_id: int) -> RiskStateRow | None:
+        return await self._session.get(RiskStateRow, user_id)
+
+    def add(self, row: RiskStateRow) -> None:
+        self._session.add(row)
