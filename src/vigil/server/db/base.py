@@ -3,15 +3,10 @@ migrations use."""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    MetaData,
-)
+from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
-__all__ = [
-    "Base",
-]
-
+__all__ = ["Base"]
 
 _NAMING = {
     "ix": "ix_%(column_0_label)s",

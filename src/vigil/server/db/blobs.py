@@ -4,25 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    ForeignKey,
-    String,
-    delete,
-    func,
-    select,
-)
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.server.db.base import Base
 
-__all__ = [
-    "BlobFetcherRow",
-    "BlobRepository",
-    "BlobRow",
-]
+__all__ = ["BlobFetcherRow", "BlobRepository", "BlobRow"]
 
 
 class BlobRow(Base):

@@ -9,17 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
-    delete,
-    func,
-    select,
-)
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -12,13 +12,7 @@ from vigil.protocol.contacts import ContactRequestState
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
-__all__ = [
-    "BlockRepository",
-    "BlockRow",
-    "ConnectionRow",
-    "ContactRepository",
-    "ContactRequestRow",
-]
+__all__ = ["BlockRepository", "BlockRow", "ConnectionRow", "ContactRepository", "ContactRequestRow"]
 
 
 class ContactRequestRow(Base):

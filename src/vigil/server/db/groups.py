@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import (
-    BigInteger,
-    ForeignKey,
-    String,
-    delete,
-    func,
-    select,
-)
+from sqlalchemy import BigInteger, ForeignKey, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.server.db.accounts import DeviceRow, UserRow
 from vigil.server.db.base import Base
 
-__all__ = [
-    "GroupMemberRow",
-    "GroupRepository",
-    "GroupRow",
-]
+__all__ = ["GroupMemberRow", "GroupRepository", "GroupRow"]
 
 
 class GroupRow(Base):

@@ -27,12 +27,7 @@ from vigil.protocol.ids import UserId
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
-__all__ = [
-    "MessageRepository",
-    "MessageRow",
-    "QueueRow",
-    "QueueWriter",
-]
+__all__ = ["MessageRepository", "MessageRow", "QueueRow", "QueueWriter"]
 
 
 class MessageRow(Base):
