@@ -27,7 +27,7 @@ from vigil.protocol.ids import UserId
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
-__all__ = ["MessageRepository", "MessageRow", "QueueRow", "QueueWriter"]
+__all__ = ["MessageRepository", "MessageRow", "QueueRow"]
 
 
 class MessageRow(Base):
@@ -119,26 +119,25 @@ class MessageRepository:
         )
         return ids
 
-    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> int:
-        """Inserts the message and its queue entries with two statements (Core inserts: the ORM unit of
-        work was most of the send path's CPU); returns the message's id."""
-        columns = [column.key for column in MessageRow.__table__.columns if column.key != "id"]
-        values = {key: getattr(message, key) for key in columns}
-        inserted = await self._session.execute(insert(MessageRow).values(values).returning(MessageRow.id))
-        message_id = int(inserted.scalar_one())
+    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> None:
+        """One INSERT for the message, one executemany for its queue entries (a 500-device group send
+        through the ORM unit of work spent most of its time there)."""
+        self._session.add(message)
+        await self._session.flush()
+        if not entries:  # a group with no other device: an empty executemany would INSERT DEFAULT VALUES
+            return
         await self._session.execute(
             insert(QueueRow),
             [
                 {
                     "device_id": e.device_id,
-                    "message_id": message_id,
+                    "message_id": message.id,
                     "message_type": e.message_type,
                     "body": e.body,
                 }
                 for e in entries
             ],
         )
-        return message_id
 
     async def pending(
         self, device_id: str, *, after: int, limit: int, skip: Collection[int] = ()
@@ -161,37 +160,3 @@ class MessageRepository:
             delete(QueueRow).where(QueueRow.device_id == device_id, QueueRow.id.in_(entry_ids))
         )
         return int(getattr(result, "rowcount", 0) or 0)
-
-
-class QueueWriter:
-    """Stores one accepted message and its per-device queue entries (the group and to-device paths)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def by_client_id(self, sender_user_id: int, client_id: str) -> MessageRow | None:
-        return await self._session.scalar(
-            select(MessageRow).where(
-                MessageRow.sender_user_id == sender_user_id, MessageRow.client_id == client_id
-            )
-        )
-
-    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> None:
-        """One INSERT for the message, one executemany for its queue entries (a 500-device group send
-        through the ORM unit of work spent most of its time there)."""
-        self._session.add(message)
-        await self._session.flush()
-        if not entries:  # a group with no other device: an empty executemany would INSERT DEFAULT VALUES
-            return
-        await self._session.execute(
-            insert(QueueRow),
-            [
-                {
-                    "device_id": e.device_id,
-                    "message_id": message.id,
-                    "message_type": e.message_type,
-                    "body": e.body,
-                }
-                for e in entries
-            ],
-        )

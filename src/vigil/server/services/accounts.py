@@ -136,4 +136,6 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
         device, user, standing = found
         if standing is not None and Standing(standing) is Standing.SUSPENDED:
             raise PolicyViolation("this account is suspended")
-        return AuthenticatedDevice(user.id, UserId(user.username), DeviceId(device.id), AgeBand(user.age_band))
+        return AuthenticatedDevice(
+            user.id, UserId(user.username), DeviceId(device.id), AgeBand(user.age_band)
+        )

@@ -33,7 +33,7 @@ from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.blobs import BlobRepository
 from vigil.server.db.groups import GroupMemberRow, GroupRepository, GroupRow
-from vigil.server.db.messaging import MessageRow, QueueRow, QueueWriter
+from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
@@ -209,7 +209,7 @@ async def send_group_message(
         raise ValidationError("list each device once")
     conversation = group_conversation(group_id)
     async with ctx.sessions() as session, session.begin():
-        writer = QueueWriter(session)
+        writer = MessageRepository(session)
         previous = await writer.by_client_id(by.user_id, request.id)
         if previous is not None:
             return SendAccepted(

@@ -26,7 +26,7 @@ from vigil.protocol.wire import MessageKind
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository
 from vigil.server.db.groups import GroupRepository
-from vigil.server.db.messaging import MessageRow, QueueRow, QueueWriter
+from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.services import enforcement
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.messaging import size_bucket
@@ -47,7 +47,7 @@ async def send_to_device(
     if len(set(targets)) != len(targets) or by.device_id in targets:
         raise ValidationError("list each target device once, and not the sending device")
     async with ctx.sessions() as session, session.begin():
-        writer = QueueWriter(session)
+        writer = MessageRepository(session)
         previous = await writer.by_client_id(by.user_id, request.id)
         if previous is not None:
             return ToDeviceAccepted(message_id=previous.client_id, devices=previous.device_count)
