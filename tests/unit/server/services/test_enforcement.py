@@ -1,5 +1,6 @@
 """The send and group-add checks: the facts they load (standing, blocks, connections, conversations)
-reach the pure rules of `vigil.safety.policy`. On a migrated SQLite database."""
+reach the pure rules of `vigil.safety.policy`; every refusal that depends on the other person reads
+the same (`NEUTRAL_REFUSAL`), a suspension says so. On a migrated SQLite database."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from vigil.errors import PolicyViolation
 from vigil.protocol.ids import UserId
 from vigil.protocol.wire import AgeBand
-from vigil.safety.policy import NOT_CONNECTED_REFUSAL, Standing
+from vigil.safety.policy import NEUTRAL_REFUSAL, Standing
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import StandingRepository, UserRepository, UserRow
 from vigil.server.db.contacts import BlockRepository, ContactRepository
@@ -49,7 +50,7 @@ async def test_an_adult_needs_a_connection_to_message_a_minor(ctx: ServerContext
     adult, teen = await _user(ctx, "adult"), await _user(ctx, "teen", AgeBand.TEEN_13_15)
     with pytest.raises(PolicyViolation) as refused:
         await _check_send(ctx, adult, teen)
-    assert refused.value.detail == NOT_CONNECTED_REFUSAL
+    assert refused.value.detail == NEUTRAL_REFUSAL
     async with ctx.sessions() as session, session.begin():
         ContactRepository(session).connect(teen.id, adult.id, T0)
     await _check_send(ctx, adult, teen)
@@ -65,12 +66,15 @@ async def test_a_block_refuses_sends_and_group_adds(ctx: ServerContext) -> None:
     alice, bob = await _user(ctx, "alice"), await _user(ctx, "bob")
     async with ctx.sessions() as session, session.begin():
         await BlockRepository(session).add(bob.id, alice.id, T0)
-    with pytest.raises(PolicyViolation, match="blocked"):
+    with pytest.raises(PolicyViolation) as refused:
         await _check_send(ctx, alice, bob)
+    assert refused.value.detail == NEUTRAL_REFUSAL
     await _check_send(ctx, bob, alice)  # a block is one-way
     async with ctx.sessions() as session:
-        with pytest.raises(PolicyViolation, match="blocked you"):
-            await enforcement.check_group_add(session, alice.id, AgeBand.ADULT, bob)
+        with pytest.raises(PolicyViolation) as refused:
+            await enforcement.check_group_add(session, alice.id, AgeBand.ADULT, bob, [alice])
+        assert refused.value.detail == NEUTRAL_REFUSAL
+        await enforcement.check_group_add(session, bob.id, AgeBand.ADULT, alice, [bob])
 
 
 async def test_a_restricted_account_may_only_continue_its_conversations(ctx: ServerContext) -> None:
@@ -93,8 +97,9 @@ async def test_a_restricted_account_may_only_continue_its_conversations(ctx: Ser
     await _set(ctx, alice, Standing.RESTRICTED)
     assert await _standing(ctx, alice) is Standing.RESTRICTED
     await _check_send(ctx, alice, bob)  # bob wrote to alice before
-    with pytest.raises(PolicyViolation, match="new conversations"):
+    with pytest.raises(PolicyViolation) as refused:
         await _check_send(ctx, alice, carol)
+    assert refused.value.detail == NEUTRAL_REFUSAL
 
 
 async def test_a_suspended_account_cannot_sign_in_or_send_but_may_write_to_itself(ctx: ServerContext) -> None:
@@ -116,15 +121,23 @@ async def test_group_adds_of_minors(ctx: ServerContext) -> None:
         await _user(ctx, "other", AgeBand.TEEN_16_17),
     )
     async with ctx.sessions() as session:
-        with pytest.raises(PolicyViolation, match="only when the two are connected"):
-            await enforcement.check_group_add(session, adult.id, AgeBand.ADULT, teen)
-        await enforcement.check_group_add(session, other_teen.id, AgeBand.TEEN_16_17, teen)
-        await enforcement.check_group_add(session, teen.id, AgeBand.TEEN_13_15, adult)
+        with pytest.raises(PolicyViolation) as refused:
+            await enforcement.check_group_add(session, adult.id, AgeBand.ADULT, teen, [adult])
+        assert refused.value.detail == NEUTRAL_REFUSAL
+        await enforcement.check_group_add(session, other_teen.id, AgeBand.TEEN_16_17, teen, [other_teen])
+        # A minor adding an adult they are not connected to is refused too: the group would hold both.
+        with pytest.raises(PolicyViolation):
+            await enforcement.check_group_add(session, teen.id, AgeBand.TEEN_13_15, adult, [teen])
     async with ctx.sessions() as session, session.begin():
         ContactRepository(session).connect(adult.id, teen.id, T0)
     async with ctx.sessions() as session:
-        await enforcement.check_group_add(session, adult.id, AgeBand.ADULT, teen)
+        await enforcement.check_group_add(session, adult.id, AgeBand.ADULT, teen, [adult])
+        await enforcement.check_group_add(session, teen.id, AgeBand.TEEN_13_15, adult, [teen])
+        # An adult joining a group checks every minor already in it.
+        with pytest.raises(PolicyViolation):
+            await enforcement.check_group_add(session, teen.id, AgeBand.TEEN_13_15, adult, [teen, other_teen])
     await _set(ctx, adult, Standing.RESTRICTED)
     async with ctx.sessions() as session:
-        with pytest.raises(PolicyViolation, match="cannot contact minors"):
-            await enforcement.check_group_add(session, adult.id, AgeBand.ADULT, teen)
+        with pytest.raises(PolicyViolation) as refused:
+            await enforcement.check_group_add(session, adult.id, AgeBand.ADULT, teen, [adult])
+        assert refused.value.detail == NEUTRAL_REFUSAL
