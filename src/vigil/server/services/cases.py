@@ -256,7 +256,7 @@ async def apply_action(
             case CaseAction.RESTRICT:
                 await _set_standing(now, session, case.subject_user_id, Standing.RESTRICTED)
                 # Told to the account itself (its own standing), unlike the neutral refusals others see.
-                session.add(
+                NoticeRepository(session).add(
                     NoticeRow(
                         user_id=case.subject_user_id,
                         kind="restriction",
