@@ -1,5 +1,6 @@
 """`Client`: the high-level async SDK. Registration, linking devices, sending text and attachments,
-receiving (HTTP catch-up or WebSocket push) with exactly-once events for the app."""
+receiving (HTTP catch-up or WebSocket push) with durable, exactly-once events for the app: every
+delivery's event is stored before it is acknowledged and handed out until the app consumed it."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from vigil.client.engine import Engine, PeerDevice
 from vigil.client.events import (
     Event,
     MessageEvent,
+    RejectedDelivery,
     SentMessage,
+    event_from_record,
+    event_record,
     message_event,
     now_ms,
     received_record,
@@ -60,6 +64,7 @@ class Client:
 
     def __init__(self, store: DeviceStore, transport: Transport, engine: Engine) -> None:
         self.core = DeviceCore(store, transport, engine)
+        self._handed_out: list[int] = []  # inbox rows handed to the app and not yet consumed
         self.rejected_notices: list[str] = []  # why the last fetched safety notices were refused
         self.verification = VerificationManager(self.core)  # safety numbers, SAS, key-change warnings
         self.safety = ImageSafety(self.core)  # known-image matching before send/show (vigil.client.safety)
@@ -235,48 +240,90 @@ class Client:
         return await self.core.with_retries(lambda: self.transport.send(request))
 
     # ---- receiving ---------------------------------------------------------------------------------
+    # Delivery to the app is durable. Each delivery is decrypted and verified, and its event is written
+    # to the encrypted store in the same transaction that marks the message processed; only then is it
+    # acknowledged to the server. Events wait in the store until the app has consumed them (see
+    # `consume`), so a crash, a lost connection or an exception at any point loses none and a restart
+    # hands out each unconsumed one again; a (sender, message id) is handed out at most once when
+    # consumed, however often the server redelivers it.
 
     async def fetch(self) -> list[Event]:
-        """Catches up over HTTP: every queued delivery, decrypted, verified and acknowledged."""
-        events: list[Event] = []
+        """Catches up over HTTP and returns every event the app has not consumed yet, oldest first: those
+        left from before (a crash, or a call that raised) and then every queued delivery, decrypted,
+        verified, stored and acknowledged.
+
+        Calling `fetch`, `listen` or `consume` again marks the events returned here as consumed. Events
+        returned but not consumed (the app crashed while handling them) are returned again after a
+        restart. If this raises (server or network down mid-way), nothing is lost: the events already
+        decrypted are returned by the next call."""
+        self.consume()
         while True:
             # Acknowledged entries are deleted, so each round simply asks for the oldest pending ones.
             batch = await self.transport.fetch()
             if not batch.messages:
                 break
-            handled, new_events = await self._handle(batch.messages)
-            events.extend(new_events)
-            await self.transport.ack(handled)
+            await self.transport.ack(await self._handle(batch.messages))
             if not batch.more:
                 break
-        return events
+        pending = self._unconsumed()
+        self._handed_out = [seq for seq, _event in pending]
+        return [event for _seq, event in pending]
 
     async def listen(self) -> AsyncIterator[Event]:
-        """Events pushed over the WebSocket as they arrive; acknowledged once handled."""
+        """Yields the events not consumed yet (left from before, see `fetch`), then each event pushed
+        over the WebSocket, stored before it is acknowledged. An event counts as consumed once the app
+        asks for the next one (or calls `fetch`, `listen` or `consume`): one the app was handling when it
+        crashed is handed out again after a restart. Ends when the server closes the connection; raises
+        if the connection fails, with nothing lost."""
+        self.consume()
+        for seq, event in self._unconsumed():
+            self._handed_out.append(seq)
+            yield event
+            self.consume()
         async for deliveries, ack in self.transport.stream():
-            handled, events = await self._handle(deliveries)
-            await ack(handled)
-            for event in events:
+            await ack(await self._handle(deliveries))
+            for seq, event in self._unconsumed():
+                self._handed_out.append(seq)
                 yield event
+                self.consume()
 
-    async def _handle(self, deliveries: list[Delivery]) -> tuple[list[int], list[Event]]:
+    def consume(self) -> None:
+        """Marks every event handed out so far (by `fetch` or `listen`) as consumed by the app: it is
+        never handed out again, not even after a restart. Call it once the app has durably done what it
+        does with them (shown, stored) when it will not call `fetch`/`listen` again, e.g. before exiting."""
+        if self._handed_out:
+            self.store.mark_consumed(self._handed_out)
+            self._handed_out = []
+
+    def _unconsumed(self) -> list[tuple[int, Event]]:
+        return [(seq, event_from_record(record)) for seq, record in self.store.unconsumed_events()]
+
+    async def _handle(self, deliveries: list[Delivery]) -> list[int]:
+        """Opens each delivery and keeps its event for the app; returns the delivery ids to acknowledge
+        (all of them: a delivery that fails verification is dropped with a RejectedDelivery event)."""
         handled: list[int] = []
-        events: list[Event] = []
         used_pre_key = False
         for delivery in deliveries:
-            event = await self._open(delivery)
+            if not self.store.is_processed(delivery.sender, delivery.message_id):
+                event = await self._open(delivery)
+                if isinstance(event, RejectedDelivery):
+                    # Keyed by the queue entry as well as the message id: a forgery must not take the
+                    # key of the genuine message it imitates.
+                    key = f"rejected:{delivery.delivery_id}:{delivery.message_id}"
+                    self.store.keep_event(delivery.sender, key, event_record(event))
+                elif event is not None:
+                    # A message's event was kept with its state (`DeviceCore.commit`, under the same
+                    # key: this is a no-op); a verification step changed no message state.
+                    self.store.keep_event(delivery.sender, delivery.message_id, event_record(event))
+            # Otherwise a redelivery of something already handled (its event is kept): ack it only.
             handled.append(delivery.delivery_id)
             used_pre_key |= delivery.type == 0
-            if event is not None:
-                events.append(event)
         if used_pre_key:
             await self.core.refill_keys()
-        return handled, events
+        return handled
 
     async def _open(self, delivery: Delivery) -> Event | None:
         core = self.core
-        if self.store.is_processed(delivery.sender, delivery.message_id):
-            return None  # a redelivery of something already handled: ack it, show nothing
         sender_device = await core.sender_device(delivery.sender, delivery.sender_device)
         if sender_device is None:
             return rejected(delivery, "the sender device is unknown")
@@ -298,6 +345,7 @@ class Client:
         withheld = await self.safety.check_incoming(  # a known image is never shown
             opened.payload, delivery, attachment, conversation=event.conversation
         )
+        shown = event if withheld is None else withheld
         core.commit(
             changes,
             history=HistoryEntry(
@@ -307,8 +355,9 @@ class Client:
                 received_record(opened.payload, delivery, opened.commitment, opened.franking_tag),
             ),
             processed=(delivery.sender, delivery.message_id),
+            event=shown,
         )
-        return event if withheld is None else withheld
+        return shown
 
     def history(self, conversation: str, limit: int = 50) -> list[dict[str, object]]:
         return self.store.history(conversation, limit)

@@ -40,7 +40,7 @@ async def open_control(
         return rejected(delivery, error.detail)
     # The ratchet state is swapped in before a SAS step runs: that step may answer over the same session.
     changes = core.engine.accept_olm(delivery.sender_device, decrypted).merge(room_key)
-    core.commit(changes, processed=(delivery.sender, delivery.message_id))
+    core.commit(changes, processed=(delivery.sender, delivery.message_id), event=event)
     if isinstance(message, RoomKeyShare | GroupMeta):
         return event
     try:

@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from vigil.client.engine import Changes, Engine, PeerDevice, device_from_info
-from vigil.client.events import ReceivedAttachment, now_ms
+from vigil.client.events import Event, ReceivedAttachment, event_record, now_ms
 from vigil.client.group_store import GroupStore
 from vigil.client.store import DeviceStore, StoredDevice, StoredSession
 from vigil.client.transport import Transport
@@ -86,10 +86,15 @@ class DeviceCore:
         *,
         history: HistoryEntry | None = None,
         processed: tuple[str, str] | None = None,
+        event: Event | None = None,
         devices: Sequence[PeerDevice] = (),
     ) -> None:
-        """Writes what an engine call changed, with the history record, processed (sender, message id) and
-        devices that belong with it, in one transaction: a crash leaves all or none of them."""
+        """Writes what an engine call changed, with the history record, processed (sender, message id),
+        the event for the app (kept under the processed id until the app consumed it) and devices that
+        belong with it, in one transaction: a crash leaves all or none of them, so a message marked
+        processed always has its event waiting for the app."""
+        if event is not None and processed is None:
+            raise AssertionError("an event is kept under the (sender, message id) it was processed as")
         with self.store.transaction():
             self._write(changes)
             for device in devices:
@@ -99,6 +104,8 @@ class DeviceCore:
                 self.store.add_history(entry.conversation, entry.sender, entry.message_id, entry.record)
             if processed is not None:
                 self.store.mark_processed(*processed)
+                if event is not None:
+                    self.store.keep_event(*processed, event_record(event))
 
     def _write(self, changes: Changes) -> None:
         key = self.store.pickle_key

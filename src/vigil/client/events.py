@@ -6,11 +6,16 @@ The bottom of `vigil.client`: it imports nothing of the client, so every other m
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import time
+import types
+import typing
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from vigil.protocol.encoding import b64encode
+from vigil.errors import StorageError
+from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.ids import DeviceId, GroupId, MessageId, UserId
 from vigil.protocol.verification import SasCancelCode, SasEmoji
 from vigil.protocol.wire import Delivery, InnerPayload, MessageKind
@@ -31,6 +36,8 @@ __all__ = [
     "SasShowCode",
     "SentMessage",
     "VerificationEvent",
+    "event_from_record",
+    "event_record",
     "group_id_of",
     "message_event",
     "now_ms",
@@ -241,3 +248,72 @@ def received_record(
         "server_ts_ms": delivery.server_ts_ms,
         "sender_device": delivery.sender_device,
     }
+
+
+# ---- the inbox record of an event ----------------------------------------------------------------
+# Events wait in the encrypted store until the app has consumed them, so each one has a JSON record.
+# The codec follows each dataclass's annotations, so a field added to an event is stored with no change here.
+
+_EVENT_TYPES: Final[dict[str, type[Any]]] = {
+    cls.__name__: cls
+    for cls in (
+        MessageEvent,
+        RejectedDelivery,
+        GroupUpdated,
+        KeyChangeWarning,
+        SasRequested,
+        SasShowCode,
+        SasCompleted,
+        SasCancelled,
+        ImageWithheld,
+    )
+}
+
+
+def event_record(event: Event) -> dict[str, object]:
+    """The JSON-ready record of `event` (bytes as base64); `event_from_record` turns it back."""
+    return {"type": type(event).__name__, "fields": _encode(event)}
+
+
+def event_from_record(record: dict[str, Any]) -> Event:
+    """Raises StorageError for a record no event type of this version reads."""
+    cls = _EVENT_TYPES.get(str(record.get("type")))
+    if cls is None:
+        raise StorageError(f"the device store holds an event of an unknown type {record.get('type')!r}")
+    event: Event = _decode(cls, record["fields"])
+    return event
+
+
+def _encode(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, bytes):
+        return b64encode(value)
+    if isinstance(value, tuple | list):
+        return [_encode(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _decode(annotation: Any, value: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        (kind,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return _decode(kind, value)
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        kinds = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        return tuple(_decode(kind, item) for kind, item in zip(kinds, value, strict=True))
+    annotation = getattr(annotation, "__supertype__", annotation)  # the NewType ids are str at run time
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        hints = typing.get_type_hints(annotation)
+        fields = dataclasses.fields(annotation)
+        return annotation(**{f.name: _decode(hints[f.name], value[f.name]) for f in fields})
+    if annotation is bytes:
+        return b64decode(value, field="stored event")
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return annotation(value)
+    return value

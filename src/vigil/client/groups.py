@@ -256,6 +256,7 @@ class GroupManager:
         withheld = await self._safety.check_incoming(  # a known image is never shown
             payload, delivery, attachment, conversation=event.conversation
         )
+        shown = event if withheld is None else withheld
         core.commit(
             core.engine.accept(opened),
             history=HistoryEntry(
@@ -265,5 +266,6 @@ class GroupManager:
                 received_record(payload, delivery, opened.commitment, opened.franking_tag),
             ),
             processed=(delivery.sender, delivery.message_id),
+            event=shown,
         )
-        return event if withheld is None else withheld
+        return shown

@@ -69,6 +69,17 @@ DEVICE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS ix_history_conversation ON history (conversation, seq)",
         ),
     ),
+    # The row of a consumed event stays, without its event, so a redelivery of that (sender, message id)
+    # is never handed to the app again.
+    Migration(
+        2,
+        "inbox: received events kept (sealed) until the app has consumed them",
+        (
+            "CREATE TABLE inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, sender TEXT NOT NULL,"
+            " message_id TEXT NOT NULL, event BLOB, UNIQUE (sender, message_id))",
+            "CREATE INDEX ix_inbox_unconsumed ON inbox (seq) WHERE event IS NOT NULL",
+        ),
+    ),
 )
 
 
@@ -294,6 +305,26 @@ class DeviceStore:
             "INSERT OR IGNORE INTO history (conversation, sender, message_id, record) VALUES (?, ?, ?, ?)",
             (conversation, sender, message_id, sealed),
         )
+
+    def keep_event(self, sender: str, message_id: str, record: dict[str, Any]) -> None:
+        """Keeps an event for the app until `mark_consumed`; a second event for the same (sender, message
+        id), consumed or not, is ignored."""
+        sealed = self.seal(json.dumps(record).encode(), b"inbox")
+        self._db.execute(
+            "INSERT OR IGNORE INTO inbox (sender, message_id, event) VALUES (?, ?, ?)",
+            (sender, message_id, sealed),
+        )
+
+    def unconsumed_events(self) -> list[tuple[int, dict[str, Any]]]:
+        """(sequence number, record) of every event the app has not consumed yet, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, event FROM inbox WHERE event IS NOT NULL ORDER BY seq"
+        ).fetchall()
+        return [(int(seq), json.loads(self.open_sealed(bytes(event), b"inbox"))) for seq, event in rows]
+
+    def mark_consumed(self, seqs: list[int]) -> None:
+        with self.transaction():
+            self._db.executemany("UPDATE inbox SET event = NULL WHERE seq = ?", [(seq,) for seq in seqs])
 
     def history(self, conversation: str, limit: int = 50) -> list[dict[str, Any]]:
         """The last `limit` records of a conversation, oldest first."""

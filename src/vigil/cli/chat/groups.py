@@ -159,6 +159,7 @@ async def _run_sas(client: Client, peer: str, *, initiate: bool, auto_yes: bool)
     loop = asyncio.get_running_loop()
     async for event in client.listen():
         done = await _sas_step(client, event, peer, transaction, auto_yes, loop)
+        client.consume()
         if isinstance(event, SasRequested) and transaction is None and (not peer or event.username == peer):
             transaction = event.transaction_id
         if done:

@@ -93,12 +93,14 @@ def receive(follow: bool = typer.Option(False, help="Keep listening for pushed m
             events = await client.fetch()
             for event in events:
                 show(event)
+            client.consume()  # shown: not again on the next run
             await announce_new(client)
             if not events and not follow:
                 console.print("[dim]no new messages[/dim]")
             if follow:
                 async for event in client.listen():
                     show(event)
+                    client.consume()
 
     run(work)
 
@@ -144,6 +146,7 @@ def interactive() -> None:
                         case ["recv"]:
                             for event in await client.fetch():
                                 show(event)
+                            client.consume()
                         case ["history", peer]:
                             for record in client.history(peer):
                                 payload = record["payload"]
