@@ -165,6 +165,9 @@ class DeviceRepository:
         return found
 
 
+CLAIM_ATTEMPTS = 5
+
+
 class KeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -201,19 +204,36 @@ class KeyRepository:
         return found is not None
 
     async def take_one(self, device_id: str) -> OneTimeKeyRow | None:
-        """Removes and returns one one-time key; a fallback key is returned but kept (it is reusable)."""
-        query = (
-            select(OneTimeKeyRow)
-            .where(OneTimeKeyRow.device_id == device_id, ~OneTimeKeyRow.is_fallback)
-            .order_by(OneTimeKeyRow.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        row = await self._session.scalar(query)
-        if row is not None:
-            await self._session.delete(row)
-            await self._session.flush()
-            return row
+        """Removes and returns one one-time key; a fallback key is returned but kept (it is reusable).
+
+        The key is chosen and deleted in one `DELETE ... RETURNING` statement, so two concurrent claims
+        never get the same key on any backend (SQLite runs the statement under its write lock;
+        PostgreSQL skips a row another claim has locked). A claim that lost the race for every key left
+        tries again, and hands out the fallback key when they are all gone or still locked."""
+        for _attempt in range(CLAIM_ATTEMPTS):
+            chosen = (
+                select(OneTimeKeyRow.id)
+                .where(OneTimeKeyRow.device_id == device_id, ~OneTimeKeyRow.is_fallback)
+                .order_by(OneTimeKeyRow.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            taken = (
+                await self._session.execute(
+                    delete(OneTimeKeyRow)
+                    .where(OneTimeKeyRow.id == chosen)
+                    .returning(OneTimeKeyRow.key_id, OneTimeKeyRow.key, OneTimeKeyRow.signature)
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
+            if taken is not None:
+                key_id, key, signature = taken
+                return OneTimeKeyRow(
+                    device_id=device_id, key_id=key_id, key=key, signature=signature, is_fallback=False
+                )
+            if await self.count_one_time(device_id) == 0:
+                break
         return await self._session.scalar(
             select(OneTimeKeyRow).where(OneTimeKeyRow.device_id == device_id, OneTimeKeyRow.is_fallback)
         )
