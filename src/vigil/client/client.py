@@ -157,14 +157,24 @@ class Client:
         return cls(store, Transport(url, credential), engine)
 
     async def close(self) -> None:
+        """A clean shutdown: the events handed out so far count as consumed (see `consume`)."""
+        self.consume()
+        await self._release()
+
+    async def _release(self) -> None:
         await self.transport.close()
         self.store.close()
 
     async def __aenter__(self) -> Client:
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        """Leaving the block by an exception is not a clean shutdown: what the app was handed and had
+        not consumed is handed out again next time."""
+        if exc_type is None:
+            await self.close()
+        else:
+            await self._release()
 
     # ---- keys and devices --------------------------------------------------------------------------
 
@@ -252,10 +262,11 @@ class Client:
         left from before (a crash, or a call that raised) and then every queued delivery, decrypted,
         verified, stored and acknowledged.
 
-        Calling `fetch`, `listen` or `consume` again marks the events returned here as consumed. Events
-        returned but not consumed (the app crashed while handling them) are returned again after a
-        restart. If this raises (server or network down mid-way), nothing is lost: the events already
-        decrypted are returned by the next call."""
+        Calling `fetch`, `listen`, `consume` or `close` afterwards marks the events returned here as
+        consumed. Events returned but not consumed (the app crashed while handling them, or left
+        `async with` by an exception) are returned again after a restart. If this raises (server or
+        network down mid-way), nothing is lost: the events already decrypted are returned by the next
+        call."""
         self.consume()
         while True:
             # Acknowledged entries are deleted, so each round simply asks for the oldest pending ones.
@@ -272,9 +283,9 @@ class Client:
     async def listen(self) -> AsyncIterator[Event]:
         """Yields the events not consumed yet (left from before, see `fetch`), then each event pushed
         over the WebSocket, stored before it is acknowledged. An event counts as consumed once the app
-        asks for the next one (or calls `fetch`, `listen` or `consume`): one the app was handling when it
-        crashed is handed out again after a restart. Ends when the server closes the connection; raises
-        if the connection fails, with nothing lost."""
+        asks for the next one (or calls `fetch`, `listen`, `consume` or `close`): one the app was
+        handling when it crashed is handed out again after a restart. Ends when the server closes the
+        connection; raises if the connection fails, with nothing lost."""
         self.consume()
         for seq, event in self._unconsumed():
             self._handed_out.append(seq)
@@ -289,8 +300,9 @@ class Client:
 
     def consume(self) -> None:
         """Marks every event handed out so far (by `fetch` or `listen`) as consumed by the app: it is
-        never handed out again, not even after a restart. Call it once the app has durably done what it
-        does with them (shown, stored) when it will not call `fetch`/`listen` again, e.g. before exiting."""
+        never handed out again, not even after a restart. For an app that must not lose its place between
+        calls (e.g. one that may be killed while it idles), call it as soon as it has durably done what it
+        does with them (shown, stored)."""
         if self._handed_out:
             self.store.mark_consumed(self._handed_out)
             self._handed_out = []

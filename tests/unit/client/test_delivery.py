@@ -137,6 +137,20 @@ async def test_consume_marks_what_was_handed_out(tmp_path: Path) -> None:
     assert await bob.fetch() == []
 
 
+async def test_a_clean_close_consumes_and_leaving_async_with_by_an_exception_does_not(tmp_path: Path) -> None:
+    server = FakeServer()
+    _alice, bob = await _pair(tmp_path, server, "one")
+    with pytest.raises(RuntimeError):
+        async with bob:
+            assert _texts(await bob.fetch()) == ["one"]
+            raise RuntimeError("the app failed while showing it")
+    bob = await _restart(bob, server)
+    async with bob:
+        assert _texts(await bob.fetch()) == ["one"]
+    bob = await _restart(bob, server)
+    assert await bob.fetch() == []
+
+
 async def test_a_failed_ack_loses_nothing_and_the_redelivery_shows_once(tmp_path: Path) -> None:
     server = FakeServer()
     _alice, bob = await _pair(tmp_path, server, "hello")
