@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 schema = schemathesis.openapi.from_dict(
-    create_app(Settings(data_dir=Path("unused"), console_mounted=False)).openapi()
+    create_app(Settings(data_dir=Path("unused"))).openapi()
 )
 
 

@@ -41,7 +41,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 async def http(tmp_path: Path, clock: list[float]) -> AsyncIterator[httpx.AsyncClient]:
     rules = {f"rate_limit_{limit.value}": f"3/{WINDOW_S} seconds" for limit in Limit}
-    app = create_app(Settings(data_dir=tmp_path, console_mounted=False, **rules))  # type: ignore[arg-type]
+    app = create_app(Settings(data_dir=tmp_path, **rules))  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://vigil") as client:
@@ -145,7 +145,6 @@ async def test_contact_requests_reports_and_uploads_are_limited_per_account(
 async def test_disabled_rate_limits_let_everything_through(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,
-        console_mounted=False,
         rate_limits_enabled=False,
         rate_limit_sends_per_device="1/hour",
     )
