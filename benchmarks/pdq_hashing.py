@@ -72,14 +72,18 @@ def main() -> None:
         rates["vigil_single"].append(_rate(lambda d: hash_image(d, dihedral=False), images, 1))
         rates["vigil_dihedral"].append(_rate(hash_image, images, 1))
     best = {k: max(v) for k, v in rates.items()}
-    print(json.dumps({
-        "benchmark": "pdq_hashing",
-        "images": source,
-        "rounds": args.rounds,
-        "images_per_s": {k: round(v, 1) for k, v in best.items()},
-        "ratio_vigil_single_vs_direct": round(best["vigil_single"] / best["direct"], 3),
-        "ratio_vigil_dihedral_vs_direct": round(best["vigil_dihedral"] / best["direct"], 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "pdq_hashing",
+                "images": source,
+                "rounds": args.rounds,
+                "images_per_s": {k: round(v, 1) for k, v in best.items()},
+                "ratio_vigil_single_vs_direct": round(best["vigil_single"] / best["direct"], 3),
+                "ratio_vigil_dihedral_vs_direct": round(best["vigil_dihedral"] / best["direct"], 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -109,13 +109,17 @@ def main() -> None:
     for size in sizes:
         results.append(run(size, args.queries, min(args.brute_queries, args.queries), rng))
         gc.collect()
-    print(json.dumps({
-        "benchmark": "pdq_lookup",
-        "threshold": 31,
-        "query": "8 dihedral hashes per lookup",
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "results": results,
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "pdq_lookup",
+                "threshold": 31,
+                "query": "8 dihedral hashes per lookup",
+                "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+                "results": results,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

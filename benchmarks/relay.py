@@ -46,8 +46,13 @@ def _stats(values: list[float]) -> dict[str, float]:
     def pct(p: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
 
-    return {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": round(ordered[-1], 3),
-            "mean": round(statistics.fmean(ordered), 3)}
+    return {
+        "p50": pct(0.5),
+        "p90": pct(0.9),
+        "p99": pct(0.99),
+        "max": round(ordered[-1], 3),
+        "mean": round(statistics.fmean(ordered), 3),
+    }
 
 
 def _cpu_seconds(pid: int, *, children: bool = True) -> float:
@@ -90,15 +95,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {"VIGIL_FETCH_BATCH": "500", **BENCHMARK_LIMITS}
     if args.workers > 1:
         env["VIGIL_REDIS_URL"] = args.redis
-    server = ServerProcess(data_dir=work / "server", database_url=url, env_extra=env,
+    server = ServerProcess(
+        data_dir=work / "server",
+        database_url=url,
+        env_extra=env,
         extra_args=["--workers", str(args.workers)],
-                           log_level="warning")
+        log_level="warning",
+    )
     server.start()
     assert server.process is not None
     try:
         born = dt.date(1990, 1, 1)
-        alice = await Client.register(server.url, f"alice_{secrets.token_hex(3)}", born, work / "a.db", "bench passphrase")
-        bob = await Client.register(server.url, f"bob_{secrets.token_hex(3)}", born, work / "b.db", "bench passphrase")
+        alice = await Client.register(
+            server.url, f"alice_{secrets.token_hex(3)}", born, work / "a.db", "bench passphrase"
+        )
+        bob = await Client.register(
+            server.url, f"bob_{secrets.token_hex(3)}", born, work / "b.db", "bench passphrase"
+        )
         await alice.send_text(bob.username, "hello")  # establishes the Olm sessions both ways
         await bob.fetch()
         await bob.send_text(alice.username, "hi")
@@ -118,11 +131,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         def request(i: int) -> SendRequest:
             if args.olm:
-                payload = alice.engine.build_payload(bob.username, MessageKind.TEXT, i, body="x" * max(1, args.payload_bytes - 250))
+                payload = alice.engine.build_payload(
+                    bob.username, MessageKind.TEXT, i, body="x" * max(1, args.payload_bytes - 250)
+                )
                 return alice.engine.encrypt(payload, [bob_device], [])[0]
-            return SendRequest(id=str(uuid.uuid4()), to=bob.username, kind=MessageKind.TEXT,
-                               commitment=base64.b64encode(secrets.token_bytes(32)).decode(),
-                               ciphertexts=[{"device_id": bob.device_id, "type": 1, "body": opaque}])  # type: ignore[list-item]
+            return SendRequest(
+                id=str(uuid.uuid4()),
+                to=bob.username,
+                kind=MessageKind.TEXT,
+                commitment=base64.b64encode(secrets.token_bytes(32)).decode(),
+                ciphertexts=[{"device_id": bob.device_id, "type": 1, "body": opaque}],
+            )  # type: ignore[list-item]
 
         async def receiver() -> None:
             nonlocal decrypt_failures
@@ -137,7 +156,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         delivery = Delivery.model_validate(item)
                         if args.olm:
                             try:
-                                bob.engine.accept(bob.engine.open(delivery, alice_device, bob.store.pickle_key))
+                                bob.engine.accept(
+                                    bob.engine.open(delivery, alice_device, bob.store.pickle_key)
+                                )
                             except Exception:
                                 decrypt_failures += 1
                         delivered_at.setdefault(delivery.message_id, time.perf_counter() if args.olm else now)
@@ -149,7 +170,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         listener = asyncio.create_task(receiver())
         await asyncio.sleep(0.3)
-        headers = {"Authorization": f"Bearer {alice.store.get_secret('credential')}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {alice.store.get_secret('credential')}",
+            "Content-Type": "application/json",
+        }
         counter = iter(range(total))
         cpu_server_0, cpu_self_0 = _cpu_seconds(server.process.pid), _cpu_seconds(os.getpid(), children=False)
 
@@ -159,7 +183,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 body = request(i)
                 start = time.perf_counter()
                 sent_at[body.id] = start
-                response = await connection.request("POST", "/v1/messages", body.model_dump_json().encode(), headers)
+                response = await connection.request(
+                    "POST", "/v1/messages", body.model_dump_json().encode(), headers
+                )
                 if response.status != 202:
                     raise RuntimeError(f"send failed: {response.status} {response.body[:200]!r}")
                 if i >= args.warmup:
@@ -177,15 +203,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu_server = (_cpu_seconds(server.process.pid) - cpu_server_0) / wall * 100
         cpu_client = (_cpu_seconds(os.getpid(), children=False) - cpu_self_0) / wall * 100
         measured = [m for m in sent_at if m in delivered_at]
-        delivery = [(delivered_at[m] - sent_at[m]) * 1000 for m in measured][args.warmup:]
+        delivery = [(delivered_at[m] - sent_at[m]) * 1000 for m in measured][args.warmup :]
         sends_per_s = total / elapsed
         await alice.close()
         await bob.close()
         return {
-            "n": args.n, "c": args.c, "payload_bytes": args.payload_bytes, "db": args.db, "olm": args.olm, "workers": args.workers,
+            "n": args.n,
+            "c": args.c,
+            "payload_bytes": args.payload_bytes,
+            "db": args.db,
+            "olm": args.olm,
+            "workers": args.workers,
             "sends_per_s": round(sends_per_s, 1),
             "send_rtt_ms": _stats(rtts),
-            "delivered": len(delivered_at), "missing": total - len(delivered_at),
+            "delivered": len(delivered_at),
+            "missing": total - len(delivered_at),
             "decrypt_failures": decrypt_failures,
             "delivery_ms": _stats(delivery),
             "cpu_pct": {"server": round(cpu_server, 1), "bench_clients": round(cpu_client, 1)},
@@ -198,14 +230,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=5000, help="measured sends")
     parser.add_argument("-c", type=int, default=16, help="concurrent senders")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--payload-bytes", type=int, default=300)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--olm", action="store_true", help="real Olm encryption and decryption on both ends")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes (uses Redis when > 1)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server worker processes (uses Redis when > 1)"
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -14,4 +14,6 @@ echo "lint: ruff check, ruff format --check, mypy --strict" >&2
 .venv/bin/mypy --no-error-summary
 export VIGIL_TEST_POSTGRES_URL="${VIGIL_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 export VIGIL_TEST_REDIS_URL="${VIGIL_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
-exec .venv/bin/pytest -q "$@"
+# Two workers (`--dist load`: any test to any worker) overlap the test processes with the server processes
+# they start, so both cores stay busy. Pass `-n 0` to run serially.
+exec .venv/bin/pytest -q -n 2 --dist load "$@"

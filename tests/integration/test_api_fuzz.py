@@ -19,9 +19,7 @@ schemathesis = pytest.importorskip("schemathesis", reason="in the dev extra: pip
 from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
-schema = schemathesis.openapi.from_dict(
-    create_app(Settings(data_dir=Path("unused"))).openapi()
-)
+schema = schemathesis.openapi.from_dict(create_app(Settings(data_dir=Path("unused"))).openapi())
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,18 @@ def test_chat_profiles_register_send_receive(tmp_path: Path) -> None:
     alice, bob = unique("alice"), unique("bob")
     try:
         for name in (alice, bob):
-            result = _vigil("chat", "--profile", name, "register", name, "--server", server.url,
-                            "--birth-date", "1990-02-03", env=env)
+            result = _vigil(
+                "chat",
+                "--profile",
+                name,
+                "register",
+                name,
+                "--server",
+                server.url,
+                "--birth-date",
+                "1990-02-03",
+                env=env,
+            )
             assert result.returncode == 0 and f"registered {name}" in result.stdout, (
                 result.stdout + result.stderr
             )

@@ -30,7 +30,15 @@ def _one_line(text: str) -> str:
 def test_a_server_that_is_down_is_one_line(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
     ran = vigil(
-        "chat", "--profile", "p", "register", "someone", "--server", url, "--birth-date", "2000-01-01",
+        "chat",
+        "--profile",
+        "p",
+        "register",
+        "someone",
+        "--server",
+        url,
+        "--birth-date",
+        "2000-01-01",
         env=_env(tmp_path),
     )
     assert ran.returncode == 1
@@ -41,8 +49,16 @@ def test_a_server_that_is_down_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("born", ["2010-02-30", "17/03/2011", "2010-13-01", "3000-01-01", ""])
 def test_a_bad_or_impossible_birth_date_is_one_line(tmp_path: Path, born: str) -> None:
     ran = vigil(
-        "chat", "--profile", "p", "register", "someone", "--server", "http://127.0.0.1:9",
-        "--birth-date", born, env=_env(tmp_path),
+        "chat",
+        "--profile",
+        "p",
+        "register",
+        "someone",
+        "--server",
+        "http://127.0.0.1:9",
+        "--birth-date",
+        born,
+        env=_env(tmp_path),
     )
     assert ran.returncode == 1
     assert "--birth-date" in _one_line(ran.stderr)
@@ -52,7 +68,14 @@ def test_a_bad_or_impossible_birth_date_is_one_line(tmp_path: Path, born: str) -
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not a real date"):
         vigil(
-            "--debug", "chat", "--profile", "p", "register", "someone", "--birth-date", "2010-02-30",
+            "--debug",
+            "chat",
+            "--profile",
+            "p",
+            "register",
+            "someone",
+            "--birth-date",
+            "2010-02-30",
             env=_env(tmp_path),
         )
 

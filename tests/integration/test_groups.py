@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import PASSPHRASE, register, texts, unique
+from helpers import PASSPHRASE, register, unique
 
 from vigil.client.client import Client
 from vigil.client.events import Event, GroupUpdated, MessageEvent, RejectedDelivery
@@ -18,7 +18,11 @@ from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, Delivery, MessageKind
 
 
 def group_texts(events: list[Event], group_id: str) -> list[str]:
-    return [e.text for e in events if isinstance(e, MessageEvent) and e.conversation == group_conversation(group_id)]
+    return [
+        e.text
+        for e in events
+        if isinstance(e, MessageEvent) and e.conversation == group_conversation(group_id)
+    ]
 
 
 async def pending_group_deliveries(client: Client) -> list[Delivery]:
@@ -77,7 +81,9 @@ async def test_five_member_group_removal_and_late_joiner(server, tmp_path: Path)
     assert [r["payload"]["body"] for r in dave.history(group_conversation(group))][-1] == "erin is gone"
 
 
-async def test_group_fanout_stores_one_ciphertext_per_device_and_reaches_own_devices(server, tmp_path: Path) -> None:
+async def test_group_fanout_stores_one_ciphertext_per_device_and_reaches_own_devices(
+    server, tmp_path: Path
+) -> None:
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
     carol = await register(server.url, tmp_path, "carol")
@@ -144,7 +150,9 @@ async def test_group_bad_input_is_4xx_and_changes_nothing(server, tmp_path: Path
         bad_id = await http.get("/v1/groups/not-a-group/devices", headers=headers)
         assert bad_id.status_code == 422 and set(bad_id.json()) == {"error", "detail"}
         unframed = await http.post(
-            f"/v1/groups/{group}/messages", json={**body, "body": base64.b64encode(b"xx").decode()}, headers=bob_headers
+            f"/v1/groups/{group}/messages",
+            json={**body, "body": base64.b64encode(b"xx").decode()},
+            headers=bob_headers,
         )
         assert unframed.status_code == 422
         keys_to_outsider = await http.post(
@@ -153,7 +161,12 @@ async def test_group_bad_input_is_4xx_and_changes_nothing(server, tmp_path: Path
                 "id": str(uuid.uuid4()),
                 "conversation": group_conversation(group),
                 "messages": [
-                    {"username": mallory.username, "device_id": mallory.device_id, "type": 0, "body": "AAAAAAAA"}
+                    {
+                        "username": mallory.username,
+                        "device_id": mallory.device_id,
+                        "type": 0,
+                        "body": "AAAAAAAA",
+                    }
                 ],
             },
             headers=bob_headers,

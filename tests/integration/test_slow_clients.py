@@ -51,7 +51,7 @@ async def test_slow_headers_idle_connections_and_stalled_bodies_are_cut_off(serv
     stalled_reader, stalled_writer = await asyncio.open_connection("127.0.0.1", port)
     stalled_writer.write(
         b"POST /v1/accounts HTTP/1.1\r\nHost: vigil\r\nContent-Type: application/json\r\n"
-        b"Content-Length: 1000\r\n\r\n{\"username\": "
+        b'Content-Length: 1000\r\n\r\n{"username": '
     )
     await stalled_writer.drain()
     started = time.monotonic()

@@ -18,8 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_import_contracts_hold(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    exit_code = importlinter_cli.lint_imports(config_filename=os.fspath(REPO / "pyproject.toml"), no_cache=True)
-    assert exit_code == importlinter_cli.EXIT_STATUS_SUCCESS, "an import contract is broken (see output above)"
+    exit_code = importlinter_cli.lint_imports(
+        config_filename=os.fspath(REPO / "pyproject.toml"), no_cache=True
+    )
+    assert exit_code == importlinter_cli.EXIT_STATUS_SUCCESS, (
+        "an import contract is broken (see output above)"
+    )
 
 
 def _strongly_connected(graph: grimp.ImportGraph) -> list[set[str]]:

@@ -466,4 +466,3 @@ class Client:
         """Verified safety notices (forged or tampered ones are dropped; see `rejected_notices`)."""
         shown, self.rejected_notices = await contacts.fetch_safety_notices(self.core, after)
         return shown
-

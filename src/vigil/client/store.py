@@ -114,6 +114,7 @@ def migrate(db: sqlite3.Connection, component: str, migrations: tuple[Migration,
         db.execute("COMMIT")
     return found
 
+
 _VERIFIER = b"vigil-store-verifier-v1"
 _SCRYPT_N = 2**15
 MIN_PASSPHRASE_CHARS = 8

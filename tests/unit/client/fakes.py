@@ -148,8 +148,12 @@ class FakeTransport:
             fallback = not device.one_time_keys
             key = device.fallback if fallback else device.one_time_keys.pop(0)
             claimed.append(
-                ClaimedDevice(device_id=device.device_id, keys=device.account.device_keys(), one_time_key=key,
-                              is_fallback=fallback)
+                ClaimedDevice(
+                    device_id=device.device_id,
+                    keys=device.account.device_keys(),
+                    one_time_key=key,
+                    is_fallback=fallback,
+                )
             )
         return ClaimedKeys(username=request.username, devices=claimed)
 
@@ -197,8 +201,11 @@ class FakeTransport:
         self.server.reports.append(request)
         reported = request.messages[0].payload["sender"]
         return ReportAccepted(
-            report_id=len(self.server.reports), case_id=1, reported=reported,
-            verified=[True] * len(request.messages), blocked=request.block,
+            report_id=len(self.server.reports),
+            case_id=1,
+            reported=reported,
+            verified=[True] * len(request.messages),
+            blocked=request.block,
         )
 
     # ---- groups and control messages ---------------------------------------------------------------
@@ -308,7 +315,10 @@ class FakeTransport:
         self._log("report_account", request)
         self.server.reports.append(request)
         return ReportAccepted(
-            report_id=len(self.server.reports), case_id=1, reported=request.username, verified=[],
+            report_id=len(self.server.reports),
+            case_id=1,
+            reported=request.username,
+            verified=[],
             blocked=request.block,
         )
 

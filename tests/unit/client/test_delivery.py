@@ -233,7 +233,10 @@ async def test_an_event_is_kept_only_with_the_state_that_produced_it(tmp_path: P
     entry = HistoryEntry("bob", "alice", "m1", {"payload": {"message_id": "m1"}})
     with pytest.raises(sqlite3.ProgrammingError):  # the last write fails: the event rolls back too
         bob.core.commit(
-            Changes(), history=entry, processed=("alice", object()), event=event  # type: ignore[arg-type]
+            Changes(),
+            history=entry,
+            processed=("alice", object()),
+            event=event,  # type: ignore[arg-type]
         )
     assert bob.store.unconsumed_events() == []
     bob.core.commit(Changes(), history=entry, processed=("alice", "m1"), event=event)
@@ -258,8 +261,16 @@ async def test_a_store_of_the_previous_version_gains_the_inbox(tmp_path: Path) -
 
 _EVERY_KIND: list[Event] = [
     MessageEvent(
-        MessageId("m"), "bob", UserId("bob"), DeviceId("B1"), MessageKind.IMAGE, "caption",
-        ReceivedAttachment(b"\x00\xffpng", "image/png", None), 1, 2, False,
+        MessageId("m"),
+        "bob",
+        UserId("bob"),
+        DeviceId("B1"),
+        MessageKind.IMAGE,
+        "caption",
+        ReceivedAttachment(b"\x00\xffpng", "image/png", None),
+        1,
+        2,
+        False,
     ),
     MessageEvent(
         MessageId("m2"), "group:g", UserId("bob"), DeviceId("B1"), MessageKind.TEXT, "hi", None, 1, 2, True

@@ -136,9 +136,17 @@ def _group(
     groups = GroupStore(store)
     alice_as_sender = PeerDevice("alice", "A1", alice.account.curve25519, alice.account.ed25519)
     share_delivery = Delivery(
-        delivery_id=1, message_id="k", sender="alice", sender_device="A1", conversation=f"group:{group_id}",
-        kind=MessageKind.CONTROL, commitment=base64.b64encode(bytes(32)).decode(),
-        franking_tag=base64.b64encode(bytes(32)).decode(), server_ts_ms=1, type=1, body="AAAA",
+        delivery_id=1,
+        message_id="k",
+        sender="alice",
+        sender_device="A1",
+        conversation=f"group:{group_id}",
+        kind=MessageKind.CONTROL,
+        commitment=base64.b64encode(bytes(32)).decode(),
+        franking_tag=base64.b64encode(bytes(32)).decode(),
+        server_ts_ms=1,
+        type=1,
+        body="AAAA",
     )
     changes = bob.accept_room_key(shares[0], share_delivery, alice_as_sender, alice.account.device_keys())
     for inbound in changes.inbound:
@@ -148,9 +156,17 @@ def _group(
 
 def _group_delivery(request: GroupSendRequest, group_id: str, n: int = 1) -> Delivery:
     return Delivery(
-        delivery_id=n, message_id=request.id, sender="alice", sender_device="A1",
-        conversation=f"group:{group_id}", kind=request.kind, commitment=request.commitment,
-        franking_tag=base64.b64encode(b"t" * 32).decode(), server_ts_ms=5, type=2, body=request.body,
+        delivery_id=n,
+        message_id=request.id,
+        sender="alice",
+        sender_device="A1",
+        conversation=f"group:{group_id}",
+        kind=request.kind,
+        commitment=request.commitment,
+        franking_tag=base64.b64encode(b"t" * 32).decode(),
+        server_ts_ms=5,
+        type=2,
+        body=request.body,
     )
 
 
@@ -181,9 +197,17 @@ def test_a_room_key_for_another_group_or_from_a_relay_is_refused() -> None:
     group_id = "0" * 31 + "7"
     _record, [share], _owed = alice.group_session(group_id, None, [bob_device], RotationPolicy(), now_ms=1)
     delivery = Delivery(
-        delivery_id=1, message_id="k", sender="alice", sender_device="A1", conversation="group:" + "1" * 32,
-        kind=MessageKind.CONTROL, commitment=base64.b64encode(bytes(32)).decode(),
-        franking_tag=base64.b64encode(bytes(32)).decode(), server_ts_ms=1, type=1, body="AAAA",
+        delivery_id=1,
+        message_id="k",
+        sender="alice",
+        sender_device="A1",
+        conversation="group:" + "1" * 32,
+        kind=MessageKind.CONTROL,
+        commitment=base64.b64encode(bytes(32)).decode(),
+        franking_tag=base64.b64encode(bytes(32)).decode(),
+        server_ts_ms=1,
+        type=1,
+        body="AAAA",
     )
     alice_device = PeerDevice("alice", "A1", alice.account.curve25519, alice.account.ed25519)
     with pytest.raises(TamperError, match="another group"):

@@ -23,7 +23,11 @@ ANSWERS: dict[tuple[str, str], Any] = {
     ("POST", "/v1/contacts/requests/7/accept"): REQUEST_VIEW | {"state": "accepted"},
     ("GET", "/v1/contacts"): {"contacts": ["adult"]},
     ("POST", "/v1/contacts/report"): {
-        "report_id": 1, "case_id": 2, "reported": "adult", "verified": [], "blocked": True
+        "report_id": 1,
+        "case_id": 2,
+        "reported": "adult",
+        "verified": [],
+        "blocked": True,
     },
     ("GET", "/v1/safety/notice-key"): {"public_key": "a" * 43 + "="},
     ("GET", "/v1/safety/notices"): {"notices": []},

@@ -31,8 +31,12 @@ def test_control_payloads_are_typed_and_strict() -> None:
     assert parse_control_payload(meta.model_dump_json().encode()) == meta
     cancel = SasCancel(transaction_id="abcdefgh", code=SasCancelCode.USER)
     assert parse_control_payload(cancel.model_dump_json().encode()) == cancel
-    for bad in (b"{}", b'{"type": "group_meta", "group_id": "x", "name": "n"}', b"not json",
-                meta.model_dump_json().replace('"v":1', '"v":1,"extra":1').encode()):
+    for bad in (
+        b"{}",
+        b'{"type": "group_meta", "group_id": "x", "name": "n"}',
+        b"not json",
+        meta.model_dump_json().replace('"v":1', '"v":1,"extra":1').encode(),
+    ):
         with pytest.raises(ValidationError):
             parse_control_payload(bad)
 

@@ -4,7 +4,13 @@ import pytest
 
 from vigil.errors import DecryptionError, StorageError, TamperError, ValidationError
 from vigil.protocol.encoding import b64decode, b64encode
-from vigil.protocol.olm import DeviceAccount, OlmMessageParts, PairwiseSession, verify_device_keys, verify_signed_key
+from vigil.protocol.olm import (
+    DeviceAccount,
+    OlmMessageParts,
+    PairwiseSession,
+    verify_device_keys,
+    verify_signed_key,
+)
 from vigil.protocol.wire import AgeBand, InnerPayload, MessageKind
 
 KEY = b"p" * 32
@@ -67,7 +73,7 @@ def test_pickles_need_the_right_key() -> None:
 
 
 def test_inbound_session_needs_a_pre_key_message() -> None:
-    alice, bob, session = _pair()
+    alice, bob, _session = _pair()
     with pytest.raises(DecryptionError):
         bob.inbound_session(alice.curve25519, OlmMessageParts(1, b"garbage"))
     with pytest.raises(DecryptionError):
@@ -93,7 +99,12 @@ def test_age_bands(birth: str, today: str, band: AgeBand) -> None:
 
 def test_franked_bytes_exclude_only_the_franking_key() -> None:
     payload = InnerPayload(
-        message_id="m", sender="alice", conversation="bob", sent_at_ms=1, kind=MessageKind.TEXT, body="hi",
+        message_id="m",
+        sender="alice",
+        conversation="bob",
+        sent_at_ms=1,
+        kind=MessageKind.TEXT,
+        body="hi",
         franking_key=b64encode(b"k" * 32),
     )
     assert b"franking_key" not in payload.franked_bytes()

@@ -54,9 +54,7 @@ def request(user: str = typer.Argument(..., help="Who to ask to connect.")) -> N
     async def work() -> None:
         async with await Client.open(Profile.path(), passphrase()) as client:
             view = await client.request_contact(user)
-            console.print(
-                f"contact request #{view.id} sent to {escape(view.recipient)} ({view.state.value})"
-            )
+            console.print(f"contact request #{view.id} sent to {escape(view.recipient)} ({view.state.value})")
 
     run(work)
 

@@ -28,9 +28,7 @@ _ANNOUNCED = {
 def report(
     peer: str = typer.Argument(..., help="The account whose message you report."),
     reason: ReportReason = typer.Option(..., help="Why you report it."),
-    message_id: str | None = typer.Option(
-        None, help="The message (default: the last one PEER sent you)."
-    ),
+    message_id: str | None = typer.Option(None, help="The message (default: the last one PEER sent you)."),
     note: str | None = typer.Option(None, help="Anything the safety team should know."),
     context: int = typer.Option(5, help="How many earlier messages to include (0-10)."),
     block: bool = typer.Option(False, help="Also block PEER."),
@@ -51,8 +49,7 @@ def report(
             verified = sum(accepted.verified)
             console.print(
                 f"reported {accepted.reported} (case {accepted.case_id}): {verified} of "
-                f"{len(accepted.verified)} messages verified"
-                + (", and blocked" if accepted.blocked else "")
+                f"{len(accepted.verified)} messages verified" + (", and blocked" if accepted.blocked else "")
             )
 
     run(work)
@@ -90,9 +87,7 @@ def notices() -> None:
             warnings = await client.notices()
             safety = await client.safety_notices()
             for notice in warnings:
-                console.print(
-                    f"[yellow]from the safety team ({notice.kind})[/yellow]: {escape(notice.text)}"
-                )
+                console.print(f"[yellow]from the safety team ({notice.kind})[/yellow]: {escape(notice.text)}")
             for shown in safety:
                 console.print(safety_notice_text(shown))
             if client.rejected_notices:

@@ -17,9 +17,7 @@ router = APIRouter()
 
 
 @router.get("/banks")
-async def banks_page(
-    request: Request, ctx: Ctx, me: Me, imported: int = -1, published: int = -1
-) -> Response:
+async def banks_page(request: Request, ctx: Ctx, me: Me, imported: int = -1, published: int = -1) -> Response:
     view = await banks_view(ctx)
     return render(request, "banks.html", me=me, v=view, imported=imported, published=published)
 

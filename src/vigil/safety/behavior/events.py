@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 
-
 class EventKind(enum.StrEnum):
     MESSAGE_SENT = "msg"
     CONTACT_REQUEST_SENT = "req"

@@ -32,7 +32,11 @@ MAX_IN_FLIGHT = 500
 
 
 async def _read_acks(
-    websocket: WebSocket, ctx: ServerContext, device: AuthenticatedDevice, in_flight: set[int], wake: asyncio.Event
+    websocket: WebSocket,
+    ctx: ServerContext,
+    device: AuthenticatedDevice,
+    in_flight: set[int],
+    wake: asyncio.Event,
 ) -> None:
     while True:
         try:
@@ -49,7 +53,11 @@ async def _read_acks(
             request = AckRequest.model_validate({"delivery_ids": frame.get("delivery_ids")})
         except (ValueError, pydantic.ValidationError):
             await websocket.send_json(
-                {"type": "error", "error": "invalid_request", "detail": "expected {type: ack, delivery_ids: [...]}"}
+                {
+                    "type": "error",
+                    "error": "invalid_request",
+                    "detail": "expected {type: ack, delivery_ids: [...]}",
+                }
             )
             continue
         await acknowledge(ctx, device, request)
@@ -76,7 +84,10 @@ async def stream(websocket: WebSocket) -> None:
             wake.clear()
             while len(in_flight) < MAX_IN_FLIGHT:
                 batch = await fetch_pending(
-                    ctx, device, limit=min(ctx.settings.fetch_batch, MAX_IN_FLIGHT - len(in_flight)), skip=in_flight
+                    ctx,
+                    device,
+                    limit=min(ctx.settings.fetch_batch, MAX_IN_FLIGHT - len(in_flight)),
+                    skip=in_flight,
                 )
                 if not batch.messages:
                     break

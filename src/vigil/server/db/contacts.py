@@ -163,7 +163,7 @@ class ContactRepository:
                 | ((ConnectionRow.high_user_id == user_id) & ConnectionRow.low_user_id.in_(others))
             )
         )
-        return {high if low == user_id else low for low, high in rows.tuples().all()}
+        return {high if low == user_id else low for low, high in rows.all()}
 
     def connect(self, a: int, b: int, now_ms: int) -> None:
         """Records the connection of `a` and `b` (who are not connected yet)."""

@@ -59,7 +59,7 @@ class GroupRepository:
             .where(GroupMemberRow.group_id == group_id)
             .order_by(GroupMemberRow.joined_at_ms, UserRow.username)
         )
-        return rows.tuples().all()
+        return rows.all()
 
     async def member_users(self, group_id: str) -> Sequence[UserRow]:
         """The members' accounts (the contact rules need their age bands)."""
@@ -94,7 +94,7 @@ class GroupRepository:
             .where(GroupMemberRow.user_id == user_id)
             .order_by(GroupMemberRow.joined_at_ms)
         )
-        return [(group_id, role, int(members)) for group_id, role, members in rows.tuples().all()]
+        return [(group_id, role, int(members)) for group_id, role, members in rows.all()]
 
     async def member_devices(self, group_id: str) -> Sequence[tuple[DeviceRow, str]]:
         """Every device of every member, with its owner's username."""
@@ -105,7 +105,7 @@ class GroupRepository:
             .where(GroupMemberRow.group_id == group_id)
             .order_by(UserRow.username, DeviceRow.created_at_ms, DeviceRow.id)
         )
-        return rows.tuples().all()
+        return rows.all()
 
     async def device_owners(self, device_ids: Sequence[str]) -> dict[str, str]:
         """device id -> username for the devices that exist."""
@@ -116,4 +116,4 @@ class GroupRepository:
             .join(UserRow, UserRow.id == DeviceRow.user_id)
             .where(DeviceRow.id.in_(device_ids))
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())

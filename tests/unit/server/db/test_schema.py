@@ -45,4 +45,3 @@ async def test_the_migrated_schema_is_the_models_schema(engine: AsyncEngine) -> 
     async with engine.connect() as connection:
         differences = await connection.run_sync(_differences)
     assert differences == []
-

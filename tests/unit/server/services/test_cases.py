@@ -92,4 +92,3 @@ async def test_a_filed_report_is_kept_for_the_configured_retention(ctx: ServerCo
         None,
     )
     assert (report.created_at_ms, report.expires_at_ms) == (T0, T0 + 30 * DAY_MS)
-
