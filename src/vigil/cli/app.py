@@ -1,5 +1,5 @@
-"""`vigil` command line: `serve` and `demo` here; `chat`, `console`, `audit`, `hashlist` and `sim` are
-imported when they are invoked (or listed by `--help`), so `vigil serve` does not import the client (with
+"""`vigil` command line: `serve` and `demo` here; `chat`, `console`, `audit`, `hashlist`, `sim` and `cybertip`
+are imported when they are invoked (or listed by `--help`), so `vigil serve` does not import the client (with
 its faiss index), the simulator or the chat commands (click's lazy-group pattern)."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ LAZY_SUBCOMMANDS = {
     "audit": "vigil.cli.console:audit_app",
     "hashlist": "vigil.cli.hashlist:hashlist_app",
     "sim": "vigil.cli.sim:sim_app",
+    "cybertip": "vigil.cli.cybertip:cybertip_app",
 }
 
 
