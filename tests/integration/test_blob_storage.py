@@ -32,6 +32,13 @@ def _no_partial_files_soon(server: ServerProcess, within_s: float = 10) -> None:
         time.sleep(0.05)
 
 
+async def _partial_file_appears(server: ServerProcess, within_s: float = 30) -> None:
+    deadline = time.monotonic() + within_s
+    while not _partial_files(server):
+        assert time.monotonic() < deadline, "the upload never started writing"
+        await asyncio.sleep(0.02)
+
+
 def _expect(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, (response.status_code, response.text)
     body: dict[str, Any] = response.json()
@@ -99,7 +106,7 @@ async def test_quota_limits_and_partial_uploads(quota_server: ServerProcess, tmp
 
     # A client that goes away mid-upload leaves nothing behind (bob has room left for these).
     reader = await _raw_upload(server, bob_credential, 2000, b"g" * 500)
-    await asyncio.sleep(0.3)
+    await _partial_file_appears(server)  # the server is mid-upload, so the close tests its clean-up
     reader.writer.close()  # type: ignore[attr-defined]
     _no_partial_files_soon(server)
 
