@@ -1,5 +1,7 @@
-"""`vigil cybertip`: NCMEC CyberTipline tools. `stand-in` runs a local stand-in of NCMEC's reporting API
-(`vigil.ncmec_standin`) for tests, the demo and operators rehearsing."""
+"""`vigil cybertip`: NCMEC CyberTipline tools. `status` checks that the configured CyberTipline
+(`VIGIL_CYBERTIPLINE_URL`, NCMEC's test base by default) is reachable and accepts the configured
+credentials; `stand-in` runs a local stand-in of NCMEC's reporting API (`vigil.ncmec_standin`) for tests,
+the demo and operators rehearsing."""
 
 from __future__ import annotations
 
@@ -8,6 +10,48 @@ import typer
 __all__ = ["cybertip_app"]
 
 cybertip_app = typer.Typer(help="NCMEC CyberTipline reporting tools.", no_args_is_help=True)
+
+
+@cybertip_app.command("status")
+def status(
+    timeout: float = typer.Option(30.0, help="Seconds to wait for each attempt."),
+    attempts: int = typer.Option(3, min=1, help="Attempts before giving up on an unreachable server."),
+) -> None:
+    """Check the CyberTipline: reachable and credentials accepted (exit 1 with one line otherwise)."""
+    import asyncio
+
+    import pydantic
+
+    from vigil.cli.errors import CliError
+    from vigil.server.cybertipline import CyberTiplineClient, RetryPolicy
+    from vigil.server.settings import Settings
+
+    try:
+        settings = Settings()
+    except pydantic.ValidationError as invalid:
+        raise CliError("; ".join(str(error["msg"]) for error in invalid.errors())) from None
+
+    async def check() -> str | None:
+        async with CyberTiplineClient.from_settings(
+            settings, timeout=timeout, retry=RetryPolicy(attempts=attempts, base_delay=0.5)
+        ) as client:
+            return (await client.status()).request_id
+
+    request_id = asyncio.run(check())
+    typer.echo(
+        f"CyberTipline {_shown(settings.cybertipline_url)}: reachable, credentials accepted "
+        f"(user {settings.cybertipline_username!r}, Request-ID {request_id or 'none'})"
+    )
+
+
+def _shown(url: str) -> str:
+    """The URL without any user:password part."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @cybertip_app.command("stand-in")

@@ -5,14 +5,21 @@ from __future__ import annotations
 import enum
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.errors import ValidationError
 from vigil.server.ratelimit import Limit, parse_rule
 
-__all__ = ["Environment", "Settings"]
+__all__ = ["CYBERTIPLINE_PRODUCTION_URL", "CYBERTIPLINE_TEST_URL", "Environment", "Settings"]
+
+# NCMEC's CyberTipline reporting API (shared/ncmec-cybertipline.md §1). Reports sent to the test base
+# are discarded; production is used only when set explicitly, and never in dev.
+CYBERTIPLINE_TEST_URL = "https://exttest.cybertip.org/ispws"
+CYBERTIPLINE_PRODUCTION_URL = "https://report.cybertip.org/ispws"
+_CYBERTIPLINE_PRODUCTION_HOST = "report.cybertip.org"
 
 _FRANKING_KEY_FILE = "franking.key"
 _REPORT_KEY_FILE = "report.key"
@@ -68,6 +75,30 @@ class Settings(BaseSettings):
     # Slow clients: whole request headers within this; a body that stalls this long is cut off.
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # CyberTipline reporting (issue 9); separate from the VIGIL_NCMEC_* hash-sharing credentials.
+    cybertipline_url: str = CYBERTIPLINE_TEST_URL
+    cybertipline_username: str | None = None
+    cybertipline_password: SecretStr | None = None
+
+    @field_validator("cybertipline_url")
+    @classmethod
+    def _no_production_cybertipline_in_dev(cls, value: str, info: ValidationInfo) -> str:
+        """Refuses NCMEC's production CyberTipline when VIGIL_ENVIRONMENT is dev (`environment` is
+        declared, so validated, before this field)."""
+        try:
+            url = urlsplit(value.strip())
+            host = (url.hostname or "").rstrip(".")
+        except ValueError as error:
+            raise ValueError("VIGIL_CYBERTIPLINE_URL is not a valid URL") from error
+        if url.scheme.lower() not in ("http", "https") or not host:
+            raise ValueError("VIGIL_CYBERTIPLINE_URL must be an http(s) URL")
+        environment = info.data.get("environment", Environment.DEV)
+        if host == _CYBERTIPLINE_PRODUCTION_HOST and environment is Environment.DEV:
+            raise ValueError(
+                "VIGIL_CYBERTIPLINE_URL is NCMEC's production CyberTipline; refused with "
+                f"VIGIL_ENVIRONMENT=dev (use the test base {CYBERTIPLINE_TEST_URL} or the stand-in)"
+            )
+        return value
 
     @field_validator(*(f"rate_limit_{limit.value}" for limit in Limit))
     @classmethod
