@@ -178,3 +178,23 @@ async def test_redis_shares_counts_across_workers_and_an_outage_keeps_limits(
         await workers[0].hit(Limit.SENDS_PER_DEVICE, other)
     with pytest.raises(RateLimited):
         await workers[0].hit(Limit.SENDS_PER_DEVICE, other)
+
+
+async def test_deployments_sharing_one_redis_keep_their_own_counts(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    rules = {Limit.REGISTRATIONS_PER_ADDRESS: "2/hour"}
+    address = "198.51.100.9"
+    staging, production = (
+        Settings(data_dir=tmp_path / name, redis_url=private_redis.url).resolved_redis_namespace
+        for name in ("staging", "production")
+    )
+    assert staging != production
+    staging_workers = [RateLimiter(rules, private_redis.url, staging) for _ in range(2)]
+    for worker in staging_workers:
+        await worker.hit(Limit.REGISTRATIONS_PER_ADDRESS, address)
+    with pytest.raises(RateLimited):  # the same deployment's workers share one count
+        await staging_workers[0].hit(Limit.REGISTRATIONS_PER_ADDRESS, address)
+    # Another deployment on the same Redis starts from zero.
+    await RateLimiter(rules, private_redis.url, production).hit(Limit.REGISTRATIONS_PER_ADDRESS, address)
+    assert Settings(data_dir=tmp_path, redis_namespace="blue").resolved_redis_namespace == "blue"

@@ -47,8 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        delivery = DeliveryHub(settings.redis_url)
-        limiter = RateLimiter(settings.rate_limit_rules(), settings.redis_url)
+        namespace = settings.resolved_redis_namespace
+        delivery = DeliveryHub(settings.redis_url, namespace)
+        limiter = RateLimiter(settings.rate_limit_rules(), settings.redis_url, namespace)
         async with ServerContext.open(settings, delivery, limiter=limiter) as ctx:
             await delivery.start()
             app.state.context = ctx

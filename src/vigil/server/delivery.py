@@ -23,7 +23,6 @@ from typing import Any
 
 __all__ = ["DeliveryHub"]
 
-_CHANNEL = "vigil:deliver"
 # How long start() waits for the first subscription, so that a healthy Redis is listening before the
 # first request; a Redis that is down does not hold the start-up longer than this.
 _FIRST_SUBSCRIBE_WAIT_S = 2.0
@@ -38,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryHub:
-    def __init__(self, redis_url: str | None = None) -> None:
+    def __init__(self, redis_url: str | None = None, namespace: str = "vigil") -> None:
+        self._channel = f"{namespace}:deliver"
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._redis_url = redis_url
         self._publisher: Any = None
@@ -97,7 +97,7 @@ class DeliveryHub:
             )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(_CHANNEL)
+                await pubsub.subscribe(self._channel)
                 if backoff > _BACKOFF_FIRST_S:
                     log.info("delivery wake-ups: Redis is back")
                     # Whatever other workers stored while we were not listening.
@@ -167,7 +167,7 @@ class DeliveryHub:
         if loop.time() < self._publish_paused_until:
             return  # Redis was down a moment ago; other workers wake their sockets once it is back
         try:
-            await self._publisher.publish(_CHANNEL, json.dumps({"origin": self._origin, "devices": ids}))
+            await self._publisher.publish(self._channel, json.dumps({"origin": self._origin, "devices": ids}))
         except Exception as error:
             self._publish_paused_until = loop.time() + _PUBLISH_PAUSE_S
             log.warning("delivery wake-up not published (%s)", type(error).__name__)

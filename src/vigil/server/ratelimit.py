@@ -67,7 +67,9 @@ def parse_rule(rule: str) -> list[RateLimitItem]:
 
 
 class RateLimiter:
-    def __init__(self, rules: Mapping[Limit, str], redis_url: str | None = None) -> None:
+    def __init__(
+        self, rules: Mapping[Limit, str], redis_url: str | None = None, namespace: str = "vigil"
+    ) -> None:
         self._rules = {limit: parse_rule(rule) for limit, rule in rules.items()}
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._shared: SlidingWindowCounterRateLimiter | None = None
@@ -75,6 +77,7 @@ class RateLimiter:
             storage = RedisStorage(
                 "async+" + redis_url,
                 implementation="redispy",
+                key_prefix=f"{namespace}:limits",
                 socket_connect_timeout=_REDIS_TIMEOUT_S,
                 socket_timeout=_REDIS_TIMEOUT_S,
             )

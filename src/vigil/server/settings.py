@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,6 +39,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     redis_url: str | None = None
+    # Prefix of every Redis key and channel this deployment uses (rate-limit counters, delivery wake-ups).
+    # Unset, it is derived from the database URL, so that two deployments sharing one Redis (staging and
+    # production, or test servers) neither share counters nor wake each other's sockets.
+    redis_namespace: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"
+    )
     # HMAC key for server franking tags, hex. In dev it is generated once and kept in the data dir.
     franking_key: SecretStr | None = None
     max_json_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
@@ -119,6 +126,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'vigil.db').resolve()}"
+
+    @property
+    def resolved_redis_namespace(self) -> str:
+        if self.redis_namespace:
+            return self.redis_namespace
+        digest = hashlib.sha256(self.resolved_database_url.encode()).hexdigest()[:16]
+        return f"vigil-{digest}"
 
     def rate_limit_rules(self) -> dict[Limit, str]:
         """Each limit's rule; none when rate limits are disabled."""
