@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import defusedxml.ElementTree as DefusedET
 import httpx
-from defusedxml import DefusedXmlException
 from pydantic import SecretStr
 
 from vigil.errors import VigilError
+from vigil.safety.ncmec import CyberTiplineResponse, CyberTiplineResponseError, parse_response
 
 if TYPE_CHECKING:
     from vigil.server.settings import Settings
@@ -54,7 +53,6 @@ __all__ = [
 
 log = logging.getLogger("vigil.server.cybertipline")
 
-MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_DESCRIPTION_CHARS = 500
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 SAFE_TO_REPEAT = frozenset({"status", "fileinfo", "finish", "retract"})
@@ -158,13 +156,6 @@ class CyberTiplineOutcomeUnknown(CyberTiplineUnavailable):
     open a duplicate report or attach a file twice). Recover before filing again."""
 
     code = "cybertipline_outcome_unknown"
-
-
-@dataclass(frozen=True)
-class _Answer:
-    root: str
-    fields: dict[str, str]
-    file_ids: tuple[str, ...]
 
 
 class CyberTiplineClient:
@@ -284,7 +275,7 @@ class CyberTiplineClient:
             raise CyberTiplineError("finish", f"unexpected answer <{answer.root}>", request_id=request_id)
         return FinishResult(
             response_code=0,
-            report_id=_int(answer.fields.get("reportId")) or report_id,
+            report_id=answer.report_id or report_id,
             file_ids=answer.file_ids,
             request_id=request_id,
         )
@@ -304,16 +295,16 @@ class CyberTiplineClient:
             raise CyberTiplineError(endpoint, f"unexpected answer <{answer.root}>", request_id=request_id)
         return ReportResult(
             response_code=0,
-            description=_clip(answer.fields.get("responseDescription", "")),
-            report_id=_int(answer.fields.get("reportId")),
-            file_id=answer.fields.get("fileId") or None,
-            md5=answer.fields.get("hash") or None,
+            description=_clip(answer.response_description or ""),
+            report_id=answer.report_id,
+            file_id=answer.file_id,
+            md5=answer.hash,
             request_id=request_id,
         )
 
     async def _call(
         self, endpoint: str, method: str, request: dict[str, Any], *, report_id: int | None
-    ) -> tuple[_Answer, str | None]:
+    ) -> tuple[CyberTiplineResponse, str | None]:
         """One logical call with retries: the parsed successful answer and its Request-ID."""
         repeatable = endpoint in SAFE_TO_REPEAT
         url = f"{self._base_url}/{endpoint}"
@@ -343,12 +334,12 @@ class CyberTiplineClient:
 
             request_id = response.headers.get("Request-ID")
             answer = _parse(response.content)
-            code = _int(answer.fields.get("responseCode")) if answer else None
-            file_id = answer.fields.get("fileId") if answer else None
+            code = answer.response_code if answer else None
+            file_id = answer.file_id if answer else None
             self._record(
                 endpoint, attempt, response.status_code, code, request_id, report_id, file_id, None, started
             )
-            description = _clip(answer.fields.get("responseDescription", "")) if answer else ""
+            description = _clip(answer.response_description or "") if answer else ""
             if response.status_code >= 500:
                 if not repeatable:
                     raise CyberTiplineOutcomeUnknown(
@@ -432,27 +423,12 @@ def _id_form(report_id: int) -> dict[str, Any]:
     return {"files": {"id": (None, str(report_id))}}
 
 
-def _parse(body: bytes) -> _Answer | None:
-    """The answer's root and its simple child elements; None when the body is not a readable answer."""
-    if not body or len(body) > MAX_RESPONSE_BYTES:
-        return None
+def _parse(body: bytes) -> CyberTiplineResponse | None:
+    """The parsed answer; None when the body is not a readable CyberTipline answer (an HTML error page
+    from a proxy, a truncated body, hostile XML)."""
     try:
-        root = DefusedET.fromstring(body, forbid_dtd=True)
-    except (DefusedXmlException, DefusedET.ParseError, ValueError):
-        return None
-    if root.tag not in ("reportResponse", "reportDoneResponse"):
-        return None
-    fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
-    file_ids = tuple((item.text or "").strip() for item in root.findall("files/fileId"))
-    return _Answer(root.tag, fields, file_ids)
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip())
-    except ValueError:
+        return parse_response(body)
+    except CyberTiplineResponseError:
         return None
 
 
