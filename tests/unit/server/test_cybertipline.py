@@ -13,6 +13,7 @@ import httpx
 import pydantic
 import pytest
 
+from ncmec_samples import SPEC_MINIMAL_REPORT
 from vigil.errors import VigilError
 from vigil.ncmec_standin import create_standin_app
 from vigil.server.cybertipline import (
@@ -37,34 +38,9 @@ BASE = "http://cybertip.test"  # the stand-in serves the API at its root
 SCREEN_NAME = "example_handle_secret_text"
 FILE_BYTES = b"\x89PNG not really an image 7c1e"
 
-# Spec §7, the minimal valid Vigil report.
-REPORT = f"""<?xml version="1.0" encoding="UTF-8"?>
-<report>
-  <incidentSummary>
-    <incidentType>Online Enticement of Children for Sexual Acts</incidentType>
-    <reportAnnotations><sextortion/><csamSolicitation/></reportAnnotations>
-    <incidentDateTime>2026-11-29T21:14:03Z</incidentDateTime>
-  </incidentSummary>
-  <internetDetails>
-    <chatImIncident><chatClient>Vigil</chatClient></chatImIncident>
-  </internetDetails>
-  <reporter>
-    <reportingPerson><email>safety@vigil.example</email></reportingPerson>
-    <companyTemplate>Vigil</companyTemplate>
-    <legalURL>https://vigil.example/terms</legalURL>
-  </reporter>
-  <personOrUserReported>
-    <espIdentifier>acct_7f3c</espIdentifier>
-    <espService>Vigil</espService>
-    <screenName>{SCREEN_NAME}</screenName>
-    <ipCaptureEvent><ipAddress>198.51.100.23</ipAddress><eventName>Login</eventName><dateTime>2026-11-29T20:58:10Z</dateTime></ipCaptureEvent>
-  </personOrUserReported>
-  <victim>
-    <victimPerson><age>13</age></victimPerson>
-    <espIdentifier>acct_19aa</espIdentifier>
-  </victim>
-</report>
-""".encode()
+REPORT = SPEC_MINIMAL_REPORT.replace(
+    "<screenName>example_handle</screenName>", f"<screenName>{SCREEN_NAME}</screenName>"
+).encode()
 
 # `reporter` before `internetDetails`: out of order, rejected with 4100.
 INTERNET_DETAILS = (

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import defusedxml.ElementTree as DET
 import pytest
 
+from ncmec_samples import SPEC_MINIMAL_REPORT
 from vigil.errors import ValidationError, VigilError
 from vigil.safety.ncmec import (
     Address,
@@ -102,34 +103,6 @@ FILE_DETAILS = ["reportId", "fileId", "originalFileName", "uploadedToEspTimestam
 FILE_ANNOTATIONS = ["animeDrawingVirtualHentai", "potentialMeme", "viral", "possibleSelfProduction",
                     "physicalHarm", "violenceGore", "bestiality", "liveStreaming", "infant",
                     "generativeAi"]  # fmt: skip
-
-SPEC_MINIMAL_REPORT = """<?xml version="1.0" encoding="UTF-8"?>
-<report>
-  <incidentSummary>
-    <incidentType>Online Enticement of Children for Sexual Acts</incidentType>
-    <reportAnnotations><sextortion/><csamSolicitation/></reportAnnotations>
-    <incidentDateTime>2026-11-29T21:14:03Z</incidentDateTime>
-  </incidentSummary>
-  <internetDetails>
-    <chatImIncident><chatClient>Vigil</chatClient></chatImIncident>
-  </internetDetails>
-  <reporter>
-    <reportingPerson><email>safety@vigil.example</email></reportingPerson>
-    <companyTemplate>Vigil</companyTemplate>
-    <legalURL>https://vigil.example/terms</legalURL>
-  </reporter>
-  <personOrUserReported>
-    <espIdentifier>acct_7f3c</espIdentifier>
-    <espService>Vigil</espService>
-    <screenName>example_handle</screenName>
-    <ipCaptureEvent><ipAddress>198.51.100.23</ipAddress><eventName>Login</eventName><dateTime>2026-11-29T20:58:10Z</dateTime></ipCaptureEvent>
-  </personOrUserReported>
-  <victim>
-    <victimPerson><age>13</age></victimPerson>
-    <espIdentifier>acct_19aa</espIdentifier>
-  </victim>
-</report>
-"""
 
 
 def _shape(element: ET.Element) -> tuple[object, ...]:
