@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from vigil.client.engine import Changes, Engine, PeerDevice, device_from_info
-from vigil.client.events import Event, ReceivedAttachment, event_record, now_ms
+from vigil.client.events import Event, MessageEvent, ReceivedAttachment, event_record, now_ms
 from vigil.client.group_store import GroupStore
 from vigil.client.store import DeviceStore, StoredDevice, StoredSession
 from vigil.client.transport import Transport
@@ -106,6 +106,8 @@ class DeviceCore:
                 self.store.mark_processed(*processed)
                 if event is not None:
                     self.store.keep_event(*processed, event_record(event))
+                if isinstance(event, MessageEvent) and event.attachment is not None and not event.outgoing:
+                    self.store.keep_attachment(*processed, event.attachment.data)
 
     def _write(self, changes: Changes) -> None:
         key = self.store.pickle_key

@@ -2,9 +2,10 @@
 
 For the reported message and up to `context` earlier messages of the conversation, the report reveals
 what this device holds: the payload with its franking key, the commitment, the server's tag and
-timestamp, and the decrypted attachment when there is one. For messages this device sent itself there is
-no tag in the history; the commitment is recomputed from the payload and the server checks it against
-its own record.
+timestamp, and the attachment's plaintext when there is one (kept by this device when it received it,
+since the server deletes a blob once it was fetched), so the server can check it against the committed
+hash and size. For messages this device sent itself there is no tag in the history; the commitment is
+recomputed from the payload and the server checks it against its own record while it still has one.
 """
 
 from __future__ import annotations
@@ -92,20 +93,25 @@ async def report_message(
     block: bool = False,
 ) -> ReportAccepted:
     """Builds the report from this device's history and sends it. An attachment not given in
-    `attachments` is downloaded and decrypted again if the server still holds its blob; otherwise the
-    item goes without it (and will not verify). Raises NotFoundError, ValidationError, and the transport's
-    errors."""
+    `attachments` comes from this device's store (where received attachments are kept), else is
+    downloaded and decrypted again if the server still holds its blob; otherwise the item goes without
+    it (and will not verify). Raises NotFoundError, ValidationError, and the transport's errors."""
     records = select_records(core.store.history(conversation, HISTORY_SCAN), message_id, context)
     found = dict(attachments or {})
     for record in records:
         payload = InnerPayload.model_validate(record["payload"])
-        if payload.attachment is not None and payload.message_id not in found:
-            try:
-                received = await core.fetch_attachment(payload.attachment)
-            except VigilError:
-                continue
-            if received is not None:
-                found[payload.message_id] = received.data
+        if payload.attachment is None or payload.message_id in found:
+            continue
+        kept = core.store.attachment(payload.sender, payload.message_id)
+        if kept is not None:
+            found[payload.message_id] = kept
+            continue
+        try:
+            received = await core.fetch_attachment(payload.attachment)
+        except VigilError:
+            continue
+        if received is not None:
+            found[payload.message_id] = received.data
     return await core.transport.report(
         build_report(records, reason, note=note, attachments=found, block=block)
     )

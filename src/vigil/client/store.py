@@ -80,6 +80,16 @@ DEVICE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ix_inbox_unconsumed ON inbox (seq) WHERE event IS NOT NULL",
         ),
     ),
+    # The server deletes a blob once every recipient device fetched it, so a report can reveal a
+    # received attachment (and have it verify) only if the device kept it.
+    Migration(
+        3,
+        "received attachments kept (sealed) so a report can reveal them",
+        (
+            "CREATE TABLE attachments (sender TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " data BLOB NOT NULL, PRIMARY KEY (sender, message_id))",
+        ),
+    ),
 )
 
 
@@ -134,6 +144,10 @@ class StoredDevice:
     device_id: str
     curve25519: str
     ed25519: str
+
+
+def _attachment_context(sender: str, message_id: str) -> bytes:
+    return b"attachment\x00" + sender.encode() + b"\x00" + message_id.encode()
 
 
 class StoreCorrupted(StorageError):
@@ -305,6 +319,22 @@ class DeviceStore:
         self._db.execute(
             "INSERT OR IGNORE INTO history (conversation, sender, message_id, record) VALUES (?, ?, ?, ?)",
             (conversation, sender, message_id, sealed),
+        )
+
+    def keep_attachment(self, sender: str, message_id: str, data: bytes) -> None:
+        """Keeps a received attachment's plaintext (sealed, bound to its message) for a later report."""
+        sealed = self.seal(data, _attachment_context(sender, message_id))
+        self._db.execute(
+            "INSERT OR IGNORE INTO attachments (sender, message_id, data) VALUES (?, ?, ?)",
+            (sender, message_id, sealed),
+        )
+
+    def attachment(self, sender: str, message_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT data FROM attachments WHERE sender = ? AND message_id = ?", (sender, message_id)
+        ).fetchone()
+        return (
+            None if row is None else self.open_sealed(bytes(row[0]), _attachment_context(sender, message_id))
         )
 
     def keep_event(self, sender: str, message_id: str, record: dict[str, Any]) -> None:

@@ -3,14 +3,21 @@
 An item is verified only when (1) the revealed payload and franking key reproduce the commitment, (2) the
 server's tag over that commitment and the metadata the server saw (sender, conversation, timestamp,
 message id) verifies, (3) the payload names that same sender and conversation, (4) the reporter was a
-party to the conversation, and (5) a committed attachment is revealed with the committed hash and size.
-Anything else is kept as a claim with the reason it failed, never shown as proof.
+party to the conversation: the other party of a direct conversation, or, in a group, a member when the
+server accepted the message (as the sender must have been), and (5) a committed attachment is revealed with
+the committed hash and size. Anything else is kept as a claim with the reason it failed, never shown as
+proof.
+
+The tag carries everything the server needs, so a message the reporter received verifies without the
+server's stored message record (delivery rows are deleted after delivery). Only a message the reporter's
+own device sent, which has no tag on that device, needs the server's record.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pydantic
@@ -22,7 +29,9 @@ from vigil.protocol.reports import ReportReason
 from vigil.protocol.wire import AgeBand, InnerPayload
 
 __all__ = [
+    "GROUP_PREFIX",
     "ClaimedItem",
+    "GroupMembership",
     "ItemVerdict",
     "StoredMessage",
     "priority_for",
@@ -51,6 +60,26 @@ class StoredMessage:
     server_ts_ms: int
     commitment: bytes
     franking_tag: bytes
+
+
+GROUP_PREFIX = "group:"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMembership:
+    """The server's membership history of one group: for each account asked about, every (joined, left)
+    period in milliseconds, `left` None while still a member. An account absent was never a member."""
+
+    conversation: str  # "group:<id>"
+    periods: Mapping[str, Sequence[tuple[int, int | None]]]
+
+    def was_member(self, username: str, at_ms: int) -> bool:
+        """Both ends count: a message accepted in the same millisecond as a join or a leave cannot be
+        ordered against it by the clock, and the server's tag already proves it accepted the message."""
+        return any(
+            joined <= at_ms and (left is None or at_ms <= left)
+            for joined, left in self.periods.get(username, ())
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,26 +120,49 @@ def _attachment_matches(payload: InnerPayload, data: bytes | None) -> str | None
     return None
 
 
+def _group_party_problem(
+    reporter: str, context: FrankingContext, membership: GroupMembership | None
+) -> str | None:
+    """None when both the sender and the reporter were members of the group at the message's time."""
+    if membership is None or membership.conversation != context.conversation:
+        return "the group's membership history is unknown"
+    if not membership.was_member(context.sender, context.server_ts_ms):
+        return "the sender was not a member of the group at the message's time"
+    if not membership.was_member(reporter, context.server_ts_ms):
+        return "the reporter was not a member of the group at the message's time"
+    return None
+
+
 def verify_item(
-    server_key: bytes, reporter: str, claimed: ClaimedItem, stored: StoredMessage | None
+    server_key: bytes,
+    reporter: str,
+    claimed: ClaimedItem,
+    stored: StoredMessage | None,
+    membership: GroupMembership | None = None,
 ) -> ItemVerdict:
-    """Verifies one reported message. `stored` is the server's record of the message with the payload's
-    id from the payload's claimed sender, when it still has one. Never raises on bad input: every failure
-    is a verdict with a reason."""
+    """Verifies one reported message. A claimed tag and timestamp are checked on their own; only an
+    item without them (one the reporter's device sent) needs `stored`, the server's record of the message
+    with the payload's id from the payload's claimed sender, when it still has one. A group message needs
+    `membership`, the group's history for its sender and the reporter. Never raises on bad input: every
+    failure is a verdict with a reason."""
     try:
         payload = InnerPayload.model_validate(claimed.payload)
     except pydantic.ValidationError:
         return _failed("the payload is malformed", None, claimed.server_ts_ms)
-    if payload.conversation.startswith("group:"):
-        return _failed("group messages cannot be verified yet", payload, claimed.server_ts_ms)
-    if reporter not in (payload.sender, payload.conversation):
+    in_group = payload.conversation.startswith(GROUP_PREFIX)
+    if not in_group and reporter not in (payload.sender, payload.conversation):
         return _failed("the reporter was not a party to this conversation", payload, claimed.server_ts_ms)
     try:
         franking_key = b64decode(payload.franking_key, field="franking key", max_bytes=64)
         verify_commitment(franking_key, payload.franked_bytes(), claimed.commitment)
     except (TamperError, ValidationError):
         return _failed("the message does not match its commitment", payload, claimed.server_ts_ms)
-    if stored is not None:
+    if claimed.franking_tag is not None and claimed.server_ts_ms is not None:
+        context = FrankingContext(
+            claimed.commitment, payload.sender, payload.conversation, claimed.server_ts_ms, payload.message_id
+        )
+        tag = claimed.franking_tag
+    elif stored is not None:
         if not hmac.compare_digest(stored.commitment, claimed.commitment):
             return _failed(
                 "the commitment differs from the one the server accepted", payload, stored.server_ts_ms
@@ -118,20 +170,19 @@ def verify_item(
         context = FrankingContext(
             stored.commitment, stored.sender, stored.conversation, stored.server_ts_ms, payload.message_id
         )
-        tag = claimed.franking_tag if claimed.franking_tag is not None else stored.franking_tag
+        tag = stored.franking_tag
     else:
-        if claimed.franking_tag is None or claimed.server_ts_ms is None:
-            return _failed("no server tag: the server holds no record of this message", payload, None)
-        context = FrankingContext(
-            claimed.commitment, payload.sender, payload.conversation, claimed.server_ts_ms, payload.message_id
-        )
-        tag = claimed.franking_tag
+        return _failed("no server tag: the server holds no record of this message", payload, None)
     try:
         verify_server_tag(server_key, context, tag)
     except (TamperError, ValidationError):
         return _failed("the server's franking tag does not verify", payload, context.server_ts_ms)
     if payload.sender != context.sender or payload.conversation != context.conversation:
         return _failed("the payload names a different sender or conversation", payload, context.server_ts_ms)
+    if in_group:
+        problem = _group_party_problem(reporter, context, membership)
+        if problem is not None:
+            return _failed(problem, payload, context.server_ts_ms)
     problem = _attachment_matches(payload, claimed.attachment)
     if problem is not None:
         return _failed(problem, payload, context.server_ts_ms)

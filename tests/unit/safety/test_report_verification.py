@@ -10,7 +10,14 @@ from vigil.protocol.encoding import b64encode
 from vigil.protocol.franking import FrankingContext, commit, new_franking_key, server_tag
 from vigil.protocol.reports import ReportReason
 from vigil.protocol.wire import AgeBand, AttachmentDescriptor, InnerPayload, MessageKind
-from vigil.safety.reports import ClaimedItem, StoredMessage, priority_for, priority_label, verify_item
+from vigil.safety.reports import (
+    ClaimedItem,
+    GroupMembership,
+    StoredMessage,
+    priority_for,
+    priority_label,
+    verify_item,
+)
 
 KEY = b"s" * 32
 IMAGE = b"\x89PNG pretend image bytes" * 10
@@ -89,9 +96,10 @@ def test_wrong_sender_fails(use_stored: bool) -> None:
     swapped = ClaimedItem(fake.payload, fake.commitment, claimed.franking_tag, claimed.server_ts_ms, None)
     verdict = verify_item(KEY, "bob", swapped, None)
     assert not verdict.verified and "tag" in verdict.reason
-    if use_stored:
-        stored_eve = StoredMessage("eve", "bob", stored.server_ts_ms, fake.commitment, stored.franking_tag)
-        assert not verify_item(KEY, "bob", fake, stored_eve).verified
+    if use_stored:  # without a tag the server's record decides, and it says eve sent another commitment
+        untagged = ClaimedItem(fake.payload, fake.commitment, None, None, None)
+        stored_eve = StoredMessage("eve", "bob", stored.server_ts_ms, stored.commitment, stored.franking_tag)
+        assert not verify_item(KEY, "bob", untagged, stored_eve).verified
 
 
 def test_tag_replayed_from_another_conversation_fails() -> None:
@@ -158,3 +166,86 @@ def test_priority_puts_a_minor_reporting_grooming_first() -> None:
     assert priority_for(ReportReason.HARASSMENT, False, AgeBand.ADULT) < priority_for(
         ReportReason.HARASSMENT, True, AgeBand.ADULT
     )
+
+
+def test_a_tagged_item_verifies_without_the_servers_record_and_an_untagged_one_needs_it() -> None:
+    claimed, stored = _message(sender="bob", to="mallory")  # bob's own message, in his report
+    untagged = ClaimedItem(claimed.payload, claimed.commitment, None, None, None)
+    assert verify_item(KEY, "bob", untagged, stored).verified
+    verdict = verify_item(KEY, "bob", untagged, None)
+    assert not verdict.verified and "no server tag" in verdict.reason
+
+
+# ---- group messages: the tag binds "group:<id>"; membership at the message's time decides ----------
+
+GROUP = "group:" + "ab" * 16
+TS = 1_700_000_000_000
+HOUR = 3600 * 1000
+
+
+def _history(**periods: list[tuple[int, int | None]]) -> GroupMembership:
+    return GroupMembership(GROUP, periods)
+
+
+MEMBERS = _history(mallory=[(TS - HOUR, None)], bob=[(TS - HOUR, None)])
+
+
+def test_a_group_message_verifies_for_a_member_reporter() -> None:
+    claimed, _ = _message(to=GROUP, attachment=IMAGE)
+    verdict = verify_item(KEY, "bob", claimed, None, MEMBERS)
+    assert verdict.verified, verdict.reason
+    assert (verdict.sender, verdict.conversation, verdict.server_ts_ms) == ("mallory", GROUP, TS)
+
+
+@pytest.mark.parametrize(
+    ("bob", "why"),
+    [
+        ([], "never a member"),
+        ([(TS + 1, None)], "joined after the message"),
+        ([(TS - HOUR, TS - 1)], "left before the message"),
+        ([(TS - 2 * HOUR, TS - HOUR), (TS + HOUR, None)], "away when it was sent"),
+    ],
+)
+def test_a_group_message_does_not_verify_for_a_non_member_reporter(
+    bob: list[tuple[int, int | None]], why: str
+) -> None:
+    claimed, _ = _message(to=GROUP)
+    verdict = verify_item(KEY, "bob", claimed, None, _history(mallory=[(TS - HOUR, None)], bob=bob))
+    assert not verdict.verified, why
+    assert verdict.reason == "the reporter was not a member of the group at the message's time"
+
+
+def test_a_member_between_two_stretches_verifies_and_the_boundaries_count() -> None:
+    claimed, _ = _message(to=GROUP)
+    returned = _history(mallory=[(TS, None)], bob=[(TS - 2 * HOUR, TS - HOUR), (TS - 5, TS)])
+    assert verify_item(KEY, "bob", claimed, None, returned).verified
+
+
+def test_a_group_message_from_a_non_member_sender_or_without_history_does_not_verify() -> None:
+    claimed, _ = _message(to=GROUP)
+    verdict = verify_item(KEY, "bob", claimed, None, _history(mallory=[(TS + 1, None)], bob=[(0, None)]))
+    assert not verdict.verified and "sender was not a member" in verdict.reason
+    verdict = verify_item(KEY, "bob", claimed, None, None)
+    assert not verdict.verified and "membership history is unknown" in verdict.reason
+    other_group = GroupMembership("group:" + "cd" * 16, MEMBERS.periods)
+    assert not verify_item(KEY, "bob", claimed, None, other_group).verified
+
+
+def test_forged_group_items_do_not_verify() -> None:
+    claimed, _ = _message(to=GROUP, sender="eve")
+    everyone = _history(mallory=[(0, None)], eve=[(0, None)], bob=[(0, None)])
+    assert verify_item(KEY, "bob", claimed, None, everyone).verified
+    # wrong sender: eve's message relabelled as mallory's
+    verdict = verify_item(KEY, "bob", _with_payload(claimed, sender="mallory"), None, everyone)
+    assert not verdict.verified and "commitment" in verdict.reason
+    # altered text
+    verdict = verify_item(KEY, "bob", _with_payload(claimed, body="something else"), None, everyone)
+    assert not verdict.verified and "commitment" in verdict.reason
+    # moved into another group (re-committed by the reporter: the tag binds the group)
+    moved, _ = _message(to="group:" + "cd" * 16, sender="eve")
+    swapped = ClaimedItem(moved.payload, moved.commitment, claimed.franking_tag, TS, None)
+    verdict = verify_item(KEY, "bob", swapped, None, everyone)
+    assert not verdict.verified and "tag" in verdict.reason
+    # a shifted timestamp (to land inside the reporter's membership) breaks the tag
+    late = ClaimedItem(claimed.payload, claimed.commitment, claimed.franking_tag, TS + HOUR, None)
+    assert not verify_item(KEY, "bob", late, None, everyone).verified

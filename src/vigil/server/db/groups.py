@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, ForeignKey, String, delete, func, select
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.server.db.accounts import DeviceRow, UserRow
 from vigil.server.db.base import Base
 
-__all__ = ["GroupMemberRow", "GroupRepository", "GroupRow"]
+__all__ = ["GroupMemberRow", "GroupRepository", "GroupRow", "MembershipPeriodRow"]
 
 
 class GroupRow(Base):
@@ -35,6 +35,21 @@ class GroupMemberRow(Base):
     joined_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class MembershipPeriodRow(Base):
+    """One stretch of one account's membership of a group, from joining to leaving (open while still a
+    member). Reports of group messages are verified against it: the sender and the reporter must both
+    have been members when the server accepted the message, whatever happened since."""
+
+    __tablename__ = "group_membership_periods"
+    __table_args__ = (Index("ix_group_membership_periods_group_user", "group_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    joined_at_ms: Mapped[int] = mapped_column(BigInteger)
+    left_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class GroupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -46,6 +61,10 @@ class GroupRepository:
         self._session.add(group)
         await self._session.flush()
         self._session.add_all(members)
+        self._session.add_all(
+            MembershipPeriodRow(group_id=m.group_id, user_id=m.user_id, joined_at_ms=m.joined_at_ms)
+            for m in members
+        )
         await self._session.flush()
 
     async def member(self, group_id: str, user_id: int) -> GroupMemberRow | None:
@@ -72,14 +91,45 @@ class GroupRepository:
 
     async def add_member(self, row: GroupMemberRow) -> None:
         self._session.add(row)
+        self._session.add(
+            MembershipPeriodRow(group_id=row.group_id, user_id=row.user_id, joined_at_ms=row.joined_at_ms)
+        )
         await self._session.flush()
 
-    async def remove_member(self, group_id: str, user_id: int) -> None:
+    async def remove_member(self, group_id: str, user_id: int, *, now_ms: int) -> None:
+        """Removes the member and closes their membership period at `now_ms`."""
         await self._session.execute(
             delete(GroupMemberRow).where(
                 GroupMemberRow.group_id == group_id, GroupMemberRow.user_id == user_id
             )
         )
+        await self._session.execute(
+            update(MembershipPeriodRow)
+            .where(
+                MembershipPeriodRow.group_id == group_id,
+                MembershipPeriodRow.user_id == user_id,
+                MembershipPeriodRow.left_at_ms.is_(None),
+            )
+            .values(left_at_ms=now_ms)
+        )
+
+    async def membership_periods(
+        self, group_id: str, usernames: Sequence[str]
+    ) -> dict[str, list[tuple[int, int | None]]]:
+        """username -> every (joined, left) period of that account in the group, oldest first; left is
+        None while still a member. Accounts that never were members are absent."""
+        if not usernames:
+            return {}
+        rows = await self._session.execute(
+            select(UserRow.username, MembershipPeriodRow.joined_at_ms, MembershipPeriodRow.left_at_ms)
+            .join(UserRow, UserRow.id == MembershipPeriodRow.user_id)
+            .where(MembershipPeriodRow.group_id == group_id, UserRow.username.in_(list(usernames)))
+            .order_by(MembershipPeriodRow.joined_at_ms, MembershipPeriodRow.id)
+        )
+        periods: dict[str, list[tuple[int, int | None]]] = {}
+        for username, joined, left in rows.all():
+            periods.setdefault(username, []).append((joined, left))
+        return periods
 
     async def groups_of(self, user_id: int) -> Sequence[tuple[str, str, int]]:
         """(group id, the user's role, member count) for every group the user is in."""

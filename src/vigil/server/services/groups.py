@@ -170,7 +170,7 @@ async def remove_member(
         user = await UserRepository(session).by_username(username)
         if user is None or await groups.member(group_id, user.id) is None:
             raise NotFoundError(f"{username} is not a member")
-        await groups.remove_member(group_id, user.id)
+        await groups.remove_member(group_id, user.id, now_ms=ctx.clock_ms())
         return await _info(groups, group_id)
 
 
@@ -180,7 +180,7 @@ async def leave_group(ctx: ServerContext, by: AuthenticatedDevice, group_id: str
     async with ctx.sessions() as session, session.begin():
         groups = GroupRepository(session)
         await _membership(groups, group_id, by)
-        await groups.remove_member(group_id, by.user_id)
+        await groups.remove_member(group_id, by.user_id, now_ms=ctx.clock_ms())
         remaining = [row for row, _ in await groups.members(group_id)]
         if remaining and not any(GroupRole(row.role) is GroupRole.ADMIN for row in remaining):
             remaining[0].role = GroupRole.ADMIN.value

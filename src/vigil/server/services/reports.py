@@ -1,7 +1,9 @@
 """Abuse reports, blocks and notices from the app side (DESIGN.md §3 "Report").
 
-A report is verified item by item (`vigil.safety.reports.verify_item`), stored encrypted at rest, and
-creates or joins the open case about the reported account. Expired reports are deleted.
+A report is verified item by item (`vigil.safety.reports.verify_item`): from the server's franking tag
+the reporter's device kept, plus, for a group message, the group's membership history; the stored message
+record is consulted only for items without a tag (the reporter's own messages). It is stored encrypted at
+rest, and creates or joins the open case about the reported account. Expired reports are deleted.
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from vigil.protocol.reports import (
     ReportedMessage,
     ReportRequest,
 )
-from vigil.safety.reports import ClaimedItem, ItemVerdict, StoredMessage, priority_for, verify_item
+from vigil.safety.reports import (
+    GROUP_PREFIX,
+    ClaimedItem,
+    GroupMembership,
+    ItemVerdict,
+    StoredMessage,
+    priority_for,
+    verify_item,
+)
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository
 from vigil.server.db.cases import ReportItemRow, ReportRepository
 from vigil.server.db.contacts import BlockRepository
+from vigil.server.db.groups import GroupRepository
 from vigil.server.db.messaging import MessageRepository
 from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata
@@ -54,6 +65,9 @@ def _claimed(message: ReportedMessage) -> ClaimedItem:
 
 
 async def _stored(session: AsyncSession, claimed: ClaimedItem) -> StoredMessage | None:
+    """The server's record, looked up only for an item without a tag (see `verify_item`)."""
+    if claimed.franking_tag is not None and claimed.server_ts_ms is not None:
+        return None
     sender, message_id = claimed.payload.get("sender"), claimed.payload.get("message_id")
     if not isinstance(sender, str) or not isinstance(message_id, str):
         return None
@@ -66,8 +80,31 @@ async def _stored(session: AsyncSession, claimed: ClaimedItem) -> StoredMessage 
     return StoredMessage(user.username, row.conversation, row.server_ts_ms, row.commitment, row.franking_tag)
 
 
-def _outside_conversation(verdict: ItemVerdict, pair: set[str]) -> ItemVerdict:
-    if not verdict.verified or {verdict.sender, verdict.conversation} == pair:
+async def _membership(session: AsyncSession, reporter: str, claimed: ClaimedItem) -> GroupMembership | None:
+    """The membership history of the item's group for its claimed sender and the reporter."""
+    conversation, sender = claimed.payload.get("conversation"), claimed.payload.get("sender")
+    if not isinstance(conversation, str) or not conversation.startswith(GROUP_PREFIX):
+        return None
+    names = [reporter] + ([sender] if isinstance(sender, str) else [])
+    periods = await GroupRepository(session).membership_periods(
+        conversation.removeprefix(GROUP_PREFIX), names
+    )
+    return GroupMembership(conversation, periods)
+
+
+async def _verify(session: AsyncSession, key: bytes, reporter: str, claimed: ClaimedItem) -> ItemVerdict:
+    stored = await _stored(session, claimed)
+    return verify_item(key, reporter, claimed, stored, await _membership(session, reporter, claimed))
+
+
+def _outside_conversation(verdict: ItemVerdict, primary: ItemVerdict, pair: set[str]) -> ItemVerdict:
+    """A context item counts only from the reported conversation: the same group, or the same pair."""
+    if not verdict.verified:
+        return verdict
+    if (primary.conversation or "").startswith(GROUP_PREFIX):
+        if verdict.conversation == primary.conversation:
+            return verdict
+    elif {verdict.sender, verdict.conversation} == pair:
         return verdict
     return ItemVerdict(
         False,
@@ -115,7 +152,7 @@ async def submit_report(
     now_ms = ctx.clock_ms()
     claimed = [_claimed(m) for m in request.messages]
     async with ctx.sessions() as session, session.begin():
-        verdicts = [verify_item(ctx.franking_key, by.username, c, await _stored(session, c)) for c in claimed]
+        verdicts = [await _verify(session, ctx.franking_key, by.username, c) for c in claimed]
         primary = verdicts[0]
         reported_name = primary.sender or claimed[0].payload.get("sender")
         if not isinstance(reported_name, str):
@@ -126,7 +163,7 @@ async def submit_report(
         if reported is None:
             raise NotFoundError(f"no user named {reported_name}")
         pair = {by.username, reported.username}
-        verdicts = [primary] + [_outside_conversation(v, pair) for v in verdicts[1:]]
+        verdicts = [primary] + [_outside_conversation(v, primary, pair) for v in verdicts[1:]]
         priority = priority_for(request.reason, primary.verified, by.age_band)
         case = await open_or_join_case(session, reported, request.reason, priority, primary.verified, now_ms)
         report = await file_report(
