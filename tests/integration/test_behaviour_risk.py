@@ -132,8 +132,8 @@ async def test_metadata_events_are_deleted_after_retention(server: ServerProcess
         assert kept == 2  # one message, one block: what the server saw, no content
         day = 24 * 3600 * 1000
         now = ctx.clock_ms()
-        assert await metadata.sweep_expired_events(ctx, now + 89 * day) == 0
-        assert await metadata.sweep_expired_events(ctx, now + 91 * day) == 2
+        assert await metadata.sweep_expired_events(ctx, now + 34 * day) == 0
+        assert await metadata.sweep_expired_events(ctx, now + 36 * day) == 2
         async with ctx.sessions() as session:
             assert await session.scalar(select(func.count()).select_from(MetadataEventRow)) == 0
     await alice.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -21,25 +20,11 @@ from vigil.server.api.limits import RequestBodyLimits
 from vigil.server.context import ServerContext
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
-from vigil.server.services.blobs import sweep_expired_blobs
+from vigil.server.services.retention import start_sweeps
 from vigil.server.services.risk import risk_loop
 from vigil.server.settings import Settings
 
 __all__ = ["create_app"]
-
-log = logging.getLogger(__name__)
-SWEEP_INTERVAL_S = 300
-
-
-async def _sweep_forever(ctx: ServerContext) -> None:
-    while True:
-        try:
-            removed = await sweep_expired_blobs(ctx)
-            if removed:
-                log.info("deleted %d expired blobs", removed)
-        except Exception as error:  # a failed sweep is retried next round, never fatal
-            log.warning("blob sweep failed: %s", type(error).__name__)
-        await asyncio.sleep(SWEEP_INTERVAL_S)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,17 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with ServerContext.open(settings, delivery, limiter=limiter) as ctx:
             await delivery.start()
             app.state.context = ctx
-            sweeper = asyncio.create_task(_sweep_forever(ctx))
-            scorer = asyncio.create_task(risk_loop(ctx))  # behavioural risk + metadata retention (issue 6)
+            background = [asyncio.create_task(risk_loop(ctx)), *start_sweeps(ctx)]
             try:
                 yield
             finally:
-                scorer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scorer
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for task in background:
+                    task.cancel()
+                for task in background:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 await delivery.stop()
 
     app = FastAPI(title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES)

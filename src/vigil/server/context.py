@@ -15,6 +15,7 @@ from vigil.server.blobstore import BlobStore
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
+from vigil.server.retention_metrics import RetentionMetrics
 from vigil.server.settings import Settings
 
 __all__ = ["ServerContext", "system_clock_ms"]
@@ -37,6 +38,7 @@ class ServerContext:
     clock_ms: Callable[[], int] = field(default=system_clock_ms)
     batchers: Batchers = field(default_factory=Batchers)
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
+    retention: RetentionMetrics = field(default_factory=RetentionMetrics)  # what the sweeps did
 
     @classmethod
     @contextlib.asynccontextmanager

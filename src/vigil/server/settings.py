@@ -64,8 +64,17 @@ class Settings(BaseSettings):
     # Minors' protective defaults and behavioural risk (issue 6).
     contact_requests_per_day_new: int = Field(default=20, gt=0)
     new_account_days: int = Field(default=30, ge=0)
-    metadata_retention_days: int = Field(default=90, gt=0)
+    # The 28-day risk-scoring window plus a 7-day margin; shorter starves the scoring of its window.
+    metadata_retention_days: int = Field(default=35, ge=28)
     risk_scoring_interval_seconds: int = Field(default=3600, ge=0)  # 0: no periodic run
+    # Retention (issue 16, docs/threat-model.md): every sweep runs on its own every this many seconds,
+    # whatever the other settings say; the periods below are what each rule keeps.
+    retention_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    delivery_retry_hours: int = Field(default=72, gt=0)  # a delivered message's record, for resends
+    queue_retention_days: int = Field(default=30, gt=0)  # a ciphertext no device fetched
+    contact_request_retention_days: int = Field(default=30, gt=0)  # after the answer
+    notice_retention_days: int = Field(default=90, gt=0)
+    voucher_retention_days: int = Field(default=90, gt=0)
     # Request-rate limits (issue 10), in the `limits` notation ("60/hour", "10/second;300/hour"). Sends
     # are generous (100/s sustained per device); the relay benchmarks raise them further.
     rate_limits_enabled: bool = True

@@ -1,6 +1,8 @@
-"""Liveness and readiness. `/v1/health` says the process answers and touches nothing else, so a load
-balancer or supervisor does not restart a healthy worker because a dependency is down. `/v1/ready` says
-whether requests can be served now: the database answers, and Redis too when one is configured."""
+"""Liveness, readiness and retention. `/v1/health` says the process answers and touches nothing else, so a
+load balancer or supervisor does not restart a healthy worker because a dependency is down. `/v1/ready` says
+whether requests can be served now: the database answers, and Redis too when one is configured.
+`/v1/retention` says what each retention sweep did since start-up (counts and times, never content or
+identifiers), so an operator can see every rule of `docs/threat-model.md` run."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from vigil.server.api.errors import error_response
 from vigil.server.capacity import DEPENDENCY_RETRY_AFTER_S
 from vigil.server.context import ServerContext
 
-__all__ = ["Readiness", "router"]
+__all__ = ["Readiness", "RetentionReport", "SweepReport", "router"]
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
@@ -30,6 +32,36 @@ class Readiness(BaseModel):
     status: Literal["ready"]
     database: Check
     redis: Check
+
+
+class SweepReport(BaseModel):
+    runs: int
+    failures: int
+    deleted_total: int
+    last_deleted: int
+    last_run_ms: int | None
+    last_error: str | None
+
+
+class RetentionReport(BaseModel):
+    sweeps: dict[str, SweepReport]
+
+
+@router.get("/retention")
+async def retention(ctx: Context) -> RetentionReport:
+    return RetentionReport(
+        sweeps={
+            name: SweepReport(
+                runs=s.runs,
+                failures=s.failures,
+                deleted_total=s.deleted_total,
+                last_deleted=s.last_deleted,
+                last_run_ms=s.last_run_ms,
+                last_error=s.last_error,
+            )
+            for name, s in ctx.retention.sweeps.items()
+        }
+    )
 
 
 @router.get("/health")

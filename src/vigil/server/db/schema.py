@@ -15,6 +15,7 @@ from vigil.server.db import (  # noqa: F401 - imported to register their tables
     notices,
     reviewers,
 )
+from vigil.server.db import metadata as metadata_events  # noqa: F401 - the event log and risk state
 from vigil.server.db.base import Base
 
 __all__ = ["metadata"]

@@ -94,11 +94,13 @@ async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: st
     return data
 
 
-async def sweep_expired_blobs(ctx: ServerContext) -> int:
-    """Deletes blobs past their TTL, fetched or not; returns how many."""
+async def sweep_expired_blobs(ctx: ServerContext, now_ms: int | None = None) -> int:
+    """Deletes blobs past their TTL at `now_ms` (default: the server clock), fetched or not; returns how
+    many."""
+    now = ctx.clock_ms() if now_ms is None else now_ms
     async with ctx.sessions() as session, session.begin():
         blobs = BlobRepository(session)
-        expired = list(await blobs.expired(ctx.clock_ms()))
+        expired = list(await blobs.expired(now))
         for blob_id in expired:
             await blobs.delete(blob_id)
     for blob_id in expired:

@@ -209,7 +209,6 @@ async def submit_report(
             verified=[v.verified for v in verdicts],
             blocked=request.block,
         )
-    await sweep_expired_reports(ctx)
     return accepted
 
 
@@ -247,17 +246,18 @@ async def list_notices(ctx: ServerContext, by: AuthenticatedDevice, after: int =
         )
 
 
-async def sweep_expired_reports(ctx: ServerContext) -> int:
-    """Deletes reports (and their encrypted content) past retention; returns how many. Cases stay, as
-    metadata, with their audit trail."""
+async def sweep_expired_reports(ctx: ServerContext, now_ms: int | None = None) -> int:
+    """Deletes reports (and their encrypted content) past retention at `now_ms` (default: the server
+    clock); returns how many. Cases stay, as metadata, with their audit trail."""
+    now = ctx.clock_ms() if now_ms is None else now_ms
     async with ctx.sessions() as session, session.begin():
         reports = ReportRepository(session)
-        expired = list(await reports.expired(ctx.clock_ms()))
+        expired = list(await reports.expired(now))
         await reports.delete(expired)
         if expired:
             await append_audit(
                 session,
-                now_ms=ctx.clock_ms(),
+                now_ms=now,
                 actor="system",
                 action="reports.expired",
                 target="retention",

@@ -2,8 +2,8 @@
 the shipped risk model -> protective actions, with the reasons in words for every decision.
 
 `run_risk_scoring` is one pass (tests and the simulator's server mode call it directly); `risk_loop`
-runs it every `VIGIL_RISK_SCORING_INTERVAL_SECONDS` in the app lifespan, together with the metadata
-retention sweep and the expiry of unanswered contact requests. Actions only ever go up the ladder:
+runs it every `VIGIL_RISK_SCORING_INTERVAL_SECONDS` in the app lifespan (retention runs on its own, in
+`vigil.server.services.retention`). Actions only ever go up the ladder:
   safety notice      signed notices to the minors the account reached
   restrict contact   account standing `restricted` (enforced on the send path: no contact with minors)
   open case          a case in the review console; the reasons, score and metadata timeline go into the
@@ -37,7 +37,7 @@ from vigil.server.db.accounts import (
 )
 from vigil.server.db.metadata import RiskStateRepository, RiskStateRow
 from vigil.server.db.notices import NoticeRepository
-from vigil.server.services import contacts, metadata, notices
+from vigil.server.services import metadata, notices
 from vigil.server.services.audit import append_audit
 from vigil.server.services.cases import open_or_join_case
 
@@ -200,8 +200,6 @@ async def risk_loop(ctx: ServerContext) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            await metadata.sweep_expired_events(ctx)
-            await contacts.expire_requests(ctx)
             run = await run_risk_scoring(ctx)
             if run.applied:
                 log.info("risk scoring: %d accounts scored, %d actions", run.scored, len(run.applied))

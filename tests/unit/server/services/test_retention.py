@@ -1,0 +1,241 @@
+"""Each retention rule on a simulated clock (every sweep takes `now_ms`), on SQLite and (when reachable)
+PostgreSQL: nothing goes a moment early, everything goes once its time is up, and each run is counted in
+the metrics `GET /v1/retention` serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from live_server import create_postgres_database, drop_postgres_database, require_backend
+from sqlalchemy import func, select
+
+from vigil.protocol.contacts import ContactRequestState
+from vigil.server.context import ServerContext
+from vigil.server.db.accounts import UserRow
+from vigil.server.db.base import Base
+from vigil.server.db.contacts import ContactRequestRow
+from vigil.server.db.hashlists import VoucherRow
+from vigil.server.db.messaging import MessageRow, QueueRow
+from vigil.server.db.metadata import MetadataEventRow
+from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
+from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
+from vigil.server.services import retention
+from vigil.server.settings import Settings
+
+T0 = 1_800_000_000_000
+HOUR = 3600 * 1000
+DAY = 24 * HOUR
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerContext]:
+    require_backend(request.param)
+    database, url = None, None
+    if request.param == "postgres":
+        database, url = create_postgres_database()
+    try:
+        async with ServerContext.open(
+            Settings(data_dir=tmp_path, database_url=url), clock_ms=lambda: T0
+        ) as context:
+            yield context
+    finally:
+        if database is not None:
+            drop_postgres_database(database)
+
+
+async def _count(ctx: ServerContext, model: type[Base]) -> int:
+    async with ctx.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def _users(ctx: ServerContext) -> tuple[int, int]:
+    async with ctx.sessions() as session, session.begin():
+        rows = [
+            UserRow(username=name, age_band="adult", adult_on="2000-01-01", created_at_ms=T0)
+            for name in ("alice", "bob")
+        ]
+        session.add_all(rows)
+        await session.flush()
+        return rows[0].id, rows[1].id
+
+
+async def _message(ctx: ServerContext, sender: int, client_id: str, at_ms: int, *, queued: bool) -> None:
+    async with ctx.sessions() as session, session.begin():
+        message = MessageRow(
+            client_id=client_id,
+            sender_user_id=sender,
+            sender_device_id="dev-a",
+            conversation="bob",
+            kind="text",
+            size_bucket=256,
+            commitment=b"c" * 32,
+            franking_tag=b"t" * 32,
+            server_ts_ms=at_ms,
+            device_count=1,
+        )
+        session.add(message)
+        await session.flush()
+        if queued:
+            session.add(
+                QueueRow(device_id="dev-b", message_id=message.id, message_type=1, body=b"ciphertext")
+            )
+
+
+async def _device(ctx: ServerContext, user_id: int, device_id: str) -> None:
+    from vigil.server.db.accounts import DeviceRow
+
+    async with ctx.sessions() as session, session.begin():
+        session.add(
+            DeviceRow(
+                id=device_id,
+                user_id=user_id,
+                curve25519="k",
+                ed25519="k",
+                signature="s",
+                credential_sha256=b"h" * 32,
+                created_at_ms=T0,
+            )
+        )
+
+
+async def _sweep(ctx: ServerContext, name: str, now_ms: int) -> int:
+    [sweep] = [s for s in retention.SWEEPS if s.name == name]
+    return await retention.run_sweep(ctx, sweep, now_ms)
+
+
+async def test_a_delivered_message_record_goes_after_the_retry_window(ctx: ServerContext) -> None:
+    alice, bob = await _users(ctx)
+    await _device(ctx, bob, "dev-b")
+    await _message(ctx, alice, "delivered", T0, queued=False)
+    await _message(ctx, alice, "waiting", T0, queued=True)
+    window = ctx.settings.delivery_retry_hours * HOUR
+    assert await _sweep(ctx, "delivered_messages", T0 + window - 1) == 0
+    assert await _sweep(ctx, "delivered_messages", T0 + window + 1) == 1
+    async with ctx.sessions() as session:
+        assert list(await session.scalars(select(MessageRow.client_id))) == ["waiting"]
+
+
+async def test_an_abandoned_queue_entry_goes_then_its_record(ctx: ServerContext) -> None:
+    alice, bob = await _users(ctx)
+    await _device(ctx, bob, "dev-b")
+    await _message(ctx, alice, "never fetched", T0, queued=True)
+    keep = ctx.settings.queue_retention_days * DAY
+    assert await _sweep(ctx, "abandoned_queue_entries", T0 + keep - 1) == 0
+    assert await _sweep(ctx, "abandoned_queue_entries", T0 + keep + 1) == 1
+    assert await _count(ctx, QueueRow) == 0
+    assert await _sweep(ctx, "delivered_messages", T0 + keep + 1) == 1
+    assert await _count(ctx, MessageRow) == 0
+
+
+async def test_metadata_events_are_kept_for_the_scoring_window_plus_a_margin(ctx: ServerContext) -> None:
+    assert ctx.settings.metadata_retention_days == 35  # the 28-day scoring window + 7 days
+    async with ctx.sessions() as session, session.begin():
+        session.add(MetadataEventRow(at_ms=T0, kind="msg", actor="alice", target="bob"))
+    assert await _sweep(ctx, "metadata_events", T0 + 35 * DAY) == 0
+    assert await _sweep(ctx, "metadata_events", T0 + 35 * DAY + 1) == 1
+
+
+async def test_contact_requests_are_ignored_then_deleted_after_their_answer(ctx: ServerContext) -> None:
+    alice, bob = await _users(ctx)
+    async with ctx.sessions() as session, session.begin():
+        session.add_all(
+            [
+                ContactRequestRow(
+                    requester_user_id=alice,
+                    recipient_user_id=bob,
+                    state=ContactRequestState.PENDING.value,
+                    created_at_ms=T0,
+                ),
+                ContactRequestRow(
+                    requester_user_id=bob,
+                    recipient_user_id=alice,
+                    state=ContactRequestState.ACCEPTED.value,
+                    created_at_ms=T0,
+                    answered_at_ms=T0,
+                ),
+            ]
+        )
+    keep = ctx.settings.contact_request_retention_days * DAY
+    assert await _sweep(ctx, "contact_requests", T0 + keep - 1) == 0  # the pending one is now ignored
+    async with ctx.sessions() as session:
+        states = sorted(await session.scalars(select(ContactRequestRow.state)))
+    assert states == [ContactRequestState.ACCEPTED.value, ContactRequestState.IGNORED.value]
+    assert await _sweep(ctx, "contact_requests", T0 + keep + 1) == 1  # the accepted one
+    ignored_at = T0 + keep - 1
+    assert await _sweep(ctx, "contact_requests", ignored_at + keep + 1) == 1
+    assert await _count(ctx, ContactRequestRow) == 0
+
+
+async def test_expired_console_sessions_go(ctx: ServerContext) -> None:
+    async with ctx.sessions() as session, session.begin():
+        reviewer = ReviewerRow(username="rev", password_hash="x", role="reviewer", created_at_ms=T0)
+        session.add(reviewer)
+        await session.flush()
+        session.add(
+            ConsoleSessionRow(
+                token_sha256=b"s" * 32,
+                reviewer_id=reviewer.id,
+                csrf_token="c",
+                revealed="",
+                created_at_ms=T0,
+                expires_at_ms=T0 + HOUR,
+            )
+        )
+    assert await _sweep(ctx, "console_sessions", T0 + HOUR - 1) == 0
+    assert await _sweep(ctx, "console_sessions", T0 + HOUR) == 1
+
+
+async def test_old_notices_and_vouchers_go(ctx: ServerContext) -> None:
+    alice, bob = await _users(ctx)
+    async with ctx.sessions() as session, session.begin():
+        session.add(NoticeRow(user_id=alice, kind="warning", text="a decision", created_at_ms=T0))
+        session.add(
+            SafetyNoticeRow(
+                user_id=alice,
+                subject_user_id=bob,
+                kind="k",
+                payload=b"p",
+                signature=b"s" * 64,
+                created_at_ms=T0,
+            )
+        )
+        session.add(
+            VoucherRow(
+                id="v1",
+                user_id=bob,
+                device_id="d",
+                ciphertext=b"c",
+                mac=b"m",
+                ephemeral_key=b"e",
+                created_at_ms=T0,
+            )
+        )
+    notices = ctx.settings.notice_retention_days * DAY
+    vouchers = ctx.settings.voucher_retention_days * DAY
+    assert await _sweep(ctx, "notices", T0 + notices - 1) == 0
+    assert await _sweep(ctx, "notices", T0 + notices + 1) == 2
+    assert await _sweep(ctx, "vouchers", T0 + vouchers - 1) == 0
+    assert await _sweep(ctx, "vouchers", T0 + vouchers + 1) == 1
+    assert await _count(ctx, VoucherRow) == 0
+
+
+async def test_each_run_is_counted_and_a_failure_is_recorded_by_type(ctx: ServerContext) -> None:
+    await _users(ctx)
+    async with ctx.sessions() as session, session.begin():
+        session.add(MetadataEventRow(at_ms=T0, kind="msg", actor="alice", target="bob"))
+    for sweep in retention.SWEEPS:
+        await retention.run_sweep(ctx, sweep, T0 + 400 * DAY)
+    stats = ctx.retention.sweeps
+    assert set(stats) == {s.name for s in retention.SWEEPS}
+    assert stats["metadata_events"].deleted_total == 1
+    assert all(s.runs == 1 and s.last_run_ms == T0 + 400 * DAY for s in stats.values())
+
+    async def broken(_ctx: ServerContext, _now: int) -> int:
+        raise RuntimeError("secret detail")
+
+    with pytest.raises(RuntimeError):
+        await retention.run_sweep(ctx, retention.Sweep("broken", broken), T0)
+    assert ctx.retention.sweeps["broken"].failures == 1
+    assert ctx.retention.sweeps["broken"].last_error == "RuntimeError"
