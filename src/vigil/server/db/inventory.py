@@ -119,8 +119,8 @@ INVENTORY: tuple[TableInventory, ...] = (
         "messages",
         "one accepted message's delivery record: sender, conversation, kind, franking commitment and tag",
         "deleted once every queue entry is delivered and the retry window "
-        "(`VIGIL_DELIVERY_RETRY_HOURS`) has passed; report verification then relies on what the "
-        "reporter's device kept",
+        "(`VIGIL_DELIVERY_RETRY_HOURS`) has passed; a reported received message verifies from its "
+        "franking tag alone, a reporter's own sent message only while this row exists",
         "server",
         {
             "id": _ID,
@@ -192,6 +192,19 @@ INVENTORY: tuple[TableInventory, ...] = (
             "user_id": "which account (fan-out, minors' group policy)",
             "role": "group management (admin or member)",
             "joined_at_ms": "member list order",
+        },
+    ),
+    TableInventory(
+        "group_membership_periods",
+        "one stretch of an account's membership of a group",
+        "open while a member; a closed period is still kept (no retention rule yet)",
+        "server (report verification of group messages)",
+        {
+            "id": _ID,
+            "group_id": "which group",
+            "user_id": "which account",
+            "joined_at_ms": "a reported group message verifies only if sender and reporter were members",
+            "left_at_ms": "the end of the period (empty while a member)",
         },
     ),
     TableInventory(
