@@ -1,6 +1,6 @@
-"""`vigil` command line: `serve` and `demo` here; `chat`, `console`, `audit`, `hashlist`, `sim` and `cybertip`
-are imported when they are invoked (or listed by `--help`), so `vigil serve` does not import the client (with
-its faiss index), the simulator or the chat commands (click's lazy-group pattern)."""
+"""`vigil` command line: `serve` and `demo` here; `chat`, `app`, `console`, `audit`, `hashlist`, `sim` and
+`cybertip` are imported when they are invoked (or listed by `--help`), so `vigil serve` does not import the
+client (with its faiss index), the simulator or the chat commands (click's lazy-group pattern)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ __all__ = ["LAZY_SUBCOMMANDS", "app", "main"]
 # Each lazy subcommand: the `module:attribute` holding its Typer app, or a function building it.
 LAZY_SUBCOMMANDS = {
     "chat": "vigil.cli.chat:build_chat_app",
+    "app": "vigil.cli.messenger:build_app_command",
     "console": "vigil.cli.console:console_app",
     "audit": "vigil.cli.console:audit_app",
     "hashlist": "vigil.cli.hashlist:hashlist_app",

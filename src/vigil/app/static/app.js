@@ -1,0 +1,40 @@
+// Vigil app: live refresh over server-sent events, and Enter to send. No keys ever reach this page.
+"use strict";
+
+async function refresh(id) {
+  const element = document.getElementById(id);
+  if (!element || !element.dataset.src) return;
+  const response = await fetch(element.dataset.src, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const atBottom = element.scrollHeight - element.scrollTop - element.clientHeight < 40;
+  element.innerHTML = await response.text();
+  if (id === "timeline" && atBottom) element.scrollTop = element.scrollHeight;
+}
+
+function scrollDown() {
+  const timeline = document.getElementById("timeline");
+  if (timeline) timeline.scrollTop = timeline.scrollHeight;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  scrollDown();
+  const composer = document.getElementById("composer");
+  if (composer) {
+    const text = composer.querySelector("textarea");
+    text.focus();
+    text.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        composer.requestSubmit();
+      }
+    });
+  }
+  if (document.getElementById("sidebar")) {
+    const events = new EventSource("/events");
+    events.onmessage = () => {
+      refresh("timeline");
+      refresh("sidebar");
+      if (document.getElementById("sas")) window.location.reload();
+    };
+  }
+});
