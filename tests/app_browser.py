@@ -53,7 +53,7 @@ def start_app(home: Path, profile: str, server_url: str) -> AppProcess:
         [sys.executable, "-m", "vigil", "app", "--no-browser", "--profile", profile, "--server", server_url],
         env={**os.environ, "VIGIL_HOME": str(home), "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
-        stderr=open(log, "w"),  # noqa: SIM115 - the child holds it
+        stderr=open(log, "w"),  # the child holds it
         text=True,
     )
     assert process.stdout is not None
