@@ -67,12 +67,12 @@ async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEv
     users = []
     for f in facts:
         assert isinstance(f, AccountFacts)
-        adult_on = "1970-01-01" if f.age_band is AgeBand.ADULT else "2099-01-01"
+        changes_on = None if f.age_band is AgeBand.ADULT else "2099-01-01"
         users.append(
             {
                 "username": f.user,
                 "age_band": f.age_band.value,
-                "adult_on": adult_on,
+                "band_changes_on": changes_on,
                 "created_at_ms": f.created_at_ms,
             }
         )

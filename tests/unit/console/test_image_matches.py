@@ -44,9 +44,7 @@ async def _seed(settings: Settings, image: bytes) -> tuple[int, int]:
         await create_reviewer(ctx, "lena", PASSWORD, Role.LEAD, "test")
         await create_reviewer(ctx, "rita", PASSWORD, Role.REVIEWER, "test")
         async with ctx.sessions() as session, session.begin():
-            user = UserRow(
-                username="mallory", age_band=AgeBand.ADULT.value, adult_on="2000-01-01", created_at_ms=1
-            )
+            user = UserRow(username="mallory", age_band=AgeBand.ADULT.value, created_at_ms=1)
             session.add(user)
             await session.flush()
             match_id = await vouchers.open_voucher_case(

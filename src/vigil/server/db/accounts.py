@@ -41,8 +41,9 @@ class UserRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(32), unique=True)
     age_band: Mapped[str] = mapped_column(String(16))
-    # The day the account becomes an adult, so the band can be recomputed without keeping the birth date.
-    adult_on: Mapped[str] = mapped_column(String(10))
+    # The day the band next changes (a minor's 16th or 18th birthday, ISO date); None for an adult, so
+    # no adult's birth date is kept. The age-band job moves bands on (`vigil.safety.age.advance`).
+    band_changes_on: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -103,6 +104,12 @@ class UserRepository:
 
     async def all(self) -> Sequence[UserRow]:
         return (await self._session.scalars(select(UserRow))).all()
+
+    async def band_changes_due(self, today_iso: str) -> Sequence[UserRow]:
+        """Accounts whose age band changes on or before `today_iso`."""
+        return (
+            await self._session.scalars(select(UserRow).where(UserRow.band_changes_on <= today_iso))
+        ).all()
 
     async def add(self, row: UserRow) -> UserRow:
         self._session.add(row)

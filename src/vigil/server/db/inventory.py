@@ -56,8 +56,8 @@ INVENTORY: tuple[TableInventory, ...] = (
             "id": _ID,
             "username": "addressing: other accounts find and message the account by it",
             "age_band": "minors' protective defaults and contact policy (`safety.policy`)",
-            "adult_on": "the day a minor becomes an adult (minors' defaults end); for adults it is the "
-            "18th birthday, i.e. the birth date (issue 16: to be replaced by the band's change date)",
+            "band_changes_on": "the day the band next changes (a minor's 16th or 18th birthday; the "
+            "age-band job moves the band on); empty for adults, so no adult's birth date is kept",
             "created_at_ms": "risk scoring (new-account feature), reviewers' account facts",
         },
     ),

@@ -21,11 +21,12 @@ from vigil.protocol.wire import (
     DeviceKeys,
     RegisterAccountRequest,
 )
+from vigil.safety.age import advance, band_and_next_change
 from vigil.safety.policy import Standing
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import DeviceRepository, DeviceRow, UserRepository, UserRow
 
-__all__ = ["AuthenticatedDevice", "add_device", "authenticate", "register_account"]
+__all__ = ["AuthenticatedDevice", "add_device", "authenticate", "move_age_bands", "register_account"]
 
 MAX_DEVICES_PER_USER = 16
 
@@ -42,13 +43,6 @@ def _new_credential() -> tuple[str, str, bytes]:
     device_id = secrets.token_hex(8)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     return device_id, f"{device_id}.{secret}", hashlib.sha256(secret.encode()).digest()
-
-
-def _adult_on(birth_date: dt.date) -> dt.date:
-    try:
-        return birth_date.replace(year=birth_date.year + 18)
-    except ValueError:  # born on 29 February
-        return dt.date(birth_date.year + 18, 3, 1)
 
 
 def _device_row(user_id: int, keys: DeviceKeys, now_ms: int) -> tuple[DeviceRow, str]:
@@ -73,10 +67,10 @@ async def register_account(ctx: ServerContext, request: RegisterAccountRequest) 
     date in the future, ConflictError if the username is taken.
     """
     now_ms = ctx.clock_ms()
-    today = dt.datetime.fromtimestamp(now_ms / 1000, tz=dt.UTC).date()
+    today = _today(ctx, now_ms)
     if request.birth_date > today:
         raise PolicyViolation("birth date is in the future")
-    band = AgeBand.from_birth_date(request.birth_date, today)
+    band, changes_on = band_and_next_change(request.birth_date, today)
     if band is AgeBand.UNDER_13:
         raise PolicyViolation("Vigil accounts need to be at least 13 years old")
     async with ctx.sessions() as session, session.begin():
@@ -88,7 +82,7 @@ async def register_account(ctx: ServerContext, request: RegisterAccountRequest) 
                 UserRow(
                     username=request.username,
                     age_band=band.value,
-                    adult_on=_adult_on(request.birth_date).isoformat(),
+                    band_changes_on=None if changes_on is None else changes_on.isoformat(),
                     created_at_ms=now_ms,
                 )
             )
@@ -136,6 +130,28 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
         device, user, standing = found
         if standing is not None and Standing(standing) is Standing.SUSPENDED:
             raise PolicyViolation("this account is suspended")
-        return AuthenticatedDevice(
-            user.id, UserId(user.username), DeviceId(device.id), AgeBand(user.age_band)
-        )
+        # The band as of today, even before the age-band job has moved the stored one on.
+        band, _ = advance(AgeBand(user.age_band), _date_or_none(user.band_changes_on), _today(ctx))
+        return AuthenticatedDevice(user.id, UserId(user.username), DeviceId(device.id), band)
+
+
+def _today(ctx: ServerContext, now_ms: int | None = None) -> dt.date:
+    now = ctx.clock_ms() if now_ms is None else now_ms
+    return dt.datetime.fromtimestamp(now / 1000, tz=dt.UTC).date()
+
+
+def _date_or_none(value: str | None) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(value)
+
+
+async def move_age_bands(ctx: ServerContext, now_ms: int) -> int:
+    """The age-band job: moves on the band of every account whose change date has come (a 13-15 turns
+    16, a 16-17 becomes an adult on their 18th birthday and keeps no date); returns how many moved."""
+    today = _today(ctx, now_ms)
+    async with ctx.sessions() as session, session.begin():
+        due = await UserRepository(session).band_changes_due(today.isoformat())
+        for user in due:
+            band, changes_on = advance(AgeBand(user.age_band), _date_or_none(user.band_changes_on), today)
+            user.age_band = band.value
+            user.band_changes_on = None if changes_on is None else changes_on.isoformat()
+        return len(due)

@@ -17,6 +17,8 @@ What each sweep deletes:
                             the encrypted copy in its image-match case)
   reports                   reports past VIGIL_REPORT_RETENTION_DAYS (`reports.sweep_expired_reports`)
   blobs                     attachments past VIGIL_BLOB_TTL_SECONDS (`blobs.sweep_expired_blobs`)
+and the age-band job (`accounts.move_age_bands`): minors' bands move on on their birthdays (its count is
+accounts moved, not rows deleted).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 
 from vigil.server.context import ServerContext
 from vigil.server.db.retention import RetentionRepository
-from vigil.server.services import blobs, contacts, metadata, reports
+from vigil.server.services import accounts, blobs, contacts, metadata, reports
 
 __all__ = ["SWEEPS", "Sweep", "run_sweep", "start_sweeps", "sweep_forever"]
 
@@ -105,6 +107,8 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("vouchers", sweep_vouchers),
     Sweep("reports", sweep_reports),
     Sweep("blobs", sweep_blobs),
+    # Not a deletion but the same kind of job: bands move on by date, so no birth date needs keeping.
+    Sweep("age_bands", accounts.move_age_bands),
 )
 
 

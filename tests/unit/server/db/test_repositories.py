@@ -45,10 +45,7 @@ async def session(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 async def _users(session: AsyncSession, *names: str) -> list[UserRow]:
     users = UserRepository(session)
-    return [
-        await users.add(UserRow(username=n, age_band="adult", adult_on="2000-01-01", created_at_ms=T0))
-        for n in names
-    ]
+    return [await users.add(UserRow(username=n, age_band="adult", created_at_ms=T0)) for n in names]
 
 
 async def _request(

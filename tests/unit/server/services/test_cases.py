@@ -29,9 +29,7 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ServerContext]:
 
 async def _user(ctx: ServerContext, name: str) -> UserRow:
     async with ctx.sessions() as session, session.begin():
-        return await UserRepository(session).add(
-            UserRow(username=name, age_band="adult", adult_on="2000-01-01", created_at_ms=T0)
-        )
+        return await UserRepository(session).add(UserRow(username=name, age_band="adult", created_at_ms=T0))
 
 
 async def test_the_first_report_opens_a_case_and_later_ones_join_it(ctx: ServerContext) -> None:

@@ -32,7 +32,7 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ServerContext]:
 async def _user(ctx: ServerContext, name: str, band: AgeBand = AgeBand.ADULT) -> UserRow:
     async with ctx.sessions() as session, session.begin():
         return await UserRepository(session).add(
-            UserRow(username=name, age_band=band.value, adult_on="2000-01-01", created_at_ms=T0)
+            UserRow(username=name, age_band=band.value, created_at_ms=T0)
         )
 
 

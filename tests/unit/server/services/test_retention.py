@@ -52,10 +52,7 @@ async def _count(ctx: ServerContext, model: type[Base]) -> int:
 
 async def _users(ctx: ServerContext) -> tuple[int, int]:
     async with ctx.sessions() as session, session.begin():
-        rows = [
-            UserRow(username=name, age_band="adult", adult_on="2000-01-01", created_at_ms=T0)
-            for name in ("alice", "bob")
-        ]
+        rows = [UserRow(username=name, age_band="adult", created_at_ms=T0) for name in ("alice", "bob")]
         session.add_all(rows)
         await session.flush()
         return rows[0].id, rows[1].id
