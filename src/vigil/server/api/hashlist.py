@@ -54,7 +54,7 @@ async def put_profile_photo(request: Request, ctx: Context, device: AuthDevice) 
 
 @router.get("/v1/users/{username}/photo")
 async def get_profile_photo(
-    username: Annotated[str, Path(pattern=r"^[a-z0-9_]{3,32}$")], ctx: Context, _device: AuthDevice
+    username: Annotated[str, Path(pattern=r"^[a-z0-9_]{3,32}$")], ctx: Context, device: AuthDevice
 ) -> Response:
-    data, mime = await vouchers.profile_photo(ctx, username)
+    data, mime = await vouchers.profile_photo(ctx, device, username)
     return Response(content=data, media_type=mime)

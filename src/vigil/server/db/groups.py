@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from vigil.server.db.accounts import DeviceRow, UserRow
 from vigil.server.db.base import Base
@@ -130,6 +130,17 @@ class GroupRepository:
         for username, joined, left in rows.all():
             periods.setdefault(username, []).append((joined, left))
         return periods
+
+    async def share_a_group(self, a: int, b: int) -> bool:
+        """Whether the two accounts are members of at least one common group now."""
+        other = aliased(GroupMemberRow)
+        found = await self._session.scalar(
+            select(GroupMemberRow.group_id)
+            .join(other, other.group_id == GroupMemberRow.group_id)
+            .where(GroupMemberRow.user_id == a, other.user_id == b)
+            .limit(1)
+        )
+        return found is not None
 
     async def groups_of(self, user_id: int) -> Sequence[tuple[str, str, int]]:
         """(group id, the user's role, member count) for every group the user is in."""

@@ -407,7 +407,7 @@ INVENTORY: tuple[TableInventory, ...] = (
         "profile_photos",
         "an account's profile photo (matched against the hash list at upload)",
         "until replaced",
-        "any signed-in account (issue 16: to be limited to connections and co-members)",
+        "the account, its connections and its groups' co-members (unless blocked); never strangers",
         {
             "user_id": "whose photo",
             "data": "the photo (not end-to-end encrypted: it is shown to connections)",

@@ -34,6 +34,8 @@ from vigil.protocol.vouchers import (
 from vigil.safety.hashing.pdq import LowQualityImageError, PdqHash, hash_image
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository
+from vigil.server.db.contacts import BlockRepository, ContactRepository
+from vigil.server.db.groups import GroupRepository
 from vigil.server.db.hashlists import (
     HashListRepository,
     ImageMatchCaseRow,
@@ -315,8 +317,9 @@ async def case_image(ctx: ServerContext, case_id: int, keys: VoucherKeyPair) -> 
 
 
 async def set_profile_photo(ctx: ServerContext, by: AuthenticatedDevice, data: bytes, mime: str) -> None:
-    """Sets the account's (public) profile photo after matching it against the enabled banks.
-    Raises ValidationError (not an image), PolicyViolation (a known image: refused, and a case opened)."""
+    """Sets the account's profile photo (shown to its connections and co-members only) after matching
+    it against the enabled banks. Raises ValidationError (not an image), PolicyViolation (a known image:
+    refused, and a case opened)."""
     if not data:
         raise ValidationError("the photo is empty")
     hashed = hash_image(data)  # UndecodableImageError is a ValidationError
@@ -355,14 +358,28 @@ async def set_profile_photo(ctx: ServerContext, by: AuthenticatedDevice, data: b
         )
 
 
-async def profile_photo(ctx: ServerContext, username: str) -> tuple[bytes, str]:
-    """Raises NotFoundError."""
+async def profile_photo(ctx: ServerContext, by: AuthenticatedDevice, username: str) -> tuple[bytes, str]:
+    """The account's photo, for the account itself, its connections and its groups' co-members, unless
+    the owner blocked the caller. Raises NotFoundError for anyone else, exactly as for an account with no
+    photo (a stranger learns neither the photo nor whether there is one)."""
     async with ctx.sessions() as session:
         user = await UserRepository(session).by_username(username)
-        row = None if user is None else await VoucherRepository(session).profile_photo(user.id)
+        row = None
+        if user is not None and await _may_see_photo(session, by.user_id, user.id):
+            row = await VoucherRepository(session).profile_photo(user.id)
         if row is None:
             raise NotFoundError("no profile photo")
         return row.data, row.mime
+
+
+async def _may_see_photo(session: AsyncSession, viewer: int, owner: int) -> bool:
+    if viewer == owner:
+        return True
+    if await BlockRepository(session).exists(owner, viewer):
+        return False
+    return await ContactRepository(session).connected(viewer, owner) or await GroupRepository(
+        session
+    ).share_a_group(viewer, owner)
 
 
 async def image_matches_for(
