@@ -142,6 +142,22 @@ async def test_contact_requests_reports_and_uploads_are_limited_per_account(
     await _holds_then_resets(clock, lambda: http.post("/v1/blobs", content=b"blob", headers=octets))
 
 
+async def test_message_and_account_reports_share_one_budget_per_account(
+    http: httpx.AsyncClient, clock: list[float]
+) -> None:
+    """Report abuse: one account cannot flood the queue by switching between message reports and account
+    reports; another account's budget is its own."""
+    flooder, other = await _register(http), await _register(http)
+    report = {"reason": "csam", "messages": [{"payload": {}, "commitment": b64encode(b"c" * 32)}]}
+    account_report = {"username": unique("x"), "reason": "csam", "block": False}
+    for _ in range(2):
+        assert (await http.post("/v1/reports", json=report, headers=flooder)).status_code != 429
+    assert (await http.post("/v1/contacts/report", json=account_report, headers=flooder)).status_code != 429
+    _assert_limited(await http.post("/v1/contacts/report", json=account_report, headers=flooder))
+    _assert_limited(await http.post("/v1/reports", json=report, headers=flooder))
+    assert (await http.post("/v1/reports", json=report, headers=other)).status_code != 429
+
+
 async def test_disabled_rate_limits_let_everything_through(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path,

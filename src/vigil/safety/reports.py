@@ -29,7 +29,10 @@ from vigil.protocol.reports import ReportReason
 from vigil.protocol.wire import AgeBand, InnerPayload
 
 __all__ = [
+    "BAD_FAITH_CEILING",
     "GROUP_PREFIX",
+    "UNVERIFIED_CEILING",
+    "URGENT_PRIORITY",
     "ClaimedItem",
     "GroupMembership",
     "ItemVerdict",
@@ -200,16 +203,31 @@ _BASE_PRIORITY = {
 _CHILD_SAFETY = frozenset({ReportReason.CSAM, ReportReason.GROOMING, ReportReason.SEXTORTION})
 
 
-def priority_for(reason: ReportReason, verified: bool, reporter_band: AgeBand) -> int:
-    """0-100. Child-safety reasons from a minor are urgent; verified evidence ranks above a bare claim."""
+URGENT_PRIORITY = 90
+UNVERIFIED_CEILING = URGENT_PRIORITY - 1
+"""A claim nothing verified ranks at most "high": only verified evidence (or a reviewer) makes a case
+urgent, so a false report cannot jump the queue on its own."""
+BAD_FAITH_CEILING = 30
+"""Where an unverified claim ranks when its reporter was marked as reporting in bad faith: "low", still
+in the queue."""
+
+
+def priority_for(
+    reason: ReportReason, verified: bool, reporter_band: AgeBand, *, bad_faith_reporter: bool = False
+) -> int:
+    """0-100. Child-safety reasons from a minor rank first; verified evidence ranks above a bare claim, and
+    a bare claim never reaches "urgent" (`UNVERIFIED_CEILING`). A claim by a reporter a reviewer marked as
+    acting in bad faith ranks "low" (`BAD_FAITH_CEILING`); verified evidence from them keeps its rank."""
     score = _BASE_PRIORITY[reason] + (10 if verified else 0)
     if reporter_band.is_minor and reason in _CHILD_SAFETY:
         score += 25
+    if not verified:
+        score = min(score, BAD_FAITH_CEILING if bad_faith_reporter else UNVERIFIED_CEILING)
     return min(score, 100)
 
 
 def priority_label(priority: int) -> str:
-    if priority >= 90:
+    if priority >= URGENT_PRIORITY:
         return "urgent"
     if priority >= 70:
         return "high"

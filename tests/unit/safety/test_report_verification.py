@@ -11,6 +11,8 @@ from vigil.protocol.franking import FrankingContext, commit, new_franking_key, s
 from vigil.protocol.reports import ReportReason
 from vigil.protocol.wire import AgeBand, AttachmentDescriptor, InnerPayload, MessageKind
 from vigil.safety.reports import (
+    BAD_FAITH_CEILING,
+    UNVERIFIED_CEILING,
     ClaimedItem,
     GroupMembership,
     StoredMessage,
@@ -155,6 +157,35 @@ def test_malformed_payload_is_a_claim_not_an_error() -> None:
     broken = ClaimedItem({"body": "hi"}, claimed.commitment, claimed.franking_tag, claimed.server_ts_ms, None)
     verdict = verify_item(KEY, "bob", broken, stored)
     assert not verdict.verified and verdict.payload is None
+
+
+@pytest.mark.parametrize("reason", list(ReportReason))
+@pytest.mark.parametrize("band", list(AgeBand))
+def test_an_unverified_claim_is_never_urgent_on_its_own(reason: ReportReason, band: AgeBand) -> None:
+    claim = priority_for(reason, False, band)
+    assert claim <= UNVERIFIED_CEILING and priority_label(claim) != "urgent"
+    assert priority_for(reason, True, band) >= claim  # verification never lowers a rank
+
+
+def test_verified_child_safety_evidence_is_urgent_and_a_minors_claim_still_ranks_high() -> None:
+    assert priority_label(priority_for(ReportReason.CSAM, True, AgeBand.ADULT)) == "urgent"
+    assert priority_label(priority_for(ReportReason.GROOMING, True, AgeBand.TEEN_13_15)) == "urgent"
+    assert priority_label(priority_for(ReportReason.CSAM, False, AgeBand.ADULT)) == "high"
+    assert priority_label(priority_for(ReportReason.GROOMING, False, AgeBand.TEEN_13_15)) == "high"
+
+
+@pytest.mark.parametrize("reason", list(ReportReason))
+def test_a_bad_faith_reporters_claims_rank_low_and_their_verified_evidence_keeps_its_rank(
+    reason: ReportReason,
+) -> None:
+    for band in (AgeBand.ADULT, AgeBand.TEEN_13_15):
+        claim = priority_for(reason, False, band, bad_faith_reporter=True)
+        assert claim <= BAD_FAITH_CEILING and priority_label(claim) == "low"
+        assert claim <= priority_for(reason, False, band)
+        assert priority_for(reason, True, band, bad_faith_reporter=True) == priority_for(reason, True, band)
+    assert priority_for(ReportReason.CSAM, False, AgeBand.ADULT, bad_faith_reporter=True) < priority_for(
+        ReportReason.CSAM, False, AgeBand.ADULT
+    )
 
 
 def test_priority_puts_a_minor_reporting_grooming_first() -> None:

@@ -1,15 +1,18 @@
-"""A case page and what reviewers do on it: actions, notes, assignment, reopening."""
+"""A case page and what reviewers do on it: actions, notes, assignment, reopening, and marking a reporter
+as acting in bad faith (leads clear the mark)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 
 from vigil.console.auth import Role, list_reviewers
 from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
 from vigil.console.pages import age, redirect, render
 from vigil.console.routes.image_matches import match_key
 from vigil.protocol.ids import CaseId
-from vigil.server.services import cases, vouchers
+from vigil.server.services import cases, reporters, vouchers
 from vigil.server.services.cases import CaseAction
 
 __all__ = ["router"]
@@ -23,6 +26,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
     reviewers = await list_reviewers(ctx)
     names = {r.id: r.username for r, _d, _l in reviewers}
     matches = await vouchers.image_matches_for(ctx, me.reviewer.actor, case_id, detail.case.subject)
+    bad_faith = await reporters.marked_reporters(ctx, {r.reporter for r in detail.reports})
     return render(
         request,
         "case.html",
@@ -34,6 +38,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         assignable=[r for r, disabled, _l in reviewers if not disabled],
         actions=list(CaseAction),
         account_age=age(detail.facts.created_at_ms, ctx.clock_ms()),
+        bad_faith=bad_faith,
     )
 
 
@@ -65,4 +70,25 @@ async def case_assign(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
 @router.post("/cases/{case_id}/reopen")
 async def case_reopen(request: Request, ctx: Ctx, _form: CsrfForm, lead: Lead, case_id: CaseId) -> Response:
     await cases.reopen(ctx, lead.actor, case_id)
+    return redirect(request, f"/cases/{case_id}")
+
+
+Reporter = Annotated[str, Path(pattern=r"^[a-z0-9_]{3,32}$")]
+
+
+@router.post("/cases/{case_id}/reporters/{username}/bad-faith")
+async def reporter_bad_faith(
+    request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId, username: Reporter
+) -> Response:
+    await reporters.mark_bad_faith(
+        ctx, me.reviewer.actor, me.reviewer.id, case_id, username, field(form, "reason")
+    )
+    return redirect(request, f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/reporters/{username}/bad-faith/clear")
+async def reporter_bad_faith_clear(
+    request: Request, ctx: Ctx, _form: CsrfForm, lead: Lead, case_id: CaseId, username: Reporter
+) -> Response:
+    await reporters.clear_bad_faith(ctx, lead.actor, case_id, username)
     return redirect(request, f"/cases/{case_id}")

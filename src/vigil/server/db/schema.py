@@ -13,6 +13,7 @@ from vigil.server.db import (  # noqa: F401 - imported to register their tables
     hashlists,
     messaging,
     notices,
+    reporters,
     reviewers,
 )
 from vigil.server.db import metadata as metadata_events  # noqa: F401 - the event log and risk state

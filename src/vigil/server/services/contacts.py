@@ -34,6 +34,7 @@ from vigil.server.services import enforcement, metadata, notices
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
 from vigil.server.services.cases import file_report, open_or_join_case
+from vigil.server.services.reporters import is_bad_faith
 
 __all__ = [
     "REQUEST_TTL_MS",
@@ -238,7 +239,9 @@ async def report_account(
         reported = await _target(session, request.username)
         if reported.id == by.user_id:
             raise ValidationError("you cannot report yourself")
-        priority = priority_for(request.reason, False, by.age_band)
+        priority = priority_for(
+            request.reason, False, by.age_band, bad_faith_reporter=await is_bad_faith(session, by.user_id)
+        )
         case = await open_or_join_case(session, reported, request.reason, priority, False, now)
         report = await file_report(
             ctx,

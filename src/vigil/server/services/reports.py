@@ -41,6 +41,7 @@ from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
 from vigil.server.services.cases import file_report, open_or_join_case
 from vigil.server.services.evidence import EvidenceBox, evidence_box, item_content_context
+from vigil.server.services.reporters import is_bad_faith
 
 __all__ = [
     "block_user",
@@ -164,7 +165,12 @@ async def submit_report(
             raise NotFoundError(f"no user named {reported_name}")
         pair = {by.username, reported.username}
         verdicts = [primary] + [_outside_conversation(v, primary, pair) for v in verdicts[1:]]
-        priority = priority_for(request.reason, primary.verified, by.age_band)
+        priority = priority_for(
+            request.reason,
+            primary.verified,
+            by.age_band,
+            bad_faith_reporter=await is_bad_faith(session, by.user_id),
+        )
         case = await open_or_join_case(session, reported, request.reason, priority, primary.verified, now_ms)
         report = await file_report(
             ctx,
