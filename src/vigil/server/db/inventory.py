@@ -102,6 +102,19 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "bad_faith_reporters",
+        "an account a reviewer marked as reporting in bad faith (no row: not marked)",
+        "until a lead clears it; with the account (the audit log keeps marks and clears)",
+        "server (report priority); reviewers",
+        {
+            "user_id": "which account",
+            "marked_by_reviewer_id": "who marked it (also in the audit log)",
+            "case_id": "the case the mark was made from",
+            "reason": "the reviewer's reason, shown to reviewers",
+            "created_at_ms": "when it was marked",
+        },
+    ),
+    TableInventory(
         "account_actions",
         "one enforcement action on an account",
         "with the account; kept while a case of the account is open or held",
