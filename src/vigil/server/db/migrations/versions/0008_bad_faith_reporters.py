@@ -1,7 +1,7 @@
 """reporters marked as reporting in bad faith
 
-Revision ID: 0007_bad_faith_reporters
-Revises: 0006_group_membership_periods
+Revision ID: 0008_bad_faith_reporters
+Revises: 0007_age_band_change_date
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_bad_faith_reporters"
-down_revision = "0006_group_membership_periods"
+revision = "0008_bad_faith_reporters"
+down_revision = "0007_age_band_change_date"
 branch_labels = None
 depends_on = None
 
