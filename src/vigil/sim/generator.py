@@ -4,7 +4,11 @@ The generator only ever emits `vigil.safety.behavior.events` through an `EventSi
 later be replayed through the real server (which would emit the same events itself). Each simulated day's
 events are generated, sorted and emitted before the next day starts; events that fall on a later day
 (answers to requests, expiries) wait in a per-day queue. Protective actions feed back through
-`Enforcement`: a restricted adult's new contact with minors is refused, as the server would refuse it.
+`Enforcement`: a restricted adult's contact with minors is refused, as the server would refuse it.
+
+Every harmful act is also logged as an `Incident` (ground truth for `vigil.sim.score`). When a restricted
+account goes on trying, the generator keeps drawing what it would have done with the same probabilities,
+but emits none of its events (the server would refuse them) and logs the incidents as *prevented*.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from vigil.safety.behavior.events import (
     EventSink,
     GroupCreated,
     GroupId,
+    GroupJoined,
     GroupMemberAdded,
     MessageKind,
     MessageSent,
@@ -34,7 +39,8 @@ from vigil.safety.behavior.events import (
     RequestOutcome,
 )
 from vigil.safety.behavior.features import DAY_MS, HOUR_MS
-from vigil.sim.population import Population, Role
+from vigil.sim.incidents import Incident, IncidentType
+from vigil.sim.population import GroomerStyle, Population, Role
 from vigil.sim.scenario import Scenario
 
 __all__ = ["Enforcement", "EventGenerator", "NoEnforcement"]
@@ -48,6 +54,7 @@ _BUCKET_BY_CODE = (0, 4, 5)
 _TEXT = MessageKind.TEXT
 _IMAGE = MessageKind.IMAGE
 IntArray = npt.NDArray[np.int64]
+_BENIGN_ADULT_ROLES = frozenset({Role.ADULT, Role.PARENT, Role.RELATIVE, Role.COACH})
 
 
 class Enforcement(Protocol):
@@ -62,12 +69,44 @@ class NoEnforcement:
 
 
 class _Victim:
-    __slots__ = ("accepted_at", "blocked", "kid")
+    __slots__ = ("accepted_at", "blocked", "escalate_at", "escalated", "kid")
 
-    def __init__(self, kid: int, accepted_at: int) -> None:
+    def __init__(self, kid: int, accepted_at: int, escalate_at: int) -> None:
         self.kid = kid
         self.accepted_at = accepted_at
+        self.escalate_at = escalate_at
+        self.escalated = False
         self.blocked = False
+
+
+class _GroomerPlan:
+    """One groomer's habits, drawn from its style."""
+
+    __slots__ = (
+        "escalation_days",
+        "group",
+        "joined_at",
+        "messages_per_day",
+        "night_share",
+        "style",
+        "targets",
+    )
+
+    def __init__(
+        self,
+        style: GroomerStyle,
+        targets: float,
+        messages_per_day: float,
+        night_share: float,
+        escalation_days: tuple[int, int],
+    ) -> None:
+        self.style = style
+        self.targets = targets
+        self.messages_per_day = messages_per_day
+        self.night_share = night_share
+        self.escalation_days = escalation_days
+        self.group = -1  # interest group index for the group-first path
+        self.joined_at = -1
 
 
 class EventGenerator:
@@ -87,7 +126,8 @@ class EventGenerator:
         self.start = sc.start_ms
         self.end = sc.start_ms + sc.days * DAY_MS
         n = len(pop.roles)
-        self.harm_start: dict[int, int] = {}
+        self.harm_start: dict[int, int] = {}  # first contact request to a minor
+        self.engaged: dict[int, int] = {}  # first time a minor accepted its contact
         self._pending: dict[int, list[MetadataEvent]] = {}
         self._today: list[MetadataEvent] = []
         self._day_end = 0
@@ -114,29 +154,80 @@ class EventGenerator:
         self.off = np.concatenate(([0], np.cumsum(self.deg)[:-1])).astype(np.int64)
 
         rate = np.where(self.is_minor, sc.minors.messages_per_day, sc.adults.messages_per_day)
-        rate[[i for i, r in enumerate(pop.roles) if r is Role.SEXTORTION]] = 0.0
+        rate[
+            [i for i, r in enumerate(pop.roles) if r is Role.SEXTORTION and i not in pop.aged_sextortion]
+        ] = 0.0
         self.rate = rate
-        self.night = np.where(self.is_minor, sc.minors.night_share, sc.adults.night_share)
+        ad = sc.adults
+        # Habits overlap: some benign adults are night owls or send many pictures, as groomers do.
+        owl = (~self.is_minor) & (rng.random(n) < ad.night_owl_share)
+        heavy = (~self.is_minor) & (rng.random(n) < ad.heavy_media_share)
+        self.night = np.where(
+            self.is_minor, sc.minors.night_share, np.where(owl, ad.night_owl_night_share, ad.night_share)
+        )
         self.night[coach] = sc.coaches.night_share
-        self.media = np.where(self.is_minor, sc.minors.media_share, sc.adults.media_share)
+        self.media = np.where(
+            self.is_minor, sc.minors.media_share, np.where(heavy, ad.heavy_media_media_share, ad.media_share)
+        )
         self.media[coach] = sc.coaches.media_share
         pc = np.array(pop.parent_child, dtype=np.int64).reshape(-1, 2)
         self.pc_parent, self.pc_child = pc[:, 0], pc[:, 1]
 
         # Groups: (id, members, messages per day, media share, first sender weight for the creator).
         self.groups: list[tuple[GroupId, list[int], float, float]] = []
-        self.groomers = [i for i, r in enumerate(pop.roles) if r is Role.GROOMER]
+        self.ring_groups: set[GroupId] = set()
+        self.interest_group_ids: list[GroupId] = []
+        gb = sc.groomers
+        self.plans: dict[int, _GroomerPlan] = {}
+        for g, style in pop.groomer_style.items():
+            match style:
+                case GroomerStyle.PATIENT:
+                    plan = _GroomerPlan(
+                        style,
+                        gb.new_targets_per_week / 4,
+                        gb.messages_per_victim_per_day / 3,
+                        ad.night_share * 2,
+                        gb.patient_escalation_days,
+                    )
+                case GroomerStyle.GROUP_FIRST:
+                    plan = _GroomerPlan(
+                        style,
+                        gb.new_targets_per_week / 2,
+                        gb.messages_per_victim_per_day / 2,
+                        (gb.night_share + ad.night_share) / 2,
+                        gb.escalation_days,
+                    )
+                    plan.group = pop.group_first_group.get(g, -1)
+                case GroomerStyle.ESCALATING | GroomerStyle.COLD:
+                    plan = _GroomerPlan(
+                        style,
+                        gb.new_targets_per_week,
+                        gb.messages_per_victim_per_day,
+                        gb.night_share,
+                        gb.escalation_days,
+                    )
+            self.plans[g] = plan
+        self.groomers = sorted(self.plans)
         self.groomer_victims: dict[int, list[_Victim]] = {g: [] for g in self.groomers}
         self.contacted: dict[int, set[int]] = {}
         self.sextortion: dict[int, tuple[int, int]] = {}
         self.created = pop.created_ms.copy()
+        self.modified = pop.modified_client
+        self.activated: set[int] = set()
+        self.incidents: list[Incident] = []
+        self.prevented_requests: dict[int, int] = {}  # account -> contact requests to minors refused
+        self._suppress = False
         sx = sc.sextortion
         for i, role in enumerate(pop.roles):
-            if role is Role.SEXTORTION:
+            if role is Role.SEXTORTION and i not in pop.replaces:
                 first = int(rng.integers(0, sc.days))
                 length = int(rng.integers(sx.active_days[0], sx.active_days[1], endpoint=True))
                 self.sextortion[i] = (first, first + length)
-                age = int(rng.integers(sx.account_age_days[0], sx.account_age_days[1], endpoint=True))
+                if i in pop.aged_sextortion:
+                    lo, hi = sx.aged_account_age_days
+                else:
+                    lo, hi = sx.account_age_days
+                age = int(rng.integers(lo, hi, endpoint=True))
                 self.created[i] = self.start + first * DAY_MS - age * DAY_MS - int(rng.integers(0, DAY_MS))
         self._team_joins: list[tuple[int, int]] = []
 
@@ -146,7 +237,47 @@ class EventGenerator:
             AccountFacts(self.ids[i], self.pop.bands[i], int(self.created[i])) for i in range(len(self.ids))
         ]
 
+    def _log(
+        self,
+        kind: IncidentType,
+        at: int,
+        offender: int,
+        victim: int | None,
+        *,
+        image: bool,
+        hash_matchable: bool = False,
+        sender: int | None = None,
+        group: GroupId | None = None,
+    ) -> None:
+        if at >= self.end:
+            return
+        self.incidents.append(
+            Incident(
+                kind,
+                at,
+                self.ids[offender],
+                None if victim is None else self.ids[victim],
+                group,
+                image,
+                hash_matchable,
+                (offender if sender is None else sender) in self.modified,
+                self._suppress,
+            )
+        )
+
+    def _active(self, who: int, at: int) -> bool:
+        """A dormant replacement account comes into use once it exists and its original is restricted."""
+        original = self.pop.replaces.get(who)
+        if original is None or who in self.activated:
+            return True
+        if self.created[who] <= at and not self.enforcement.may_contact_minors(original):
+            self.activated.add(who)
+            return True
+        return False
+
     def _push(self, ev: MetadataEvent) -> None:
+        if self._suppress:
+            return  # a restricted account's contact with minors: refused, never recorded
         at = ev.at_ms
         if at < self._day_end:
             self._today.append(ev)
@@ -206,23 +337,43 @@ class EventGenerator:
 
     # -------------------------------------------------------------------------------------- history
     def emit_history(self) -> int:
-        """Pre-existing ties and groups, dated before day 0. Returns the number of events emitted."""
+        """Pre-existing ties and groups, dated before day 0, and the ties of accounts that join during the
+        run (dated just after they join). Returns the number of events emitted before day 0."""
         rng, pop = self.rng, self.pop
         lo_all = self.start - self.sc.history_days * DAY_MS
         self._day_end = self.start
+        created = self.created
         for a, b in pop.edges:
-            lo = max(lo_all, int(self.created[a]), int(self.created[b]))
+            joined = max(int(created[a]), int(created[b]))
+            if joined >= self.start:
+                # A new account's ties form over its first two days (the server would see them as new).
+                t = joined + int(rng.integers(10 * MIN_MS, 2 * DAY_MS))
+                self._request(t, a, b, RequestOutcome.ACCEPTED, t + int(rng.integers(MIN_MS, 6 * HOUR_MS)))
+                continue
+            lo = max(lo_all, joined)
             t = int(rng.integers(lo, self.start - HOUR_MS))
             self._request(
                 t, a, b, RequestOutcome.ACCEPTED, min(t + int(rng.integers(MIN_MS, HOUR_MS)), self.start - 1)
             )
 
-        def group(gid: GroupId, creator: int, members: Sequence[int], rate: float, media: float) -> None:
-            t = int(rng.integers(lo_all, self.start - 2 * HOUR_MS))
+        def group(
+            gid: GroupId,
+            creator: int,
+            members: Sequence[int],
+            rate: float,
+            media: float,
+            by_link: bool = False,
+        ) -> None:
+            t = max(int(rng.integers(lo_all, self.start - 2 * HOUR_MS)), int(created[creator]) + HOUR_MS)
             self._push(GroupCreated(t, self.ids[creator], gid))
             for m in members:
-                if m != creator:
-                    self._push(GroupMemberAdded(t + MIN_MS, self.ids[creator], self.ids[m], gid))
+                if m == creator:
+                    continue
+                at = max(t + MIN_MS, int(created[m]) + DAY_MS)
+                if by_link:
+                    self._push(GroupJoined(at, self.ids[m], gid))
+                else:
+                    self._push(GroupMemberAdded(at, self.ids[creator], self.ids[m], gid))
             self.groups.append((gid, list(members), rate, media))
 
         for j, (creator, members) in enumerate(pop.class_groups):
@@ -239,7 +390,23 @@ class EventGenerator:
             )
         for j, ring in enumerate(pop.rings):
             rate = self.sc.rings.images_per_member_per_day * len(ring)
-            group(GroupId(f"g-ring-{j}"), ring[0], ring, rate, 1.0)
+            gid = GroupId(f"g-ring-{j}")
+            self.ring_groups.add(gid)
+            group(gid, ring[0], ring, rate, 1.0)
+        gs = self.sc.groups
+        for j, members in enumerate(pop.interest_groups):
+            gid = GroupId(f"g-interest-{j}")
+            self.interest_group_ids.append(gid)
+            group(gid, members[0], members, gs.interest_messages_per_day, 0.15, by_link=True)
+        for j, members in enumerate(pop.adult_groups):
+            group(
+                GroupId(f"g-hobby-{j}"),
+                members[0],
+                members,
+                gs.adult_group_messages_per_day,
+                0.15,
+                by_link=True,
+            )
         return self._flush()
 
     # ------------------------------------------------------------------------------------------ days
@@ -267,12 +434,12 @@ class EventGenerator:
         pick = (rng.random(len(senders)) * self.deg[senders]).astype(np.int64)
         recipients = self.adj[self.off[senders] + pick]
         n = len(senders)
-        self._messages(
-            self._times(n, base, self.night[senders]),
-            senders,
-            recipients,
-            self._kinds(n, self.media[senders]),
-        )
+        times = self._times(n, base, self.night[senders])
+        kinds = self._kinds(n, self.media[senders])
+        # Accounts that join during the run only write (and are written to) once they exist and are tied.
+        ready = self.created + 3 * DAY_MS
+        live = (ready[senders] <= times) & (ready[recipients] <= times)
+        self._messages(times[live], senders[live], recipients[live], kinds[live])
         # Parents and children write to each other on top of the general chatter.
         rate = self.sc.families.messages_to_child_per_day
         for a, b, r in ((self.pc_parent, self.pc_child, rate), (self.pc_child, self.pc_parent, 0.8 * rate)):
@@ -289,8 +456,23 @@ class EventGenerator:
             times = self._times(n, base, 0.08).tolist()
             kinds = self._kinds(n, media).tolist()
             who = rng.integers(0, len(members), size=n).tolist()
+            ring = gid in self.ring_groups
+            known = self.sc.rings.known_image_share
             for t, k, w in zip(times, kinds, who, strict=True):
-                self._push(MessageSent(t, ids[members[w]], None, gid, _BUCKET_BY_CODE[k], _KIND_BY_CODE[k]))
+                sender = members[w]
+                if self.created[sender] + DAY_MS > t:
+                    continue
+                self._push(MessageSent(t, ids[sender], None, gid, _BUCKET_BY_CODE[k], _KIND_BY_CODE[k]))
+                if ring and k == 1:
+                    self._log(
+                        IncidentType.RING_DISTRIBUTION,
+                        t,
+                        sender,
+                        None,
+                        image=True,
+                        hash_matchable=bool(rng.random() < known),
+                        group=gid,
+                    )
 
     def _benign_new_ties(self, base: int) -> None:
         rng, ad = self.rng, self.sc.adults
@@ -317,6 +499,35 @@ class EventGenerator:
                     for j in range(int(rng.poisson(3))):
                         self._dm(ta + (j + 1) * 7 * MIN_MS, s, r)
                         self._dm(ta + (j + 1) * 7 * MIN_MS + MIN_MS, r, s)
+        # Benign adults reaching a minor they know through a friend (a neighbour's or godchild's account):
+        # through the child's parent, so they share a contact, and mostly accepted.
+        k = int(rng.binomial(len(self.adults), min(1.0, ad.new_minor_contacts_per_week / 7)))
+        for a, t in zip(
+            rng.choice(self.adults, size=k).tolist(), self._times(k, base, 0.05).tolist(), strict=True
+        ):
+            if self.pop.roles[a] not in _BENIGN_ADULT_ROLES or not self.deg[a] or self.created[a] > t:
+                continue
+            friends = self.adj[self.off[a] : self.off[a] + self.deg[a]].tolist()
+            kids = [kid for f in friends for kid in self.pop.children_of.get(f, []) if kid != a]
+            if not kids:
+                continue
+            kid = kids[int(rng.integers(len(kids)))]
+            outcome = self._outcome(0.85, 0.05)
+            ta = t + self._answer_delay(outcome)
+            self._request(t, a, kid, outcome, ta)
+            if outcome is RequestOutcome.ACCEPTED:
+                for j in range(int(rng.poisson(2))):
+                    self._dm(ta + (j + 1) * 11 * MIN_MS, a, kid)
+                    self._dm(ta + (j + 1) * 11 * MIN_MS + 2 * MIN_MS, kid, a)
+        # Adults join interest groups (with minors in them) by link during the run.
+        gs = self.sc.groups
+        if self.interest_group_ids:
+            k = int(rng.binomial(len(self.adults), min(1.0, gs.joins_per_week / 7)))
+            for a, t in zip(
+                rng.choice(self.adults, size=k).tolist(), self._times(k, base, 0.05).tolist(), strict=True
+            ):
+                if self.pop.roles[a] in _BENIGN_ADULT_ROLES and self.created[a] <= t:
+                    self._join_interest_group(a, int(rng.integers(len(self.interest_group_ids))), t)
         # Ordinary friction: someone blocks a contact now and then.
         everyone = np.concatenate((self.minors, self.adults))
         k = int(rng.binomial(len(everyone), min(1.0, ad.block_prob_per_week / 7)))
@@ -326,6 +537,22 @@ class EventGenerator:
             if self.deg[s]:
                 r = int(self.adj[self.off[s] + int(rng.integers(self.deg[s]))])
                 self._block(t, s, r, ReportReason.HARASSMENT if rng.random() < 0.2 else None)
+
+    def _join_interest_group(self, who: int, index: int, at: int) -> None:
+        gid = self.interest_group_ids[index]
+        for group_id, members, _rate, _media in self.groups:
+            if group_id == gid:
+                if who not in members:
+                    members.append(who)
+                    self._push(GroupJoined(at, self.ids[who], gid))
+                return
+
+    def _interest_minors(self, index: int) -> list[int]:
+        gid = self.interest_group_ids[index]
+        for group_id, members, _rate, _media in self.groups:
+            if group_id == gid:
+                return [m for m in members if self.is_minor[m]]
+        return []
 
     def _coaches(self, base: int) -> None:
         rng, co, pop = self.rng, self.sc.coaches, self.pop
@@ -371,48 +598,98 @@ class EventGenerator:
         return int(rng.choice(pool)) if len(pool) else None
 
     def _groomers(self, base: int) -> None:
-        rng, gb = self.rng, self.sc.groomers
+        gb = self.sc.groomers
         day_end = base + DAY_MS
+        day = (base - self.start) // DAY_MS
+        if not len(self.minors):
+            return
         for g in self.groomers:
-            if not self.enforcement.may_contact_minors(g) or not len(self.minors):
+            if not self._active(g, day_end):
                 continue
-            victims = self.groomer_victims[g]
-            contacted = self.contacted.setdefault(g, set())
-            for t in self._times(
-                int(rng.poisson(gb.new_targets_per_week / 7)), base, gb.night_share
-            ).tolist():
-                kid = self._groomer_target(victims)
-                if kid in contacted:
-                    continue
-                contacted.add(kid)
+            plan = self.plans[g]
+            # A restricted account goes on trying; none of it reaches the server (or a minor).
+            self._suppress = not self.enforcement.may_contact_minors(g)
+            try:
+                self._groom(g, plan, base, day, day_end, gb.accept_prob)
+            finally:
+                self._suppress = False
+
+    def _groom(self, g: int, plan: _GroomerPlan, base: int, day: int, day_end: int, accept: float) -> None:
+        rng, gb = self.rng, self.sc.groomers
+        victims = self.groomer_victims[g]
+        contacted = self.contacted.setdefault(g, set())
+        targets = plan.targets
+        pool: list[int] | None = None
+        if plan.style is GroomerStyle.GROUP_FIRST and plan.group >= 0:
+            if plan.joined_at < 0:
+                # Joins the group early in the run and lurks a day or two before approaching anyone.
+                plan.joined_at = base + int(rng.integers(0, DAY_MS))
+                if not self._suppress:
+                    self._join_interest_group(g, plan.group, plan.joined_at)
+            if base < plan.joined_at + DAY_MS:
+                targets = 0.0
+            pool = self._interest_minors(plan.group)
+            accept = gb.group_first_accept_prob
+        elif plan.style is GroomerStyle.ESCALATING:
+            targets = plan.targets * (0.25 + 0.5 * day / 7)
+        for t in self._times(int(rng.poisson(targets / 7)), base, plan.night_share).tolist():
+            kid = int(rng.choice(pool)) if pool and rng.random() < 0.8 else self._groomer_target(victims)
+            if kid in contacted:
+                continue
+            contacted.add(kid)
+            if self._suppress:
+                self.prevented_requests[g] = self.prevented_requests.get(g, 0) + 1
+            else:
                 self.harm_start[g] = min(t, self.harm_start.get(g, t))
-                outcome = self._outcome(gb.accept_prob, gb.decline_prob)
-                ta = t + self._answer_delay(outcome)
-                self._request(t, g, kid, outcome, ta)
-                if outcome is RequestOutcome.ACCEPTED:
-                    victims.append(_Victim(kid, ta))
-                elif rng.random() < gb.block_on_request_prob:
-                    self._block(
-                        ta + MIN_MS, kid, g, ReportReason.GROOMING if rng.random() < gb.report_prob else None
-                    )
-            for v in victims:
-                if v.blocked or v.accepted_at >= day_end:
-                    continue
-                lo = max(base, v.accepted_at + MIN_MS)
-                n = int(rng.poisson(gb.messages_per_victim_per_day))
-                times = np.maximum(self._times(n, base, gb.night_share), lo)
-                self._messages(times, np.full(n, g), np.full(n, v.kid), self._kinds(n, gb.media_share))
-                m = int(rng.poisson(n * gb.victim_reply_ratio))
-                times = np.maximum(self._times(m, base, gb.night_share), lo + MIN_MS)
-                self._messages(times, np.full(m, v.kid), np.full(m, g), np.zeros(m, dtype=np.int64))
+            outcome = self._outcome(accept, gb.decline_prob)
+            ta = t + self._answer_delay(outcome)
+            self._request(t, g, kid, outcome, ta)
+            if outcome is RequestOutcome.ACCEPTED:
+                if not self._suppress:
+                    self.engaged[g] = min(ta, self.engaged.get(g, ta))
+                lo, hi = plan.escalation_days
+                escalate = ta + int(rng.integers(lo * DAY_MS, hi * DAY_MS + 1))
+                victims.append(_Victim(kid, ta, escalate))
+            elif rng.random() < gb.block_on_request_prob:
+                self._block(
+                    ta + MIN_MS, kid, g, ReportReason.GROOMING if rng.random() < gb.report_prob else None
+                )
+        for v in victims:
+            if v.blocked or v.accepted_at >= day_end:
+                continue
+            lo = max(base, v.accepted_at + MIN_MS)
+            n = int(rng.poisson(plan.messages_per_day))
+            times = np.maximum(self._times(n, base, plan.night_share), lo)
+            self._messages(times, np.full(n, g), np.full(n, v.kid), self._kinds(n, gb.media_share))
+            m = int(rng.poisson(n * gb.victim_reply_ratio))
+            times = np.maximum(self._times(m, base, plan.night_share), lo + MIN_MS)
+            self._messages(times, np.full(m, v.kid), np.full(m, g), np.zeros(m, dtype=np.int64))
+            if v.escalate_at < day_end:
+                at = max(lo, v.escalate_at, int(self._times(1, base, plan.night_share)[0]))
+                if not v.escalated:
+                    v.escalated = True
+                    self._dm(at, g, v.kid)
+                    self._log(IncidentType.ENTICEMENT, at, g, v.kid, image=False)
                 if rng.random() < gb.victim_media_prob_per_day:
-                    self._dm(max(lo, int(self._times(1, base, gb.night_share)[0])), v.kid, g, _IMAGE)
-                if rng.random() < gb.block_prob_per_day:
-                    v.blocked = True
-                    at = max(lo, int(self._times(1, base, gb.night_share)[0]))
-                    self._block(
-                        at, v.kid, g, ReportReason.GROOMING if rng.random() < gb.report_prob else None
+                    self._dm(at + MIN_MS, v.kid, g, _IMAGE)
+                    self._log(IncidentType.COERCED_NEW_IMAGE, at + MIN_MS, g, v.kid, image=True, sender=v.kid)
+                if rng.random() < gb.known_image_prob_per_day:
+                    self._dm(at + 2 * MIN_MS, g, v.kid, _IMAGE)
+                    self._log(
+                        IncidentType.KNOWN_IMAGE_SHARED,
+                        at + 2 * MIN_MS,
+                        g,
+                        v.kid,
+                        image=True,
+                        hash_matchable=True,
                     )
+            if rng.random() < gb.block_prob_per_day:
+                v.blocked = True
+                at = max(lo, int(self._times(1, base, plan.night_share)[0]))
+                reason = ReportReason.GROOMING if v.escalated and rng.random() < gb.report_prob else None
+                if reason is None and rng.random() < gb.report_prob / 3:
+                    reason = ReportReason.HARASSMENT  # an early block rarely names grooming
+                self._block(at, v.kid, g, reason)
 
     def _groomer_target(self, victims: list[_Victim]) -> int:
         rng = self.rng
@@ -429,38 +706,67 @@ class EventGenerator:
         pool = self.older_minors if len(self.older_minors) else self.minors
         if not len(pool):
             return
+        for spare in self.pop.replaces:
+            if (
+                spare not in self.sextortion
+                and self.pop.roles[spare] is Role.SEXTORTION
+                and self._active(spare, base + DAY_MS)
+            ):
+                length = int(rng.integers(sx.active_days[0], sx.active_days[1], endpoint=True))
+                self.sextortion[spare] = (day, day + length)
         for a, (first, last) in self.sextortion.items():
-            if not first <= day < last or not self.enforcement.may_contact_minors(a):
+            if not first <= day < last:
                 continue
-            contacted = self.contacted.setdefault(a, set())
-            lo = max(base, int(self.created[a]) + MIN_MS)
-            for t in np.maximum(self._times(int(rng.poisson(sx.targets_per_day)), base, 0.25), lo).tolist():
-                kid = int(rng.choice(pool)) if rng.random() < 0.7 else int(rng.choice(self.minors))
-                if kid in contacted:
-                    continue
-                contacted.add(kid)
+            self._suppress = not self.enforcement.may_contact_minors(a)
+            try:
+                self._extort(a, base, pool)
+            finally:
+                self._suppress = False
+
+    def _extort(self, a: int, base: int, pool: IntArray) -> None:
+        rng, sx = self.rng, self.sc.sextortion
+        contacted = self.contacted.setdefault(a, set())
+        lo = max(base, int(self.created[a]) + MIN_MS)
+        for t in np.maximum(self._times(int(rng.poisson(sx.targets_per_day)), base, 0.25), lo).tolist():
+            kid = int(rng.choice(pool)) if rng.random() < 0.7 else int(rng.choice(self.minors))
+            if kid in contacted:
+                continue
+            contacted.add(kid)
+            if self._suppress:
+                self.prevented_requests[a] = self.prevented_requests.get(a, 0) + 1
+            else:
                 self.harm_start[a] = min(t, self.harm_start.get(a, t))
-                outcome = self._outcome(sx.accept_prob, sx.decline_prob)
-                ta = t + self._answer_delay(outcome)
-                self._request(t, a, kid, outcome, ta)
-                if outcome is not RequestOutcome.ACCEPTED:
-                    if rng.random() < sx.block_on_request_prob:
-                        reason = ReportReason.SEXTORTION if rng.random() < sx.report_prob else None
-                        self._block(ta + MIN_MS, kid, a, reason)
-                    continue
-                # The burst: messages and images within hours of acceptance, a quick ask for images back.
-                n = int(rng.poisson(sx.messages_per_victim))
-                times = ta + rng.integers(MIN_MS, 12 * HOUR_MS, size=n)
-                self._messages(times, np.full(n, a), np.full(n, kid), self._kinds(n, sx.media_share))
-                m = int(rng.poisson(0.5 * n))
-                self._messages(
-                    ta + rng.integers(MIN_MS, 12 * HOUR_MS, size=m),
-                    np.full(m, kid),
-                    np.full(m, a),
-                    np.zeros(m, dtype=np.int64),
-                )
-                if rng.random() < sx.victim_media_prob:
-                    self._dm(ta + int(rng.integers(30 * MIN_MS, 12 * HOUR_MS)), kid, a, _IMAGE)
-                if rng.random() < sx.block_prob:
+            outcome = self._outcome(sx.accept_prob, sx.decline_prob)
+            ta = t + self._answer_delay(outcome)
+            self._request(t, a, kid, outcome, ta)
+            if outcome is not RequestOutcome.ACCEPTED:
+                if rng.random() < sx.block_on_request_prob:
                     reason = ReportReason.SEXTORTION if rng.random() < sx.report_prob else None
-                    self._block(ta + int(rng.integers(2 * HOUR_MS, 36 * HOUR_MS)), kid, a, reason)
+                    self._block(ta + MIN_MS, kid, a, reason)
+                continue
+            if not self._suppress:
+                self.engaged[a] = min(ta, self.engaged.get(a, ta))
+            # The burst: messages and images within hours of acceptance, a quick ask for images back.
+            n = int(rng.poisson(sx.messages_per_victim))
+            times = ta + rng.integers(MIN_MS, 12 * HOUR_MS, size=n)
+            self._messages(times, np.full(n, a), np.full(n, kid), self._kinds(n, sx.media_share))
+            m = int(rng.poisson(0.5 * n))
+            self._messages(
+                ta + rng.integers(MIN_MS, 12 * HOUR_MS, size=m),
+                np.full(m, kid),
+                np.full(m, a),
+                np.zeros(m, dtype=np.int64),
+            )
+            ask = ta + int(rng.integers(10 * MIN_MS, 6 * HOUR_MS))
+            self._log(IncidentType.ENTICEMENT, ask, a, kid, image=False)
+            if rng.random() < sx.victim_media_prob:
+                sent = ask + int(rng.integers(10 * MIN_MS, 6 * HOUR_MS))
+                self._dm(sent, kid, a, _IMAGE)
+                self._log(IncidentType.COERCED_NEW_IMAGE, sent, a, kid, image=True, sender=kid)
+                lo_h, hi_h = sx.threat_delay_hours
+                threat = sent + int(rng.integers(lo_h * HOUR_MS, hi_h * HOUR_MS + 1))
+                self._dm(threat, a, kid)
+                self._log(IncidentType.SEXTORTION_THREAT, threat, a, kid, image=False)
+            if rng.random() < sx.block_prob:
+                reason = ReportReason.SEXTORTION if rng.random() < sx.report_prob else None
+                self._block(ta + int(rng.integers(2 * HOUR_MS, 36 * HOUR_MS)), kid, a, reason)

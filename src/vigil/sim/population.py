@@ -4,7 +4,10 @@ Minors sit in schools and classes (a class shares an age band); friendships are 
 some across the school. Families link parents to their children; parents of classmates sometimes know each
 other; some adults are relatives with a minor or two. Coaches have teams recruited through the team's own
 friendships (kids join with friends), plus some pupils from other schools (tutors). Harmful accounts are
-ordinary-looking adults (groomers keep an adult social life) or fresh accounts (sextortion).
+ordinary-looking adults (groomers keep an adult social life, some post in groups, some find their targets
+in interest groups that include minors) or fresh accounts (most sextortion; some use aged accounts with a
+social life). Some benign adults are new accounts that join during the run (their ties form in the run).
+Harmful accounts may have a dormant replacement account, used only if the original is restricted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from vigil.safety.behavior.events import AgeBand, GroupId, UserId
 from vigil.safety.behavior.features import DAY_MS
 from vigil.sim.scenario import Scenario
 
-__all__ = ["Population", "Role", "Team", "build_population"]
+__all__ = ["GroomerStyle", "Population", "Role", "Team", "build_population", "harmful_counts"]
 
 
 class Role(enum.StrEnum):
@@ -33,11 +36,20 @@ class Role(enum.StrEnum):
 
     @property
     def harmful_to_minors(self) -> bool:
+        """Ground-truth label: ring members share abuse images, so they count as harmful too (before,
+        rings were scored as benign)."""
         match self:
-            case Role.GROOMER | Role.SEXTORTION:
+            case Role.GROOMER | Role.SEXTORTION | Role.RING_MEMBER:
                 return True
-            case Role.MINOR | Role.ADULT | Role.PARENT | Role.RELATIVE | Role.COACH | Role.RING_MEMBER:
+            case Role.MINOR | Role.ADULT | Role.PARENT | Role.RELATIVE | Role.COACH:
                 return False
+
+
+class GroomerStyle(enum.StrEnum):
+    COLD = "cold"  # approaches strangers directly, several a week
+    PATIENT = "patient"  # few targets, few daytime messages, slow escalation
+    GROUP_FIRST = "group_first"  # joins an interest group with minors and picks targets there
+    ESCALATING = "escalating"  # starts slowly, reaches more minors every week
 
 
 @dataclass
@@ -66,6 +78,14 @@ class Population:
     family_groups: list[tuple[int, list[int]]]
     rings: list[list[int]]
     modified_client: set[int]
+    interest_groups: list[list[int]] = field(default_factory=list)  # by link: adults and minors
+    adult_groups: list[list[int]] = field(default_factory=list)  # by link: adults only
+    new_accounts: set[int] = field(default_factory=set)  # benign adults created during the run
+    groomer_style: dict[int, GroomerStyle] = field(default_factory=dict)  # groomers and ring reachers
+    group_first_group: dict[int, int] = field(default_factory=dict)  # groomer -> interest group index
+    replaces: dict[int, int] = field(default_factory=dict)  # dormant replacement -> original account
+    aged_sextortion: set[int] = field(default_factory=set)
+    children_of: dict[int, list[int]] = field(default_factory=dict)
 
     def index_range(self, role: Role) -> list[int]:
         return [i for i, r in enumerate(self.roles) if r is role]
@@ -79,11 +99,27 @@ def _pairs_within(rng: np.random.Generator, members: np.ndarray, per_member: int
     return [(int(a), int(b)) for a, b in zip(src, dst, strict=True) if a != b]
 
 
+def harmful_counts(sc: Scenario) -> tuple[int, int]:
+    """(groomers, sextortion accounts): the scenario's counts, or derived from `population.prevalence`
+    (harmful share of adults), split in the configured proportion."""
+    p = sc.population
+    if p.prevalence is None:
+        return p.groomers, p.sextortion
+    total = round(p.prevalence * (p.adults + p.coaches) / (1 - p.prevalence))
+    share = p.groomers / (p.groomers + p.sextortion) if p.groomers + p.sextortion else 0.5
+    n_gr = round(total * share)
+    return n_gr, total - n_gr
+
+
 def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
     """Roles, facts and pre-existing ties for `sc`. Pure given `rng`."""
     p = sc.population
     n_min, n_ad, n_co = p.minors, p.adults, p.coaches
-    n_gr, n_sx, n_ring = p.groomers, p.sextortion, p.ring_members
+    n_gr, n_sx = harmful_counts(sc)
+    n_ring = p.ring_members
+    # Dormant replacement accounts, drawn up front so the population's size is fixed.
+    spare_gr = int(rng.binomial(n_gr, sc.groomers.replacement_prob)) if n_gr else 0
+    spare_sx = int(rng.binomial(n_sx, sc.sextortion.replacement_prob)) if n_sx else 0
     roles: list[Role] = (
         [Role.MINOR] * n_min
         + [Role.ADULT] * n_ad
@@ -91,6 +127,8 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
         + [Role.GROOMER] * n_gr
         + [Role.SEXTORTION] * n_sx
         + [Role.RING_MEMBER] * n_ring
+        + [Role.GROOMER] * spare_gr
+        + [Role.SEXTORTION] * spare_sx
     )
     n = len(roles)
     # Shuffled ids so an id says nothing about its role.
@@ -142,7 +180,8 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
     adult_pool = list(rng.permutation(adults))
     k = 0
     while k < len(with_parents) and adult_pool:
-        kids = [int(x) for x in with_parents[k : k + int(rng.integers(1, 4))]]
+        lo_kids, hi_kids = fam.children_per_family
+        kids = [int(x) for x in with_parents[k : k + int(rng.integers(lo_kids, hi_kids, endpoint=True))]]
         k += len(kids)
         n_par = 2 if rng.random() < fam.two_parent_share and len(adult_pool) >= 2 else 1
         pars = [int(adult_pool.pop()) for _ in range(n_par)]
@@ -171,7 +210,8 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
     for a in adult_pool:
         if kids_with_parents and rng.random() < sc.adults.relatives_share:
             roles[int(a)] = Role.RELATIVE
-            for _ in range(int(rng.integers(1, 3))):
+            lo_rel, hi_rel = fam.relatives_per_child
+            for _ in range(int(rng.integers(lo_rel, hi_rel, endpoint=True))):
                 kid = kids_with_parents[int(rng.integers(len(kids_with_parents)))]
                 edges.append((int(a), kid))
                 edges += [(int(a), par) for par in parents_of[kid]]
@@ -219,8 +259,27 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
         adult_friends(who, sc.groomers.adult_friends)
         lo, hi = sc.groomers.account_age_days
         created[who] = start - int(rng.integers(lo, hi, endpoint=True)) * DAY_MS
+    groomer_style: dict[int, GroomerStyle] = {}
+    gb = sc.groomers
+    for j in range(n_gr):
+        u = rng.random()
+        if u < gb.group_first_share:
+            style = GroomerStyle.GROUP_FIRST
+        elif u < gb.group_first_share + gb.patient_share:
+            style = GroomerStyle.PATIENT
+        elif rng.random() < gb.escalating_share:
+            style = GroomerStyle.ESCALATING
+        else:
+            style = GroomerStyle.COLD
+        groomer_style[off + j] = style
     off += n_gr
     # Sextortion accounts are created (and start) at random times; the generator picks their start day.
+    # Some use aged accounts (bought or taken over) that come with an ordinary adult social life.
+    aged_sextortion: set[int] = set()
+    for j in range(n_sx):
+        if rng.random() < sc.sextortion.aged_account_share:
+            aged_sextortion.add(off + j)
+            adult_friends(off + j, sc.adults.friends)
     off += n_sx
     rings: list[list[int]] = []
     members = list(range(off, off + n_ring))
@@ -238,6 +297,70 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
             if rng.random() < sc.rings.modified_client_share:
                 modified.add(who)
         edges += [(ring[0], b) for b in ring[1:]]
+    for ring in rings:
+        for who in ring:
+            if rng.random() < sc.rings.reach_minors_share:
+                groomer_style[who] = GroomerStyle.COLD
+    off += n_ring
+
+    # Dormant replacements: created at a random time in the run, used only if the original is restricted.
+    replaces: dict[int, int] = {}
+    originals_gr = rng.permutation(np.arange(n_min + n_ad + n_co, n_min + n_ad + n_co + n_gr))[:spare_gr]
+    originals_sx = rng.permutation(np.arange(n_min + n_ad + n_co + n_gr, n_min + n_ad + n_co + n_gr + n_sx))[
+        :spare_sx
+    ]
+    for spare, original in zip(
+        range(off, off + spare_gr + spare_sx), [*originals_gr.tolist(), *originals_sx.tolist()], strict=True
+    ):
+        replaces[spare] = int(original)
+        created[spare] = start + int(rng.integers(DAY_MS // 2, max(DAY_MS, sc.days * DAY_MS - DAY_MS)))
+        if int(original) in groomer_style:
+            groomer_style[spare] = GroomerStyle.COLD
+
+    for who in [*range(n_min + n_ad + n_co, n_min + n_ad + n_co + n_gr + n_sx), *replaces]:
+        if rng.random() < sc.detection.offender_modified_client_share:
+            modified.add(who)
+
+    # Benign adults who join during the run: their ties (edges) form after they join.
+    new_accounts: set[int] = set()
+    for a in range(first_adult, first_adult + n_ad):
+        if rng.random() < sc.adults.new_account_share:
+            new_accounts.add(a)
+            created[a] = start + int(rng.integers(0, max(1, sc.days * DAY_MS - DAY_MS)))
+
+    # Groups joined by link. Interest groups mix adults (parents, coaches, others) and minors; hobby groups
+    # are adults only. Groomers and aged sextortion accounts join hobby groups like anyone else.
+    gs = sc.groups
+    interest_groups: list[list[int]] = []
+    adult_like = np.concatenate((adults, np.arange(n_min + n_ad, n_min + n_ad + n_co)))
+    for _ in range(gs.interest_groups if n_min and len(adult_like) else 0):
+        size = int(rng.integers(gs.interest_group_size[0], gs.interest_group_size[1], endpoint=True))
+        n_kids = max(1, round(size * gs.interest_minor_share))
+        young = rng.choice(n_min, size=min(n_kids, n_min), replace=False)
+        grown = rng.choice(adult_like, size=min(max(1, size - n_kids), len(adult_like)), replace=False)
+        interest_groups.append([int(x) for x in (*grown, *young)])
+    group_first_group: dict[int, int] = {}
+    if interest_groups:
+        for who, style in groomer_style.items():
+            if style is GroomerStyle.GROUP_FIRST:
+                group_first_group[who] = int(rng.integers(len(interest_groups)))
+    adult_groups: list[list[int]] = []
+    social = [
+        *adult_like.tolist(),
+        *[g for g in range(n_min + n_ad + n_co, n_min + n_ad + n_co + n_gr) if rng.random() < gb.group_share],
+        *sorted(aged_sextortion),
+    ]
+    n_hobby = round(gs.adult_groups_per_100_adults * n_ad / 100)
+    for _ in range(n_hobby if len(social) >= 2 else 0):
+        size = min(
+            len(social), int(rng.integers(gs.adult_group_size[0], gs.adult_group_size[1], endpoint=True))
+        )
+        adult_groups.append([int(x) for x in rng.choice(social, size=size, replace=False)])
+    # Every groomer who posts in groups is in at least one.
+    in_hobby = {m for g in adult_groups for m in g}
+    for who in social:
+        if n_min + n_ad + n_co <= who and who not in in_hobby and adult_groups:
+            adult_groups[int(rng.integers(len(adult_groups)))].append(int(who))
 
     # Dedupe undirected ties, keep the first requester.
     seen: set[tuple[int, int]] = set()
@@ -263,4 +386,14 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
         family_groups=family_groups,
         rings=rings,
         modified_client=modified,
+        interest_groups=interest_groups,
+        adult_groups=adult_groups,
+        new_accounts=new_accounts,
+        groomer_style=groomer_style,
+        group_first_group=group_first_group,
+        replaces=replaces,
+        aged_sextortion=aged_sextortion,
+        children_of={
+            par: [k for k, ps in parents_of.items() if par in ps] for par in {a for a, _ in parent_child}
+        },
     )

@@ -19,8 +19,10 @@ from vigil.errors import StorageError, ValidationError
 __all__ = [
     "AdultBehaviour",
     "CoachBehaviour",
+    "DetectionSettings",
     "FamilyBehaviour",
     "GroomerBehaviour",
+    "GroupSettings",
     "MinorBehaviour",
     "Population",
     "RingBehaviour",
@@ -53,6 +55,12 @@ class Population(_Section):
     school_size: int = Field(default=400, ge=10)
     class_size: int = Field(default=25, ge=2)
     share_16_17: Probability = Field(default=0.45, ge=0, le=1)
+    prevalence: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="harmful share of adults: if set, groomers and sextortion are derived from it",
+    )
 
 
 class MinorBehaviour(_Section):
@@ -76,6 +84,16 @@ class AdultBehaviour(_Section):
     stranger_decline_prob: Probability = Field(default=0.2, ge=0, le=1)
     relatives_share: Probability = Field(default=0.15, ge=0, le=1, description="adults with minor relatives")
     block_prob_per_week: Probability = Field(default=0.01, ge=0, le=1)
+    new_account_share: Probability = Field(
+        default=0.03, ge=0, le=1, description="benign adults who join during the run"
+    )
+    new_minor_contacts_per_week: float = Field(
+        default=0.02, ge=0, description="per adult: requests to a friend's child (a neighbour, a godparent)"
+    )
+    night_owl_share: Probability = Field(default=0.08, ge=0, le=1)
+    night_owl_night_share: Probability = Field(default=0.35, ge=0, le=1)
+    heavy_media_share: Probability = Field(default=0.08, ge=0, le=1)
+    heavy_media_media_share: Probability = Field(default=0.35, ge=0, le=1)
 
 
 class FamilyBehaviour(_Section):
@@ -83,6 +101,14 @@ class FamilyBehaviour(_Section):
     two_parent_share: Probability = Field(default=0.6, ge=0, le=1)
     messages_to_child_per_day: float = Field(default=2.0, ge=0)
     parents_know_each_other_prob: Probability = Field(default=0.15, ge=0, le=1)
+    children_per_family: tuple[int, int] = (1, 4)
+    relatives_per_child: tuple[int, int] = (1, 3)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _range_ok(*self.children_per_family, "children_per_family")
+        _range_ok(*self.relatives_per_child, "relatives_per_child")
+        return self
 
 
 class CoachBehaviour(_Section):
@@ -123,10 +149,33 @@ class GroomerBehaviour(_Section):
     )
     adult_friends: int = Field(default=8, ge=0)
     account_age_days: tuple[int, int] = (5, 700)
+    group_share: Probability = Field(default=0.5, ge=0, le=1, description="also post in adult groups")
+    group_first_share: Probability = Field(
+        default=0.25, ge=0, le=1, description="join a group with minors and pick targets there"
+    )
+    group_first_accept_prob: Probability = Field(default=0.6, ge=0, le=1)
+    patient_share: Probability = Field(
+        default=0.25, ge=0, le=1, description="few targets, few daytime messages, slow escalation"
+    )
+    escalating_share: Probability = Field(
+        default=0.2, ge=0, le=1, description="start slowly, then reach more minors every week"
+    )
+    escalation_days: tuple[int, int] = (1, 7)
+    patient_escalation_days: tuple[int, int] = (5, 20)
+    known_image_prob_per_day: Probability = Field(
+        default=0.02, ge=0, le=1, description="after escalation: sends a victim a known abuse image"
+    )
+    replacement_prob: Probability = Field(
+        default=0.4, ge=0, le=1, description="opens a new account after being restricted"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         _range_ok(*self.account_age_days, "account_age_days")
+        _range_ok(*self.escalation_days, "escalation_days")
+        _range_ok(*self.patient_escalation_days, "patient_escalation_days")
+        if self.group_first_share + self.patient_share > 1:
+            raise ValueError("group_first_share + patient_share must be <= 1")
         if self.accept_prob + self.decline_prob > 1:
             raise ValueError("accept_prob + decline_prob must be <= 1")
         return self
@@ -146,11 +195,19 @@ class SextortionBehaviour(_Section):
         default=0.35, ge=0, le=1, description="chance a block comes with a report"
     )
     account_age_days: tuple[int, int] = (0, 3)
+    aged_account_share: Probability = Field(
+        default=0.3, ge=0, le=1, description="bought or taken-over accounts with an ordinary social life"
+    )
+    aged_account_age_days: tuple[int, int] = (60, 900)
+    threat_delay_hours: tuple[int, int] = (1, 24)
+    replacement_prob: Probability = Field(default=0.5, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         _range_ok(*self.active_days, "active_days")
         _range_ok(*self.account_age_days, "account_age_days")
+        _range_ok(*self.aged_account_age_days, "aged_account_age_days")
+        _range_ok(*self.threat_delay_hours, "threat_delay_hours")
         if self.accept_prob + self.decline_prob > 1:
             raise ValueError("accept_prob + decline_prob must be <= 1")
         return self
@@ -160,6 +217,12 @@ class RingBehaviour(_Section):
     ring_size: tuple[int, int] = (4, 10)
     images_per_member_per_day: float = Field(default=1.5, ge=0)
     modified_client_share: Probability = Field(default=0.3, ge=0, le=1)
+    known_image_share: Probability = Field(
+        default=0.7, ge=0, le=1, description="ring images already on a hash list"
+    )
+    reach_minors_share: Probability = Field(
+        default=0.2, ge=0, le=1, description="members who also approach minors (as groomers do)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -167,6 +230,56 @@ class RingBehaviour(_Section):
         if self.ring_size[0] < 2:
             raise ValueError("ring_size: a ring needs at least 2 members")
         return self
+
+
+class GroupSettings(_Section):
+    """Groups joined by link: interest groups with adults and minors, and adults-only hobby groups."""
+
+    interest_groups: int = Field(default=60, ge=0)
+    interest_group_size: tuple[int, int] = (15, 60)
+    interest_minor_share: Probability = Field(default=0.5, ge=0, le=1)
+    interest_messages_per_day: float = Field(default=8.0, ge=0)
+    adult_groups_per_100_adults: float = Field(default=3.0, ge=0)
+    adult_group_size: tuple[int, int] = (5, 25)
+    adult_group_messages_per_day: float = Field(default=4.0, ge=0)
+    joins_per_week: float = Field(
+        default=0.02, ge=0, description="per adult: joins an interest group during the run"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _range_ok(*self.interest_group_size, "interest_group_size")
+        _range_ok(*self.adult_group_size, "adult_group_size")
+        if self.interest_group_size[0] < 2 or self.adult_group_size[0] < 2:
+            raise ValueError("a group needs at least 2 members")
+        return self
+
+
+class DetectionSettings(_Section):
+    """Assumptions of the retention comparison (docs/evaluation.md): what each channel would catch."""
+
+    hash_recall: Probability = Field(
+        default=0.95, ge=0, le=1, description="known images a hash-list match catches (server or device)"
+    )
+    image_classifier_recall: Probability = Field(default=0.6, ge=0, le=1)
+    image_classifier_delay_hours: float = Field(default=2.0, ge=0)
+    text_classifier_recall: Probability = Field(default=0.4, ge=0, le=1)
+    text_classifier_delay_hours: float = Field(default=6.0, ge=0)
+    report_context_days: float = Field(
+        default=7.0, ge=0, description="a report carries the conversation this far back"
+    )
+    offender_modified_client_share: Probability = Field(
+        default=0.1, ge=0, le=1, description="groomers and sextortion accounts on clients that skip matching"
+    )
+    receiver_side_matching: bool = Field(
+        default=False, description="count a match on an unmodified recipient's device too"
+    )
+    minor_report_review_hours: float = Field(
+        default=24.0, ge=0, description="a minor's grooming or sextortion report is reviewed within this"
+    )
+    review_accuracy: Probability = Field(
+        default=0.9, ge=0, le=1, description="a reviewer restricts a harmful reported account"
+    )
 
 
 class Scoring(_Section):
@@ -190,6 +303,8 @@ class Scenario(_Section):
     groomers: GroomerBehaviour = Field(default_factory=GroomerBehaviour)
     sextortion: SextortionBehaviour = Field(default_factory=SextortionBehaviour)
     rings: RingBehaviour = Field(default_factory=RingBehaviour)
+    groups: GroupSettings = Field(default_factory=GroupSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     scoring: Scoring = Field(default_factory=Scoring)
     write_events: bool = True
 

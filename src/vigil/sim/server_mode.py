@@ -37,7 +37,7 @@ from vigil.server.services.risk import run_risk_scoring
 from vigil.server.settings import Settings
 from vigil.sim.generator import EventGenerator
 from vigil.sim.population import build_population
-from vigil.sim.run import _write_jsonl
+from vigil.sim.run import _write_jsonl, write_truth
 from vigil.sim.scenario import Scenario
 
 __all__ = ["ServerRunResult", "connections_before_group_adds", "run_server_mode"]
@@ -231,6 +231,10 @@ async def run_server_mode(
     StorageError when the output cannot be written or the server does not start."""
     if seed is not None:
         sc = sc.model_copy(update={"seed": seed})
+    # Joining a group by link has no server API yet: no link-joined groups (interest, hobby) in this mode.
+    sc = sc.with_overrides(
+        groups={"interest_groups": 0, "adult_groups_per_100_adults": 0, "joins_per_week": 0}
+    )
     t0 = time.perf_counter()
     rng = np.random.default_rng(sc.seed)
     pop = build_population(sc, rng)
@@ -326,18 +330,7 @@ def _write_output(
         (out_dir / "scenario.json").write_text(sc.model_dump_json(indent=1) + "\n", encoding="utf-8")
         _write_jsonl(out_dir / "events.jsonl", [ev.event_to_record(e) for e in recorded])
         _write_jsonl(out_dir / "accounts.jsonl", [ev.facts_to_record(f) for f in gen.account_facts()])
-        _write_jsonl(
-            out_dir / "ground_truth.jsonl",
-            [
-                {
-                    "u": pop.ids[i],
-                    "role": role.value,
-                    "modified_client": i in pop.modified_client,
-                    "harm_start_ms": gen.harm_start.get(i),
-                }
-                for i, role in enumerate(pop.roles)
-            ],
-        )
+        write_truth(out_dir, gen, pop, [e for e in recorded if isinstance(e, ev.ReportFiled)])
         _write_jsonl(out_dir / "actions.jsonl", actions)
         summary = {
             "scenario": sc.name,
@@ -348,6 +341,7 @@ def _write_output(
             "events": len(recorded),
             "generated": generated,
             "refused": refused,
+            "incidents": len(gen.incidents),
             "actions": len(actions),
             "start_ms": sc.start_ms,
             "end_ms": sc.start_ms + sc.days * DAY_MS,

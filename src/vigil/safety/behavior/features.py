@@ -44,6 +44,7 @@ from vigil.safety.behavior.events import (
 )
 
 __all__ = [
+    "ACCOUNT_CONTROLLED",
     "DAY_MS",
     "FEATURE_NAMES",
     "FEATURE_SPECS",
@@ -102,6 +103,26 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("group_messages_per_day", True, "sends {v:.1f} group messages a day"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURE_SPECS)
+# Features the account itself can cheaply move toward benign values (an evader's levers): a model must
+# not let them lower risk below the benign baseline, and `vigil sim score` probes each of them.
+ACCOUNT_CONTROLLED: tuple[str, ...] = (
+    "account_age_days",
+    "messages_sent_per_day",
+    "distinct_contacts",
+    "minor_contact_share",
+    "new_conversations_per_day",
+    "max_new_contacts_in_a_day",
+    "requests_sent",
+    "request_minor_share",
+    "reply_ratio",
+    "mean_band_gap",
+    "night_share",
+    "night_share_to_minors",
+    "media_share_to_minors",
+    "groups_created_with_minors",
+    "minors_added_to_groups",
+    "group_messages_per_day",
+)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 # Day-bucket counter slots.
@@ -235,6 +256,7 @@ class FeatureExtractor:
         self._accounts: dict[UserId, _Account] = {}
         self._groups: dict[GroupId, _Group] = {}
         self._dirty: set[UserId] = set()
+        self._observed_since_ms = -(2**62)
         self._handlers: dict[type, Callable[[MetadataEvent], None]] = {
             MessageSent: self._on_message,  # type: ignore[dict-item]
             ContactRequestSent: self._on_request,  # type: ignore[dict-item]
@@ -258,6 +280,31 @@ class FeatureExtractor:
                 facts.age_band.is_minor,
                 facts.created_at_ms,
             )
+
+    def register_tie(self, a: UserId, b: UserId, since_ms: int) -> None:
+        """An established connection (an accepted contact from before the events observed): history, so
+        the first message over it in the window is not a new conversation. Raises ValidationError for an
+        unregistered account."""
+        acct_a, acct_b = self._account(a), self._account(b)
+        if a == b:
+            return
+        for x, y_id in ((acct_a, b), (acct_b, a)):
+            if y_id not in x.links:
+                x.links[y_id] = _Link(since_ms, False)
+        self._connect(a, acct_a, b, acct_b)
+
+    def mark_history(self, now_ms: int) -> None:
+        """Everything observed so far is history: ties stay (connected, not new), counters restart, and
+        rates are per day observed since `now_ms` (so a fresh start is not diluted over the window)."""
+        for acct in self._accounts.values():
+            acct.hist.clear()
+            acct.cur = [0] * _N_COUNTERS
+            acct.day = -(2**62)
+            acct.groups_created = []
+            for link in acct.links.values():
+                link.initiated = False
+        self._observed_since_ms = now_ms
+        self._dirty.clear()
 
     def observe(self, event: MetadataEvent) -> None:
         """Update state with one event. Raises ValidationError if it names an unregistered account."""
@@ -530,8 +577,10 @@ class FeatureExtractor:
             max_new = max(max_new, bucket[_NEW_CONV])
 
         age_days = max(0.0, (now_ms - acct.created_ms) / DAY_MS)
-        # Rates are per day of the window the account has existed for, so new accounts are not diluted.
-        eff_days = min(float(window), max(1.0, age_days))
+        # Rates are per day of the window the account has existed (and been observed) for, so new
+        # accounts and a fresh start are not diluted.
+        observed_days = (now_ms - max(acct.created_ms, self._observed_since_ms)) / DAY_MS
+        eff_days = min(float(window), max(1.0, observed_days))
 
         start_ms = first_day * DAY_MS
         accounts = self._accounts
