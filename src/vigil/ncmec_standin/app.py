@@ -5,12 +5,20 @@ Endpoints, with HTTP basic auth: `GET /status`, `POST /submit` (a `<report>`), `
 Answers are `<reportResponse>` (or `<reportDoneResponse>` from `/finish`) with NCMEC's response codes and
 a `Request-ID` header. `GET /_standin/reports` is a read-only JSON view for tests (no NCMEC equivalent).
 File bytes are kept only as size, MD5 and SHA-256; no content is ever logged.
+
+Faults for tests and rehearsals (no NCMEC equivalent either): `POST /_standin/faults` with
+`{"rules": [{"endpoint": "finish", "action": "fail", "times": 2, "http_status": 500, "code": 1000},
+{"endpoint": "fileinfo", "action": "stall", "seconds": 5, "times": 1}]}` makes the next calls of an
+endpoint answer an error (in the real wire format) or wait before being handled as usual (to time out a
+client, or to kill a filer mid-call); each rule applies `times` times. `GET` shows the rules left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -29,7 +37,7 @@ from starlette.datastructures import UploadFile
 
 from vigil.ncmec_standin.schema import ROOTS, DocumentInvalid, SchemaOptions, validate_document
 
-__all__ = ["Clock", "StandinState", "create_standin_app"]
+__all__ = ["Clock", "FaultRule", "StandinState", "create_standin_app"]
 
 log = logging.getLogger("vigil.ncmec_standin")
 
@@ -69,6 +77,11 @@ class StoredFile:
     sha256: str
     uploaded_at: datetime
     details: bool = False  # a /fileinfo was accepted for it
+    # What the accepted fileDetails said about the file (for tests): never content, only these facts.
+    viewed_by_esp: str | None = None
+    classification: str | None = None
+    relevance: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,6 +110,16 @@ class Call:
 
 
 @dataclass
+class FaultRule:
+    endpoint: str
+    action: Literal["fail", "stall"]
+    times: int = 1
+    seconds: float = 0.0
+    http_status: int = 500
+    code: int = 1000
+
+
+@dataclass
 class StandinState:
     """Everything the stand-in holds. Reports expire lazily, whenever the state is looked at."""
 
@@ -104,6 +127,14 @@ class StandinState:
     reports: dict[int, StoredReport] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     next_report_id: int = FIRST_REPORT_ID
+    faults: list[FaultRule] = field(default_factory=list)
+
+    def take_fault(self, endpoint: str) -> FaultRule | None:
+        for rule in self.faults:
+            if rule.endpoint == endpoint and rule.times > 0:
+                rule.times -= 1
+                return rule
+        return None
 
     def expire(self) -> None:
         now = self.clock()
@@ -134,6 +165,10 @@ class StandinState:
                             "md5": stored.md5,
                             "sha256": stored.sha256,
                             "details": stored.details,
+                            "viewed_by_esp": stored.viewed_by_esp,
+                            "classification": stored.classification,
+                            "relevance": stored.relevance,
+                            "hashes": stored.hashes,
                         }
                         for stored in report.files.values()
                     ],
@@ -288,6 +323,11 @@ def create_standin_app(
         request_id = str(uuid.uuid4())
         try:
             authenticate(request)
+            fault = state.take_fault(endpoint)
+            if fault is not None and fault.action == "stall":
+                await asyncio.sleep(fault.seconds)
+            elif fault is not None:
+                raise _Refusal(fault.code, "- injected fault", http_status=fault.http_status)
             result: Response = await work(request_id)
             return result
         except _Refusal as refusal:
@@ -375,6 +415,13 @@ def create_standin_app(
             if stored is None:
                 raise _Refusal(5002, f"- file {file_id[:64]}", report_id=report_id)
             stored.details = True
+            stored.viewed_by_esp = root.findtext("fileViewedByEsp")
+            stored.classification = root.findtext("industryClassification")
+            stored.relevance = root.findtext("fileRelevance")
+            stored.hashes = {
+                (element.get("hashType") or "?").upper(): (element.text or "").strip()
+                for element in root.findall("originalFileHash")
+            }
             report.modified_at = clock()
             return answer(
                 "fileinfo",
@@ -416,6 +463,22 @@ def create_standin_app(
             return answer("retract", request_id, 0, [("reportId", str(report_id))], report_id=report_id)
 
         return await handle(request, "retract", work)
+
+    @app.get("/_standin/faults")
+    async def faults() -> JSONResponse:
+        return JSONResponse({"rules": [dataclasses.asdict(rule) for rule in state.faults if rule.times > 0]})
+
+    @app.post("/_standin/faults")
+    async def set_faults(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+            rules = [FaultRule(**rule) for rule in body.get("rules", [])]
+        except (ValueError, TypeError, AttributeError) as error:
+            return JSONResponse({"error": f"bad rules: {type(error).__name__}"}, status_code=400)
+        if any(rule.action not in ("fail", "stall") for rule in rules):
+            return JSONResponse({"error": "action is 'fail' or 'stall'"}, status_code=400)
+        state.faults = rules
+        return JSONResponse({"rules": len(rules)})
 
     @app.get("/_standin/reports")
     async def view() -> JSONResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -20,11 +21,28 @@ from vigil.server.api.limits import RequestBodyLimits
 from vigil.server.context import ServerContext
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
+from vigil.server.services.cybertip_filing import recover_unfinished_filings
 from vigil.server.services.retention import start_sweeps
 from vigil.server.services.risk import risk_loop
 from vigil.server.settings import Settings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+CYBERTIP_RECOVERY_MAX_INTERVAL_S = 300
+
+
+async def _recover_cybertip_filings_forever(ctx: ServerContext) -> None:
+    """CyberTipline crash recovery (issue 9): at start-up, then as often as a filing lease can run out,
+    filings whose filer died are finished or retracted. Needs the CyberTipline credentials."""
+    interval = min(CYBERTIP_RECOVERY_MAX_INTERVAL_S, max(1.0, ctx.settings.cybertipline_lease_seconds))
+    while True:
+        try:
+            for filing in await recover_unfinished_filings(ctx):
+                log.info("cybertip filing %d recovered: %s", filing.id, filing.state)
+        except Exception as error:  # retried next round, never fatal
+            log.warning("cybertip recovery failed: %s", type(error).__name__)
+        await asyncio.sleep(interval)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -38,7 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with ServerContext.open(settings, delivery, limiter=limiter) as ctx:
             await delivery.start()
             app.state.context = ctx
-            background = [asyncio.create_task(risk_loop(ctx)), *start_sweeps(ctx)]
+            background = [
+                asyncio.create_task(risk_loop(ctx)),
+                asyncio.create_task(_recover_cybertip_filings_forever(ctx)),
+                *start_sweeps(ctx),
+            ]
             try:
                 yield
             finally:

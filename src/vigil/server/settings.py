@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     cybertipline_url: str = CYBERTIPLINE_TEST_URL
     cybertipline_username: str | None = None
     cybertipline_password: SecretStr | None = None
+    # Who files: the reportingPerson's email and the company name agreed with NCMEC (companyTemplate).
+    cybertipline_reporter_email: str = Field(default="safety@vigil.example", min_length=3, max_length=255)
+    cybertipline_company: str = Field(default="Vigil", min_length=1, max_length=100)
+    # A filer holds a per-case lease while filing; when it runs out (the filer died), crash recovery takes
+    # the half-done filing over. Renewed before every CyberTipline call, so longer than the slowest call.
+    cybertipline_lease_seconds: float = Field(default=300.0, gt=0)
 
     @field_validator("cybertipline_url")
     @classmethod

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from standin_calls import fileinfo, finish, parse, retract, submit, upload
 
-from conftest import MINIMAL_REPORT, PASSWORD, USER, FakeClock, file_details
+from conftest import MINIMAL_REPORT, PASSWORD, PDQ, SHA, USER, FakeClock, file_details
 
 
 @pytest.mark.parametrize("auth", [None, (USER, "wrong"), ("someone-else", PASSWORD)])
@@ -61,6 +61,10 @@ async def test_minimal_report_upload_fileinfo_finish(standin: httpx.AsyncClient)
             "md5": uploaded.fields["hash"],
             "sha256": hashlib.sha256(content).hexdigest(),
             "details": True,
+            "viewed_by_esp": "true",
+            "classification": "B2",
+            "relevance": "Reported",
+            "hashes": {"SHA256": SHA, "PDQ": PDQ},
         }
     ]
     request_ids = [submitted.request_id, uploaded.request_id, described.request_id, done.request_id]

@@ -72,6 +72,16 @@ class AuditRepository:
         )
         return list(rows.all())
 
+    async def with_action(self, action: str, target: str, limit: int = 1000) -> list[AuditRow]:
+        """Entries of one action about one target, oldest first."""
+        rows = await self._session.scalars(
+            select(AuditRow)
+            .where(AuditRow.action == action, AuditRow.target == target)
+            .order_by(AuditRow.id)
+            .limit(limit)
+        )
+        return list(rows.all())
+
     async def recent(self, limit: int) -> list[AuditRow]:
         """Newest first."""
         rows = await self._session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))

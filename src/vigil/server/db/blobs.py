@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,8 +79,10 @@ class BlobRepository:
         )
         return int(total or 0)
 
-    async def expired(self, now_ms: int, limit: int = 500) -> Sequence[str]:
-        rows = await self._session.scalars(
-            select(BlobRow.id).where(BlobRow.expires_at_ms <= now_ms).limit(limit)
-        )
+    async def expired(self, now_ms: int, limit: int = 500, *, keep: Collection[str] = ()) -> Sequence[str]:
+        """Blobs past their TTL, except `keep` (held)."""
+        query = select(BlobRow.id).where(BlobRow.expires_at_ms <= now_ms)
+        if keep:
+            query = query.where(BlobRow.id.not_in(keep))
+        rows = await self._session.scalars(query.limit(limit))
         return rows.all()

@@ -3,7 +3,7 @@ Metadata only: nothing here holds content."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,11 +73,16 @@ class MetadataRepository:
         )
         return rows.all()
 
-    async def delete_before(self, cutoff_ms: int) -> int:
-        """Deletes events older than `cutoff_ms`; returns how many."""
-        result = await self._session.execute(
-            delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
-        )
+    async def delete_before(self, cutoff_ms: int, *, keep_usernames: Collection[str] = ()) -> int:
+        """Deletes events older than `cutoff_ms`, except those naming one of `keep_usernames` (held) as
+        actor or target; returns how many."""
+        statement = delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
+        if keep_usernames:
+            statement = statement.where(
+                MetadataEventRow.actor.not_in(keep_usernames),
+                or_(MetadataEventRow.target.is_(None), MetadataEventRow.target.not_in(keep_usernames)),
+            )
+        result = await self._session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
 

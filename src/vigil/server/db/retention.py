@@ -4,14 +4,15 @@ Repositories never commit; every method returns how many rows it deleted."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Delete, delete, exists, select
+from sqlalchemy import Delete, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import ContactRequestState
 from vigil.server.db.contacts import ContactRequestRow
-from vigil.server.db.hashlists import VoucherRow
+from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow
@@ -47,9 +48,19 @@ class RetentionRepository:
         )
         return plain + signed
 
-    async def delete_vouchers(self, created_before_ms: int) -> int:
-        """Vouchers that arrived before the cutoff (an opened one lives on in its image-match case)."""
-        return await self._count(delete(VoucherRow).where(VoucherRow.created_at_ms < created_before_ms))
+    async def delete_vouchers(self, created_before_ms: int, *, keep_about: Collection[int] = ()) -> int:
+        """Vouchers that arrived before the cutoff (an opened one lives on in its image-match case), except
+        those submitted by or matched about an account in `keep_about` (under a preservation hold)."""
+        statement = delete(VoucherRow).where(VoucherRow.created_at_ms < created_before_ms)
+        if keep_about:
+            held_matches = select(ImageMatchCaseRow.id).where(
+                ImageMatchCaseRow.subject_user_id.in_(keep_about)
+            )
+            statement = statement.where(
+                VoucherRow.user_id.not_in(keep_about),
+                or_(VoucherRow.case_id.is_(None), VoucherRow.case_id.not_in(held_matches)),
+            )
+        return await self._count(statement)
 
     async def delete_abandoned_queue_entries(self, sent_before_ms: int) -> int:
         """Queue entries of messages sent before the cutoff that their device never fetched."""

@@ -9,10 +9,12 @@ from vigil.server.db import (  # noqa: F401 - imported to register their tables
     blobs,
     cases,
     contacts,
+    cybertip,
     groups,
     hashlists,
     messaging,
     notices,
+    preservation,
     reporters,
     reviewers,
 )

@@ -12,6 +12,7 @@ from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
 from vigil.server.context import ServerContext
 from vigil.server.db.blobs import BlobRepository, BlobRow
 from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.preservation import held_data
 
 __all__ = ["download_blob", "sweep_expired_blobs", "upload_blob"]
 
@@ -95,12 +96,13 @@ async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: st
 
 
 async def sweep_expired_blobs(ctx: ServerContext, now_ms: int | None = None) -> int:
-    """Deletes blobs past their TTL at `now_ms` (default: the server clock), fetched or not; returns how
-    many."""
+    """Deletes blobs past their TTL at `now_ms` (default: the server clock), fetched or not, except those a
+    preservation hold keeps; returns how many."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     async with ctx.sessions() as session, session.begin():
         blobs = BlobRepository(session)
-        expired = list(await blobs.expired(now))
+        held = await held_data(session)
+        expired = list(await blobs.expired(now, keep=held.blob_ids))
         for blob_id in expired:
             await blobs.delete(blob_id)
     for blob_id in expired:

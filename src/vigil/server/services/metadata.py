@@ -24,6 +24,7 @@ from vigil.safety.behavior.events import (
 )
 from vigil.server.context import ServerContext
 from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
+from vigil.server.services.preservation import held_data
 
 __all__ = [
     "DAY_MS",
@@ -136,8 +137,10 @@ async def timeline(session: AsyncSession, username: UserId, *, limit: int = 50) 
 
 
 async def sweep_expired_events(ctx: ServerContext, now_ms: int | None = None) -> int:
-    """Deletes events older than the retention limit; returns how many."""
+    """Deletes events older than the retention limit, except those of accounts under a preservation hold;
+    returns how many."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     cutoff = now - ctx.settings.metadata_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        return await MetadataRepository(session).delete_before(cutoff)
+        held = await held_data(session)
+        return await MetadataRepository(session).delete_before(cutoff, keep_usernames=held.usernames)

@@ -19,6 +19,9 @@ What each sweep deletes:
   blobs                     attachments past VIGIL_BLOB_TTL_SECONDS (`blobs.sweep_expired_blobs`)
 and the age-band job (`accounts.move_age_bands`): minors' bands move on on their birthdays (its count is
 accounts moved, not rows deleted).
+
+Every sweep that touches evidence or an account's metadata (metadata events, vouchers, reports, blobs)
+skips what a preservation hold covers (`vigil.server.services.preservation.held_data`, issue 9).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from vigil.server.context import ServerContext
 from vigil.server.db.retention import RetentionRepository
 from vigil.server.services import accounts, blobs, contacts, metadata, reports
+from vigil.server.services.preservation import held_data
 
 __all__ = ["SWEEPS", "Sweep", "run_sweep", "start_sweeps", "sweep_forever"]
 
@@ -86,7 +90,8 @@ async def sweep_notices(ctx: ServerContext, now_ms: int) -> int:
 async def sweep_vouchers(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.voucher_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        return await RetentionRepository(session).delete_vouchers(cutoff)
+        held = await held_data(session)
+        return await RetentionRepository(session).delete_vouchers(cutoff, keep_about=held.user_ids)
 
 
 async def sweep_reports(ctx: ServerContext, now_ms: int) -> int:

@@ -1,0 +1,399 @@
+"""Filing cases to the CyberTipline (`vigil.server.services.cybertip_filing`) against a real stand-in process,
+on SQLite and PostgreSQL: a case to a finished report with its files, hashes and classification; the
+`fileViewedByEsp` rule (only after an audited reveal of that file); NCMEC's refusals shown with their code
+and no content; 5xx and timeouts retried; two concurrent filings of one case file once; recovery of a
+filing whose filer died; preservation holds that the retention sweeps respect, released only by an admin
+after their date."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from cybertip_helpers import PASSWORD, USER, StandIn, running_stand_in, seed_csam_case
+from live_server import create_postgres_database, drop_postgres_database, require_backend
+from pydantic import SecretStr
+
+from vigil.errors import ConflictError, PermissionDenied, ValidationError
+from vigil.protocol.reports import ReportReason
+from vigil.safety.ncmec import CyberTiplineDocumentError, IndustryClassification
+from vigil.server.context import ServerContext
+from vigil.server.cybertipline import CyberTiplineRefused, RetryPolicy
+from vigil.server.db.accounts import UserRepository, UserRow
+from vigil.server.db.audit import AuditRepository
+from vigil.server.db.blobs import BlobRepository, BlobRow
+from vigil.server.db.cases import CaseRepository
+from vigil.server.db.cybertip import CyberTipFilingRepository
+from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
+from vigil.server.services import cybertip_filing as filing
+from vigil.server.services.blobs import sweep_expired_blobs
+from vigil.server.services.cases import open_or_join_case
+from vigil.server.services.cybertip_filing import FileClassification, FilingOptions, FilingState
+from vigil.server.services.evidence import reveal_image
+from vigil.server.services.metadata import sweep_expired_events
+from vigil.server.services.reports import sweep_expired_reports
+from vigil.server.services.vouchers import reveal_match_image
+from vigil.server.settings import Settings
+
+LEAD = "reviewer:lead-lucia"
+FAST = FilingOptions(retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05), timeout=1.5)
+CSAM = "child-pornography"
+YEAR_MS = 366 * 24 * 3600 * 1000
+
+
+@pytest.fixture(scope="module")
+def stand_in() -> Iterator[StandIn]:
+    with running_stand_in() as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def ctx(
+    request: pytest.FixtureRequest, tmp_path: Path, stand_in: StandIn
+) -> AsyncIterator[ServerContext]:
+    require_backend(request.param)
+    database = None
+    url = f"sqlite+aiosqlite:///{tmp_path / 'vigil.db'}"
+    if request.param == "postgres":
+        database, url = create_postgres_database()
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=url,
+        cybertipline_url=stand_in.url,
+        cybertipline_username=USER,
+        cybertipline_password=PASSWORD,  # type: ignore[arg-type]
+        cybertipline_lease_seconds=1.0,
+    )
+    stand_in.fault()  # no faults left over from another test
+    try:
+        async with ServerContext.open(settings) as context:
+            yield context
+    finally:
+        if database is not None:
+            drop_postgres_database(database)
+
+
+async def _keys(ctx: ServerContext, case_id: int) -> list[str]:
+    preview = await filing.prepare_filing(ctx, case_id, incident_type=CSAM, classifications={}, actor=LEAD)
+    return [f.key for f in preview.files]
+
+
+async def test_a_case_is_filed_to_a_finished_report_with_its_files_and_a_hold(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "finish")
+    await reveal_image(ctx, LEAD, seeded.item_id)  # the lead looked at the reported image, not the match
+    keys = await _keys(ctx, seeded.case_id)
+    assert keys == [f"item:{seeded.item_id}", f"match:{seeded.match_id}"]
+    classes = {
+        keys[0]: FileClassification(IndustryClassification.B2, frozenset({"possible_self_production"})),
+        keys[1]: FileClassification(IndustryClassification.A2),
+    }
+    preview = await filing.prepare_filing(
+        ctx, seeded.case_id, incident_type=CSAM, classifications=classes, actor=LEAD
+    )
+    assert "<incidentType>Child Pornography (possession, manufacture, and distribution)</incidentType>" in (
+        preview.report_xml
+    )
+    assert f"<screenName>{seeded.subject}</screenName>" in preview.report_xml
+    assert "<fileViewedByEsp>true</fileViewedByEsp>" in preview.files[0].file_details_xml
+    assert "<fileViewedByEsp>false</fileViewedByEsp>" in preview.files[1].file_details_xml
+    assert "PDQ distance 0" in (preview.files[1].match or "")
+
+    record = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications=classes, actor=LEAD, options=FAST
+    )
+    assert record.state == FilingState.FINISHED and record.ncmec_report_id is not None
+    assert record.filed_by == LEAD and record.is_test and record.attempts >= 6
+    at_ncmec = stand_in.report(record.ncmec_report_id)
+    assert at_ncmec["state"] == "finished"
+    sent = {f["sha256"]: f for f in at_ncmec["files"]}
+    item_file = sent[hashlib.sha256(seeded.item_image).hexdigest()]
+    match_file = sent[hashlib.sha256(seeded.match_image).hexdigest()]
+    assert (item_file["viewed_by_esp"], item_file["classification"]) == ("true", "B2")
+    assert (match_file["viewed_by_esp"], match_file["classification"]) == ("false", "A2")
+    assert set(match_file["hashes"]) == {"PDQ", "SHA256", "MD5"}
+    assert match_file["hashes"]["MD5"] == hashlib.md5(seeded.match_image).hexdigest()
+    assert [f.ncmec_file_id for f in record.files] == [f["file_id"] for f in at_ncmec["files"]]
+
+    # Idempotent per case: filing again returns the finished report and sends nothing.
+    calls_before = len(stand_in.view()["calls"])
+    again = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications=classes, actor=LEAD
+    )
+    assert again.id == record.id and len(stand_in.view()["calls"]) == calls_before
+
+    # Every call is in the audit log with its Request-ID, as is every state change; no content.
+    async with ctx.sessions() as session:
+        audit = AuditRepository(session)
+        calls = await audit.for_target(f"cybertip:{record.id}", 100)
+        states = [r for r in await audit.for_target(f"case:{seeded.case_id}", 100)]
+    request_ids = {
+        c["request_id"] for c in stand_in.view()["calls"] if c["report_id"] == record.ncmec_report_id
+    }
+    assert {json.loads(r.details)["request_id"] for r in calls} >= request_ids
+    changes = [r for r in states if r.action == "cybertip.state_changed"]
+    assert [json.loads(r.details)["to"] for r in reversed(changes)] == [
+        "draft",
+        "submitted",
+        "uploading",
+        "finished",
+    ]
+    assert any(r.action == "preservation.hold_placed" for r in states)
+    for row in [*calls, *states]:
+        assert seeded.subject not in row.details
+
+    holds = await filing.list_holds(ctx)
+    assert [(h.case_id, h.filing_id, h.in_force, h.subject) for h in holds] == [
+        (seeded.case_id, record.id, True, seeded.subject)
+    ]
+
+
+async def test_file_viewed_by_esp_is_true_only_after_an_audited_reveal_of_that_file(
+    ctx: ServerContext,
+) -> None:
+    seeded = await seed_csam_case(ctx, "viewed")
+    before = await filing.prepare_filing(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD
+    )
+    assert [f.viewed_by_esp for f in before.files] == [False, False]
+    await reveal_match_image(ctx, LEAD, seeded.match_id)
+    after = await filing.prepare_filing(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD
+    )
+    assert [f.viewed_by_esp for f in after.files] == [False, True]
+    assert after.files[1].revealed_by == (LEAD,)
+    assert "<fileViewedByEsp>true</fileViewedByEsp>" in after.files[1].file_details_xml
+
+
+async def test_bad_choices_are_refused_naming_the_field(ctx: ServerContext) -> None:
+    seeded = await seed_csam_case(ctx, "bad", with_match=False)
+    with pytest.raises(CyberTiplineDocumentError) as wrong_type:
+        await filing.prepare_filing(
+            ctx, seeded.case_id, incident_type="sextortion", classifications={}, actor=LEAD
+        )
+    assert wrong_type.value.field == "incident_type"
+    with pytest.raises(CyberTiplineDocumentError) as wrong_key:
+        await filing.prepare_filing(
+            ctx,
+            seeded.case_id,
+            incident_type=CSAM,
+            classifications={"item:999999": FileClassification()},
+            actor=LEAD,
+        )
+    assert wrong_key.value.field == "classifications[item:999999]"
+    key = f"item:{seeded.item_id}"
+    with pytest.raises(CyberTiplineDocumentError) as wrong_flag:
+        await filing.prepare_filing(
+            ctx,
+            seeded.case_id,
+            incident_type=CSAM,
+            classifications={key: FileClassification(annotations=frozenset({"cute"}))},
+            actor=LEAD,
+        )
+    assert wrong_flag.value.field == f"classifications[{key}].annotations"
+    async with ctx.sessions() as session, session.begin():
+        user = await UserRepository(session).add(
+            UserRow(username="nobody-bad", age_band="adult", band_changes_on=None, created_at_ms=1)
+        )
+        bare = await open_or_join_case(session, user, ReportReason.SPAM, 10, False, 1)
+    with pytest.raises(ValidationError, match="no verified CSAM evidence"):
+        await filing.prepare_filing(ctx, bare.id, incident_type=CSAM, classifications={}, actor=LEAD)
+
+
+async def test_an_ncmec_refusal_is_shown_with_its_code_and_the_open_report_is_retracted(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "refused", with_match=False)
+    stand_in.fault({"endpoint": "fileinfo", "action": "fail", "times": 1, "http_status": 400, "code": 4100})
+    with pytest.raises(CyberTiplineRefused) as refused:
+        await filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    shown = str(refused.value)
+    assert "/fileinfo" in shown and "NCMEC code 4100 (validation failed)" in shown and "Request-ID" in shown
+    assert seeded.subject not in shown and "injected" not in shown
+    (record,) = [r for r in await filing.list_filings(ctx) if r.case_id == seeded.case_id]
+    assert (record.state, record.ncmec_code) == (FilingState.FAILED, 4100)
+    assert record.ncmec_report_id is not None
+    assert stand_in.report(record.ncmec_report_id)["state"] == "retracted"
+    assert await filing.list_holds(ctx) == []
+
+
+async def test_wrong_credentials_fail_at_submit_with_code_2000(ctx: ServerContext) -> None:
+    seeded = await seed_csam_case(ctx, "auth", with_match=False)
+    ctx.settings.cybertipline_password = SecretStr("wrong-password")
+    with pytest.raises(CyberTiplineRefused, match="NCMEC code 2000"):
+        await filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    (record,) = await filing.list_filings(ctx)
+    assert (record.state, record.ncmec_code, record.ncmec_report_id) == (FilingState.FAILED, 2000, None)
+
+
+async def test_5xx_answers_and_timeouts_are_retried(ctx: ServerContext, stand_in: StandIn) -> None:
+    seeded = await seed_csam_case(ctx, "retry", with_match=False)
+    stand_in.fault(
+        {"endpoint": "finish", "action": "fail", "times": 2, "http_status": 503, "code": 1000},
+        {"endpoint": "fileinfo", "action": "stall", "times": 1, "seconds": 3.0},
+    )
+    record = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    assert record.state == FilingState.FINISHED
+    assert record.retries == 3  # one /fileinfo after its timeout, two /finish after 503s
+    assert stand_in.report(record.ncmec_report_id or 0)["state"] == "finished"
+
+
+async def test_two_concurrent_filings_of_one_case_file_once(ctx: ServerContext, stand_in: StandIn) -> None:
+    seeded = await seed_csam_case(ctx, "twice", with_match=False)
+    before = len(stand_in.view()["reports"])
+    stand_in.fault({"endpoint": "submit", "action": "stall", "times": 2, "seconds": 0.5})
+    results = await asyncio.gather(
+        *[
+            filing.file_report(
+                ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+            )
+            for _ in range(2)
+        ],
+        return_exceptions=True,
+    )
+    finished = [r for r in results if isinstance(r, filing.FilingRecord)]
+    refused = [r for r in results if isinstance(r, ConflictError)]
+    assert len(finished) == 1 and len(refused) == 1, results
+    assert len(stand_in.view()["reports"]) == before + 1
+    assert len(await filing.list_filings(ctx)) == 1
+
+
+async def test_recovery_finishes_a_filing_whose_filer_died_after_uploading(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "crash")
+    # The filer "dies" inside /finish: it is cancelled while the stand-in stalls (the request did reach it).
+    stand_in.fault({"endpoint": "finish", "action": "stall", "times": 1, "seconds": 1.0})
+    task = asyncio.create_task(
+        filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    )
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        async with ctx.sessions() as session:
+            rows = list(await CyberTipFilingRepository(session).of_case(seeded.case_id))
+            files = [] if not rows else list(await CyberTipFilingRepository(session).files_of(rows[0].id))
+        if files and all(f.details_sent for f in files):
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (stuck,) = await filing.list_filings(ctx)
+    assert stuck.state == FilingState.UPLOADING
+    # A crash leaves the lease in place (the cancelled filer's cleanup is not to be trusted): hold it open.
+    async with ctx.sessions() as session, session.begin():
+        await CyberTipFilingRepository(session).take_lease(
+            seeded.case_id, "dead-filer", 0, ctx.clock_ms() + 800
+        )
+    assert await filing.recover_unfinished_filings(ctx, FAST) == []  # the lease is still in force
+    await asyncio.sleep(1.5)  # the stalled /finish lands at the stand-in meanwhile; the lease runs out
+    (recovered,) = await filing.recover_unfinished_filings(ctx, FAST)
+    assert (recovered.state, recovered.recoveries) == (FilingState.FINISHED, 1)
+    reports = [r for r in stand_in.view()["reports"] if r["report_id"] == recovered.ncmec_report_id]
+    assert [r["state"] for r in reports] == ["finished"]
+    assert await filing.recover_unfinished_filings(ctx, FAST) == []  # exactly once
+    assert len([h for h in await filing.list_holds(ctx) if h.filing_id == recovered.id]) == 1
+
+
+async def test_recovery_retracts_a_filing_with_files_not_uploaded(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "halfway")
+    stand_in.fault({"endpoint": "upload", "action": "stall", "times": 5, "seconds": 5.0})
+    task = asyncio.create_task(
+        filing.file_report(
+            ctx,
+            seeded.case_id,
+            incident_type=CSAM,
+            classifications={},
+            actor=LEAD,
+            options=FilingOptions(retry=RetryPolicy(attempts=1), timeout=30),
+        )
+    )
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if (await filing.list_filings(ctx)) and (await filing.list_filings(ctx))[0].state == "uploading":
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stand_in.fault()
+    (stuck,) = await filing.list_filings(ctx)
+    assert stuck.state == FilingState.UPLOADING and stuck.ncmec_report_id is not None
+    (recovered,) = await filing.recover_unfinished_filings(ctx, FAST)
+    assert recovered.state == FilingState.RETRACTED
+    assert stand_in.report(stuck.ncmec_report_id)["state"] == "retracted"
+
+
+async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_after_its_date(
+    ctx: ServerContext,
+) -> None:
+    seeded = await seed_csam_case(ctx, "hold", with_match=False)
+    other = await seed_csam_case(ctx, "nohold", with_match=False)
+    now = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        blobs = BlobRepository(session)
+        for blob_id in (seeded.blob_id, other.blob_id):
+            await blobs.add(
+                BlobRow(
+                    id=blob_id,
+                    uploader_device_id="d",
+                    uploader_user_id=seeded.subject_id,
+                    size=1,
+                    created_at_ms=1,
+                    expires_at_ms=2,
+                    attached=True,
+                )
+            )
+        events = MetadataRepository(session)
+        for name in (seeded.subject, other.subject):
+            events.add(MetadataEventRow(at_ms=1, kind="message", actor=name, target="x"))
+    record = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    assert record.state == FilingState.FINISHED
+
+    async def remaining() -> tuple[set[int], set[str], set[str]]:
+        async with ctx.sessions() as session:
+            cases = CaseRepository(session)
+            reports = {
+                r.case_id for c in (seeded.case_id, other.case_id) for r, _ in await cases.reports_of(c)
+            }
+            blob_ids = {b for b in (seeded.blob_id, other.blob_id) if await BlobRepository(session).get(b)}
+            actors = {e.actor for e in await MetadataRepository(session).between(0, now + 1)}
+        return reports, blob_ids, actors
+
+    assert await sweep_expired_reports(ctx) == 1
+    assert await sweep_expired_blobs(ctx) == 1
+    assert await sweep_expired_events(ctx, now_ms=now) == 1
+    assert await remaining() == ({seeded.case_id}, {seeded.blob_id}, {seeded.subject})
+
+    (hold,) = await filing.list_holds(ctx)
+    with pytest.raises(PermissionDenied):
+        await filing.release_hold(ctx, hold.id, actor=LEAD, is_admin=False, now=now + YEAR_MS)
+    with pytest.raises(ConflictError, match="in force until"):
+        await filing.release_hold(ctx, hold.id, actor="reviewer:admin-ada", is_admin=True, now=now)
+    released = await filing.release_hold(
+        ctx, hold.id, actor="reviewer:admin-ada", is_admin=True, now=now + YEAR_MS
+    )
+    assert released.released_by == "reviewer:admin-ada" and not released.in_force
+    with pytest.raises(ConflictError, match="already released"):
+        await filing.release_hold(ctx, hold.id, actor="reviewer:admin-ada", is_admin=True, now=now + YEAR_MS)
+    assert (await sweep_expired_reports(ctx), await sweep_expired_blobs(ctx)) == (1, 1)
+    assert await sweep_expired_events(ctx, now_ms=now) == 1
+    assert await remaining() == (set(), set(), set())
+    async with ctx.sessions() as session:
+        actions = [r.action for r in await AuditRepository(session).for_target(f"case:{seeded.case_id}", 100)]
+    assert "preservation.release_refused" in actions and "preservation.hold_released" in actions
