@@ -24,6 +24,7 @@ from vigil.safety.hashing.index import HashIndex, MultiIndexHashIndex, hashes_to
 from vigil.safety.hashing.pdq import (
     HASH_BITS,
     MATCH_DISTANCE_THRESHOLD,
+    MAX_QUERY_HASHES,
     Dihedral,
     ImageHash,
     PdqHash,
@@ -101,6 +102,8 @@ class Match:
     distance: int
     dihedral: Dihedral
     """Which rotation/flip of the query matched (ORIGINAL when only one hash was looked up)."""
+    trimmed: bool = False
+    """Whether it was the query with its uniform border trimmed that matched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,19 +219,23 @@ class Matcher:
         return self._banks
 
     def match_image(self, image: ImageHash) -> MatchResult:
-        """Match an image by all its dihedral hashes (or its one hash if dihedrals were not computed).
+        """Match an image by all its orientations' hashes, trimmed and not (or by its one hash if those
+        were not computed).
 
         Raises `LowQualityImageError` if the image's quality is below the matching minimum.
         """
         return self.match_hashes(image.query_hashes())
 
     def match_hashes(self, hashes: Sequence[PdqHash]) -> MatchResult:
-        """Match raw hashes; position i of `hashes` is reported as `Dihedral(i)`.
+        """Match raw hashes laid out as `ImageHash.query_hashes`: position i is reported as
+        `Dihedral(i % 8)`, trimmed from position 8 on.
 
         The caller vouches for quality: use `match_image` for anything hashed on this device.
         """
-        if len(hashes) > len(Dihedral):
-            raise ValidationError(f"at most {len(Dihedral)} query hashes (the dihedral variants)")
+        if len(hashes) > MAX_QUERY_HASHES:
+            raise ValidationError(
+                f"at most {MAX_QUERY_HASHES} query hashes (the orientations, trimmed and not)"
+            )
         best: dict[tuple[BankName, EntryId], Match] = {}
         for variant, hits in enumerate(self._index.query_many(hashes, self._radius)):
             for hit in hits:
@@ -238,7 +245,8 @@ class Matcher:
                 key = (bank.name, entry.id)
                 previous = best.get(key)
                 if previous is None or hit.distance < previous.distance:
-                    best[key] = Match(bank.name, entry, hit.distance, Dihedral(variant))
+                    orientation, trimmed = Dihedral(variant % len(Dihedral)), variant >= len(Dihedral)
+                    best[key] = Match(bank.name, entry, hit.distance, orientation, trimmed)
         ranked = sorted(best.values(), key=lambda m: (m.distance, m.bank, m.entry.id))
         kinds = {b.name: b.kind for b in self._banks}
         normal = tuple(m for m in ranked if kinds[m.bank] is BankKind.NORMAL)

@@ -7,8 +7,21 @@ mostly noise, and matching it would produce false positives, so such an image is
 (`LowQualityImageError`) instead of being compared.
 
 Pixels are decoded with Pillow and hashed by the `pdqhash` binding of the reference C++ hasher, as
-python-threatexchange does. The 8 dihedral hashes (rotations and flips) come from the same pass over the
-pixels, so catching a rotated or mirrored copy of a known image costs almost nothing extra.
+python-threatexchange does.
+
+Looking an image up takes more than its one hash, because PDQ alone misses common edits:
+
+- Rotations and mirrors. The reference hasher can derive the 8 dihedral hashes from one downsample by
+  flipping DCT signs, but "flip of the hash" is not "hash of the flip": PDQ's 64x64 sampling grid is not
+  symmetric, so for textured or small images the derived hash lands 30-130 bits from the hash of the
+  really rotated image. The query's 8 orientations are therefore hashed from really transformed pixels.
+- Borders and padding (letterboxing, a frame, a screenshot's uniform margin) move all of PDQ's low
+  frequencies; an added border missed every time. Uniform borders are trimmed and the trimmed image's 8
+  orientations are looked up as well (the untrimmed ones stay: the known image may have a border itself).
+
+To keep this affordable the 7 transformed orientations and the trimmed variants are hashed from a copy
+area-averaged by a whole factor to 512-1023 pixels on its longer side; PDQ itself averages down to
+64 x 64, and on the reference and sample images the reduced copy hashes within 6 bits of the full-size one.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ __all__ = [
     "HASH_BITS",
     "HASH_BYTES",
     "MATCH_DISTANCE_THRESHOLD",
+    "MAX_QUERY_HASHES",
     "MIN_MATCH_QUALITY",
     "Dihedral",
     "ImageHash",
@@ -39,6 +53,8 @@ __all__ = [
     "UnhashableImageError",
     "hash_image",
     "hash_pixels",
+    "orient",
+    "trim_uniform_border",
 ]
 
 HASH_BITS: Final = 256
@@ -47,6 +63,25 @@ MATCH_DISTANCE_THRESHOLD: Final = 31
 """PDQ's recommended match radius (the reference implementation's "confident match" threshold)."""
 MIN_MATCH_QUALITY: Final = 50
 """Below this quality the hash is not reliable enough to act on."""
+MAX_QUERY_HASHES: Final = 16
+"""The 8 orientations of an image plus the 8 orientations of its border-trimmed copy."""
+
+# The transformed orientations are hashed from a copy reduced to at least this many pixels on its longer side.
+_ORIENTATION_SIDE: Final = 512
+# A row or column is "uniform" when its standard deviation (averaged over the channels) is within this many
+# levels (JPEG ringing next to a hard edge stays under 9; a line crossing content, even a photo's smooth
+# background, is above 15) and its mean within this many levels of the outermost line's.
+_BORDER_SPREAD: Final = 12
+# ...and its brightest and darkest pixels (averaged over the channels) within this many levels: ringing
+# reaches about 50, while stars on a night sky or the rim of a round photo on black go well past it.
+_BORDER_RANGE: Final = 64
+_BORDER_DRIFT: Final = 12
+_BORDER_SAMPLES: Final = 128
+_EDGE_LINES: Final = 3
+# Borders thinner than this fraction of a side change PDQ too little to be worth a second lookup.
+_MIN_BORDER_FRACTION: Final = 0.005
+# Content left after trimming must be at least this fraction of each side, else the "border" was the image.
+_MIN_CONTENT_FRACTION: Final = 0.2
 
 # Above this many pixels decoding is refused (Pillow raises DecompressionBombError at 2x its own
 # limit; we set our own bound so the decision does not depend on a process-global Pillow setting).
@@ -128,8 +163,8 @@ class PdqHash:
 class Dihedral(enum.IntEnum):
     """The 8 symmetries of a rectangle, in the order (and with the names) the reference hasher uses.
 
-    Each member's hash is (up to resampling noise) the hash of the image transformed that way; the
-    geometric meanings below were checked against the reference images in tests.
+    `ImageHash.dihedral[member]` is the hash of the image transformed that way (`orient`); the geometric
+    meanings below were checked against the reference images in tests.
     """
 
     ORIGINAL = 0
@@ -150,34 +185,39 @@ class Dihedral(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class ImageHash:
-    """The result of hashing one image: its hash, quality, and (optionally) all 8 dihedral hashes.
+    """The result of hashing one image: its hash, quality, and (optionally) its orientations' hashes.
 
-    `dihedral[Dihedral.ORIGINAL] == hash` whenever `dihedral` is non-empty.
+    `dihedral[Dihedral.ORIGINAL] == hash` whenever `dihedral` is non-empty. `trimmed` holds the 8
+    orientations of the image with its uniform border removed, or nothing when it has no such border.
     """
 
     hash: PdqHash
     quality: int
     dihedral: tuple[PdqHash, ...] = ()
+    trimmed: tuple[PdqHash, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.quality <= 100:
             raise ValidationError(f"PDQ quality is 0..100, got {self.quality}")
         if self.dihedral and (len(self.dihedral) != len(Dihedral) or self.dihedral[0] != self.hash):
             raise ValidationError("dihedral hashes must be all 8, starting with the original")
+        if self.trimmed and (len(self.trimmed) != len(Dihedral) or not self.dihedral):
+            raise ValidationError("trimmed hashes must be all 8, alongside the 8 dihedral hashes")
 
     @property
     def matchable(self) -> bool:
         return self.quality >= MIN_MATCH_QUALITY
 
     def query_hashes(self) -> tuple[PdqHash, ...]:
-        """The hashes to look up for this image: all dihedral variants if computed, else just the hash.
+        """The hashes to look up for this image: the 8 orientations then the 8 trimmed ones if computed,
+        else just the hash. Position i is orientation `Dihedral(i % 8)`.
 
         Raises `LowQualityImageError` if the image is below the matching quality, so that a caller
         cannot look up an unreliable hash by accident.
         """
         if not self.matchable:
             raise LowQualityImageError(self.quality)
-        return self.dihedral or (self.hash,)
+        return (self.dihedral + self.trimmed) or (self.hash,)
 
 
 def _decode(data: bytes) -> npt.NDArray[np.uint8]:
@@ -205,16 +245,118 @@ def _decode(data: bytes) -> npt.NDArray[np.uint8]:
         raise UndecodableImageError(f"cannot decode image: {exc}") from exc
 
 
+def orient(rgb: npt.NDArray[np.uint8], variant: Dihedral) -> npt.NDArray[np.uint8]:
+    """The pixels transformed by `variant` (a view where possible)."""
+    match variant:
+        case Dihedral.ORIGINAL:
+            return rgb
+        case Dihedral.ROTATE_90:
+            return np.rot90(rgb, 1)
+        case Dihedral.ROTATE_180:
+            return np.rot90(rgb, 2)
+        case Dihedral.ROTATE_270:
+            return np.rot90(rgb, 3)
+        case Dihedral.FLIP_X:
+            return rgb[::-1]
+        case Dihedral.FLIP_Y:
+            return rgb[:, ::-1]
+        case Dihedral.FLIP_PLUS_1:
+            return rgb.transpose(1, 0, 2)
+        case Dihedral.FLIP_MINUS_1:
+            return np.rot90(rgb, 2).transpose(1, 0, 2)
+
+
+def _uniform_run(lines: npt.NDArray[np.float32], minimum: int) -> int:
+    """How many leading lines (axis 0 of lines x samples x 3) are uniform and the colour of the first."""
+    means = lines.mean(axis=1)
+    spread = lines.std(axis=1).mean(axis=1)
+    extent = (lines.max(axis=1) - lines.min(axis=1)).mean(axis=1)
+    drift = np.abs(means - means[0]).max(axis=1)
+    uniform = (spread <= _BORDER_SPREAD) & (extent <= _BORDER_RANGE) & (drift <= _BORDER_DRIFT)
+    if uniform.all():
+        return len(uniform)
+    run = int(np.argmin(uniform))
+    # A margin ends at an edge: within a few lines (JPEG ringing blurs it) comes a busy line or a clearly
+    # different colour. A smooth gradient drifts out of tolerance a small step at a time: content.
+    after = slice(run, run + _EDGE_LINES)
+    step = float(np.abs(means[after] - means[run - 1]).max()) if run else 0.0
+    at_edge = bool((spread[after] > _BORDER_SPREAD).any()) or step > _BORDER_DRIFT
+    return run if run >= minimum and at_edge else 0
+
+
+def _border_widths(rgb: npt.NDArray[np.uint8], min_rows: int, min_cols: int) -> tuple[int, int, int, int]:
+    """Widths of the uniform top, bottom, left and right margins of `rgb`."""
+    height, width = rgb.shape[:2]
+    # Every row and column is tested, each on about _BORDER_SAMPLES of its pixels: a border is uniform
+    # along its whole length, so a sample shows content crossing it; the full scan cost more than a hash.
+    rows = rgb[:, :: max(1, width // _BORDER_SAMPLES)].astype(np.float32)
+    cols = rgb[:: max(1, height // _BORDER_SAMPLES)].transpose(1, 0, 2).astype(np.float32)
+    return (
+        _uniform_run(rows, min_rows),
+        _uniform_run(rows[::-1], min_rows),
+        _uniform_run(cols, min_cols),
+        _uniform_run(cols[::-1], min_cols),
+    )
+
+
+def trim_uniform_border(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
+    """The image without the uniform margin on any of its sides (each side its own colour), or None when
+    there is no margin worth trimming or removing it would leave too little (a near-flat image)."""
+    height, width = rgb.shape[:2]
+    min_rows = max(2, round(height * _MIN_BORDER_FRACTION))
+    min_cols = max(2, round(width * _MIN_BORDER_FRACTION))
+    # One round only: trimming again inside the result would eat the image's own uniform areas (a sky,
+    # a plain backdrop) once a pillarbox is gone, which costs more matches than the rare L-shaped frame
+    # of two colours that a second round would catch.
+    top, bottom, left, right = _border_widths(rgb, min_rows, min_cols)
+    if not top + bottom + left + right:
+        return None
+    rows, cols = height - top - bottom, width - left - right
+    if rows < height * _MIN_CONTENT_FRACTION or cols < width * _MIN_CONTENT_FRACTION:
+        return None
+    return rgb[top : top + rows, left : left + cols]
+
+
+def _pdq(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, int]:
+    vector, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    return PdqHash.from_bits(vector), int(quality)
+
+
+def _reduced(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    # By a whole factor only: a fractional resize (600 -> 512 pixels) moves PDQ's sampling phase and cost
+    # up to 18 bits on the sample images, a whole-factor area average at most 6.
+    factor = max(rgb.shape[:2]) // _ORIENTATION_SIDE
+    if factor < 2:
+        return rgb
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:, :, :3])).reduce(factor), dtype=np.uint8)
+
+
+def _orientations(rgb: npt.NDArray[np.uint8], original: PdqHash | None = None) -> tuple[PdqHash, ...]:
+    hashes = [original if original is not None else _pdq(rgb)[0]]
+    hashes.extend(_pdq(orient(rgb, variant))[0] for variant in list(Dihedral)[1:])
+    return tuple(hashes)
+
+
 def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHash:
-    """PDQ-hash an H x W x 3 uint8 RGB array. Raises `ValidationError` on a wrong shape or dtype."""
+    """PDQ-hash an H x W x 3 uint8 RGB array. Raises `ValidationError` on a wrong shape or dtype.
+
+    With `dihedral`, also hashes the image's 8 real orientations and, if it has a uniform border, the
+    8 orientations of the trimmed image (see the module docstring); `hash` is always the plain PDQ hash
+    of the full-size pixels, the one other PDQ tools compute.
+    """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ValidationError(f"expected an H x W x 3 uint8 array, got {rgb.dtype} {rgb.shape}")
-    if dihedral:
-        vectors, quality = pdqhash.compute_dihedral(rgb)
-        hashes = tuple(PdqHash.from_bits(v) for v in vectors)
-        return ImageHash(hash=hashes[0], quality=int(quality), dihedral=hashes)
-    vector, quality = pdqhash.compute(rgb)
-    return ImageHash(hash=PdqHash.from_bits(vector), quality=int(quality))
+    plain, quality = _pdq(rgb[:, :, :3])
+    if not dihedral:
+        return ImageHash(hash=plain, quality=quality)
+    reduced = _reduced(rgb[:, :, :3])
+    trimmed = trim_uniform_border(reduced)
+    return ImageHash(
+        hash=plain,
+        quality=quality,
+        dihedral=_orientations(reduced, original=plain),
+        trimmed=_orientations(trimmed) if trimmed is not None else (),
+    )
 
 
 def hash_image(data: bytes, *, dihedral: bool = True) -> ImageHash:

@@ -142,7 +142,16 @@ def test_best_dihedral_is_reported() -> None:
     (match,) = Matcher([bank]).match_image(image).matches
     assert (match.distance, match.dihedral) == (4, Dihedral.ROTATE_270)
     with pytest.raises(ValidationError):
-        Matcher([bank]).match_hashes([far] * 9)
+        Matcher([bank]).match_hashes([far] * 17)
+
+
+def test_trimmed_variant_is_reported() -> None:
+    bank = _bank("b", _entry(BASE, "x"))
+    far = _near(BASE, 200)
+    trimmed = [far, far, _near(BASE, 3), far, far, far, far, far]
+    image = ImageHash(far, quality=100, dihedral=(far,) * 8, trimmed=tuple(trimmed))
+    (match,) = Matcher([bank]).match_image(image).matches
+    assert (match.distance, match.dihedral, match.trimmed) == (3, Dihedral.ROTATE_180, True)
 
 
 def test_low_quality_image_is_refused() -> None:

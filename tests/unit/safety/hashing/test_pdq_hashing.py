@@ -210,3 +210,7 @@ def test_image_hash_rejects_inconsistent_dihedrals() -> None:
         ImageHash(h, 100, dihedral=(PdqHash(b"\x02" * 32),) + (h,) * 7)
     with pytest.raises(ValidationError):
         ImageHash(h, 101)
+    with pytest.raises(ValidationError):
+        ImageHash(h, 100, trimmed=(h,) * 8)  # trimmed orientations without the untrimmed ones
+    with pytest.raises(ValidationError):
+        ImageHash(h, 100, dihedral=(h,) * 8, trimmed=(h,) * 7)

@@ -1,0 +1,223 @@
+"""How often an edited copy of a known image still matches, per kind of edit, before vs after.
+
+The known images are the photo-like sample images that ship inside scikit-image (`skimage.data`, no
+download), none of them in the PDQ reference set. Each is hashed plainly (the bank entry, as any PDQ tool
+would), then edited in one way, re-encoded, and looked up at threshold 31:
+
+- before: the query's 8 dihedral hashes derived from one downsample (`pdqhash.compute_dihedral`, the
+  previous `hash_image`), no border trimming;
+- after: `vigil.safety.hashing.pdq.hash_image` (real orientations, uniform borders trimmed).
+
+A false positive is a query matching the bank entry of a different image. Prints a table and one JSON line;
+exits non-zero if "after" has any false positive.
+
+    .venv/bin/python benchmarks/match_transforms.py
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pdqhash
+import skimage.data
+from PIL import Image, ImageDraw, ImageFilter
+
+from vigil.safety.hashing.banks import Bank, BankEntry, BankKind, BankName, EntryId, Matcher
+from vigil.safety.hashing.index import BruteForceIndex
+from vigil.safety.hashing.pdq import MIN_MATCH_QUALITY, PdqHash, hash_image
+
+# Excluded from the set, with the reason: these are not distinct images.
+_DUPLICATES = {
+    "chessboard_RGB.png": "the same chessboard as chessboard_GRAY.png",
+    "motorcycle_right.png": "the other half of motorcycle_left.png's stereo pair (a near-duplicate)",
+}
+Edit = Callable[[Image.Image], Image.Image]
+
+
+def _resize(scale: float) -> Edit:
+    return lambda im: im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))))
+
+
+def _crop(fraction: float) -> Edit:
+    def crop(im: Image.Image) -> Image.Image:
+        dx, dy = round(im.width * fraction / 2), round(im.height * fraction / 2)
+        return im.crop((dx, dy, im.width - dx, im.height - dy))
+
+    return crop
+
+
+def _border(fraction: float, colour: tuple[int, int, int]) -> Edit:
+    def border(im: Image.Image) -> Image.Image:
+        pad = round(max(im.size) * fraction)
+        canvas = Image.new("RGB", (im.width + 2 * pad, im.height + 2 * pad), colour)
+        canvas.paste(im, (pad, pad))
+        return canvas
+
+    return border
+
+
+def _letterbox(im: Image.Image) -> Image.Image:
+    """Padded with black bars to a 16:9 frame (or 9:16 for a tall image), like a video still."""
+    if im.width >= im.height:
+        width, height = max(im.width, round(im.height * 16 / 9)), im.height
+        height = max(height, round(width * 9 / 16))
+    else:
+        width, height = im.width, max(im.height, round(im.width * 16 / 9))
+    canvas = Image.new("RGB", (width, height), (0, 0, 0))
+    canvas.paste(im, ((width - im.width) // 2, (height - im.height) // 2))
+    return canvas
+
+
+def _watermark(im: Image.Image) -> Image.Image:
+    overlay = im.convert("RGBA")
+    layer = Image.new("RGBA", overlay.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    w, h = im.size
+    draw.rectangle((int(w * 0.6), int(h * 0.85), int(w * 0.97), int(h * 0.96)), fill=(255, 255, 255, 110))
+    draw.text((int(w * 0.62), int(h * 0.87)), "@someone  sample.example", fill=(0, 0, 0, 200))
+    return Image.alpha_composite(overlay, layer).convert("RGB")
+
+
+def _screenshot(im: Image.Image) -> Image.Image:
+    """A phone-style screenshot: status bar, app header with text, the image on a white page, buttons."""
+    width = 720
+    scale = width / im.width
+    shown = im.resize((width, max(1, round(im.height * scale))))
+    height = shown.height + 360
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, width, 40), fill=(20, 20, 20))
+    draw.text((16, 12), "12:41     5G  87%", fill=(255, 255, 255))
+    draw.rectangle((0, 40, width, 120), fill=(245, 245, 245))
+    draw.text((24, 70), "Some Person  -  2 h", fill=(30, 30, 30))
+    canvas.paste(shown, (0, 160))
+    for x in range(40, width, 170):
+        draw.rectangle((x, height - 110, x + 90, height - 70), fill=(200, 200, 200))
+    return canvas
+
+
+EDITS: dict[str, Edit] = {
+    "jpeg q50": lambda im: im,  # every query is JPEG-encoded; this one at quality 50
+    "resize 50%": _resize(0.5),
+    "resize 25%": _resize(0.25),
+    "crop 10%": _crop(0.10),
+    "crop 25%": _crop(0.25),
+    "rotate 90": lambda im: im.transpose(Image.Transpose.ROTATE_90),
+    "rotate 180": lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    "rotate 270": lambda im: im.transpose(Image.Transpose.ROTATE_270),
+    "mirror left-right": lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    "mirror top-bottom": lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+    "transpose": lambda im: im.transpose(Image.Transpose.TRANSPOSE),
+    "transverse": lambda im: im.transpose(Image.Transpose.TRANSVERSE),
+    "rotate 5 deg": lambda im: im.rotate(5, resample=Image.Resampling.BICUBIC, expand=True),
+    "rotate 15 deg": lambda im: im.rotate(15, resample=Image.Resampling.BICUBIC, expand=True),
+    "border white 10%": _border(0.10, (255, 255, 255)),
+    "border black 3%": _border(0.03, (0, 0, 0)),
+    "letterbox 16:9": _letterbox,
+    "blur r=2": lambda im: im.filter(ImageFilter.GaussianBlur(2)),
+    "watermark": _watermark,
+    "screenshot": _screenshot,
+}
+KNOWN_LIMITS = {"crop 10%", "crop 25%", "rotate 5 deg", "rotate 15 deg", "screenshot"}
+
+
+def _encode(im: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    im.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _before(data: bytes) -> tuple[PdqHash, ...]:
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    vectors, quality = pdqhash.compute_dihedral(rgb)
+    if quality < MIN_MATCH_QUALITY:
+        return ()  # refused as unhashable: a miss
+    return tuple(PdqHash.from_bits(v) for v in vectors)
+
+
+def _after(data: bytes) -> tuple[PdqHash, ...]:
+    hashed = hash_image(data)
+    return hashed.query_hashes() if hashed.matchable else ()
+
+
+def _images() -> dict[str, Image.Image]:
+    folder = Path(skimage.data.__file__).parent
+    images: dict[str, Image.Image] = {}
+    for path in sorted([*folder.glob("*.png"), *folder.glob("*.jpg")]):
+        if path.name in _DUPLICATES:
+            continue
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+        if hash_image(path.read_bytes(), dihedral=False).quality >= MIN_MATCH_QUALITY:
+            images[path.stem] = rgb
+    return images
+
+
+def main() -> int:
+    images = _images()
+    entries = []
+    for name, image in images.items():
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        entries.append(BankEntry(EntryId(name), hash_image(out.getvalue(), dihedral=False).hash))
+    matcher = Matcher(
+        [Bank(BankName("known"), BankKind.NORMAL, tuple(entries))], index_factory=BruteForceIndex
+    )
+    paths = {"before": _before, "after": _after}
+    rates: dict[str, dict[str, float]] = {}
+    misses: dict[str, dict[str, list[str]]] = {}
+    false_positives = {path: 0 for path in paths}
+    seconds: dict[str, list[float]] = {path: [] for path in paths}
+    for edit_name, edit in EDITS.items():
+        queries = {
+            name: _encode(edit(image), 50 if edit_name == "jpeg q50" else 90)
+            for name, image in images.items()
+        }
+        for path, hasher in paths.items():
+            hits = 0
+            for name, data in queries.items():
+                start = time.perf_counter()
+                hashes = hasher(data)
+                seconds[path].append(time.perf_counter() - start)
+                found = {m.entry.id for m in matcher.match_hashes(hashes).matches}
+                hits += name in found
+                false_positives[path] += len(found - {name})
+                if name not in found:
+                    misses.setdefault(path, {}).setdefault(edit_name, []).append(name)
+            rates.setdefault(edit_name, {})[path] = hits / len(queries)
+    print(f"{len(images)} images from skimage.data; match rate at threshold 31 (before -> after)")
+    for edit_name, rate in rates.items():
+        note = "  (known PDQ limit)" if edit_name in KNOWN_LIMITS else ""
+        print(f"  {edit_name:18} {rate['before']:6.1%} -> {rate['after']:6.1%}{note}")
+    print(f"  false positives    {false_positives['before']} -> {false_positives['after']}")
+    latency = {
+        path: {
+            "p50_ms": round(float(np.percentile(np.array(s) * 1000, 50)), 2),
+            "p99_ms": round(float(np.percentile(np.array(s) * 1000, 99)), 2),
+        }
+        for path, s in seconds.items()
+    }
+    print(f"  hashing per query  before {latency['before']}  after {latency['after']}")
+    print(
+        json.dumps(
+            {
+                "images": sorted(images),
+                "match_rate": rates,
+                "false_positives": false_positives,
+                "hashing_latency": latency,
+                "misses_after": misses.get("after", {}),
+            }
+        )
+    )
+    return 1 if false_positives["after"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
