@@ -4,13 +4,20 @@ the keys that protect them. The clients' own stores are encrypted at rest too.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import datetime as dt
+import re
 import secrets
 from pathlib import Path
 
+import httpx
+import pytest
 from helpers import register, texts
 
 from vigil.client.events import MessageEvent
+from vigil.errors import PolicyViolation
+from vigil.protocol.reports import ReportReason
 
 
 def _database_bytes(server) -> bytes:
@@ -82,3 +89,60 @@ async def test_no_canary_or_key_material_reaches_server_storage_or_logs(server, 
             for form in _forms(secret):
                 assert form not in data, f"key material found in {name}"
         assert credential.encode() not in data, f"device credential found in {name}"
+
+
+@pytest.mark.fresh_server  # stops the server to read its whole log
+async def test_the_server_log_holds_no_client_address_username_or_identifier(server, tmp_path: Path) -> None:
+    """A run over most of the API (registration, contact requests, 1:1 and group messages, attachments,
+    the WebSocket, photos, blocks, reports, refused and malformed requests) leaves in the server log only
+    route templates and statuses: no client address, no username, no group, blob or case id."""
+    teen = await register(
+        server.url, tmp_path, "teen", dt.date.today().replace(year=dt.date.today().year - 15)
+    )
+    adult = await register(server.url, tmp_path, "adult")
+    friend = await register(server.url, tmp_path, "friend")
+    await teen.accept_request((await friend.request_contact(teen.username)).id)
+    await adult.request_contact(teen.username)
+    with pytest.raises(PolicyViolation):
+        await adult.send_text(teen.username, "hi")
+    await friend.send_text(teen.username, "hello")
+    sent = await friend.send_attachment(teen.username, b"x" * 300, "application/pdf", name="a.pdf")
+    group = await friend.groups.create([teen.username])
+    await friend.groups.send_text(group.group_id, "group hello")
+
+    async def listen_once() -> None:
+        async for _event in teen.listen():
+            return
+
+    events = await teen.fetch()
+    listener = asyncio.create_task(listen_once())
+    await friend.send_text(teen.username, "live")
+    await asyncio.wait_for(listener, timeout=60)
+    accepted = await teen.report(events[0], ReportReason.OTHER)
+    await teen.block(adult.username)
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for path in (f"/v1/users/{teen.username}/photo", f"/v1/groups/{group.group_id}", "/v1/no/such/route"):
+            await http.get(path, headers=adult.transport._headers())
+        await http.post("/v1/contacts/requests", json={"username": 12}, headers=adult.transport._headers())
+    server.stop()
+    full_log = server.log_path.read_text()
+    # From the start that succeeded: an earlier attempt whose port was taken names its own address.
+    log = full_log[full_log.rindex("Vigil server (") :]
+
+    assert "GET /v1/users/{username}/photo 404 Not Found" in log  # the template, not the path
+    assert "POST /v1/messages 202 Accepted" in log
+    assert "WEBSOCKET /v1/stream accepted" in log
+    assert "<unmatched>" in log
+    for address in re.findall(r"127\.0\.0\.1(?::\d+)?", log):
+        assert address == f"127.0.0.1:{server.port}", f"a client address in the server log: {address}"
+    identifiers = {
+        "username": [teen.username, adult.username, friend.username],
+        "group id": [group.group_id],
+        "case id": [f"case:{accepted.case_id}", f"/cases/{accepted.case_id}"],
+        "message id": [sent.message_id],
+    }
+    for kind, values in identifiers.items():
+        for value in values:
+            assert value not in full_log, f"a {kind} in the server log"
+    for client in (teen, adult, friend):
+        await client.close()

@@ -120,9 +120,8 @@ def serve(
     options = {
         "host": host,
         "port": port,
-        "log_level": log_level,
         "ws_max_size": 16 * 1024 * 1024,
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, log_level),
     }
     if workers > 1 and not settings.redis_url:
         raise typer.BadParameter(

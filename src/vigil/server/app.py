@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from vigil.server.access_log import AccessLog
 from vigil.server.api import accounts, blobs, health, keys, messages, stream
 from vigil.server.api import contacts as contacts_api
 from vigil.server.api import groups as groups_api
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         blob_limit=settings.max_blob_bytes,
         stall_timeout_s=settings.request_body_timeout_seconds,
     )
+    app.add_middleware(AccessLog)  # outermost: sees the final status of every request
     return app

@@ -39,9 +39,8 @@ async def embedded_server(
         app_factory(settings),
         host="127.0.0.1",
         port=port,
-        log_level="warning",
         lifespan="on",
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, "warning"),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

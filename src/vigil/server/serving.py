@@ -15,6 +15,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from vigil.server.access_log import log_config
 from vigil.server.settings import Settings
 
 __all__ = ["HeaderTimeoutProtocol", "uvicorn_options"]
@@ -63,8 +64,16 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for `uvicorn.run` / `uvicorn.Config`. Picklable, for worker processes."""
+def uvicorn_options(settings: Settings, log_level: str = "info") -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.run` / `uvicorn.Config`. Picklable, for worker processes. uvicorn's
+    access log is off: it records client addresses and raw paths; `vigil.server.access_log.AccessLog`
+    logs route templates and statuses instead, through the `vigil` loggers at `log_level`."""
     timeout_s = settings.request_header_timeout_seconds
     protocol = functools.partial(HeaderTimeoutProtocol, header_timeout_s=timeout_s)
-    return {"http": protocol, "timeout_keep_alive": _KEEP_ALIVE_S}
+    return {
+        "http": protocol,
+        "timeout_keep_alive": _KEEP_ALIVE_S,
+        "access_log": False,
+        "log_level": log_level,
+        "log_config": log_config(log_level),
+    }

@@ -22,6 +22,7 @@ from vigil.errors import (
     VigilError,
 )
 from vigil.protocol.wire import ErrorBody
+from vigil.server.access_log import route_template
 from vigil.server.capacity import (
     DEPENDENCY_RETRY_AFTER_S,
     InsufficientStorage,
@@ -141,7 +142,12 @@ async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:
 async def _on_dependency_error(request: Request, error: Exception) -> JSONResponse:
     if not dependency_unreachable(error):
         return await _on_unexpected(request, error)
-    log.warning("database unreachable (%s) on %s %s", type(error).__name__, request.method, request.url.path)
+    log.warning(
+        "database unreachable (%s) on %s %s",
+        type(error).__name__,
+        request.method,
+        route_template(request.scope),
+    )
     return error_response(
         503,
         "unavailable",
@@ -152,7 +158,7 @@ async def _on_dependency_error(request: Request, error: Exception) -> JSONRespon
 
 async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     # The type only: an exception's message could carry request data.
-    log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
+    log.error("unhandled %s on %s %s", type(error).__name__, request.method, route_template(request.scope))
     return error_response(500, "internal", "internal server error")
 
 

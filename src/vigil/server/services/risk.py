@@ -165,9 +165,8 @@ async def _apply(
         risk_states.add(state)
     state.level, state.score = decision.level.value, float(decision.assessment.score)
     state.reasons, state.case_id, state.updated_at_ms = json.dumps(list(reasons)), case_id, now
-    log.info(
-        "risk: %s -> %s (%.3f): %s", subject.username, decision.level.value, state.score, "; ".join(reasons)
-    )
+    # No username, score or reasons in the log: they are in the audit log and the case, behind the console.
+    log.info("risk: an account moved up to %s", decision.level.value)
     return AppliedDecision(subject.username, decision.level, state.score, reasons, tuple(notified), case_id)
 
 
