@@ -126,8 +126,9 @@ async def test_the_server_log_holds_no_client_address_username_or_identifier(ser
         await http.post("/v1/contacts/requests", json={"username": 12}, headers=adult.transport._headers())
     server.stop()
     full_log = server.log_path.read_text()
-    # From the start that succeeded: an earlier attempt whose port was taken names its own address.
-    log = full_log[full_log.rindex("Vigil server (") :]
+    # From the start that succeeded (an earlier attempt whose port was taken names its own address), after
+    # the operator's banner (which names the database's address).
+    log = full_log[full_log.rindex("Started server process") :]
 
     assert "GET /v1/users/{username}/photo 404 Not Found" in log  # the template, not the path
     assert "POST /v1/messages 202 Accepted" in log
