@@ -216,6 +216,7 @@ class AppSession:
                     keep_image(
                         client.store,
                         self.view,
+                        event.sender,
                         event.message_id,
                         event.attachment.data,
                         event.attachment.mime,

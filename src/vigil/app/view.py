@@ -8,7 +8,6 @@ without a server."""
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -30,7 +29,6 @@ __all__ = [
 
 AGE_BAND_FIELD: Final = "age_band"  # set at registration (by the app or `vigil chat register`)
 _VIEW_FIELD: Final = "app_view"
-_IMAGE_FIELD_PREFIX: Final = "app_image:"
 CONVERSATION_LIMIT: Final = 200  # messages shown per timeline
 MAX_NOTICES: Final = 200  # per conversation
 
@@ -103,15 +101,17 @@ class ViewState:
         self.touch(conversation, at_ms, text, unread=False)
 
 
-def keep_image(store: DeviceStore, view: ViewState, message_id: str, data: bytes, mime: str) -> None:
-    """The decrypted image, sealed in the device store so the timeline shows it after a restart."""
-    store.set_secret(_IMAGE_FIELD_PREFIX + message_id, base64.b64encode(data).decode())
+def keep_image(
+    store: DeviceStore, view: ViewState, sender: str, message_id: str, data: bytes, mime: str
+) -> None:
+    """The decrypted image, sealed in the device store's attachment table (where the SDK already keeps
+    received attachments for reports) so the timeline shows it after a restart; sent ones are kept too."""
+    store.keep_attachment(sender, message_id, data)
     view.mimes[message_id] = mime
 
 
-def kept_image(store: DeviceStore, message_id: str) -> bytes | None:
-    raw = store.get_secret(_IMAGE_FIELD_PREFIX + message_id)
-    return None if raw is None else base64.b64decode(raw)
+def kept_image(store: DeviceStore, sender: str, message_id: str) -> bytes | None:
+    return store.attachment(sender, message_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,9 @@ def create_local_app(session: AppSession) -> FastAPI:
     app.mount("/static", StaticFiles(packages=[("vigil.app", "static")]), name="static")
 
     def page(template: str, status: int = 200, **values: Any) -> HTMLResponse:
-        flash, session.flash = session.flash, None
+        flash = None
+        if not template.startswith("_"):  # a live-refreshed fragment must not take the next page's message
+            flash, session.flash = session.flash, None
         values.setdefault("current", None)
         html = templates.get_template(template).render(
             s=session,
@@ -283,7 +285,7 @@ def create_local_app(session: AppSession) -> FastAPI:
                 session.view.notice(conversation, now_ms(), "withheld", COULD_NOT_SEND)
                 session.view.save(client.store)
                 return
-            keep_image(client.store, session.view, sent.message_id, data, mime)
+            keep_image(client.store, session.view, client.username, sent.message_id, data, mime)
             session.view.touch(conversation, now_ms(), caption or "[image]", unread=False)
             session.view.save(client.store)
 
@@ -298,10 +300,10 @@ def create_local_app(session: AppSession) -> FastAPI:
             session.changed()
         return back(f"/c/{conversation}")
 
-    @app.get("/img/{message_id}")
-    async def image(message_id: str) -> Response:
+    @app.get("/img/{sender}/{message_id}")
+    async def image(sender: str, message_id: str) -> Response:
         client = session.require()
-        data = kept_image(client.store, message_id)
+        data = kept_image(client.store, sender, message_id)
         mime = session.view.mimes.get(message_id)
         if data is None or mime is None or message_id in session.view.withheld:
             return Response(status_code=404)
@@ -333,7 +335,7 @@ def create_local_app(session: AppSession) -> FastAPI:
     async def request_contact(username: Annotated[str, Form()]) -> Response:
         async with session.lock:
             await session.require().request_contact(username.strip().lower())
-            await session.poll()
+        await session.poll()
         session.flash = f"Asked {username} to connect. You can write once they accept."
         return back("/")
 
@@ -520,7 +522,9 @@ def create_local_app(session: AppSession) -> FastAPI:
             raise ValidationError(f"unknown reason {reason!r}") from None
         attachments = {}
         for record in to_share(conversation, message_id):
-            kept = kept_image(client.store, str(record["payload"]["message_id"]))
+            kept = kept_image(
+                client.store, str(record["payload"]["sender"]), str(record["payload"]["message_id"])
+            )
             if kept is not None:
                 attachments[str(record["payload"]["message_id"])] = kept
         async with session.lock:
