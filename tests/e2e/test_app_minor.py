@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 
 import pytest
+from live_server import start_server
+
 from app_browser import (
     CHROMIUM,
     chromium,
@@ -24,8 +26,6 @@ from app_browser import (
     start_app,
     type_and_enter,
 )
-from live_server import start_server
-
 from vigil.app.nudity import load_classifier
 
 pytestmark = pytest.mark.skipif(

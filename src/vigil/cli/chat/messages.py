@@ -11,11 +11,13 @@ from pathlib import Path
 
 import typer
 
+from vigil.app.view import AGE_BAND_FIELD
 from vigil.cli.chat.common import Profile, console, passphrase, print_warnings, run, show
 from vigil.cli.chat.safety import announce_new
 from vigil.cli.errors import CliError
 from vigil.client.client import Client
 from vigil.errors import VigilError
+from vigil.protocol.wire import AgeBand
 
 __all__ = ["add_commands", "interactive"]
 
@@ -41,6 +43,9 @@ def register(
 
     async def work() -> None:
         client = await Client.register(server, username, born, Profile.path(), passphrase(confirm=True))
+        # `vigil app` on this profile shows a minor's protections from the age band (kept on the device)
+        band = AgeBand.from_birth_date(born, dt.date.today())
+        client.store.set_secret(AGE_BAND_FIELD, band.value)
         console.print(f"registered [bold]{client.username}[/bold], device {client.device_id}")
         await client.close()
 
