@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install Vigil into .venv and run the demo: an embedded server, three users chatting (one offline,
-# one sending an image), and what the server stored beside what the clients saw.
+# one sending an image), and what the server stored beside what the clients saw; then a harmless image
+# listed in a demo bank is withheld by the sender's device, its voucher becomes a case, and the case is
+# filed to a CyberTipline stand-in the demo starts (the finished report id is printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }

@@ -1,5 +1,5 @@
-"""The command line as a user runs it (in-process, `cli_runner`): `vigil demo`, and two `vigil chat` profiles
-against `vigil serve`."""
+"""The command line as a user runs it (in-process, `cli_runner`): `vigil demo` (chat, then a known image to a
+finished CyberTipline report on a stand-in), and two `vigil chat` profiles against `vigil serve`."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def test_demo_shows_clients_plaintext_and_server_ciphertext_only(tmp_path: Path)
     assert "Lunch" not in stored and "queued for device" in stored and "blob" in stored
     database = b"".join(p.read_bytes() for p in (tmp_path / "server").glob("vigil.db*"))
     assert b"Lunch tomorrow" not in database and len(database) > 10_000
+    # The known-image act: withheld on the sender's device, a voucher, a case, a finished report.
+    act = " ".join(out.split("Known-image matching to the CyberTipline")[1].split())
+    assert "withholds it (nothing uploaded, nothing sent) and sends voucher" in act
+    assert "joins case" in act and "about dave" in act
+    assert "Finished CyberTipline report id: 1000001 (stand-in state: finished, 1 file(s))" in act
+    assert "preservation hold until" in act
 
 
 def test_chat_profiles_register_send_receive(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """`vigil demo`: three people chat through an embedded server, one of them offline for a while, one
-message with an image; then what each client saw is printed beside what the server stored."""
+message with an image; then what each client saw is printed beside what the server stored. Then a known
+(harmless, demo-listed) image is withheld by the sender's device and followed to a finished CyberTipline
+report on a stand-in (`vigil.cli.demo_cybertip`)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from vigil.cli.demo_cybertip import run_cybertip_act
 from vigil.cli.serving import create_served_app
 from vigil.client.client import Client
 from vigil.client.events import Event, MessageEvent, RejectedDelivery
@@ -73,6 +76,25 @@ def _server_view(data_dir: Path) -> list[tuple[str, str]]:
     return rows
 
 
+def _print_tables(console: Console, seen: dict[str, list[str]], stored: list[tuple[str, str]]) -> None:
+    clients = Table(title="What the clients see (decrypted on the device)", show_lines=False)
+    clients.add_column("client")
+    clients.add_column("event")
+    for name, lines in seen.items():
+        for line in lines:
+            clients.add_row(name, escape(line))
+    console.print(clients)
+    server = Table(title="What the server stored (ciphertext and metadata only)")
+    server.add_column("row")
+    server.add_column("content")
+    for label, content in stored:
+        server.add_row(label, content)
+    console.print(server)
+    console.print(
+        "The server never saw the text or the image: it relayed Olm ciphertext and kept franking tags."
+    )
+
+
 async def run_demo(console: Console, workdir: Path | None = None) -> dict[str, list[str]]:
     """Runs the scenario and prints it; returns what each client saw (for tests)."""
     root = workdir or Path(tempfile.mkdtemp(prefix="vigil-demo-"))
@@ -106,21 +128,6 @@ async def run_demo(console: Console, workdir: Path | None = None) -> dict[str, l
         stored = _server_view(data_dir)
         for client in (alice, bob, carol):
             await client.close()
-
-    clients = Table(title="What the clients see (decrypted on the device)", show_lines=False)
-    clients.add_column("client")
-    clients.add_column("event")
-    for name, lines in seen.items():
-        for line in lines:
-            clients.add_row(name, escape(line))
-    console.print(clients)
-    server = Table(title="What the server stored (ciphertext and metadata only)")
-    server.add_column("row")
-    server.add_column("content")
-    for label, content in stored:
-        server.add_row(label, content)
-    console.print(server)
-    console.print(
-        "The server never saw the text or the image: it relayed Olm ciphertext and kept franking tags."
-    )
+        _print_tables(console, seen, stored)
+        await run_cybertip_act(console, url, data_dir, root, "bob", PASSPHRASE)
     return seen
