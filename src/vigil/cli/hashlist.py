@@ -177,13 +177,16 @@ def publish(full: bool = typer.Option(False, help="Publish the whole list instea
 
 @hashlist_app.command("authority-key")
 def authority_key() -> None:
-    """Print the authority's public key, the value clients pin."""
-    from vigil.protocol.vouchers import encode_authority_key
+    """Print the authority's public key, the value clients pin (`vigil chat --hashlist-authority-key`, or
+    `VIGIL_HASHLIST_AUTHORITY_KEY` for the server to name it), and its fingerprint, which users compare."""
+    from vigil.protocol.vouchers import authority_fingerprint, encode_authority_key
     from vigil.server.hashlist_keys import load_signing_key
     from vigil.server.settings import Settings
 
     try:
-        console.print(encode_authority_key(load_signing_key(Settings()).public_key()))
+        key = encode_authority_key(load_signing_key(Settings()).public_key())
+        console.print(key)
+        console.print(f"fingerprint {authority_fingerprint(key)}")
     except VigilError as error:
         console.print(f"[red]error[/red] ({error.code}): {error.detail}")
         raise typer.Exit(1) from error

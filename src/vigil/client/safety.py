@@ -30,6 +30,7 @@ from vigil.client.engine import commitment_of
 from vigil.client.events import ImageWithheld, ReceivedAttachment, now_ms, withheld_event
 from vigil.errors import (
     ConflictError,
+    NotFoundError,
     PolicyViolation,
     ProtocolError,
     StorageError,
@@ -44,6 +45,7 @@ from vigil.protocol.vouchers import (
     VoucherDirection,
     VoucherMatch,
     VoucherSubmission,
+    authority_fingerprint,
     decode_authority_key,
     seal_voucher,
     verify_voucher_key,
@@ -70,6 +72,7 @@ from vigil.safety.hashing.pdq import ImageHash, PdqHash, UnhashableImageError, h
 __all__ = [
     "DEFAULT_MAX_LIST_AGE_SECONDS",
     "STATE_FORMAT",
+    "AuthorityPin",
     "HashListRefusedError",
     "ImageSafety",
     "ImageWithheldError",
@@ -112,6 +115,20 @@ class ImageWithheldError(PolicyViolation):
     def __init__(self, voucher_id: str | None) -> None:
         super().__init__(_OUTGOING_NOTICE)
         self.voucher_id = voucher_id
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityPin:
+    """The pinned hash-list authority key; `source` is "configuration", "server" (trusted on first use)
+    or "pinned" (earlier); `newly` when this very call pinned it."""
+
+    key: str
+    source: str
+    newly: bool
+
+    @property
+    def fingerprint(self) -> str:
+        return authority_fingerprint(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +243,32 @@ class ImageSafety:
             self._core.store.set_secret(_SECRET_AUTHORITY, key)
             if min_version > int(self._core.store.get_secret(_SECRET_MIN_VERSION) or 0):
                 self._core.store.set_secret(_SECRET_MIN_VERSION, str(min_version))
+
+    @property
+    def authority_fingerprint(self) -> str | None:
+        """The pinned key's fingerprint, for the user to compare with the one the operator publishes."""
+        key = self.authority
+        return None if key is None else authority_fingerprint(key)
+
+    async def ensure_authority(self, configured: str | None = None) -> AuthorityPin | None:
+        """Pins the authority key so matching runs: `configured` (from the app's or the user's
+        configuration) when given, else, if nothing is pinned yet, the key the server names (trust on
+        first use: show the fingerprint). A pinned key never changes silently. Returns what is pinned and
+        whether this call pinned it, or None when nothing is configured and the server names no key.
+        Raises ValidationError on a malformed key, ConflictError when `configured` differs from the pinned
+        key, and the transport's errors."""
+        pinned = self.authority
+        if configured is not None:
+            self.pin_authority(configured.strip())
+            return AuthorityPin(configured.strip(), "configuration", newly=pinned is None)
+        if pinned is not None:
+            return AuthorityPin(pinned, "pinned", newly=False)
+        try:
+            offered = await self._core.transport.hashlist_authority()
+        except NotFoundError:
+            return None
+        self.pin_authority(offered.key)
+        return AuthorityPin(offered.key, "server", newly=True)
 
     def _set_held(self, held: _Held) -> None:
         self._held = held

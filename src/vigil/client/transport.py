@@ -42,7 +42,13 @@ from vigil.protocol.group_wire import (
     ToDeviceRequest,
 )
 from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
-from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
+from vigil.protocol.vouchers import (
+    HashListAuthorityKey,
+    HashListHead,
+    ManifestBatch,
+    VoucherAccepted,
+    VoucherSubmission,
+)
 from vigil.protocol.wire import (
     AckRequest,
     AddDeviceRequest,
@@ -238,6 +244,9 @@ class Transport:
         return await self._get("/v1/safety/notices", SignedNoticeList, {"after": after})
 
     # ---- the known-image hash list and vouchers (see vigil.protocol.vouchers) ---------------------
+
+    async def hashlist_authority(self) -> HashListAuthorityKey:
+        return await self._get("/v1/hashlist/authority", HashListAuthorityKey)
 
     async def hashlist_head(self) -> HashListHead:
         return await self._get("/v1/hashlist/head", HashListHead)

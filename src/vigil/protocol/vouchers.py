@@ -37,6 +37,7 @@ from vigil.protocol.wire import MAX_WIRE_INT, InnerPayload
 __all__ = [
     "MAX_VOUCHER_CIPHERTEXT_BYTES",
     "FrankingProof",
+    "HashListAuthorityKey",
     "HashListHead",
     "ManifestBatch",
     "SealedVoucher",
@@ -46,6 +47,7 @@ __all__ = [
     "VoucherKeyPair",
     "VoucherMatch",
     "VoucherSubmission",
+    "authority_fingerprint",
     "decode_authority_key",
     "encode_authority_key",
     "open_voucher",
@@ -75,6 +77,15 @@ def decode_authority_key(text: str) -> Ed25519PublicKey:
     if len(raw) != 32:
         raise ValidationError("the authority key is 32 bytes")
     return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def authority_fingerprint(key: str) -> str:
+    """What a person compares: the first 128 bits of SHA-256 over the raw public key, as eight groups of
+    four hex digits (the same on the operator's `vigil hashlist authority-key` and every device). Raises
+    ValidationError unless `key` is a base64 raw Ed25519 public key."""
+    decode_authority_key(key)
+    digest = hashlib.sha256(b64decode(key.strip(), field="authority key")).hexdigest()[:32]
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
 
 
 def voucher_key_statement(public_key: bytes) -> bytes:
@@ -236,6 +247,21 @@ class VoucherSubmission(BaseModel):
 
 class VoucherAccepted(BaseModel):
     voucher_id: str
+
+
+class HashListAuthorityKey(BaseModel):
+    """GET /v1/hashlist/authority: the authority key this server's lists are signed with, for a client to
+    pin on first use (trust on first use: the user compares `fingerprint` with the one the operator
+    publishes; a key pinned from configuration needs no trust in the server)."""
+
+    key: B64
+    fingerprint: str
+
+    @field_validator("key")
+    @classmethod
+    def _is_a_key(cls, value: str) -> str:
+        decode_authority_key(value)
+        return value
 
 
 class HashListHead(BaseModel):

@@ -7,6 +7,11 @@
   so it belongs on the safety team's machine. Publishing needs only its public half
   (`VIGIL_HASHLIST_VOUCHER_PUBLIC_KEY`, base64, or derived from the secret file when present).
 
+Clients pin the authority's public key. The server tells them which one its lists are signed with
+(`GET /v1/hashlist/authority`): `VIGIL_HASHLIST_AUTHORITY_KEY` (base64), else in dev the public half of
+the dev signing key; outside dev without the setting it serves none (clients then need the key from their
+own configuration).
+
 The console publishes only when `VIGIL_HASHLIST_CONSOLE_PUBLISH=true`; it then loads the signing key for
 that one request, never at startup. In dev both are generated once into the data dir (its own files, mode
 0600); outside dev a missing key is refused. Key files hold the raw key as hex.
@@ -22,11 +27,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.errors import ValidationError
 from vigil.protocol.encoding import b64decode
-from vigil.protocol.vouchers import VoucherKeyPair
+from vigil.protocol.vouchers import VoucherKeyPair, decode_authority_key, encode_authority_key
 from vigil.server.settings import Environment, Settings
 
 __all__ = [
     "HashListKeySettings",
+    "load_authority_public_key",
     "load_signing_key",
     "load_voucher_keypair",
     "load_voucher_public_key",
@@ -40,6 +46,7 @@ class HashListKeySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_HASHLIST_", extra="ignore")
 
     signing_key_file: Path | None = None
+    authority_key: str | None = None  # the signing key's public half, base64: what clients are told to pin
     voucher_key_file: Path | None = None
     voucher_public_key: str | None = None
     # Lets the review console publish (leads and admins): only for deployments where the authority key
@@ -78,6 +85,19 @@ def load_signing_key(settings: Settings, keys: HashListKeySettings | None = None
     else:
         raw = _dev_key(settings, _DEV_SIGNING_FILE)
     return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def load_authority_public_key(settings: Settings, keys: HashListKeySettings | None = None) -> str | None:
+    """The authority public key (base64) clients are told to pin: configured, else in dev the dev signing
+    key's public half; None outside dev without the setting (the server process need not hold the signing
+    key). Raises ValidationError on a malformed `VIGIL_HASHLIST_AUTHORITY_KEY`."""
+    keys = keys or HashListKeySettings()
+    if keys.authority_key is not None:
+        decode_authority_key(keys.authority_key)
+        return keys.authority_key.strip()
+    if settings.environment is not Environment.DEV:
+        return None
+    return encode_authority_key(load_signing_key(settings, keys).public_key())
 
 
 def load_voucher_keypair(settings: Settings, keys: HashListKeySettings | None = None) -> VoucherKeyPair:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vigil.errors import DecryptionError, TamperError, ValidationError
+from vigil.protocol.encoding import b64decode
 from vigil.protocol.vouchers import (
     SealedVoucher,
     VoucherKeyPair,
     VoucherSubmission,
+    authority_fingerprint,
     decode_authority_key,
     encode_authority_key,
     open_voucher,
@@ -68,3 +72,15 @@ def test_authority_key_encoding() -> None:
     assert encode_authority_key(decode_authority_key(encode_authority_key(key))) == encode_authority_key(key)
     with pytest.raises(ValidationError):
         decode_authority_key("AAAA")
+
+
+def test_authority_fingerprint_is_eight_groups_of_the_keys_sha256_and_tells_keys_apart() -> None:
+    key = encode_authority_key(Ed25519PrivateKey.generate().public_key())
+    other = encode_authority_key(Ed25519PrivateKey.generate().public_key())
+    shown = authority_fingerprint(key)
+    groups = shown.split(" ")
+    assert len(groups) == 8 and all(len(g) == 4 for g in groups)
+    assert "".join(groups) == hashlib.sha256(b64decode(key, field="key")).hexdigest()[:32]
+    assert authority_fingerprint(f"  {key}\n") == shown and authority_fingerprint(other) != shown
+    with pytest.raises(ValidationError):
+        authority_fingerprint("AAAA")

@@ -20,8 +20,14 @@ def _chat(
     ctx: typer.Context,
     profile: str = typer.Option("default", help="Profile (device) name."),
     home: Path = typer.Option(Path.home() / ".vigil", envvar="VIGIL_HOME", help="Where profiles live."),
+    hashlist_authority_key: str | None = typer.Option(
+        None,
+        envvar="VIGIL_HASHLIST_AUTHORITY_KEY",
+        help="The hash-list authority's public key (base64) to pin; default: the key the server names, "
+        "trusted on first use (compare the fingerprint shown).",
+    ),
 ) -> None:
-    Profile.name, Profile.home = profile, home
+    Profile.name, Profile.home, Profile.authority = profile, home, hashlist_authority_key
     if ctx.invoked_subcommand is None:
         messages.interactive()
 

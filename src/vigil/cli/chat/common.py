@@ -1,5 +1,6 @@
-"""What every `vigil chat` command shares: the chosen profile, the passphrase, running one client task
-with errors shown as `error (code): detail`, and how events and warnings are printed."""
+"""What every `vigil chat` command shares: the chosen profile, the passphrase, opening its client with the
+hash-list authority key pinned (so on-device image matching runs), running one client task with errors
+shown as `error (code): detail`, and how events and warnings are printed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +31,8 @@ from vigil.client.events import (
     SasShowCode,
     VerificationEvent,
 )
+from vigil.client.safety import AuthorityPin
+from vigil.client.transport import ServerError
 from vigil.errors import PolicyViolation, VigilError
 from vigil.safety.policy import NEUTRAL_REFUSAL
 
@@ -36,6 +40,8 @@ __all__ = [
     "Profile",
     "code_text",
     "console",
+    "ensure_authority",
+    "open_client",
     "passphrase",
     "print_warning",
     "print_warnings",
@@ -53,6 +59,7 @@ class Profile:
 
     name: str = "default"
     home: Path = Path.home() / ".vigil"
+    authority: str | None = None  # --hashlist-authority-key / VIGIL_HASHLIST_AUTHORITY_KEY
 
     @classmethod
     def path(cls) -> Path:
@@ -64,6 +71,48 @@ def passphrase(confirm: bool = False) -> str:
     if from_env:
         return from_env
     return str(typer.prompt("Passphrase for this profile", hide_input=True, confirmation_prompt=confirm))
+
+
+def pin_text(pin: AuthorityPin) -> str:
+    origin = {
+        "configuration": "from your configuration",
+        "server": "as named by the server (trusted on first use)",
+        "pinned": "pinned earlier",
+    }[pin.source]
+    return f"hash-list authority key {origin}: fingerprint [bold]{pin.fingerprint}[/bold]"
+
+
+async def ensure_authority(client: Client) -> AuthorityPin | None:
+    """Pins the hash-list authority key (see `ImageSafety.ensure_authority`) and says so when it is new,
+    with the fingerprint to compare against the one the operator publishes. Without a key on the server
+    or the server out of reach, matching stays off and the user is told; a configured key that differs
+    from the pinned one is an error (ConflictError)."""
+    try:
+        pin = await client.safety.ensure_authority(Profile.authority)
+    except (ServerError, httpx.HTTPError) as error:
+        console.print(
+            f"[yellow]could not fetch the hash-list authority key ({error}); image matching is off[/yellow]"
+        )
+        return None
+    if pin is None:
+        console.print(
+            "[yellow]the server names no hash-list authority key and none is configured "
+            "(--hashlist-authority-key): on-device image matching is off[/yellow]"
+        )
+    elif pin.newly:
+        console.print(pin_text(pin) + "; compare it with the one your provider publishes")
+    return pin
+
+
+async def open_client() -> Client:
+    """The profile's client, its hash-list authority key pinned. Raises what `Client.open` raises."""
+    client = await Client.open(Profile.path(), passphrase())
+    try:
+        await ensure_authority(client)
+    except BaseException:
+        await client.close()
+        raise
+    return client
 
 
 def run(work: Callable[[], Coroutine[object, object, T]]) -> T:

@@ -14,8 +14,7 @@ import datetime as dt
 import typer
 from rich.markup import escape
 
-from vigil.cli.chat.common import Profile, console, passphrase, run
-from vigil.client.client import Client
+from vigil.cli.chat.common import console, open_client, run
 from vigil.protocol.contacts import ContactRequestView
 from vigil.protocol.reports import ReportReason
 
@@ -38,7 +37,7 @@ def contacts() -> None:
     """The accounts this one is connected to (an accepted contact request, either way)."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             found = await client.contacts()
             for name in found:
                 console.print(escape(name))
@@ -52,7 +51,7 @@ def request(user: str = typer.Argument(..., help="Who to ask to connect.")) -> N
     """Send USER a contact request. It carries no text or media: only who asks whom."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             view = await client.request_contact(user)
             console.print(f"contact request #{view.id} sent to {escape(view.recipient)} ({view.state.value})")
 
@@ -63,7 +62,7 @@ def requests() -> None:
     """Pending contact requests: incoming (answer: accept / ignore / block-request ID) and outgoing."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             listed = await client.contact_requests()
             console.print("[bold]incoming[/bold]" + ("" if listed.incoming else " [dim](none)[/dim]"))
             for view in listed.incoming:
@@ -84,7 +83,7 @@ def accept(request_id: int = typer.Argument(..., metavar="ID", help="The request
     """Accept a contact request: you and the requester can then message each other."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             view = await client.accept_request(request_id)
             console.print(f"accepted #{view.id}: you are now connected to {escape(view.requester)}")
 
@@ -95,7 +94,7 @@ def ignore(request_id: int = typer.Argument(..., metavar="ID", help="The request
     """Ignore a contact request (the requester is not told)."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             view = await client.ignore_request(request_id)
             console.print(f"ignored #{view.id} from {escape(view.requester)}")
 
@@ -108,7 +107,7 @@ def block_request(
     """Decline a contact request and block its sender."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             view = await client.block_request(request_id)
             console.print(f"declined #{view.id} and blocked {escape(view.requester)}")
 
@@ -123,7 +122,7 @@ def report_account(
     """Report an account without a message (from a contact request or a safety notice)."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             accepted = await client.report_account(user, reason, block=block)
             console.print(
                 f"reported {escape(accepted.reported)} (case {accepted.case_id})"

@@ -13,10 +13,9 @@ import typer
 from rich.markup import escape
 
 from vigil.cli.chat.common import (
-    Profile,
     code_text,
     console,
-    passphrase,
+    open_client,
     print_warnings,
     run,
     show,
@@ -41,7 +40,7 @@ group_app = typer.Typer(help="Encrypted groups: create, add/remove members, leav
 
 
 async def _group_work(work: str, *args: str) -> None:
-    async with await Client.open(Profile.path(), passphrase()) as client:
+    async with await open_client() as client:
         match work:
             case "create":
                 name, topic, *members = args
@@ -135,7 +134,7 @@ def verify(
     """Show the safety number with USERNAME, confirm it, or run SAS (emoji) verification."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             if acknowledge:
                 client.verification.acknowledge_key_change(username)
                 console.print(f"{username} is now unverified; sending is allowed again. Verify again soon.")

@@ -12,7 +12,16 @@ from pathlib import Path
 import typer
 
 from vigil.app.view import AGE_BAND_FIELD
-from vigil.cli.chat.common import Profile, console, passphrase, print_warnings, run, show
+from vigil.cli.chat.common import (
+    Profile,
+    console,
+    ensure_authority,
+    open_client,
+    passphrase,
+    print_warnings,
+    run,
+    show,
+)
 from vigil.cli.chat.safety import announce_new
 from vigil.cli.errors import CliError
 from vigil.client.client import Client
@@ -43,11 +52,14 @@ def register(
 
     async def work() -> None:
         client = await Client.register(server, username, born, Profile.path(), passphrase(confirm=True))
-        # `vigil app` on this profile shows a minor's protections from the age band (kept on the device)
-        band = AgeBand.from_birth_date(born, dt.date.today())
-        client.store.set_secret(AGE_BAND_FIELD, band.value)
-        console.print(f"registered [bold]{client.username}[/bold], device {client.device_id}")
-        await client.close()
+        try:
+            # `vigil app` on this profile shows a minor's protections from the age band (kept on the device)
+            band = AgeBand.from_birth_date(born, dt.date.today())
+            client.store.set_secret(AGE_BAND_FIELD, band.value)
+            console.print(f"registered [bold]{client.username}[/bold], device {client.device_id}")
+            await ensure_authority(client)
+        finally:
+            await client.close()
 
     run(work)
 
@@ -56,10 +68,13 @@ def link(new_profile: str = typer.Argument(..., help="Name of the new device's p
     """Add another device to this account (authorised by this profile)."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             linked = await client.link_device(Profile.home / "profiles" / f"{new_profile}.db", passphrase())
-            console.print(f"linked device {linked.device_id} as profile {new_profile}")
-            await linked.close()
+            try:
+                console.print(f"linked device {linked.device_id} as profile {new_profile}")
+                await ensure_authority(linked)
+            finally:
+                await linked.close()
 
     run(work)
 
@@ -68,7 +83,7 @@ def send(to: str, text: str) -> None:
     """Send a text message."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             await client.refresh_devices(to)  # key-change warnings show before anything is sent
             print_warnings(client)
             sent = await client.send_text(to, text)
@@ -83,7 +98,7 @@ def send_file(to: str, path: Path, caption: str = typer.Option("", help="Text sh
 
     async def work() -> None:
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             sent = await client.send_attachment(to, path.read_bytes(), mime, name=path.name, caption=caption)
             console.print(f"sent {path.name} to {sent.devices} device(s)")
 
@@ -94,7 +109,7 @@ def receive(follow: bool = typer.Option(False, help="Keep listening for pushed m
     """Fetch (and with --follow, keep receiving) messages."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             events = await client.fetch()
             for event in events:
                 show(event)
@@ -114,7 +129,7 @@ def history(peer: str, limit: int = typer.Option(20, help="How many messages."))
     """Show the locally stored conversation with PEER."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             for record in client.history(peer, limit):
                 payload = record["payload"]
                 assert isinstance(payload, dict)
@@ -130,7 +145,7 @@ def interactive() -> None:
     """A simple line-based session on one open client."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             console.print(f"signed in as [bold]{client.username}[/bold] ({client.device_id}). {_HELP}")
             loop = asyncio.get_running_loop()
             while True:

@@ -1,4 +1,5 @@
-"""`vigil chat report | block | unblock | notices`: reporting and blocking from the command line.
+"""`vigil chat report | block | unblock | notices | safety`: reporting and blocking from the command line,
+and what this device's known-image matching runs on.
 
 `notices` shows both kinds: the safety team's warnings (issue 4) and the signed safety notices of the
 minors' protective defaults (issue 6, verified on this device; contact requests are in contacts.py)."""
@@ -8,11 +9,13 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from vigil.cli.chat.common import Profile, console, passphrase, run
+from vigil.cli.chat.common import Profile, console, open_client, pin_text, run
 from vigil.client.client import Client
 from vigil.client.contacts import SafetyNotice
-from vigil.errors import NotFoundError
+from vigil.client.safety import AuthorityPin
+from vigil.errors import NotFoundError, VigilError
 from vigil.protocol.contacts import NoticeAction
+from vigil.protocol.group_wire import group_conversation
 from vigil.protocol.reports import ReportReason
 
 __all__ = ["add_commands", "announce_new", "safety_notice_text"]
@@ -29,22 +32,29 @@ def report(
     peer: str = typer.Argument(..., help="The account whose message you report."),
     reason: ReportReason = typer.Option(..., help="Why you report it."),
     message_id: str | None = typer.Option(None, help="The message (default: the last one PEER sent you)."),
+    group: str | None = typer.Option(None, help="The message is in this group (its id), not a direct chat."),
     note: str | None = typer.Option(None, help="Anything the safety team should know."),
     context: int = typer.Option(5, help="How many earlier messages to include (0-10)."),
     block: bool = typer.Option(False, help="Also block PEER."),
 ) -> None:
-    """Report a message to Vigil's safety team; its content is revealed to them, and only it."""
+    """Report a message to Vigil's safety team: it, its image or file, and up to CONTEXT earlier messages
+    of the conversation are revealed to them, and only those."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
+            conversation = peer if group is None else group_conversation(group)
             chosen = message_id
             if chosen is None:
-                received = [r for r in client.history(peer, 1000) if r["payload"]["sender"] == peer]  # type: ignore[index]
+                received = [
+                    r
+                    for r in client.history(conversation, 1000)
+                    if r["payload"]["sender"] == peer  # type: ignore[index]
+                ]
                 if not received:
                     raise NotFoundError(f"no message from {peer} on this device")
                 chosen = str(received[-1]["payload"]["message_id"])  # type: ignore[index]
             accepted = await client.report(
-                chosen, reason, conversation=peer, note=note, context=context, block=block
+                chosen, reason, conversation=conversation, note=note, context=context, block=block
             )
             verified = sum(accepted.verified)
             console.print(
@@ -55,11 +65,36 @@ def report(
     run(work)
 
 
+def safety() -> None:
+    """What on-device image matching runs on: the pinned hash-list authority key (with the fingerprint to
+    compare against the one your provider publishes) and the list this device holds."""
+
+    async def work() -> None:
+        async with await open_client() as client:
+            image_safety = client.safety
+            if image_safety.authority is None:
+                console.print("no hash-list authority key pinned: on-device image matching is off")
+                return
+            pin = AuthorityPin(image_safety.authority, "pinned", newly=False)
+            console.print(f"{pin_text(pin)}\n  key {pin.key}")
+            try:
+                state = await image_safety.sync()
+            except VigilError as error:
+                console.print(f"[red]the server's hash list was refused:[/red] {escape(error.detail)}")
+                state = image_safety.state
+            if state is None:
+                console.print("no hash list published yet: images are checked once one is")
+            else:
+                console.print(f"hash list version {state.version}, root {state.root.hex()}: matching is on")
+
+    run(work)
+
+
 def block(peer: str) -> None:
     """Block PEER: the server refuses their messages to you."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             await client.block(peer)
             console.print(f"blocked {peer}")
 
@@ -70,7 +105,7 @@ def unblock(peer: str) -> None:
     """Unblock PEER."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             await client.unblock(peer)
             console.print(f"unblocked {peer}")
 
@@ -83,7 +118,7 @@ def notices() -> None:
     with its block / report actions."""
 
     async def work() -> None:
-        async with await Client.open(Profile.path(), passphrase()) as client:
+        async with await open_client() as client:
             warnings = await client.notices()
             safety = await client.safety_notices()
             for notice in warnings:
@@ -135,6 +170,7 @@ async def announce_new(client: Client) -> None:
 
 def add_commands(chat_app: typer.Typer) -> None:
     chat_app.command()(report)
+    chat_app.command()(safety)
     chat_app.command()(block)
     chat_app.command()(unblock)
     chat_app.command()(notices)

@@ -6,10 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from vigil.errors import ValidationError
-from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
+from vigil.errors import NotFoundError, ValidationError
+from vigil.protocol.vouchers import (
+    HashListAuthorityKey,
+    HashListHead,
+    ManifestBatch,
+    VoucherAccepted,
+    VoucherSubmission,
+    authority_fingerprint,
+)
 from vigil.protocol.wire import MAX_WIRE_INT
 from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.hashlist_keys import load_authority_public_key
 from vigil.server.ratelimit import Limit
 from vigil.server.services import hashlist, vouchers
 
@@ -21,6 +29,15 @@ _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})
 @router.get("/v1/hashlist/head")
 async def head(ctx: Context) -> HashListHead:
     return await hashlist.current_head(ctx)
+
+
+@router.get("/v1/hashlist/authority")
+async def authority(ctx: Context) -> HashListAuthorityKey:
+    """Raises NotFoundError when this server names no authority key (see `load_authority_public_key`)."""
+    key = load_authority_public_key(ctx.settings)
+    if key is None:
+        raise NotFoundError("this server names no hash-list authority key; configure it on the device")
+    return HashListAuthorityKey(key=key, fingerprint=authority_fingerprint(key))
 
 
 @router.get("/v1/hashlist/manifests")
