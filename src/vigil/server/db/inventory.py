@@ -133,7 +133,8 @@ INVENTORY: tuple[TableInventory, ...] = (
         "one accepted message's delivery record: sender, conversation, kind, franking commitment and tag",
         "deleted once every queue entry is delivered and the retry window "
         "(`VIGIL_DELIVERY_RETRY_HOURS`) has passed; a reported received message verifies from its "
-        "franking tag alone, a reporter's own sent message only while this row exists",
+        "franking tag alone, a reporter's own sent message only while this row exists; a preservation hold "
+        "keeps the held account's records",
         "server",
         {
             "id": _ID,
@@ -224,13 +225,14 @@ INVENTORY: tuple[TableInventory, ...] = (
         "contact_requests",
         "a request to connect and its answer",
         "pending requests are ignored after 14 days; answered ones are deleted "
-        "`VIGIL_CONTACT_REQUEST_RETENTION_DAYS` after the answer",
+        "`VIGIL_CONTACT_REQUEST_RETENTION_DAYS` after the answer, unless a preservation hold covers either "
+        "account",
         "server; the two accounts",
         {
             "id": _ID,
             "requester_user_id": "who asked",
             "recipient_user_id": "who was asked",
-            "state": "pending, accepted, declined or ignored",
+            "state": "pending, accepted, ignored or blocked",
             "created_at_ms": "new-account request limits and expiry",
             "answered_at_ms": "retention",
         },
@@ -305,7 +307,8 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "safety_notices",
         "a signed safety notice to a minor about an account",
-        "deleted `VIGIL_NOTICE_RETENTION_DAYS` after it was created",
+        "deleted `VIGIL_NOTICE_RETENTION_DAYS` after it was created, unless a preservation hold covers "
+        "its subject",
         "the recipient account",
         {
             "id": _ID,

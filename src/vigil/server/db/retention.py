@@ -28,25 +28,33 @@ class RetentionRepository:
         result: Any = await self._session.execute(statement.execution_options(synchronize_session=False))
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def delete_answered_contact_requests(self, answered_before_ms: int) -> int:
-        """Answered (accepted, declined or ignored) requests answered before the cutoff."""
-        return await self._count(
-            delete(ContactRequestRow).where(
-                ContactRequestRow.state != ContactRequestState.PENDING.value,
-                ContactRequestRow.answered_at_ms < answered_before_ms,
-            )
+    async def delete_answered_contact_requests(
+        self, answered_before_ms: int, *, keep_about: Collection[int] = ()
+    ) -> int:
+        """Answered (accepted, ignored or blocked) requests answered before the cutoff, except those
+        involving an account in `keep_about` (under a preservation hold)."""
+        statement = delete(ContactRequestRow).where(
+            ContactRequestRow.state != ContactRequestState.PENDING.value,
+            ContactRequestRow.answered_at_ms < answered_before_ms,
         )
+        if keep_about:
+            statement = statement.where(
+                ContactRequestRow.requester_user_id.not_in(keep_about),
+                ContactRequestRow.recipient_user_id.not_in(keep_about),
+            )
+        return await self._count(statement)
 
     async def delete_expired_console_sessions(self, now_ms: int) -> int:
         return await self._count(delete(ConsoleSessionRow).where(ConsoleSessionRow.expires_at_ms <= now_ms))
 
-    async def delete_notices(self, created_before_ms: int) -> int:
-        """Plain and signed safety notices created before the cutoff."""
+    async def delete_notices(self, created_before_ms: int, *, keep_about: Collection[int] = ()) -> int:
+        """Plain and signed safety notices created before the cutoff, except safety notices about an
+        account in `keep_about` (under a preservation hold: who was warned about it, and when)."""
         plain = await self._count(delete(NoticeRow).where(NoticeRow.created_at_ms < created_before_ms))
-        signed = await self._count(
-            delete(SafetyNoticeRow).where(SafetyNoticeRow.created_at_ms < created_before_ms)
-        )
-        return plain + signed
+        signed = delete(SafetyNoticeRow).where(SafetyNoticeRow.created_at_ms < created_before_ms)
+        if keep_about:
+            signed = signed.where(SafetyNoticeRow.subject_user_id.not_in(keep_about))
+        return plain + await self._count(signed)
 
     async def delete_vouchers(self, created_before_ms: int, *, keep_about: Collection[int] = ()) -> int:
         """Vouchers that arrived before the cutoff (an opened one lives on in its image-match case), except
@@ -67,8 +75,20 @@ class RetentionRepository:
         old = select(MessageRow.id).where(MessageRow.server_ts_ms < sent_before_ms)
         return await self._count(delete(QueueRow).where(QueueRow.message_id.in_(old)))
 
-    async def delete_delivered_messages(self, sent_before_ms: int) -> int:
+    async def delete_delivered_messages(
+        self,
+        sent_before_ms: int,
+        *,
+        keep_user_ids: Collection[int] = (),
+        keep_usernames: Collection[str] = (),
+    ) -> int:
         """Delivery records of messages sent before the cutoff with no queue entry left (delivered to
-        every device, or abandoned)."""
+        every device, or abandoned), except those sent by an account in `keep_user_ids` or directly to
+        one in `keep_usernames` (under a preservation hold)."""
         pending = exists().where(QueueRow.message_id == MessageRow.id)
-        return await self._count(delete(MessageRow).where(MessageRow.server_ts_ms < sent_before_ms, ~pending))
+        statement = delete(MessageRow).where(MessageRow.server_ts_ms < sent_before_ms, ~pending)
+        if keep_user_ids:
+            statement = statement.where(MessageRow.sender_user_id.not_in(keep_user_ids))
+        if keep_usernames:
+            statement = statement.where(MessageRow.conversation.not_in(keep_usernames))
+        return await self._count(statement)

@@ -20,8 +20,9 @@ What each sweep deletes:
 and the age-band job (`accounts.move_age_bands`): minors' bands move on on their birthdays (its count is
 accounts moved, not rows deleted).
 
-Every sweep that touches evidence or an account's metadata (metadata events, vouchers, reports, blobs)
-skips what a preservation hold covers (`vigil.server.services.preservation.held_data`, issue 9).
+Every sweep that touches evidence or an account's metadata (metadata events, delivery records, contact
+requests, safety notices, vouchers, reports, blobs) skips what a preservation hold covers
+(`vigil.server.services.preservation.held_data`, issue 9).
 """
 
 from __future__ import annotations
@@ -58,7 +59,10 @@ async def sweep_metadata_events(ctx: ServerContext, now_ms: int) -> int:
 async def sweep_delivered_messages(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.delivery_retry_hours * HOUR_MS
     async with ctx.sessions() as session, session.begin():
-        return await RetentionRepository(session).delete_delivered_messages(cutoff)
+        held = await held_data(session)
+        return await RetentionRepository(session).delete_delivered_messages(
+            cutoff, keep_user_ids=held.user_ids, keep_usernames=held.usernames
+        )
 
 
 async def sweep_abandoned_queue_entries(ctx: ServerContext, now_ms: int) -> int:
@@ -73,7 +77,10 @@ async def sweep_contact_requests(ctx: ServerContext, now_ms: int) -> int:
     await contacts.expire_requests(ctx, now_ms)
     cutoff = now_ms - ctx.settings.contact_request_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        return await RetentionRepository(session).delete_answered_contact_requests(cutoff)
+        held = await held_data(session)
+        return await RetentionRepository(session).delete_answered_contact_requests(
+            cutoff, keep_about=held.user_ids
+        )
 
 
 async def sweep_console_sessions(ctx: ServerContext, now_ms: int) -> int:
@@ -84,7 +91,8 @@ async def sweep_console_sessions(ctx: ServerContext, now_ms: int) -> int:
 async def sweep_notices(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.notice_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        return await RetentionRepository(session).delete_notices(cutoff)
+        held = await held_data(session)
+        return await RetentionRepository(session).delete_notices(cutoff, keep_about=held.user_ids)
 
 
 async def sweep_vouchers(ctx: ServerContext, now_ms: int) -> int:

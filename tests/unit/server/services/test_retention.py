@@ -15,6 +15,7 @@ from vigil.protocol.contacts import ContactRequestState
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
+from vigil.server.db.cases import CaseRow
 from vigil.server.db.contacts import ContactRequestRow
 from vigil.server.db.hashlists import VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
@@ -22,6 +23,7 @@ from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
 from vigil.server.services import retention
+from vigil.server.services.preservation import place_hold
 from vigil.server.settings import Settings
 
 T0 = 1_800_000_000_000
@@ -236,3 +238,70 @@ async def test_each_run_is_counted_and_a_failure_is_recorded_by_type(ctx: Server
         await retention.run_sweep(ctx, retention.Sweep("broken", broken), T0)
     assert ctx.retention.sweeps["broken"].failures == 1
     assert ctx.retention.sweeps["broken"].last_error == "RuntimeError"
+
+
+async def test_a_preservation_hold_keeps_the_held_accounts_records(ctx: ServerContext) -> None:
+    alice, bob = await _users(ctx)
+    async with ctx.sessions() as session, session.begin():
+        case = CaseRow(
+            subject_user_id=bob,
+            state="open",
+            priority=50,
+            top_reason="other",
+            created_at_ms=T0,
+            updated_at_ms=T0,
+        )
+        session.add(case)
+        await session.flush()
+        await place_hold(
+            session,
+            case_id=case.id,
+            subject_user_id=bob,
+            filing_id=None,
+            reason="CyberTipline report",
+            blob_ids=frozenset(),
+            actor="admin:t",
+            now_ms=T0,
+        )
+        session.add_all(
+            [
+                ContactRequestRow(
+                    requester_user_id=bob,
+                    recipient_user_id=alice,
+                    state=ContactRequestState.BLOCKED.value,
+                    created_at_ms=T0,
+                    answered_at_ms=T0,
+                ),
+                SafetyNoticeRow(
+                    user_id=alice,
+                    subject_user_id=bob,
+                    kind="k",
+                    payload=b"p",
+                    signature=b"s" * 64,
+                    created_at_ms=T0,
+                ),
+                SafetyNoticeRow(
+                    user_id=bob,
+                    subject_user_id=alice,
+                    kind="k",
+                    payload=b"p",
+                    signature=b"s" * 64,
+                    created_at_ms=T0,
+                ),
+            ]
+        )
+    await _message(ctx, bob, "from the held account", T0, queued=False)
+    await _message(ctx, alice, "to the held account", T0, queued=False)  # conversation "bob"
+    await _message(ctx, alice, "elsewhere", T0, queued=False)
+    async with ctx.sessions() as session, session.begin():
+        row = await session.scalar(select(MessageRow).where(MessageRow.client_id == "elsewhere"))
+        assert row is not None
+        row.conversation = "carol"
+    late = T0 + 400 * DAY
+    assert await _sweep(ctx, "delivered_messages", late) == 1
+    assert await _sweep(ctx, "contact_requests", late) == 0
+    assert await _sweep(ctx, "notices", late) == 1  # the notice to bob about alice; not the one about bob
+    async with ctx.sessions() as session:
+        kept = sorted(await session.scalars(select(MessageRow.client_id)))
+        assert kept == ["from the held account", "to the held account"]
+        assert list(await session.scalars(select(SafetyNoticeRow.subject_user_id))) == [bob]
