@@ -22,7 +22,7 @@ from vigil.errors import ConflictError, PermissionDenied, ValidationError
 from vigil.protocol.reports import ReportReason
 from vigil.safety.ncmec import CyberTiplineDocumentError, IndustryClassification
 from vigil.server.context import ServerContext
-from vigil.server.cybertipline import CyberTiplineRefused, RetryPolicy
+from vigil.server.cybertipline import CyberTiplineError, CyberTiplineRefused, RetryPolicy
 from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.audit import AuditRepository
 from vigil.server.db.blobs import BlobRepository, BlobRow
@@ -397,3 +397,78 @@ async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_af
     async with ctx.sessions() as session:
         actions = [r.action for r in await AuditRepository(session).for_target(f"case:{seeded.case_id}", 100)]
     assert "preservation.release_refused" in actions and "preservation.hold_released" in actions
+
+
+async def _cancel_when(task: asyncio.Task[object], ready: object) -> None:
+    for _ in range(300):
+        await asyncio.sleep(0.05)
+        if callable(ready) and await ready():
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_filing_interrupted_during_submit_is_outcome_unknown_and_the_next_filing_finishes(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "submitcrash", with_match=False)
+    before = {r["report_id"] for r in stand_in.view()["reports"]}
+    stand_in.fault({"endpoint": "submit", "action": "stall", "times": 1, "seconds": 1.0})
+    task = asyncio.create_task(
+        filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    )
+
+    async def opened_at_ncmec() -> bool:
+        return any(r["report_id"] not in before for r in stand_in.view()["reports"])
+
+    # Killed after NCMEC opened the report but before its answer (with the id) came back.
+    await _cancel_when(task, opened_at_ncmec)
+    (interrupted,) = await filing.list_filings(ctx)
+    assert (interrupted.state, interrupted.ncmec_report_id) == (FilingState.DRAFT, None)
+    record = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    assert record.state == FilingState.FINISHED and record.id != interrupted.id
+    settled = await filing.get_filing(ctx, interrupted.id)
+    assert (settled.state, settled.recoveries) == (FilingState.OUTCOME_UNKNOWN, 1)
+    new = [r for r in stand_in.view()["reports"] if r["report_id"] not in before]
+    # One finished report; the orphan stays unfinished, so NCMEC deletes it (24 h): never a duplicate.
+    assert sorted(r["state"] for r in new) == ["finished", "open"]
+    assert [r["report_id"] for r in new if r["state"] == "finished"] == [record.ncmec_report_id]
+
+
+async def test_recovery_retracts_a_filing_too_close_to_ncmecs_24_hour_expiry(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "late", with_match=False)
+    stand_in.fault({"endpoint": "fileinfo", "action": "stall", "times": 1, "seconds": 1.0})
+    task = asyncio.create_task(
+        filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    )
+
+    async def uploaded() -> bool:
+        found = await filing.list_filings(ctx)
+        return bool(found) and all(f.ncmec_file_id for f in found[0].files)
+
+    await _cancel_when(task, uploaded)
+    (stuck,) = await filing.list_filings(ctx)
+    assert stuck.state == FilingState.UPLOADING and stuck.ncmec_report_id is not None
+    real_clock = ctx.clock_ms
+    ctx.clock_ms = lambda: real_clock() + filing.FINISH_WINDOW_MS + 60_000
+    (recovered,) = await filing.recover_unfinished_filings(ctx, FAST)
+    assert recovered.state == FilingState.RETRACTED
+    assert stand_in.report(stuck.ncmec_report_id)["state"] == "retracted"
+
+
+async def test_without_credentials_nothing_is_stored_or_sent(ctx: ServerContext) -> None:
+    seeded = await seed_csam_case(ctx, "nocreds", with_match=False)
+    ctx.settings.cybertipline_username = None
+    with pytest.raises(CyberTiplineError, match="VIGIL_CYBERTIPLINE_USERNAME"):
+        await filing.file_report(ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD)
+    assert await filing.list_filings(ctx) == []
+    assert await filing.recover_unfinished_filings(ctx) == []

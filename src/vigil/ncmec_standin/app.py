@@ -9,8 +9,9 @@ File bytes are kept only as size, MD5 and SHA-256; no content is ever logged.
 Faults for tests and rehearsals (no NCMEC equivalent either): `POST /_standin/faults` with
 `{"rules": [{"endpoint": "finish", "action": "fail", "times": 2, "http_status": 500, "code": 1000},
 {"endpoint": "fileinfo", "action": "stall", "seconds": 5, "times": 1}]}` makes the next calls of an
-endpoint answer an error (in the real wire format) or wait before being handled as usual (to time out a
-client, or to kill a filer mid-call); each rule applies `times` times. `GET` shows the rules left.
+endpoint answer an error (in the real wire format, nothing done) or be handled as usual but answered only
+after a wait (so a client times out, or a filer is killed, after the call took effect: a lost answer);
+each rule applies `times` times. `GET` shows the rules left.
 """
 
 from __future__ import annotations
@@ -324,11 +325,11 @@ def create_standin_app(
         try:
             authenticate(request)
             fault = state.take_fault(endpoint)
-            if fault is not None and fault.action == "stall":
-                await asyncio.sleep(fault.seconds)
-            elif fault is not None:
+            if fault is not None and fault.action == "fail":
                 raise _Refusal(fault.code, "- injected fault", http_status=fault.http_status)
             result: Response = await work(request_id)
+            if fault is not None:  # a stall: done here, but the answer is slow (or lost to a dead client)
+                await asyncio.sleep(fault.seconds)
             return result
         except _Refusal as refusal:
             return answer(

@@ -234,6 +234,14 @@ class VoucherRepository:
     async def case(self, case_id: int) -> ImageMatchCaseRow | None:
         return await self._session.get(ImageMatchCaseRow, case_id)
 
+    async def cases_about(self, subject_user_id: int) -> Sequence[ImageMatchCaseRow]:
+        rows = await self._session.scalars(
+            select(ImageMatchCaseRow)
+            .where(ImageMatchCaseRow.subject_user_id == subject_user_id)
+            .order_by(ImageMatchCaseRow.id)
+        )
+        return rows.all()
+
     async def cases(self) -> Sequence[ImageMatchCaseRow]:
         query = select(ImageMatchCaseRow).order_by(ImageMatchCaseRow.priority.desc(), ImageMatchCaseRow.id)
         return (await self._session.scalars(query)).all()

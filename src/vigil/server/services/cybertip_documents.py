@@ -224,8 +224,8 @@ async def gather_evidence(ctx: ServerContext, session: AsyncSession, case_id: in
         contents[key] = data
     matches = [
         m
-        for m in await VoucherRepository(session).cases()
-        if m.subject_user_id == case.subject_user_id and m.verified and m.image_ciphertext
+        for m in await VoucherRepository(session).cases_about(case.subject_user_id)
+        if m.verified and m.image_ciphertext
     ]
     if matches:
         files.extend(await _match_files(ctx, session, matches, contents))

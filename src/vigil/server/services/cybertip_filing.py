@@ -614,6 +614,7 @@ async def file_report(
     (NCMEC's code; the filing is failed or retracted), CyberTiplineUnavailable / OutcomeUnknown (the filing
     keeps its state; recovery completes or retracts it), CyberTiplineError when credentials are missing."""
     options = options or FilingOptions()
+    await CyberTiplineClient.from_settings(ctx.settings).aclose()  # credentials first: nothing stored without
     owner = secrets.token_hex(16)
     if not await _take_lease(ctx, case_id, owner):
         raise ConflictError(f"case {case_id} is being filed to the CyberTipline right now; try again later")
