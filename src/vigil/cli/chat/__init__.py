@@ -29,7 +29,11 @@ def _chat(
 ) -> None:
     Profile.name, Profile.home, Profile.authority = profile, home, hashlist_authority_key
     if ctx.invoked_subcommand is None:
-        messages.interactive()
+        from vigil.cli.chat.interactive import interactive
+
+        group = ctx.command
+        assert isinstance(group, typer.core.TyperGroup)
+        interactive(group, ctx)
 
 
 def build_chat_app() -> typer.Typer:

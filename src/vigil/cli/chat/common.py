@@ -5,6 +5,7 @@ shown as `error (code): detail`, and how events and warnings are printed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Callable, Coroutine
@@ -37,6 +38,7 @@ from vigil.errors import PolicyViolation, VigilError
 from vigil.safety.policy import NEUTRAL_REFUSAL
 
 __all__ = [
+    "Interactive",
     "Profile",
     "code_text",
     "console",
@@ -104,8 +106,41 @@ async def ensure_authority(client: Client) -> AuthorityPin | None:
     return pin
 
 
-async def open_client() -> Client:
-    """The profile's client, its hash-list authority key pinned. Raises what `Client.open` raises."""
+class Interactive:
+    """Set while `vigil chat` runs interactively: every command then uses this one open client, on the
+    session's event loop (in its own thread), one at a time with the live receiver (`lock`)."""
+
+    client: Client | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    lock: asyncio.Lock | None = None
+
+    @classmethod
+    async def locked(cls, work: Callable[[], Coroutine[object, object, T]]) -> T:
+        assert cls.lock is not None
+        async with cls.lock:
+            return await work()
+
+
+class _Borrowed:
+    """The interactive session's client for one command: leaving `async with` marks what the command was
+    handed as consumed (as a clean close would) but keeps the client open for the next command."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def __aenter__(self) -> Client:
+        return self._client
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        if exc_type is None:
+            self._client.consume()
+
+
+async def open_client() -> contextlib.AbstractAsyncContextManager[Client]:
+    """The profile's client, its hash-list authority key pinned (or, interactively, the session's open
+    client), to use as `async with await open_client() as client`. Raises what `Client.open` raises."""
+    if Interactive.client is not None:
+        return _Borrowed(Interactive.client)
     client = await Client.open(Profile.path(), passphrase())
     try:
         await ensure_authority(client)
@@ -116,8 +151,11 @@ async def open_client() -> Client:
 
 
 def run(work: Callable[[], Coroutine[object, object, T]]) -> T:
-    """Runs `work`; a VigilError is printed and exits with status 1."""
+    """Runs `work` (on the interactive session's loop when there is one); a VigilError is printed and exits
+    with status 1."""
     try:
+        if Interactive.loop is not None:
+            return asyncio.run_coroutine_threadsafe(Interactive.locked(work), Interactive.loop).result()
         return asyncio.run(work())
     except VigilError as error:
         if debugging():

@@ -3,10 +3,8 @@ device profile sending and receiving direct messages."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import mimetypes
-import shlex
 from pathlib import Path
 
 import typer
@@ -25,10 +23,9 @@ from vigil.cli.chat.common import (
 from vigil.cli.chat.safety import announce_new
 from vigil.cli.errors import CliError
 from vigil.client.client import Client
-from vigil.errors import VigilError
 from vigil.protocol.wire import AgeBand
 
-__all__ = ["add_commands", "interactive"]
+__all__ = ["add_commands"]
 
 
 def parse_birth_date(text: str) -> dt.date:
@@ -134,48 +131,6 @@ def history(peer: str, limit: int = typer.Option(20, help="How many messages."))
                 payload = record["payload"]
                 assert isinstance(payload, dict)
                 console.print(f"[bold]{payload['sender']}[/bold]: {payload['body']}")
-
-    run(work)
-
-
-_HELP = "commands: send <to> <text> | file <to> <path> | recv | history <peer> | quit"
-
-
-def interactive() -> None:
-    """A simple line-based session on one open client."""
-
-    async def work() -> None:
-        async with await open_client() as client:
-            console.print(f"signed in as [bold]{client.username}[/bold] ({client.device_id}). {_HELP}")
-            loop = asyncio.get_running_loop()
-            while True:
-                line = await loop.run_in_executor(None, input, "> ")
-                words = shlex.split(line)
-                if not words:
-                    continue
-                try:
-                    match words:
-                        case ["quit" | "exit"]:
-                            return
-                        case ["send", to, *text]:
-                            await client.send_text(to, " ".join(text))
-                        case ["file", to, path]:
-                            data = Path(path).read_bytes()
-                            mime = mimetypes.guess_type(path)[0] or "application/octet-stream"
-                            await client.send_attachment(to, data, mime, name=Path(path).name)
-                        case ["recv"]:
-                            for event in await client.fetch():
-                                show(event)
-                            client.consume()
-                        case ["history", peer]:
-                            for record in client.history(peer):
-                                payload = record["payload"]
-                                assert isinstance(payload, dict)
-                                console.print(f"[bold]{payload['sender']}[/bold]: {payload['body']}")
-                        case _:
-                            console.print(_HELP)
-                except VigilError as error:
-                    console.print(f"[red]error[/red] ({error.code}): {error.detail}")
 
     run(work)
 
