@@ -109,6 +109,38 @@ async def type_and_enter(page: Any, text: str) -> None:
     await page.wait_for_load_state()
 
 
+def shapes(count: int, seed: int) -> list[bytes]:
+    """Shapes on a background, kept only when their PDQ quality is high enough to be matched."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    from vigil.safety.hashing.pdq import hash_image
+
+    rng = np.random.default_rng(seed)
+    out: list[bytes] = []
+    while len(out) < count:
+        image = Image.new("RGB", (96, 96), tuple(int(x) for x in rng.integers(0, 256, 3)))
+        draw = ImageDraw.Draw(image)
+        for _ in range(8):
+            x0, y0 = (int(v) for v in rng.integers(0, 80, 2))
+            box = [x0, y0, x0 + int(rng.integers(8, 60)), y0 + int(rng.integers(8, 60))]
+            colour = tuple(int(x) for x in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        if hash_image(buffer.getvalue()).quality >= 50:
+            out.append(buffer.getvalue())
+    return out
+
+
+async def attach(page: Any, data: bytes, name: str = "photo.png") -> None:
+    await page.locator("input[name=image]").set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": data}]
+    )
+    await page.get_by_role("button", name="Send").click()
+    await page.wait_for_load_state()
+
+
 def picture(seed: int = 0) -> bytes:
     """An ordinary picture (a colour gradient): nothing a nudity detector should be sure about."""
     image = Image.new("RGB", (240, 160))

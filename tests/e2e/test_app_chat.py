@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -19,17 +20,36 @@ from live_server import start_server
 
 from app_browser import (
     CHROMIUM,
+    attach,
     chromium,
     open_app,
     open_chat,
     register_in_page,
+    shapes,
     start_app,
     type_and_enter,
 )
+from vigil.safety.hashing.pdq import hash_image
+from vigil.server.hashlist_keys import load_signing_key, load_voucher_public_key
+from vigil.server.offline import offline_context
+from vigil.server.services import hashlist
+from vigil.server.settings import Settings
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install -y chromium)"
 )
+
+
+async def _publish_known_image(server, image: bytes) -> None:  # type: ignore[no-untyped-def]
+    """The safety team's signed list holds the image's PDQ hash (the apps pin its key on first use)."""
+    async with offline_context(Settings(data_dir=server.data_dir, database_url=server.database_url)) as team:
+        await hashlist.create_bank(team, "app-test-bank")
+        entry = f"pdq {hash_image(image).hash.hex()}"
+        assert await hashlist.import_entries(team, "app-test-bank", entry, "threatexchange") == 1
+        signing = load_signing_key(team.settings)
+        await hashlist.publish(
+            team, signing, load_voucher_public_key(team.settings), issued_at=int(time.time())
+        )
 
 
 def _shots(tmp_path: Path) -> Path:
@@ -45,6 +65,8 @@ async def test_two_people_chat_group_verify_report_and_no_plaintext_on_server(tm
     bob_app = start_app(tmp_path / "home", "bob", server.url)
     alice, bob = f"alice_{secrets.token_hex(3)}", f"bob_{secrets.token_hex(3)}"
     canary = f"CANARY-APP-{secrets.token_hex(8)}"
+    known, harmless = shapes(2, seed=31)
+    await _publish_known_image(server, known)
     try:
         # the launch key: without it (or its cookie) nothing answers; another Host is refused
         async with httpx.AsyncClient() as http:
@@ -71,6 +93,16 @@ async def test_two_people_chat_group_verify_report_and_no_plaintext_on_server(tm
             await type_and_enter(pa, "send me your address, now")
             await pb.locator("#timeline").get_by_text("send me your address, now").wait_for()
             await pa.screenshot(path=str(shots / "02-conversation.png"))
+            # known-image matching as in the SDK: the listed image is not sent, and alice is told neutrally
+            await attach(pa, known, "known.png")
+            withheld = pa.locator("#timeline .notice.withheld")
+            assert (
+                await withheld.inner_text()
+                == "This image could not be sent. " + await withheld.locator(".time").inner_text()
+            )
+            await attach(pa, harmless, "harmless.png")
+            await pb.locator("#timeline img.picture").wait_for()  # adults, blur off: shown plainly
+            assert await pb.locator("#timeline img.picture").count() == 1  # only the harmless one arrived
             # an empty message is not sent
             await type_and_enter(pa, "   ")
             assert "Type a message" in await pa.locator(".flash").inner_text()

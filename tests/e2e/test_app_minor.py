@@ -18,6 +18,7 @@ from live_server import start_server
 
 from app_browser import (
     CHROMIUM,
+    attach,
     chromium,
     open_app,
     open_chat,
@@ -40,14 +41,6 @@ async def _set_threshold(page, base: str, threshold: float, *, blur: bool | None
         await page.get_by_label("Blur images that may show nudity").set_checked(blur)
     await page.get_by_role("button", name="Save").click()
     assert "Settings saved" in await page.locator(".flash").inner_text()
-
-
-async def _attach(page, data: bytes) -> None:  # type: ignore[no-untyped-def]
-    await page.locator("input[name=image]").set_input_files(
-        files=[{"name": "sunset.png", "mimeType": "image/png", "buffer": data}]
-    )
-    await page.get_by_role("button", name="Send").click()
-    await page.wait_for_load_state()
 
 
 async def test_minor_contact_request_then_flagged_image_blurred_for_minor_plain_for_adult(
@@ -97,7 +90,7 @@ async def test_minor_contact_request_then_flagged_image_blurred_for_minor_plain_
             await open_chat(pt, teen_app.base, adult)
             await open_chat(pa, adult_app.base, teen)
             await type_and_enter(pa, "look at this sunset")
-            await _attach(pa, image)
+            await attach(pa, image)
             assert await pa.locator("#timeline img.picture").count() == 1  # the sender sees it plainly
             sensitive = pt.locator("#timeline .sensitive")
             await sensitive.wait_for()
@@ -118,7 +111,7 @@ async def test_minor_contact_request_then_flagged_image_blurred_for_minor_plain_
             assert natural == 240
 
             # the minor sending a flagged picture is asked first, with a line on why
-            await _attach(pt, image)
+            await attach(pt, image)
             assert "may show nudity" in await pt.locator("main").inner_text()
             await pt.screenshot(path=str(shots / "13-minor-confirm-send.png"))
             await pt.get_by_role("button", name="Send anyway").click()

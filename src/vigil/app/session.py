@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import httpx
+
 from vigil.app.nudity import ImageScorer, NudityScore
 from vigil.app.view import AGE_BAND_FIELD, ViewState, keep_image
 from vigil.client.client import Client
@@ -32,6 +34,7 @@ from vigil.client.events import (
     SasShowCode,
     now_ms,
 )
+from vigil.client.safety import AuthorityPin
 from vigil.errors import StorageError, VigilError
 from vigil.protocol.contacts import ContactRequestList
 from vigil.protocol.wire import AgeBand
@@ -59,8 +62,16 @@ class SasView:
 
 
 class AppSession:
-    def __init__(self, profile_path: Path, server_url: str | None, scorer: ImageScorer | None) -> None:
+    def __init__(
+        self,
+        profile_path: Path,
+        server_url: str | None,
+        scorer: ImageScorer | None,
+        authority_key: str | None = None,
+    ) -> None:
         self.profile_path = profile_path
+        self.authority_key = authority_key  # the hash-list authority to pin; default: the server's (TOFU)
+        self.authority: AuthorityPin | None = None
         self.server_url = server_url
         self.scorer = scorer
         self.client: Client | None = None
@@ -117,7 +128,16 @@ class AppSession:
         self.view = ViewState.load(client.store)
         band = client.store.get_secret(AGE_BAND_FIELD)
         self.age_band = AgeBand(band) if band else None
+        await self._pin_authority(client)
         self._poller = asyncio.create_task(self._poll_forever(), name="vigil-app-poll")
+
+    async def _pin_authority(self, client: Client) -> None:
+        """Known-image matching runs as in every client: the hash-list authority key pinned (configured, or
+        the one the server names on first use; shown with its fingerprint in Settings)."""
+        try:
+            self.authority = await client.safety.ensure_authority(self.authority_key)
+        except (VigilError, httpx.HTTPError) as error:
+            self.flash = f"Could not set up known-image matching ({error}); it stays off for now."
 
     async def close(self) -> None:
         if self._poller is not None:

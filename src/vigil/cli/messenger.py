@@ -22,6 +22,12 @@ def _run(
     ),
     no_browser: bool = typer.Option(False, "--no-browser", help="Print the address instead of opening it."),
     port: int = typer.Option(0, help="Port on 127.0.0.1 (default: a random free one)."),
+    hashlist_authority_key: str | None = typer.Option(
+        None,
+        envvar="VIGIL_HASHLIST_AUTHORITY_KEY",
+        help="The hash-list authority's public key (base64) to pin; default: the key the server names, "
+        "trusted on first use (its fingerprint is in Settings).",
+    ),
 ) -> None:
     """Open the Vigil messenger in your browser (a local page; your keys never leave this process)."""
     import uvicorn
@@ -36,7 +42,9 @@ def _run(
     listener.bind(("127.0.0.1", port))
     bound = listener.getsockname()[1]
     secret = new_secret()
-    session = AppSession(home / "profiles" / f"{profile}.db", server, load_classifier())
+    session = AppSession(
+        home / "profiles" / f"{profile}.db", server, load_classifier(), hashlist_authority_key
+    )
     app = LaunchGuard(create_local_app(session), secret, {"port": bound})
     url = f"http://127.0.0.1:{bound}/?key={secret}"
     typer.echo(f"Vigil app for profile {profile!r}: {url}", err=False)
