@@ -36,6 +36,7 @@ from vigil.client.verification import VerificationManager
 from vigil.errors import ConflictError, DecryptionError, StorageError, TamperError, ValidationError
 from vigil.protocol.attachments import encrypt_attachment
 from vigil.protocol.contacts import ContactRequestList, ContactRequestView
+from vigil.protocol.deletion import DeletionReport
 from vigil.protocol.encoding import b64encode
 from vigil.protocol.ids import MessageId
 from vigil.protocol.olm import DeviceAccount, PairwiseSession
@@ -411,6 +412,17 @@ class Client:
         if accepted.blocked:
             self.blocks.add(accepted.reported)
         return accepted
+
+    async def delete_device(self, device_id: str) -> DeletionReport:
+        """Deletes one of this account's devices (not the only one: delete the account then); what the
+        server removed is in the report. Raises NotFoundError, ConflictError."""
+        return await self.transport.delete_device(device_id)
+
+    async def delete_account(self) -> DeletionReport:
+        """Deletes this account on the server: its devices, graph and (unless a safety case or a legal
+        hold needs it) its metadata. The report says what went and what was kept, why and until when.
+        This device's credential stops working; the local store is the caller's to remove."""
+        return await self.transport.delete_account()
 
     async def block(self, username: str) -> None:
         """The server refuses that account's messages to this one from now on, and this device hides

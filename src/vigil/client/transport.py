@@ -31,6 +31,7 @@ from vigil.protocol.contacts import (
     NoticeKey,
     SignedNoticeList,
 )
+from vigil.protocol.deletion import DeletionReport
 from vigil.protocol.group_wire import (
     AddMemberRequest,
     CreateGroupRequest,
@@ -159,6 +160,16 @@ class Transport:
 
     async def add_device(self, request: AddDeviceRequest) -> DeviceCredential:
         return await self._post("/v1/devices", request, DeviceCredential)
+
+    async def delete_device(self, device_id: str) -> DeletionReport:
+        response = await self._http.delete(f"/v1/devices/{device_id}", headers=self._headers())
+        _raise_for(response)
+        return DeletionReport.model_validate(response.json())
+
+    async def delete_account(self) -> DeletionReport:
+        response = await self._http.delete("/v1/accounts/me", headers=self._headers())
+        _raise_for(response)
+        return DeletionReport.model_validate(response.json())
 
     async def upload_keys(self, request: UploadKeysRequest) -> KeyCounts:
         return await self._post("/v1/keys", request, KeyCounts)

@@ -2,7 +2,8 @@
 encrypted store under `--home` (default ~/.vigil). The passphrase comes from VIGIL_PASSPHRASE or a prompt.
 
 `build_chat_app` assembles the command group from its modules: messages, groups and verification,
-reporting and notices, contact requests (in that order in `vigil chat --help`)."""
+reporting and notices, contact requests, device and account deletion (in that order in
+`vigil chat --help`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from vigil.cli.chat import contacts, groups, messages, safety
+from vigil.cli.chat import account, contacts, groups, messages, safety
 from vigil.cli.chat.common import Profile
 
 __all__ = ["build_chat_app"]
@@ -39,6 +40,6 @@ def _chat(
 def build_chat_app() -> typer.Typer:
     chat_app = typer.Typer(help="Chat from the command line as one device profile.", no_args_is_help=False)
     chat_app.callback(invoke_without_command=True)(_chat)
-    for module in (messages, groups, safety, contacts):
+    for module in (messages, groups, safety, contacts, account):
         module.add_commands(chat_app)
     return chat_app

@@ -50,7 +50,9 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "users",
         "one account",
-        "as long as the account exists",
+        "until the account is deleted (`DELETE /v1/accounts/me`); then a row with a random tombstone name "
+        "remains for what other records reference, or the username too while a preservation hold or an "
+        "open case needs it",
         "server; the username to other accounts; age band and age to reviewers",
         {
             "id": _ID,
@@ -64,7 +66,7 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "devices",
         "one device of an account: public identity keys and the hash of its credential",
-        "as long as the account exists",
+        "until the device or the account is deleted",
         "server; public keys to accounts that message the owner",
         {
             "id": _ID,
@@ -199,7 +201,7 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "group_members",
         "one account's membership of a group",
-        "until the member leaves or is removed",
+        "until the member leaves or is removed, or the account is deleted",
         "server; the member list to the group's members",
         {
             "group_id": "which group (fan-out)",
@@ -240,7 +242,7 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "connections",
         "an accepted connection (minors' contact policy)",
-        "as long as both accounts exist",
+        "until either account is deleted",
         "server; the two accounts",
         {
             "low_user_id": "one side",
@@ -251,7 +253,7 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "blocks",
         "one account blocking another",
-        "until unblocked",
+        "until unblocked or either account is deleted",
         "server; the blocker",
         {
             "blocker_user_id": "who blocks",
@@ -422,7 +424,7 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "profile_photos",
         "an account's profile photo (matched against the hash list at upload)",
-        "until replaced",
+        "until replaced or the account is deleted",
         "the account, its connections and its groups' co-members (unless blocked); never strangers",
         {
             "user_id": "whose photo",
