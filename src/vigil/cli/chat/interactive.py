@@ -28,7 +28,8 @@ __all__ = ["POLL_SECONDS", "interactive"]
 POLL_SECONDS: Final = 1.0
 ANNOUNCE_EVERY: Final = 5  # contact requests and notices: every fifth round
 T = TypeVar("T")
-_NOT_HERE: Final = frozenset({"register", "link"})  # they make another device, not commands of this one
+# register and link make another device; delete-account removes the profile this session holds open.
+_NOT_HERE: Final = frozenset({"register", "link", "delete-account"})
 
 
 def _help(group: typer.core.TyperGroup, ctx: typer.Context) -> str:
@@ -117,7 +118,7 @@ def interactive(group: typer.core.TyperGroup, ctx: typer.Context) -> None:
                 console.print(_help(group, ctx), highlight=False, markup=False)
                 continue
             if name in _NOT_HERE:
-                console.print(f"`{name}` makes another device: run it as `vigil chat {name} ...`")
+                console.print(f"`{name}` is not run inside a session: run it as `vigil chat {name} ...`")
                 continue
             _run_command(group, [name, *words[1:]])
     finally:
