@@ -5,16 +5,14 @@ server names is pinned at register, shown as a fingerprint)."""
 
 from __future__ import annotations
 
-import io
 import re
 import time
 from pathlib import Path
 
-import numpy as np
 from cli_runner import Ran, vigil_in_thread
 from console_client import PASSWORD, Console
 from helpers import unique
-from PIL import Image, ImageDraw
+from safety_helpers import matchable_pictures
 from sqlalchemy import func, select
 
 from vigil.console.auth import Role, create_reviewer
@@ -27,25 +25,6 @@ from vigil.server.hashlist_keys import load_signing_key, load_voucher_public_key
 from vigil.server.offline import offline_context
 from vigil.server.services import cases, hashlist
 from vigil.server.settings import Settings
-
-
-def _pictures(count: int, seed: int) -> list[bytes]:
-    """Shapes on a background, kept only when PDQ quality is high enough for them to be matched."""
-    rng = np.random.default_rng(seed)
-    out: list[bytes] = []
-    while len(out) < count:
-        image = Image.new("RGB", (96, 96), tuple(int(x) for x in rng.integers(0, 256, 3)))
-        draw = ImageDraw.Draw(image)
-        for _ in range(8):
-            x0, y0 = (int(v) for v in rng.integers(0, 80, 2))
-            box = [x0, y0, x0 + int(rng.integers(8, 60)), y0 + int(rng.integers(8, 60))]
-            colour = tuple(int(x) for x in rng.integers(0, 256, 3))
-            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        if hash_image(buffer.getvalue()).quality >= 50:
-            out.append(buffer.getvalue())
-    return out
 
 
 class Chat:
@@ -78,7 +57,7 @@ async def test_an_image_reported_from_the_cli_arrives_verified_and_blurred_in_th
     mallory, bob = Chat(server.url, home, "mallory"), Chat(server.url, home, "bob")
     for user in (mallory, bob):
         await user.register()
-    [picture] = _pictures(1, seed=11)
+    [picture] = matchable_pictures(1, seed=11)
     path = tmp_path / "holiday.png"
     path.write_bytes(picture)
     await mallory.ok("send", bob.name, "i have a photo for you")
@@ -123,7 +102,7 @@ async def test_an_image_reported_from_the_cli_arrives_verified_and_blurred_in_th
 
 
 async def test_the_cli_withholds_an_image_in_the_bank_with_no_manual_pin_step(server, tmp_path: Path) -> None:
-    known, harmless = _pictures(2, seed=23)
+    known, harmless = matchable_pictures(2, seed=23)
     async with _offline(server) as team:
         bank = unique("bank")
         await hashlist.create_bank(team, bank)

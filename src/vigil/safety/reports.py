@@ -37,6 +37,7 @@ __all__ = [
     "GroupMembership",
     "ItemVerdict",
     "StoredMessage",
+    "party_problem",
     "priority_for",
     "priority_label",
     "verify_item",
@@ -123,10 +124,15 @@ def _attachment_matches(payload: InnerPayload, data: bytes | None) -> str | None
     return None
 
 
-def _group_party_problem(
-    reporter: str, context: FrankingContext, membership: GroupMembership | None
-) -> str | None:
-    """None when both the sender and the reporter were members of the group at the message's time."""
+def party_problem(reporter: str, context: FrankingContext, membership: GroupMembership | None) -> str | None:
+    """None when `reporter` was a party to the message the server tagged with `context`: the other party
+    (or the sender) of a direct conversation; in a group, a member when the server accepted it, as the
+    sender must have been (`membership`: the group's history for both). Else why not. Shared by report
+    items and incoming image-match vouchers."""
+    if not context.conversation.startswith(GROUP_PREFIX):
+        if reporter not in (context.sender, context.conversation):
+            return "the reporter was not a party to this conversation"
+        return None
     if membership is None or membership.conversation != context.conversation:
         return "the group's membership history is unknown"
     if not membership.was_member(context.sender, context.server_ts_ms):
@@ -152,9 +158,6 @@ def verify_item(
         payload = InnerPayload.model_validate(claimed.payload)
     except pydantic.ValidationError:
         return _failed("the payload is malformed", None, claimed.server_ts_ms)
-    in_group = payload.conversation.startswith(GROUP_PREFIX)
-    if not in_group and reporter not in (payload.sender, payload.conversation):
-        return _failed("the reporter was not a party to this conversation", payload, claimed.server_ts_ms)
     try:
         franking_key = b64decode(payload.franking_key, field="franking key", max_bytes=64)
         verify_commitment(franking_key, payload.franked_bytes(), claimed.commitment)
@@ -182,10 +185,9 @@ def verify_item(
         return _failed("the server's franking tag does not verify", payload, context.server_ts_ms)
     if payload.sender != context.sender or payload.conversation != context.conversation:
         return _failed("the payload names a different sender or conversation", payload, context.server_ts_ms)
-    if in_group:
-        problem = _group_party_problem(reporter, context, membership)
-        if problem is not None:
-            return _failed(problem, payload, context.server_ts_ms)
+    problem = party_problem(reporter, context, membership)
+    if problem is not None:
+        return _failed(problem, payload, context.server_ts_ms)
     problem = _attachment_matches(payload, claimed.attachment)
     if problem is not None:
         return _failed(problem, payload, context.server_ts_ms)

@@ -46,6 +46,7 @@ from vigil.server.services.reporters import is_bad_faith
 
 __all__ = [
     "block_user",
+    "group_membership",
     "list_blocks",
     "list_notices",
     "submit_report",
@@ -82,16 +83,26 @@ async def _stored(session: AsyncSession, claimed: ClaimedItem) -> StoredMessage 
     return StoredMessage(user.username, row.conversation, row.server_ts_ms, row.commitment, row.franking_tag)
 
 
+async def group_membership(
+    session: AsyncSession, conversation: str, usernames: list[str]
+) -> GroupMembership | None:
+    """The membership history of a "group:<id>" conversation for these accounts; None for a direct one."""
+    if not conversation.startswith(GROUP_PREFIX):
+        return None
+    periods = await GroupRepository(session).membership_periods(
+        conversation.removeprefix(GROUP_PREFIX), usernames
+    )
+    return GroupMembership(conversation, periods)
+
+
 async def _membership(session: AsyncSession, reporter: str, claimed: ClaimedItem) -> GroupMembership | None:
     """The membership history of the item's group for its claimed sender and the reporter."""
     conversation, sender = claimed.payload.get("conversation"), claimed.payload.get("sender")
-    if not isinstance(conversation, str) or not conversation.startswith(GROUP_PREFIX):
+    if not isinstance(conversation, str):
         return None
-    names = [reporter] + ([sender] if isinstance(sender, str) else [])
-    periods = await GroupRepository(session).membership_periods(
-        conversation.removeprefix(GROUP_PREFIX), names
+    return await group_membership(
+        session, conversation, [reporter] + ([sender] if isinstance(sender, str) else [])
     )
-    return GroupMembership(conversation, periods)
 
 
 async def _verify(session: AsyncSession, key: bytes, reporter: str, claimed: ClaimedItem) -> ItemVerdict:

@@ -32,6 +32,7 @@ from vigil.protocol.vouchers import (
     seal_voucher,
 )
 from vigil.safety.hashing.pdq import LowQualityImageError, PdqHash, hash_image
+from vigil.safety.reports import party_problem
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository
 from vigil.server.db.contacts import BlockRepository, ContactRepository
@@ -48,6 +49,7 @@ from vigil.server.services.audit import append_audit
 from vigil.server.services.cases import open_or_join_case
 from vigil.server.services.evidence import blurred_unless_revealed, log_reveal
 from vigil.server.services.hashlist import match_image
+from vigil.server.services.reports import group_membership
 
 __all__ = [
     "IMAGE_MATCH_PRIORITY",
@@ -128,6 +130,7 @@ class _Checked:
     subject: str
     verified: bool
     verification: str
+    tagged: FrankingContext | None = None  # what the verified server tag bound (received images only)
 
 
 def _check(ctx: ServerContext, content: VoucherContent, submitter: str) -> _Checked:
@@ -167,7 +170,19 @@ def _check(ctx: ServerContext, content: VoucherContent, submitter: str) -> _Chec
         verify_server_tag(ctx.franking_key, context, b64decode(proof.server_tag, field="server_tag"))
     except (TamperError, ValidationError):
         return _Checked(payload.sender, False, "the server franking tag does not verify")
-    return _Checked(payload.sender, True, "franking commitment and server tag verified")
+    return _Checked(payload.sender, True, "franking commitment and server tag verified", context)
+
+
+async def _checked_party(session: AsyncSession, checked: _Checked, submitter: str) -> _Checked:
+    """A received image counts as verified only if the submitting account was a party to the message
+    (`party_problem`: the recipient of a direct message, or a member of the group at its time, as the
+    sender must have been), exactly as a reported message."""
+    if not checked.verified or checked.tagged is None:
+        return checked
+    tagged = checked.tagged
+    membership = await group_membership(session, tagged.conversation, [submitter, tagged.sender])
+    problem = party_problem(submitter, tagged, membership)
+    return checked if problem is None else _Checked(checked.subject, False, problem)
 
 
 async def open_voucher_case(
@@ -238,7 +253,9 @@ async def open_pending_vouchers(ctx: ServerContext, keys: VoucherKeyPair, limit:
             try:
                 content = VoucherContent.model_validate_json(open_voucher(keys.secret, sealed))
                 assert submitter is not None
-                checked = _check(ctx, content, submitter.username)
+                checked = await _checked_party(
+                    session, _check(ctx, content, submitter.username), submitter.username
+                )
             except (pydantic.ValidationError, ValidationError, TamperError) as error:
                 failed.append(f"{voucher.id}: {getattr(error, 'detail', 'malformed voucher content')}")
                 continue
