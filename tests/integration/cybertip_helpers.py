@@ -211,3 +211,42 @@ async def seed_csam_case(ctx: ServerContext, tag: str, *, with_match: bool = Tru
             match_image,
             blob_id,
         )
+
+
+async def add_reported_image(ctx: ServerContext, seeded: SeededCase, seed: int) -> tuple[int, bytes]:
+    """Another verified report (one image item) joining the seeded case; returns the item id and image."""
+    box = evidence_box(ctx)
+    image = picture(seed)
+    async with ctx.sessions() as session, session.begin():
+        users = UserRepository(session)
+        subject, reporter = await users.by_username(seeded.subject), await users.by_username(seeded.reporter)
+        assert subject is not None and reporter is not None
+        report = await ReportRepository(session).add(
+            ReportRow(
+                case_id=seeded.case_id,
+                reporter_user_id=reporter.id,
+                reported_user_id=subject.id,
+                reason=ReportReason.CSAM.value,
+                reporter_age_band="adult",
+                blocked=False,
+                created_at_ms=T0 + 5000,
+                expires_at_ms=T0 + 10**12,
+            )
+        )
+        payload = {"sender": subject.username, "message_id": f"later-{seed}", "body": ""}
+        item = ReportItemRow(
+            report_id=report.id,
+            position=0,
+            message_id=f"later-{seed}",
+            sender=subject.username,
+            conversation=reporter.username,
+            server_ts_ms=T0 + 4000,
+            kind="image",
+            verified=True,
+            verdict="franking commitment and server tag verified",
+            content_enc=box.seal(json.dumps(payload).encode(), item_content_context(report.id, 0, "content")),
+            attachment_enc=box.seal(image, item_content_context(report.id, 0, "attachment")),
+            attachment_mime="image/png",
+        )
+        await ReportRepository(session).add_items([item])
+        return item.id, image

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from cybertip_helpers import PASSWORD, USER, StandIn, running_stand_in, seed_csam_case
+from cybertip_helpers import PASSWORD, USER, StandIn, add_reported_image, running_stand_in, seed_csam_case
 from live_server import create_postgres_database, drop_postgres_database, require_backend
 from pydantic import SecretStr
 
@@ -32,7 +32,12 @@ from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
 from vigil.server.services import cybertip_filing as filing
 from vigil.server.services.blobs import sweep_expired_blobs
 from vigil.server.services.cases import open_or_join_case
-from vigil.server.services.cybertip_filing import FileClassification, FilingOptions, FilingState
+from vigil.server.services.cybertip_filing import (
+    AlreadyReported,
+    FileClassification,
+    FilingOptions,
+    FilingState,
+)
 from vigil.server.services.evidence import reveal_image
 from vigil.server.services.metadata import sweep_expired_events
 from vigil.server.services.reports import sweep_expired_reports
@@ -472,3 +477,29 @@ async def test_without_credentials_nothing_is_stored_or_sent(ctx: ServerContext)
         await filing.file_report(ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD)
     assert await filing.list_filings(ctx) == []
     assert await filing.recover_unfinished_filings(ctx) == []
+
+
+async def test_evidence_that_arrives_after_a_finished_report_goes_in_a_new_report_of_its_own(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    seeded = await seed_csam_case(ctx, "later", with_match=False)
+    first = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    with pytest.raises(AlreadyReported, match=f"CyberTipline report {first.ncmec_report_id}"):
+        await filing.prepare_filing(ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD)
+    item_id, image = await add_reported_image(ctx, seeded, 4242)
+    preview = await filing.prepare_filing(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD
+    )
+    assert [f.key for f in preview.files] == [f"item:{item_id}"]
+    second = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    assert second.id != first.id and second.state == FilingState.FINISHED
+    assert [f.source_id for f in second.files] == [item_id]
+    (sent,) = stand_in.report(second.ncmec_report_id or 0)["files"]
+    assert sent["sha256"] == hashlib.sha256(image).hexdigest()
+    third = await filing.file_report(ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD)
+    assert third.id == second.id
+    assert len(await filing.list_holds(ctx)) == 2

@@ -163,6 +163,20 @@ class CyberTipFilingRepository:
         )
         return [int(r) for r in rows.all() if r is not None]
 
+    async def reported_sources(self, case_id: int) -> dict[tuple[str, int], tuple[int, int | None]]:
+        """Files of the case's finished filings: (source, source id) -> (filing id, NCMEC report id)."""
+        rows = await self._session.execute(
+            select(
+                CyberTipFileRow.source,
+                CyberTipFileRow.source_id,
+                CyberTipFilingRow.id,
+                CyberTipFilingRow.ncmec_report_id,
+            )
+            .join(CyberTipFilingRow, CyberTipFilingRow.id == CyberTipFileRow.filing_id)
+            .where(CyberTipFilingRow.case_id == case_id, CyberTipFilingRow.state == "finished")
+        )
+        return {(str(r[0]), int(r[1])): (int(r[2]), r[3]) for r in rows.all()}
+
     # -- the lease -----------------------------------------------------------------------------------
 
     async def take_lease(self, case_id: int, owner: str, now_ms: int, until_ms: int) -> bool:

@@ -10,6 +10,7 @@ console (`fileViewedByEsp`, from the audit log only: *United States v. Wilson*).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.errors import NotFoundError, StorageError, ValidationError
+from vigil.errors import ConflictError, NotFoundError, StorageError, ValidationError
 from vigil.protocol.encoding import b64decode
 from vigil.protocol.vouchers import SealedVoucher, VoucherContent, open_voucher
 from vigil.safety.hashing.pdq import hash_image
@@ -59,6 +60,7 @@ from vigil.server.settings import CYBERTIPLINE_PRODUCTION_URL
 
 __all__ = [
     "ANNOTATION_NAMES",
+    "AlreadyReported",
     "CaseEvidence",
     "EvidenceFile",
     "FileClassification",
@@ -80,6 +82,17 @@ ANNOTATION_NAMES = frozenset(FileAnnotations.__dataclass_fields__)
 _DEFAULT_THRESHOLD = 31
 PREVIEW_REPORT_ID = 1
 PREVIEW_FILE_ID = "assigned-by-ncmec-at-upload"
+
+
+class AlreadyReported(ConflictError):
+    """Every reportable file of the case is in a finished CyberTipline report already."""
+
+    def __init__(self, filing_id: int, ncmec_report_id: int | None, case_id: int) -> None:
+        super().__init__(
+            f"case {case_id}: every file was already reported (CyberTipline report {ncmec_report_id}, "
+            f"filing {filing_id})"
+        )
+        self.filing_id = filing_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +506,13 @@ async def prepare(
     kind = incident_type_from(incident_type)
     async with ctx.sessions() as session:
         evidence = await gather_evidence(ctx, session, case_id)
+        reported = await CyberTipFilingRepository(session).reported_sources(case_id)
+        if reported:  # a later report carries only what earlier finished reports did not
+            fresh = [f for f in evidence.files if (f.source, f.source_id) not in reported]
+            if not fresh:
+                filing_id, report_id = max(reported.values(), key=lambda found: found[0])
+                raise AlreadyReported(filing_id, report_id, case_id)
+            evidence = dataclasses.replace(evidence, files=fresh)
         check_classifications(evidence.files, classifications)
         prior = await _prior_reports(ctx, session, evidence.subject_id)
     document = report_xml(build_report(ctx, evidence, kind, prior_reports=prior), now=_at(ctx.clock_ms()))

@@ -7,8 +7,10 @@ What the console (and the CLI) call:
   or stored. Call it with `classifications={}` first to learn the file keys. Raises a
   `CyberTiplineDocumentError` (a ValidationError with `.field`) for a bad incident type or classification.
 - `file_report(...)` (same arguments) -> `FilingRecord`: persists the filing and runs /submit -> /upload
-  -> /fileinfo -> /finish. Idempotent per case: a case with a finished report returns that report; a case
-  being filed right now (another reviewer, the CLI, a worker) raises ConflictError. NCMEC's refusals raise
+  -> /fileinfo -> /finish. Idempotent per case: when every file of the case is in a finished report, that
+  report is returned and nothing is sent (`prepare_filing` raises `AlreadyReported`, a ConflictError);
+  evidence that arrived later goes in a new report of its own. A case being filed right now (another
+  reviewer, the CLI, a worker) raises ConflictError. NCMEC's refusals raise
   `CyberTiplineRefused` with NCMEC's code (never content); outages raise `CyberTiplineUnavailable`.
 - `list_filings(ctx)`, `get_filing(ctx, filing_id)`: the reports page.
 - `list_holds(ctx)`, `release_hold(ctx, hold_id, actor=..., is_admin=..., now=...)`: preservation holds
@@ -54,6 +56,7 @@ from vigil.server.db.accounts import UserRow
 from vigil.server.db.cybertip import CyberTipFileRow, CyberTipFilingRepository, CyberTipFilingRow
 from vigil.server.services.audit import append_audit
 from vigil.server.services.cybertip_documents import (
+    AlreadyReported,
     FileClassification,
     FilePreview,
     FilingPreview,
@@ -65,6 +68,7 @@ from vigil.server.services.evidence import evidence_box
 from vigil.server.services.preservation import HoldRecord, list_holds, place_hold, release_hold
 
 __all__ = [
+    "AlreadyReported",
     "FileClassification",
     "FilePreview",
     "FilingFile",
@@ -609,7 +613,8 @@ async def file_report(
     options: FilingOptions | None = None,
 ) -> FilingRecord:
     """Files the case to the CyberTipline and returns the filing (finished on success). Idempotent per case:
-    a finished filing is returned as it is; an abandoned one (its filer died) is recovered first. Raises
+    when every file is in a finished report, that filing is returned; otherwise the files not reported yet
+    are filed. An abandoned filing of the case (its filer died) is recovered first. Raises
     ConflictError while another filer holds the case, the errors of `prepare_filing`, CyberTiplineRefused
     (NCMEC's code; the filing is failed or retracted), CyberTiplineUnavailable / OutcomeUnknown (the filing
     keeps its state; recovery completes or retracts it), CyberTiplineError when credentials are missing."""
@@ -622,14 +627,12 @@ async def file_report(
         async with ctx.sessions() as session:
             earlier = list(await CyberTipFilingRepository(session).of_case(case_id))
         for row in earlier:
-            if row.state == FilingState.FINISHED:
-                return await get_filing(ctx, row.id)
-        for row in earlier:
             if row.state in UNFINISHED:  # its filer died: settle it before anything new is filed
-                settled = await _recover_one(ctx, row.id, case_id, owner, options)
-                if settled.state == FilingState.FINISHED:
-                    return settled
-        filing_id, contents = await _create_draft(ctx, case_id, incident_type, classifications, actor)
+                await _recover_one(ctx, row.id, case_id, owner, options)
+        try:
+            filing_id, contents = await _create_draft(ctx, case_id, incident_type, classifications, actor)
+        except AlreadyReported as done:  # filing again is a no-op: the finished report is the answer
+            return await get_filing(ctx, done.filing_id)
         filer = _Filer(ctx, filing_id, case_id, owner, actor, options)
         async with filer.client:
             await filer.drive(contents)
