@@ -33,11 +33,19 @@ from cli_runner import vigil_in_thread
 from helpers import register
 from live_server import ServerProcess, free_port, start_server
 from safety_helpers import server_context
+from sqlalchemy import func, select
 from test_console_browser import ADMIN_PASSWORD, CHROMIUM, REVIEWER_PASSWORD, _browser, _sign_in
 from test_hashlist import bank_with, pinned, publish, unrelated_images
 
 from vigil.client.safety import ImageWithheldError
 from vigil.console.auth import Role, create_reviewer
+from vigil.server.context import ServerContext
+from vigil.server.db.hashlists import VoucherRow
+from vigil.server.db.metadata import MetadataEventRow
+from vigil.server.hashlist_keys import load_voucher_keypair
+from vigil.server.services import vouchers
+from vigil.server.services.preservation import HoldRecord, list_holds
+from vigil.server.services.retention import SWEEPS, run_sweep
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install -y chromium)"
@@ -70,9 +78,7 @@ class StandIn:
         }
         command = [sys.executable, "-m", "vigil", "cybertip", "stand-in", "--port", str(self.port),
                    "--log-level", "warning"]  # fmt: skip
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-        )
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + 60
         while True:
             assert self.process.poll() is None, self.process.communicate()
@@ -97,6 +103,24 @@ class StandIn:
     def state(self) -> dict:  # type: ignore[type-arg]
         answer: dict = httpx.get(f"{self.url}/_standin/reports", timeout=5).json()  # type: ignore[type-arg]
         return answer
+
+
+async def _events_by(ctx: ServerContext, *usernames: str) -> dict[str, int]:
+    async with ctx.sessions() as session:
+        return {
+            name: int(
+                await session.scalar(
+                    select(func.count()).select_from(MetadataEventRow).where(MetadataEventRow.actor == name)
+                )
+                or 0
+            )
+            for name in usernames
+        }
+
+
+async def _holds(live: ServerProcess) -> list[HoldRecord]:
+    async with server_context(live.data_dir, live.database_url) as ctx:
+        return await list_holds(ctx)
 
 
 @pytest.fixture
@@ -158,6 +182,9 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
     group = (await alice.groups.create([mallory.username, bob.username, trent.username])).group_id
     for member in (mallory, bob, trent):
         await member.fetch()
+    await mallory.groups.send_text(group, "hi all")  # metadata about mallory that the hold must keep
+    for member in (alice, bob, trent):
+        assert len(await member.fetch()) == 1
     with pytest.raises(ImageWithheldError) as withheld:
         await mallory.groups.send_attachment(group, known, "image/png", caption="look")
     assert withheld.value.voucher_id is not None
@@ -183,7 +210,7 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
         await page.wait_for_url(re.compile(r".*/console/cases/\d+$"))
         case_id = int(page.url.rsplit("/", 1)[1])
         match = page.locator("article[id^=match-]")
-        assert await match.count() == 1
+        assert await match.count() == 1, await page.content()
         await match.get_by_role("button", name="Reveal image (logged)").click()
         await page.wait_for_load_state()
 
@@ -203,7 +230,7 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
         assert report_xml.index("<incidentSummary>") < report_xml.index("<reporter>")
         file_xml = await page.locator("pre.document-file").inner_text()
         assert "<industryClassification>B2</industryClassification>" in file_xml
-        assert "<possibleSelfProduction/>" in file_xml
+        assert re.search(r"<fileAnnotations><possibleSelfProduction ?/></fileAnnotations>", file_xml)
         assert "<fileViewedByEsp>true</fileViewedByEsp>" in file_xml  # the lead revealed it above
         assert hashlib.sha256(known).hexdigest() in file_xml
         image = page.locator("img.evidence")
@@ -238,44 +265,96 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
         assert await page.get_by_role("button", name=re.compile("Release")).count() == 0  # lead
         await page.screenshot(path=str(shots / "cybertip-3-holds.png"), full_page=True)
 
+        # -- retention ~10 months on: the held evidence and metadata stay, the unheld go ---------------
+        later = int(time.time() * 1000) + 300 * DAY_MS  # within the one-year hold
+        async with server_context(live.data_dir, live.database_url) as ctx:
+            before = await _events_by(ctx, mallory.username, trent.username)
+            assert before[mallory.username] > 0 and before[trent.username] > 0
+            for sweep in SWEEPS:
+                await run_sweep(ctx, sweep, later)
+            after = await _events_by(ctx, mallory.username, trent.username)
+            assert after == {mallory.username: before[mallory.username], trent.username: 0}
+            async with ctx.sessions() as session:
+                kept = set((await session.scalars(select(VoucherRow.id))).all())
+            # mallory's own voucher is held; the two about trent (not held) are gone
+            assert kept == {withheld.value.voucher_id}
+            (held_match,) = [m for m in await vouchers.list_image_cases(ctx) if m.subject == mallory.username]
+            image, _mime = await vouchers.case_image(ctx, held_match.id, load_voucher_keypair(ctx.settings))
+            assert image == known
+
         # -- NCMEC refuses: its code and description, never content ------------------------------------
         stand_in.stop()
         stand_in.password = "another password"
         stand_in.start()
-        await page.goto(f"{live.url}/console/queue")
+        # the console-session sweep ended every session that would have expired by then: sign in again
+        await _sign_in(page, live.url, "lena", REVIEWER_PASSWORD)
         other = page.locator("table.queue tbody tr", has_text=trent.username)
         await other.locator("a.case-link").click()
         await page.wait_for_url(re.compile(r".*/console/cases/\d+$"))
         other_case = int(page.url.rsplit("/", 1)[1])
         await page.get_by_role("link", name="Report to NCMEC").click()
         await page.get_by_label("Incident type").select_option(INCIDENT)
-        await page.get_by_label("Classification").select_option("A2")
+        classifications = page.get_by_label("Classification")
+        assert await classifications.count() == 2  # alice's and bob's devices each caught trent's copy
+        for index in range(2):
+            await classifications.nth(index).select_option("A2")
         await page.get_by_role("button", name="Preview the report").click()
         await page.get_by_role("button", name="Submit to NCMEC").click()
         await page.wait_for_load_state()
         shown = await page.locator("main").inner_text()
-        assert "2000" in shown and "Authentication required" in shown, shown
+        assert "NCMEC code 2000 (authentication required)" in shown, shown
         assert "again" not in shown  # the caption (message content) is never shown in an error
         await page.goto(f"{live.url}/console/cybertip/reports")
         failed = page.locator("table.cybertip tbody tr", has_text=f"#{other_case}")
         assert "failed" in await failed.locator(".filing-state").inner_text()
-        assert "2000" in await failed.inner_text()
+        answer = await failed.locator(".ncmec-answer").inner_text()
+        assert "code 2000" in answer and "Authentication required" in answer, answer
         await page.screenshot(path=str(shots / "cybertip-4-failed.png"), full_page=True)
+        lead_csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
+        assert lead_csrf
 
         # -- a reviewer without the lead role cannot file ------------------------------------------------
         reviewer = await (await browser.new_context()).new_page()
         await _sign_in(reviewer, live.url, "rita", REVIEWER_PASSWORD)
         await reviewer.goto(f"{live.url}/console/cases/{other_case}")
         assert await reviewer.get_by_role("link", name="Report to NCMEC").count() == 0
-        response = await reviewer.goto(f"{live.url}/console/cases/{other_case}/cybertip")
-        assert response is not None and response.status == 403
+        assert "A lead files CyberTipline reports." in await reviewer.locator("#cybertip").inner_text()
         csrf = await reviewer.locator("input[name=csrf]").first.get_attribute("value")
         assert csrf
+        for path in (f"cases/{other_case}/cybertip", "cybertip/reports", "holds"):
+            response = await reviewer.goto(f"{live.url}/console/{path}")
+            assert response is not None and response.status == 403, path
+        refused = await reviewer.request.post(
+            f"{live.url}/console/cases/{other_case}/cybertip/preview",
+            form={"csrf": csrf, "incident_type": INCIDENT},
+        )
+        assert refused.status == 403 and "needs the lead role" in await refused.text()
         refused = await reviewer.request.post(
             f"{live.url}/console/cases/{other_case}/cybertip",
             form={"csrf": csrf, "incident_type": INCIDENT},
         )
         assert refused.status == 403 and "needs the lead role" in await refused.text()
+        # ... and a lead cannot release a hold (refused, and the refusal is audited)
+        (hold_id,) = [h.id for h in await _holds(live)]
+        refused = await page.request.post(
+            f"{live.url}/console/holds/{hold_id}/release", form={"csrf": lead_csrf}
+        )
+        assert refused.status == 403 and "only an admin" in await refused.text()
+        assert stand_in.state()["reports"] == []  # the restarted stand-in refused filing 2 at /submit
+
+        # -- an admin sees the hold, but cannot release it before its date ---------------------------------
+        admin = await (await browser.new_context()).new_page()
+        await _sign_in(admin, live.url, "root", ADMIN_PASSWORD)
+        await admin.goto(f"{live.url}/console/holds")
+        assert "in force" in await admin.locator(f"#hold-{hold_id} .hold-status").inner_text()
+        assert await admin.get_by_role("button", name=re.compile("Release")).count() == 0
+        admin_csrf = await admin.locator("input[name=csrf]").first.get_attribute("value")
+        assert admin_csrf
+        early = await admin.request.post(
+            f"{live.url}/console/holds/{hold_id}/release", form={"csrf": admin_csrf}
+        )
+        assert early.status == 409, await early.text()
+        assert all(h.in_force for h in await _holds(live))
     finally:
         await browser.close()
         await manager.__aexit__(None, None, None)

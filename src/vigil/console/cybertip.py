@@ -1,7 +1,7 @@
-"""The console's CyberTipline pages: the reviewer's choices (incident type, a classification and
-annotations per file) read from a form, checked against the schema's enumerations, and carried from the
-filing form to the preview and on to the submission. The filing service (`cybertip_filing`) builds the
-documents, talks to NCMEC and writes the audit log."""
+"""The console's CyberTipline pages: the lead's choices (incident type, a classification and annotations
+per file) read from a form, checked against the schema's enumerations, and carried from the filing form to
+the preview and on to the submission; the case's reportable files.
+The filing service (`cybertip_filing`) builds the documents, talks to NCMEC and writes the audit log."""
 
 from __future__ import annotations
 
@@ -10,15 +10,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from vigil.errors import ValidationError
+from vigil.errors import ValidationError, VigilError
 from vigil.safety.ncmec import FileAnnotations, IncidentType, IndustryClassification
+from vigil.server.context import ServerContext
+from vigil.server.services.cybertip_documents import EvidenceFile, FileClassification, gather_evidence
+from vigil.server.services.cybertip_filing import FilingState
 
 __all__ = [
     "ANNOTATIONS",
     "CLASSIFICATIONS",
+    "STATE_BADGES",
     "Choices",
     "FormValues",
+    "can_file",
+    "image_path",
     "parse_choices",
+    "reportable_files",
 ]
 
 CLASSIFICATIONS: tuple[tuple[str, str], ...] = (
@@ -45,6 +52,11 @@ ANNOTATIONS: tuple[tuple[str, str], ...] = tuple(
 )
 _ANNOTATION_NAMES = frozenset(name for name, _label in ANNOTATIONS)
 MAX_FILES = 100
+STATE_BADGES = {
+    FilingState.FINISHED.value: "ok",
+    FilingState.FAILED.value: "bad",
+    FilingState.OUTCOME_UNKNOWN.value: "bad",
+}
 
 
 class FormValues(Protocol):
@@ -65,6 +77,13 @@ class Choices:
     def file_annotations(self, key: str) -> FileAnnotations | None:
         names = self.annotations.get(key, frozenset())
         return FileAnnotations(**{name: True for name in names}) if names else None
+
+    def classifications(self) -> dict[str, FileClassification]:
+        """The choices as the filing service takes them."""
+        return {
+            key: FileClassification(classification, self.annotations.get(key, frozenset()))
+            for key, classification in self.classes.items()
+        }
 
     def carried(self) -> list[tuple[str, str]]:
         """The choices as form fields, to carry them from the preview to the submission."""
@@ -103,3 +122,28 @@ def parse_choices(form: FormValues, file_keys: Iterable[str]) -> Choices:
             raise ValidationError(f"unknown annotation for file {key}")
         annotations[key] = names
     return Choices(incident_type, classes, annotations)
+
+
+async def reportable_files(ctx: ServerContext, case_id: int) -> tuple[str, list[EvidenceFile]]:
+    """The case's subject and the files a CyberTipline report would carry (verified report-item images
+    and verified image matches). Raises NotFoundError, ValidationError when there is no verified CSAM
+    evidence (or the voucher key is not configured here), StorageError."""
+    async with ctx.sessions() as session:
+        evidence = await gather_evidence(ctx, session, case_id)
+    return evidence.subject, evidence.files
+
+
+async def can_file(ctx: ServerContext, case_id: int) -> bool:
+    """Whether the case has evidence a CyberTipline report could carry."""
+    try:
+        await reportable_files(ctx, case_id)
+    except VigilError:
+        return False
+    return True
+
+
+def image_path(file_key: str) -> str:
+    """The console's always-blurred rendering of a reportable file ("item:ID" / "match:ID")."""
+    source, _, number = file_key.partition(":")
+    folder = "items" if source == "item" else "image-matches"
+    return f"/{folder}/{int(number)}/image?blurred=1"

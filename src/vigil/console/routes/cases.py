@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from vigil.console.auth import Role, list_reviewers
+from vigil.console.cybertip import STATE_BADGES, can_file
 from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
 from vigil.console.pages import age, redirect, render
 from vigil.console.routes.image_matches import match_key
 from vigil.protocol.ids import CaseId
-from vigil.server.services import cases, reporters, vouchers
+from vigil.server.services import cases, cybertip_filing, reporters, vouchers
 from vigil.server.services.cases import CaseAction
 
 __all__ = ["router"]
@@ -26,6 +27,8 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
     reviewers = await list_reviewers(ctx)
     names = {r.id: r.username for r, _d, _l in reviewers}
     matches = await vouchers.image_matches_for(ctx, me.reviewer.actor, case_id, detail.case.subject)
+    filings = [f for f in await cybertip_filing.list_filings(ctx) if f.case_id == case_id]
+    lead = me.reviewer.role.at_least(Role.LEAD)
     bad_faith = await reporters.marked_reporters(ctx, {r.reporter for r in detail.reports})
     return render(
         request,
@@ -38,6 +41,9 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         assignable=[r for r, disabled, _l in reviewers if not disabled],
         actions=list(CaseAction),
         account_age=age(detail.facts.created_at_ms, ctx.clock_ms()),
+        filings=filings,
+        state_badges=STATE_BADGES,
+        can_file=lead and await can_file(ctx, case_id),
         bad_faith=bad_faith,
     )
 

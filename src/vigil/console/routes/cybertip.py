@@ -1,115 +1,144 @@
 """Reporting a case to the NCMEC CyberTipline (leads and admins), the list of CyberTipline reports and
-the preservation holds (leads look; an admin releases a hold after its date).
+the preservation holds (leads and admins look; only an admin releases a hold, after its date).
 
 Filing is three steps: the form (incident type, a classification and annotations per file), the preview
-(the documents exactly as they will be sent, images blurred) and the submission. The filing service does
-the work and writes the audit log; NCMEC's refusals are shown with NCMEC's code and description only.
+(the documents exactly as they will be sent, images blurred) and the submission. The filing service
+(`cybertip_filing`) builds the documents, talks to NCMEC and writes the audit log; the console shows
+NCMEC's refusals by NCMEC's code and description only.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from vigil.console.cybertip import ANNOTATIONS, CLASSIFICATIONS, Choices, parse_choices
-from vigil.console.deps import Admin, CsrfForm, Ctx, Lead, Me
+from vigil.console.auth import Role
+from vigil.console.cybertip import (
+    ANNOTATIONS,
+    CLASSIFICATIONS,
+    STATE_BADGES,
+    Choices,
+    image_path,
+    parse_choices,
+    reportable_files,
+)
+from vigil.console.deps import CsrfForm, Ctx, Lead, Me
 from vigil.console.pages import redirect, render
+from vigil.errors import ValidationError
 from vigil.protocol.ids import CaseId
 from vigil.safety.ncmec import IncidentType
 from vigil.server.cybertipline import CyberTiplineError
 from vigil.server.services import cybertip_filing
+from vigil.server.services.cybertip_filing import FilingRecord
 
-__all__ = ["STATE_BADGES", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 
-STATE_BADGES = {"finished": "ok", "failed": "bad", "outcome_unknown": "bad", "retracted": "claim"}
-
 
 @router.get("/cases/{case_id}/cybertip")
-async def filing_form(request: Request, ctx: Ctx, me: Me, lead: Lead, case_id: CaseId) -> Response:
-    case = await cybertip_filing.reportable_case(ctx, lead.actor, case_id)
-    keys = [f.key for f in case.files]
-    try:
-        chosen = parse_choices(request.query_params, keys) if request.query_params else None
-    except ValueError:
-        chosen = None
+async def filing_form(request: Request, ctx: Ctx, me: Me, _lead: Lead, case_id: CaseId) -> Response:
+    subject, files = await reportable_files(ctx, case_id)
+    chosen = Choices(IncidentType.CHILD_PORNOGRAPHY)
+    if "incident_type" in request.query_params:  # back from the preview with "Change"
+        try:
+            chosen = parse_choices(request.query_params, [f.key for f in files])
+        except ValidationError:
+            pass
     return render(
         request,
         "cybertip_form.html",
         me=me,
-        case=case,
-        files=case.files,
+        case_id=case_id,
+        subject=subject,
+        files=files,
+        image_path=image_path,
         incident_types=list(IncidentType),
         classifications=CLASSIFICATIONS,
         annotations=ANNOTATIONS,
-        chosen=chosen or Choices(IncidentType.CHILD_PORNOGRAPHY),
+        chosen=chosen,
     )
 
 
 @router.post("/cases/{case_id}/cybertip/preview")
-async def filing_preview(request: Request, ctx: Ctx, me: Me, form: CsrfForm, lead: Lead, case_id: CaseId) -> Response:
-    case = await cybertip_filing.reportable_case(ctx, lead.actor, case_id)
-    choices = parse_choices(form, [f.key for f in case.files])
-    draft = await cybertip_filing.prepare_filing(ctx, lead.actor, case_id, choices)
+async def filing_preview(
+    request: Request, ctx: Ctx, me: Me, form: CsrfForm, lead: Lead, case_id: CaseId
+) -> Response:
+    _subject, files = await reportable_files(ctx, case_id)
+    choices = parse_choices(form, [f.key for f in files])
+    preview = await cybertip_filing.prepare_filing(
+        ctx,
+        case_id,
+        incident_type=choices.incident_type,
+        classifications=choices.classifications(),
+        actor=lead.actor,
+    )
     return render(
         request,
         "cybertip_preview.html",
         me=me,
-        case=case,
-        draft=draft,
+        p=preview,
+        image_path=image_path,
         carried=choices.carried(),
-        endpoint=ctx.settings.cybertipline_url,
     )
 
 
 @router.post("/cases/{case_id}/cybertip")
-async def filing_submit(request: Request, ctx: Ctx, me: Me, form: CsrfForm, lead: Lead, case_id: CaseId) -> Response:
-    case = await cybertip_filing.reportable_case(ctx, lead.actor, case_id)
-    choices = parse_choices(form, [f.key for f in case.files])
+async def filing_submit(
+    request: Request, ctx: Ctx, me: Me, form: CsrfForm, lead: Lead, case_id: CaseId
+) -> Response:
+    _subject, files = await reportable_files(ctx, case_id)
+    choices = parse_choices(form, [f.key for f in files])
     try:
-        filing = await cybertip_filing.file_report(ctx, lead.actor, case_id, choices)
+        filing = await cybertip_filing.file_report(
+            ctx,
+            case_id,
+            incident_type=choices.incident_type,
+            classifications=choices.classifications(),
+            actor=lead.actor,
+        )
     except CyberTiplineError as error:
+        # The service's reviewer-facing form: NCMEC's code and its documented meaning, the Request-ID and
+        # what became of the filing (failed, or kept for recovery); never NCMEC's free text.
         return render(
             request,
             "error.html",
             502,
             me=me,
-            title="NCMEC refused the report",
-            message=_refusal(error),
+            title="The CyberTipline did not accept the report",
+            message=error.detail,
         )
     return redirect(request, f"/cybertip/reports#filing-{filing.id}")
 
 
-def _refusal(error: CyberTiplineError) -> str:
-    """NCMEC's code and description, never anything of the report."""
-    code = getattr(error, "ncmec_code", None)
-    description = getattr(error, "ncmec_description", None) or ""
-    return f"NCMEC code {code}: {description}".strip() if code is not None else error.detail
-
-
 @router.get("/cybertip/reports")
 async def reports_page(request: Request, ctx: Ctx, me: Me, _lead: Lead) -> Response:
-    filings = await cybertip_filing.list_filings(ctx)
     return render(
         request,
         "cybertip_reports.html",
         me=me,
-        filings=filings,
+        filings=await cybertip_filing.list_filings(ctx),
         state_badges=STATE_BADGES,
-        endpoint=ctx.settings.cybertipline_url,
-        problem=None,
+        meanings=cybertip_filing.MEANING,
     )
 
 
 @router.get("/holds")
 async def holds_page(request: Request, ctx: Ctx, me: Me, _lead: Lead) -> Response:
-    holds = await cybertip_filing.list_holds(ctx)
+    filings: dict[int, FilingRecord] = {f.id: f for f in await cybertip_filing.list_filings(ctx)}
     return render(
-        request, "holds.html", me=me, holds=holds, can_release=me.reviewer.role.rank >= 3
+        request,
+        "holds.html",
+        me=me,
+        holds=await cybertip_filing.list_holds(ctx),
+        filings=filings,
+        can_release=me.reviewer.role.at_least(Role.ADMIN),
     )
 
 
 @router.post("/holds/{hold_id}/release")
-async def hold_release(request: Request, ctx: Ctx, _form: CsrfForm, admin: Admin, hold_id: int) -> Response:
-    await cybertip_filing.release_hold(ctx, admin.actor, hold_id)
+async def hold_release(request: Request, ctx: Ctx, me: Me, _form: CsrfForm, hold_id: int) -> Response:
+    # Not the Admin dependency: the service records a lead's refused attempt in the audit log.
+    await cybertip_filing.release_hold(
+        ctx, hold_id, actor=me.reviewer.actor, is_admin=me.reviewer.role.at_least(Role.ADMIN)
+    )
     return redirect(request, "/holds")

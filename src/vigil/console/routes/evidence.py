@@ -22,6 +22,8 @@ async def reveal(request: Request, ctx: Ctx, me: Me, _form: CsrfForm, item_id: i
 
 
 @router.get("/items/{item_id}/image")
-async def image(ctx: Ctx, me: Me, item_id: int) -> Response:
-    data, mime = await evidence.evidence_image(ctx, item_id, revealed=item_id in me.revealed)
+async def image(ctx: Ctx, me: Me, item_id: int, blurred: bool = False) -> Response:
+    """`blurred=1` keeps it blurred even after a reveal (the CyberTipline pages)."""
+    revealed = item_id in me.revealed and not blurred
+    data, mime = await evidence.evidence_image(ctx, item_id, revealed=revealed)
     return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})

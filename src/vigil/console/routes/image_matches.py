@@ -30,10 +30,10 @@ async def match_reveal(request: Request, ctx: Ctx, me: Me, form: CsrfForm, match
 
 
 @router.get("/image-matches/{match_id}/image")
-async def match_image(ctx: Ctx, me: Me, match_id: int) -> Response:
-    # Raises ValidationError when the safety team's voucher key is not configured here.
+async def match_image(ctx: Ctx, me: Me, match_id: int, blurred: bool = False) -> Response:
+    """`blurred=1` keeps it blurred even after a reveal (the CyberTipline pages). Raises ValidationError
+    when the safety team's voucher key is not configured here."""
     keys = load_voucher_keypair(ctx.settings)
-    data, mime = await vouchers.case_match_image(
-        ctx, match_id, keys, revealed=match_key(match_id) in me.revealed
-    )
+    revealed = match_key(match_id) in me.revealed and not blurred
+    data, mime = await vouchers.case_match_image(ctx, match_id, keys, revealed=revealed)
     return Response(data, media_type=mime, headers={"Content-Disposition": "inline"})
