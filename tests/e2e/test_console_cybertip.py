@@ -255,6 +255,10 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
         await page.wait_for_url(re.compile(rf".*/console/cases/{case_id}$"))
         summary = await page.locator("#cybertip").inner_text()
         assert str(report["report_id"]) in summary and "finished" in summary
+        assert "Every file of this case is in a finished report" in summary  # nothing new to report
+        assert await page.get_by_role("link", name="Report to NCMEC").count() == 0
+        again = await page.request.get(f"{live.url}/console/cases/{case_id}/cybertip")
+        assert again.status == 409 and "already reported" in await again.text()
 
         # -- the preservation hold, and retention a year on --------------------------------------------
         await page.get_by_role("link", name="Preservation holds").click()

@@ -13,7 +13,13 @@ from typing import Any, Protocol
 from vigil.errors import ValidationError, VigilError
 from vigil.safety.ncmec import FileAnnotations, IncidentType, IndustryClassification
 from vigil.server.context import ServerContext
-from vigil.server.services.cybertip_documents import EvidenceFile, FileClassification, gather_evidence
+from vigil.server.db.cybertip import CyberTipFilingRepository
+from vigil.server.services.cybertip_documents import (
+    AlreadyReported,
+    EvidenceFile,
+    FileClassification,
+    gather_evidence,
+)
 from vigil.server.services.cybertip_filing import FilingState
 
 __all__ = [
@@ -125,12 +131,18 @@ def parse_choices(form: FormValues, file_keys: Iterable[str]) -> Choices:
 
 
 async def reportable_files(ctx: ServerContext, case_id: int) -> tuple[str, list[EvidenceFile]]:
-    """The case's subject and the files a CyberTipline report would carry (verified report-item images
-    and verified image matches). Raises NotFoundError, ValidationError when there is no verified CSAM
-    evidence (or the voucher key is not configured here), StorageError."""
+    """The case's subject and the files a new CyberTipline report would carry: verified report-item
+    images and verified image matches not already in a finished report (as `prepare_filing` picks them).
+    Raises NotFoundError, ValidationError when there is no verified CSAM evidence (or the voucher key is
+    not configured here), AlreadyReported when every file is reported, StorageError."""
     async with ctx.sessions() as session:
         evidence = await gather_evidence(ctx, session, case_id)
-    return evidence.subject, evidence.files
+        reported = await CyberTipFilingRepository(session).reported_sources(case_id)
+    fresh = [f for f in evidence.files if (f.source, f.source_id) not in reported]
+    if not fresh:
+        filing_id, report_id = max(reported.values(), key=lambda found: found[0])
+        raise AlreadyReported(filing_id, report_id, case_id)
+    return evidence.subject, fresh
 
 
 async def can_file(ctx: ServerContext, case_id: int) -> bool:
