@@ -1,6 +1,6 @@
 """`vigil` command line: `serve` and `demo` here; `chat`, `app`, `console`, `audit`, `hashlist`, `sim` and
 `cybertip` are imported when they are invoked (or listed by `--help`), so `vigil serve` does not import the
-client (with its faiss index), the simulator or the chat commands (click's lazy-group pattern)."""
+client (with its PDQ index), the simulator or the chat commands (click's lazy-group pattern)."""
 
 from __future__ import annotations
 

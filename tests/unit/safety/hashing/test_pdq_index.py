@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vigil.errors import ValidationError
-from vigil.safety.hashing.index import BruteForceIndex, HashIndex, IndexMatch, MultiIndexHashIndex
+from vigil.safety.hashing.index import (
+    BruteForceIndex,
+    HashIndex,
+    IndexMatch,
+    MultiIndexHashIndex,
+    choose_chunks,
+)
 from vigil.safety.hashing.pdq import MATCH_DISTANCE_THRESHOLD, PdqHash
 
 # Set bits of every byte value, counted by Python rather than NumPy's popcount (which BruteForceIndex uses).
@@ -16,7 +23,7 @@ _BYTE_POPCOUNT = np.array([bin(value).count("1") for value in range(256)], dtype
 
 
 def _brute_force(packed: np.ndarray, query: PdqHash, threshold: int) -> list[IndexMatch]:
-    """Exact, and independent of both indexes: byte-wise XOR and a popcount table (no faiss, no uint64)."""
+    """Exact, and independent of both indexes: byte-wise XOR and a popcount table (no uint64 words)."""
     distances = _BYTE_POPCOUNT[packed ^ np.frombuffer(query.digest, dtype=np.uint8)].sum(axis=1)
     hits = np.flatnonzero(distances <= threshold)
     return sorted((IndexMatch(int(i), int(distances[i])) for i in hits), key=lambda m: (m.distance, m.id))
@@ -58,9 +65,29 @@ def planted() -> Planted:
     return packed, queries, expected
 
 
-@pytest.mark.parametrize("factory", [BruteForceIndex, MultiIndexHashIndex], ids=["brute", "mih"])
-@pytest.mark.parametrize("threshold", [0, 10, MATCH_DISTANCE_THRESHOLD, 40])
-def test_index_is_exact(factory: type[HashIndex], threshold: int, planted: Planted) -> None:
+def _mih_10m_layout() -> MultiIndexHashIndex:
+    """The chunking chosen for 10M hashes (11 chunks of 23-24 bits, 2 flips at t = 31) on a small bank."""
+    return MultiIndexHashIndex(chunks=11)
+
+
+def _mih_32() -> MultiIndexHashIndex:
+    """32 chunks of 8 bits: at t = 31 the pigeonhole radius is 0 (exact chunk equality)."""
+    return MultiIndexHashIndex(chunks=32)
+
+
+_EXACTNESS_CASES = [
+    *(
+        (factory, threshold)
+        for factory in (BruteForceIndex, MultiIndexHashIndex, _mih_32)
+        for threshold in (0, 10, 31, 40)
+    ),
+    # The 10M layout allocates its full tables (~470 MB of offsets) whatever the bank: one case only.
+    (_mih_10m_layout, MATCH_DISTANCE_THRESHOLD),
+]
+
+
+@pytest.mark.parametrize(("factory", "threshold"), _EXACTNESS_CASES)
+def test_index_is_exact(factory: Callable[[], HashIndex], threshold: int, planted: Planted) -> None:
     packed, queries, expected_at_40 = planted
     haystack = [PdqHash(row.tobytes()) for row in packed]
     index = factory()
@@ -109,9 +136,51 @@ def test_empty_index_and_bad_input(factory: type[HashIndex]) -> None:
 
 
 def test_bad_chunking_is_refused() -> None:
-    for chunks in (0, 3, 2):
+    for chunks in (0, 3, 2, 9, 257):
         with pytest.raises(ValidationError):
             MultiIndexHashIndex(chunks)
+
+
+def test_chunking_follows_the_bank_size() -> None:
+    # About one hash per table bucket: longer chunk keys for bigger banks.
+    assert choose_chunks(10_000_000) == 11
+    assert choose_chunks(1_000_000) == 16
+    assert choose_chunks(100) >= 16
+    index = MultiIndexHashIndex()
+    index.add_array(np.zeros((10, 32), dtype=np.uint8))
+    assert index.chunks == choose_chunks(10)
+
+
+def test_arrays_round_trip_without_rebuilding(planted: Planted) -> None:
+    packed, queries, expected_at_40 = planted
+    built = MultiIndexHashIndex()
+    built.add_array(packed)
+    arrays = built.arrays()
+    loaded = MultiIndexHashIndex.from_arrays({name: array.copy() for name, array in arrays.items()})
+    assert len(loaded) == len(packed) and loaded.chunks == built.chunks
+    expected = [[m for m in hits if m.distance <= MATCH_DISTANCE_THRESHOLD] for hits in expected_at_40]
+    assert loaded.query_many(queries, MATCH_DISTANCE_THRESHOLD) == expected
+    # Appending to a loaded index rebuilds the tables over old and new hashes.
+    assert loaded.add_array(packed[:1]) == range(len(packed), len(packed) + 1)
+    assert [m.id for m in loaded.query(PdqHash(packed[0].tobytes()), 0)] == [0, len(packed)]
+
+
+def test_inconsistent_arrays_are_refused(planted: Planted) -> None:
+    packed, _, _ = planted
+    index = MultiIndexHashIndex()
+    index.add_array(packed[:1000])
+    arrays = index.arrays()
+    broken = [
+        {k: v for k, v in arrays.items() if k != "ids"},
+        {**arrays, "ids": arrays["ids"][:-1]},
+        {**arrays, "offsets": arrays["offsets"].astype(np.int64)},
+        {**arrays, "layout": np.array([99, *arrays["layout"][1:]])},
+        {**arrays, "layout": np.array([1, 128, 127])},
+        {**arrays, "hashes": arrays["hashes"][:-1]},
+    ]
+    for bad in broken:
+        with pytest.raises(ValidationError):
+            MultiIndexHashIndex.from_arrays(bad)
 
 
 def _read_hashes(path: Path) -> list[PdqHash]:
