@@ -23,6 +23,7 @@ from vigil.server.db.audit import AuditRow
 from vigil.server.db.cases import CaseRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.services import metadata
+from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence
 from vigil.server.services.enforcement import standing_of
 from vigil.server.services.risk import run_risk_scoring
 
@@ -106,7 +107,11 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
                 )
             ).all()
             details = json.loads(trail.details)
-            assert details["reasons"] == list(flagged.reasons) and details["timeline"]
+            assert details["reasons"] == list(flagged.reasons) and "timeline" not in details
+            # the timeline is case evidence under the case's key; the audit entry references it
+            [(evidence_id, kind, _, _, content)] = await read_case_evidence(ctx.report_key, session, case.id)
+            assert details["timeline_evidence"] == evidence_id and kind is EvidenceKind.RISK_TIMELINE
+            assert json.loads(content) and flagged.user.encode() not in trail.details.encode()
             assert await standing_of(session, case.subject_user_id) is Standing.RESTRICTED
 
         # The restriction is enforced by the server; the minors got verified notices; a second run

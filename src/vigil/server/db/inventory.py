@@ -490,6 +490,31 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "case_keys",
+        "a case's own random key, wrapped under the report key",
+        "until the case's evidence is erased (`erase_case_evidence`), which makes it unreadable for good",
+        "server",
+        {
+            "case_id": "which case",
+            "wrapped_key": "encrypted (report key): the per-case key",
+            "created_at_ms": _CREATED,
+        },
+    ),
+    TableInventory(
+        "case_evidence",
+        "a reviewer's action note or a risk case's metadata timeline, referenced from the audit log",
+        "until the case's evidence is erased",
+        "reviewers",
+        {
+            "id": "the reference the audit entry carries",
+            "case_id": "which case (and which key)",
+            "kind": "action note or risk timeline",
+            "author": "which reviewer or system part wrote it",
+            "body_enc": "encrypted (per-case key): the note or timeline",
+            "created_at_ms": _CREATED,
+        },
+    ),
+    TableInventory(
         "case_notes",
         "a reviewer's note on a case",
         "with the case",
@@ -543,8 +568,8 @@ INVENTORY: tuple[TableInventory, ...] = (
             "actor": "who acted",
             "action": "what was done",
             "target": "what it was done to (a reference such as case:12)",
-            "details": "figures and references; today also reviewers' action notes and risk-case "
-            "metadata timelines (issue 16: to become references to encrypted case evidence)",
+            "details": "figures and references (e.g. the id of a note or timeline in `case_evidence`), "
+            "never notes or metadata timelines",
             "prev_hash": "hash chain",
             "entry_hash": "hash chain",
         },

@@ -7,6 +7,7 @@ from vigil.server.db import (  # noqa: F401 - imported to register their tables
     accounts,
     audit,
     blobs,
+    case_evidence,
     cases,
     contacts,
     cybertip,

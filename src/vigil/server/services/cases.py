@@ -32,6 +32,7 @@ from vigil.server.db.cases import (
 from vigil.server.db.notices import NoticeRepository, NoticeRow
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
+from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence, store_case_evidence
 from vigil.server.services.evidence import evidence_box, item_content_context
 
 __all__ = [
@@ -128,7 +129,7 @@ class CaseDetail:
     case: CaseSummary
     facts: AccountFacts
     reports: list[ReportView]
-    notes: list[tuple[int, int, str]]  # (created_at_ms, reviewer id, text)
+    notes: list[tuple[int, int | None, str]]  # (created_at_ms, reviewer id if a plain note, text)
     audit: list[AuditRow]
 
 
@@ -211,10 +212,16 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
                     items=sorted(evidence, key=lambda e: -e.position),
                 )
             )
-        notes = [
+        notes: list[tuple[int, int | None, str]] = [
             (n.created_at_ms, n.reviewer_id, box.open(n.body_enc, f"case_note:{case_id}").decode())
             for n in await cases.notes_of(case_id)
         ]
+        notes += [
+            (at, None, f"[{author}, with the decision] {content.decode()}")
+            for _id, kind, author, at, content in await read_case_evidence(ctx.report_key, session, case_id)
+            if kind is EvidenceKind.ACTION_NOTE
+        ]
+        notes.sort(key=lambda note: note[0])
         facts = await cases.account_facts(subject)
         await append_audit(
             session,
@@ -289,7 +296,16 @@ async def apply_action(
         if action is CaseAction.ESCALATE:
             details["ncmec"] = "pending: CyberTipline submission is not wired yet"
         if note:
-            details["note"] = note[:500]
+            # The note is case evidence under the case's key; the audit entry only references it.
+            details["note_evidence"] = await store_case_evidence(
+                ctx.report_key,
+                session,
+                case_id=case_id,
+                kind=EvidenceKind.ACTION_NOTE,
+                author=actor,
+                content=note[:500].encode(),
+                now_ms=now,
+            )
         await append_audit(
             session,
             now_ms=now,

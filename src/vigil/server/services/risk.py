@@ -39,6 +39,7 @@ from vigil.server.db.metadata import RiskStateRepository, RiskStateRow
 from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata, notices
 from vigil.server.services.audit import append_audit
+from vigil.server.services.case_evidence import EvidenceKind, store_case_evidence
 from vigil.server.services.cases import open_or_join_case
 
 __all__ = ["AppliedDecision", "RiskRun", "risk_loop", "run_risk_scoring"]
@@ -144,13 +145,23 @@ async def _apply(
         case = await open_or_join_case(session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now)
         case_id = case.id
         timeline = await metadata.timeline(session, UserId(subject.username), limit=TIMELINE_EVENTS)
+        # The timeline is case evidence under the case's key; the audit entry only references it.
+        evidence_id = await store_case_evidence(
+            ctx.report_key,
+            session,
+            case_id=case.id,
+            kind=EvidenceKind.RISK_TIMELINE,
+            author="system:risk",
+            content=json.dumps([event_to_record(e) for e in timeline]).encode(),
+            now_ms=now,
+        )
         await append_audit(
             session,
             now_ms=now,
             actor="system:risk",
             action="case.risk_opened",
             target=f"case:{case.id}",
-            details={**details, "timeline": [event_to_record(e) for e in timeline]},
+            details={**details, "timeline_evidence": evidence_id},
         )
     await append_audit(
         session,
