@@ -20,6 +20,7 @@ from live_server import start_server
 
 from app_browser import (
     CHROMIUM,
+    PASSPHRASE,
     attach,
     chromium,
     open_app,
@@ -125,6 +126,15 @@ async def test_two_people_chat_group_verify_report_and_no_plaintext_on_server(tm
             await pa.wait_for_selector("ul.members")
             assert bob in await pa.locator("ul.members").inner_text()
             await pa.screenshot(path=str(shots / "05-group-details.png"))
+            await pa.get_by_label("Name").fill("Book club 2027")
+            await pa.get_by_role("button", name="Rename").click()
+            await pb.locator(
+                "#sidebar .chat", has_text="Book club 2027"
+            ).wait_for()  # members see the new name
+            members = pa.locator("ul.members li", has_text=bob)
+            await members.get_by_role("button", name="Remove").click()
+            await pa.wait_for_selector("ul.members")
+            assert bob not in await pa.locator("ul.members").inner_text()
 
             # SAS: both pages show the same emoji, both confirm, both verified
             await pa.goto(f"{alice_app.base}/people/{bob}")
@@ -138,10 +148,15 @@ async def test_two_people_chat_group_verify_report_and_no_plaintext_on_server(tm
             assert await pa.locator("ol.emoji li").count() == 7
             await pa.screenshot(path=str(shots / "06-sas-compare.png"))
             await pa.get_by_role("button", name="They match").click()
+            await pa.get_by_text(f"Waiting for {bob}").wait_for()
             await pb.get_by_role("button", name="They match").click()
-            for page in (pa, pb):
+            for page, name in ((pa, "alice"), (pb, "bob")):
                 state = page.locator("#verification-state").filter(has_text=re.compile(r"^verified$"))
-                await state.wait_for(timeout=20_000)
+                try:
+                    await state.wait_for(timeout=20_000)
+                except Exception:
+                    await page.screenshot(path=str(shots / f"sas-failed-{name}.png"))
+                    raise
             await pb.screenshot(path=str(shots / "07-verified.png"))
             assert len((await pa.locator(".safety-number").inner_text()).replace(" ", "")) == 60
 
@@ -161,6 +176,21 @@ async def test_two_people_chat_group_verify_report_and_no_plaintext_on_server(tm
             assert found is not None, flash
             assert f"{alice} is blocked" in flash
             await pb.screenshot(path=str(shots / "09-reported.png"))
+
+            # a restart: the next launch has a new key; the profile unlocks only with its passphrase
+            alice_app.stop()
+            alice_app = start_app(tmp_path / "home", "alice", server.url)
+            pa = await open_app(browser, alice_app)
+            await pa.get_by_label("Passphrase").fill("not the passphrase")
+            await pa.get_by_role("button", name="Unlock").click()
+            assert "did not open this profile" in await pa.locator(".error").inner_text()
+            await pa.get_by_label("Passphrase").fill(PASSPHRASE)
+            await pa.get_by_role("button", name="Unlock").click()
+            await pa.locator("#sidebar .chat", has_text="Book club 2027").wait_for()
+            await open_chat(pa, alice_app.base, bob)
+            assert canary in await pa.locator("#timeline").inner_text()  # history kept on the device
+            assert await pa.locator("#timeline img.picture").count() == 1  # the image sent before
+            await pa.screenshot(path=str(shots / "10-unlocked-after-restart.png"))
     finally:
         alice_app.stop()
         bob_app.stop()

@@ -32,6 +32,7 @@ from vigil.client.events import (
     SasCompleted,
     SasRequested,
     SasShowCode,
+    group_id_of,
     now_ms,
 )
 from vigil.client.safety import AuthorityPin
@@ -198,7 +199,15 @@ class AppSession:
         before = (self.contacts, self.group_names, self.requests, len(self.safety_notices))
         self.contacts = sorted(await client.contacts())
         groups = (await client.groups.list_groups()).groups
-        self.group_names = {g.group_id: self.group_name(g.group_id) for g in groups}
+        # groups left or removed from keep their name in the list (their history stays on the device)
+        self.group_names = {
+            **{gid: self.group_name(gid) for gid in self.group_names},
+            **{g.group_id: self.group_name(g.group_id) for g in groups},
+        }
+        for conversation in self.view.last:
+            gid = group_id_of(conversation)
+            if gid is not None and gid not in self.group_names:
+                self.group_names[gid] = self.group_name(gid)
         self.requests = await client.contact_requests()
         after = self.safety_notices[-1].id if self.safety_notices else 0
         self.safety_notices += await client.safety_notices(after=after)
@@ -228,7 +237,6 @@ class AppSession:
         self.view.notice(warning.username, now_ms(), "key-change", text)
 
     async def _apply(self, client: Client, event: Event) -> None:
-        me = client.username
         match event:
             case MessageEvent():
                 line = event.text or ("[image]" if event.attachment else "")
@@ -246,7 +254,7 @@ class AppSession:
                         self.view.scores[event.message_id] = score.score
                     line = event.text or "[image]"
                 self.view.touch(event.conversation, event.server_ts_ms, line, unread=not event.outgoing)
-                if event.sender != me:
+                if event.sender != client.username:
                     self.view.last[event.conversation] = (event.server_ts_ms, f"{event.sender}: {line}")
             case ImageWithheld():
                 self.view.withheld.add(event.message_id)

@@ -382,8 +382,18 @@ def create_local_app(session: AppSession) -> FastAPI:
             number=number.groups,
             state=client.verification.state(username).value,
             sas=session.sas.get(username),
+            sas_state=sas_state(username),
             blocked=username in client.blocks,
         )
+
+    def sas_state(username: str) -> str:
+        flow = session.sas.get(username)
+        state = session.require().verification.state(username).value
+        return f"{state}:{flow.transaction_id}:{flow.state}" if flow else state
+
+    @app.get("/people/{username}/sas-state")
+    async def person_sas_state(username: str) -> Response:
+        return Response(sas_state(username), media_type="text/plain")
 
     @app.post("/people/{username}/{action}")
     async def person_action(username: str, action: str) -> Response:

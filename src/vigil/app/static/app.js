@@ -11,6 +11,15 @@ async function refresh(id) {
   if (id === "timeline" && atBottom) element.scrollTop = element.scrollHeight;
 }
 
+// A page whose state a live event may change (emoji verification) reloads only when it did change, so a
+// reload never races a click on a page that is still current.
+async function reloadIfChanged(id) {
+  const element = document.getElementById(id);
+  if (!element || !element.dataset.stateSrc) return;
+  const response = await fetch(element.dataset.stateSrc, { credentials: "same-origin" });
+  if (response.ok && (await response.text()) !== element.dataset.state) window.location.reload();
+}
+
 function scrollDown() {
   const timeline = document.getElementById("timeline");
   if (timeline) timeline.scrollTop = timeline.scrollHeight;
@@ -34,7 +43,7 @@ document.addEventListener("DOMContentLoaded", () => {
     events.onmessage = () => {
       refresh("timeline");
       refresh("sidebar");
-      if (document.getElementById("sas")) window.location.reload();
+      reloadIfChanged("sas");
     };
   }
 });
