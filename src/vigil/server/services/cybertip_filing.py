@@ -544,11 +544,11 @@ class _Filer:
                 return await self.commit(
                     state=FilingState.FAILED, error=error, note="the report expired at NCMEC unfinished"
                 )
-            await self.commit(error=error)
-            raise
-        except CyberTiplineError:
-            await self.commit()
-            raise
+            row = await self.commit(error=error)
+            raise self.shown(error, row.state) from None
+        except CyberTiplineError as error:
+            row = await self.commit()
+            raise self.shown(error, row.state) from None
         return await self.commit(state=FilingState.RETRACTED, note=why)
 
 
