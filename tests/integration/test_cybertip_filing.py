@@ -503,3 +503,6 @@ async def test_evidence_that_arrives_after_a_finished_report_goes_in_a_new_repor
     third = await filing.file_report(ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD)
     assert third.id == second.id
     assert len(await filing.list_holds(ctx)) == 2
+    other = await seed_csam_case(ctx, "other", with_match=False)
+    assert [f.id for f in await filing.list_filings(ctx, case_id=seeded.case_id)] == [second.id, first.id]
+    assert await filing.list_filings(ctx, case_id=other.case_id) == []

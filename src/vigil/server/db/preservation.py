@@ -4,12 +4,13 @@ blobs the case's evidence refers to; retention sweeps skip everything a hold in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
 __all__ = ["PreservationHoldRow", "PreservationRepository"]
@@ -50,6 +51,11 @@ class PreservationRepository:
         rows = await self._session.scalars(
             select(PreservationHoldRow).order_by(PreservationHoldRow.id.desc()).limit(limit)
         )
+        return rows.all()
+
+    async def usernames(self, user_ids: Collection[int]) -> Sequence[str]:
+        """The names of held accounts (metadata events name accounts by username)."""
+        rows = await self._session.scalars(select(UserRow.username).where(UserRow.id.in_(user_ids)))
         return rows.all()
 
     async def in_force(self) -> Sequence[PreservationHoldRow]:

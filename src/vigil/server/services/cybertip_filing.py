@@ -68,6 +68,7 @@ from vigil.server.services.evidence import evidence_box
 from vigil.server.services.preservation import HoldRecord, list_holds, place_hold, release_hold
 
 __all__ = [
+    "MEANING",
     "AlreadyReported",
     "FileClassification",
     "FilePreview",
@@ -107,7 +108,7 @@ class FilingState(enum.StrEnum):
 
 UNFINISHED = (FilingState.DRAFT, FilingState.SUBMITTED, FilingState.UPLOADING)
 
-MEANING = {
+MEANING = {  # NCMEC's response codes in words, for reviewers (spec §3)
     1000: "server error",
     1100: "save failed",
     1110: "upload failed",
@@ -241,10 +242,14 @@ async def _record(session: AsyncSession, row: CyberTipFilingRow) -> FilingRecord
     )
 
 
-async def list_filings(ctx: ServerContext) -> list[FilingRecord]:
-    """Every filing, newest first."""
+async def list_filings(ctx: ServerContext, *, case_id: int | None = None) -> list[FilingRecord]:
+    """Every filing (or the case's), newest first."""
     async with ctx.sessions() as session:
-        return [await _record(session, row) for row in await CyberTipFilingRepository(session).all()]
+        repository = CyberTipFilingRepository(session)
+        rows = (
+            await repository.all() if case_id is None else list(reversed(await repository.of_case(case_id)))
+        )
+        return [await _record(session, row) for row in rows]
 
 
 async def get_filing(ctx: ServerContext, filing_id: int) -> FilingRecord:

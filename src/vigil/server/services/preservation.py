@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import ConflictError, NotFoundError, PermissionDenied
@@ -68,15 +67,15 @@ class HoldRecord:
 
 async def held_data(session: AsyncSession) -> HeldData:
     """The union of every hold in force (one query plus one for the account names)."""
-    holds = await PreservationRepository(session).in_force()
+    repository = PreservationRepository(session)
+    holds = await repository.in_force()
     if not holds:
         return HeldData()
     user_ids = frozenset(h.subject_user_id for h in holds)
-    names = await session.scalars(select(UserRow.username).where(UserRow.id.in_(user_ids)))
     return HeldData(
         case_ids=frozenset(h.case_id for h in holds),
         user_ids=user_ids,
-        usernames=frozenset(names.all()),
+        usernames=frozenset(await repository.usernames(user_ids)),
         blob_ids=frozenset(b for h in holds for b in h.blob_ids.split(",") if b),
     )
 
