@@ -66,7 +66,6 @@ from vigil.safety.hashing.hashlist import (
     chain_log_head,
     root_hash,
 )
-from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import ImageHash, PdqHash, UnhashableImageError, hash_image
 
 __all__ = [
@@ -272,7 +271,10 @@ class ImageSafety:
 
     def _set_held(self, held: _Held) -> None:
         self._held = held
-        self._matcher = Matcher(banks_from_state(held.state), index_factory=BruteForceIndex)
+        # Multi-index hashing (Matcher's default): an image is looked up by up to 16 hashes (orientations,
+        # trimmed and not), which a linear scan pays 16 times: 42 ms against 1 ms at 100k entries, for a
+        # build of 0.24 s (0.15 s for the scan's arrays) when the list changes.
+        self._matcher = Matcher(banks_from_state(held.state))
 
     async def sync(self) -> HashListState | None:
         """Fetches and verifies every new version. Raises HashListRefusedError (the old list is kept) when
