@@ -55,10 +55,7 @@ class _Collect:
 
 def _row(event: MetadataEvent) -> dict[str, object]:
     row = metadata.row_of_event(event)
-    return {
-        c: getattr(row, c)
-        for c in ("at_ms", "kind", "actor", "target", "group_id", "size_bucket", "content", "reason")
-    }
+    return {c: getattr(row, c) for c in ("at_ms", "kind", "actor", "target", "group_id", "content", "reason")}
 
 
 async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEvent]) -> None:

@@ -145,7 +145,8 @@ INVENTORY: tuple[TableInventory, ...] = (
             "sender_device_id": "delivery (which Olm session decrypts it)",
             "conversation": "delivery (recipient or group) and the franking tag",
             "kind": "delivery (text/image/file/control)",
-            "size_bucket": "power-of-two size class (risk features read the metadata log's copy)",
+            "size_bucket": "power-of-two size class; no feature reads it (the metadata log keeps none), it "
+            "lives only as long as the delivery record",
             "commitment": "franking: proves the sender's plaintext in a report",
             "franking_tag": "franking: the server's tag binding commitment, sender, conversation, time",
             "server_ts_ms": "delivery order and the franking tag",
@@ -274,7 +275,6 @@ INVENTORY: tuple[TableInventory, ...] = (
             "actor": "whose behaviour it is",
             "target": "who it reached (minor contact features)",
             "group_id": "group fan-out features",
-            "size_bucket": "media-size features",
             "content": "content kind (text, image, file)",
             "reason": "report and block reasons (risk features)",
         },

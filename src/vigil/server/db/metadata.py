@@ -16,7 +16,8 @@ __all__ = ["MetadataEventRow", "MetadataRepository", "RiskStateRepository", "Ris
 
 
 class MetadataEventRow(Base):
-    """One `vigil.safety.behavior.events` event, in the columns of its compact record (`k t s r g b c why`).
+    """One `vigil.safety.behavior.events` event, in the columns of its compact record (`k t s r g c why`;
+    not `b`, the size bucket: no risk feature reads it, so the server does not keep it).
     Users are named by username, as in the behaviour layer. Deleted after the retention limit."""
 
     __tablename__ = "metadata_events"
@@ -29,7 +30,6 @@ class MetadataEventRow(Base):
     actor: Mapped[str] = mapped_column(String(32), index=True)
     target: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     group_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    size_bucket: Mapped[int | None] = mapped_column(Integer, nullable=True)
     content: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
 

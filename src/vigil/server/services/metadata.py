@@ -28,6 +28,7 @@ from vigil.server.services.preservation import held_data
 
 __all__ = [
     "DAY_MS",
+    "UNKNOWN_SIZE_BUCKET",
     "block_event",
     "event_of_row",
     "load_events",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 DAY_MS = 24 * 3600 * 1000
+# The log keeps no message size (no risk feature reads one); events read back carry this placeholder.
+UNKNOWN_SIZE_BUCKET = 0
 
 
 def row_of_event(event: MetadataEvent) -> MetadataEventRow:
@@ -51,7 +54,6 @@ def row_of_event(event: MetadataEvent) -> MetadataEventRow:
         actor=rec["s"],
         target=rec.get("r"),
         group_id=rec.get("g"),
-        size_bucket=rec.get("b"),
         content=rec.get("c"),
         reason=rec.get("why"),
     )
@@ -60,10 +62,11 @@ def row_of_event(event: MetadataEvent) -> MetadataEventRow:
 def event_of_row(row: MetadataEventRow) -> MetadataEvent:
     """Raises ValidationError on a corrupt row."""
     rec: dict[str, object] = {"k": row.kind, "t": row.at_ms, "s": row.actor}
+    if row.kind == ev.EventKind.MESSAGE_SENT.value:
+        rec["b"] = UNKNOWN_SIZE_BUCKET
     for key, value in (
         ("r", row.target),
         ("g", row.group_id),
-        ("b", row.size_bucket),
         ("c", row.content),
         ("why", row.reason),
     ):
