@@ -42,7 +42,14 @@ from vigil.protocol.group_wire import (
 )
 from vigil.protocol.olm import DeviceAccount
 from vigil.protocol.reports import BlockList, ReportAccepted, ReportRequest
-from vigil.protocol.vouchers import HashListHead, ManifestBatch, VoucherAccepted, VoucherSubmission
+from vigil.protocol.vouchers import (
+    HashListAuthorityKey,
+    HashListHead,
+    ManifestBatch,
+    VoucherAccepted,
+    VoucherSubmission,
+    authority_fingerprint,
+)
 from vigil.protocol.wire import (
     MEGOLM_MESSAGE_TYPE,
     BlobUploaded,
@@ -88,6 +95,7 @@ class FakeServer:
     signed_notices: list[SignedNotice] = field(default_factory=list)
     notice_public_key: bytes = b"k" * 32
     hashlist_head: HashListHead | None = None
+    hashlist_authority: str | None = None  # the authority key the server names, if any
     manifests: list[str] = field(default_factory=list)
     vouchers: list[VoucherSubmission] = field(default_factory=list)
     reports: list[ReportRequest | AccountReportRequest] = field(default_factory=list)
@@ -329,6 +337,13 @@ class FakeTransport:
     async def safety_notices(self, after: int = 0) -> SignedNoticeList:
         self._log("safety_notices", after)
         return SignedNoticeList(notices=list(self.server.signed_notices))
+
+    async def hashlist_authority(self) -> HashListAuthorityKey:
+        self._log("hashlist_authority")
+        if self.server.hashlist_authority is None:
+            raise NotFoundError("this server names no hash-list authority key")
+        key = self.server.hashlist_authority
+        return HashListAuthorityKey(key=key, fingerprint=authority_fingerprint(key))
 
     async def hashlist_head(self) -> HashListHead:
         self._log("hashlist_head")

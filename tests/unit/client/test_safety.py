@@ -17,10 +17,12 @@ from fakes import FakeServer, new_client, start
 from PIL import Image, ImageDraw
 
 from vigil.client.safety import HashListRefusedError, ImageWithheldError
+from vigil.errors import ConflictError, ValidationError
 from vigil.protocol.vouchers import (
     HashListHead,
     VoucherContent,
     VoucherKeyPair,
+    authority_fingerprint,
     encode_authority_key,
     open_voucher,
     voucher_key_statement,
@@ -163,3 +165,35 @@ async def test_a_device_refuses_a_version_older_than_the_one_it_shipped_with(tmp
     assert state is not None and state.version == 3
     # The first sync pins what it saw: a later head older than that is a rollback.
     assert alice.safety.min_version == 3
+
+
+async def test_ensure_authority_pins_configured_or_server_named_keys_and_never_swaps_one(
+    tmp_path: Path,
+) -> None:
+    server = FakeServer()
+    authority = Authority(server)
+    alice = await start(new_client(server, tmp_path, "alice"))
+    assert await alice.safety.ensure_authority() is None  # the server names none: matching stays off
+    assert alice.safety.authority is None
+
+    server.hashlist_authority = authority.public
+    pin = await alice.safety.ensure_authority()
+    assert pin is not None and (pin.key, pin.source, pin.newly) == (authority.public, "server", True)
+    assert pin.fingerprint == alice.safety.authority_fingerprint == authority_fingerprint(authority.public)
+    again = await alice.safety.ensure_authority()
+    assert again is not None and (again.source, again.newly) == ("pinned", False)
+    assert [m for m, _ in server.calls].count("hashlist_authority") == 2  # not asked once pinned
+
+    # A server that later names another key changes nothing; a configured other key is refused.
+    other = encode_authority_key(Ed25519PrivateKey.generate().public_key())
+    server.hashlist_authority = other
+    assert (await alice.safety.ensure_authority()).key == authority.public  # type: ignore[union-attr]
+    with pytest.raises(ConflictError):
+        await alice.safety.ensure_authority(other)
+
+    bob = await start(new_client(server, tmp_path, "bob"))
+    configured = await bob.safety.ensure_authority(f" {authority.public}\n")
+    assert configured is not None and (configured.source, configured.newly) == ("configuration", True)
+    assert bob.safety.authority == authority.public  # configuration wins over what the server names
+    with pytest.raises(ValidationError):
+        await (await start(new_client(server, tmp_path, "carol"))).safety.ensure_authority("not a key")

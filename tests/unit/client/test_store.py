@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,22 @@ def test_a_store_written_before_the_key_check_sum_gets_one_at_its_first_open(tmp
     with pytest.raises(StorageError, match="passphrase"):
         DeviceStore(path, "another long passphrase")
     assert DeviceStore(path, "a long passphrase")._meta_raw("key_check_sum") is not None
+
+
+def test_received_attachments_are_kept_sealed_and_bound_to_their_message(tmp_path: Path) -> None:
+    store = DeviceStore(tmp_path / "s.db", "a long passphrase")
+    picture = b"\x89PNG a received picture nobody else may read" * 4
+    with store.transaction():
+        store.keep_attachment("mallory", "m-1", picture)
+    assert store.attachment("mallory", "m-1") == picture
+    assert store.attachment("mallory", "m-2") is None and store.attachment("eve", "m-1") is None
+    store.close()
+    assert b"nobody else may read" not in b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
+    # A sealed attachment moved to another message does not open: it is bound to (sender, message id).
+    db = sqlite3.connect(tmp_path / "s.db")
+    with db:
+        db.execute("UPDATE attachments SET message_id = 'm-2'")
+    db.close()
+    reopened = DeviceStore(tmp_path / "s.db", "a long passphrase")
+    with pytest.raises(StoreCorrupted):
+        reopened.attachment("mallory", "m-2")
