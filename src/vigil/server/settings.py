@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     contact_request_retention_days: int = Field(default=30, gt=0)  # after the answer
     notice_retention_days: int = Field(default=90, gt=0)
     voucher_retention_days: int = Field(default=90, gt=0)
+    membership_history_days: int = Field(default=90, gt=0)  # a group membership period after it ended
     # Request-rate limits (issue 10), in the `limits` notation ("60/hour", "10/second;300/hour"). Sends
     # are generous (100/s sustained per device); the relay benchmarks raise them further.
     rate_limits_enabled: bool = True

@@ -214,7 +214,8 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "group_membership_periods",
         "one stretch of an account's membership of a group",
-        "open while a member; a closed period is still kept (no retention rule yet)",
+        "open while a member; a closed period is deleted `VIGIL_MEMBERSHIP_HISTORY_DAYS` after it ended, "
+        "unless a preservation hold covers the account",
         "server (report verification of group messages)",
         {
             "id": _ID,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import ContactRequestState
 from vigil.server.db.contacts import ContactRequestRow
+from vigil.server.db.groups import MembershipPeriodRow
 from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
@@ -91,4 +92,15 @@ class RetentionRepository:
             statement = statement.where(MessageRow.sender_user_id.not_in(keep_user_ids))
         if keep_usernames:
             statement = statement.where(MessageRow.conversation.not_in(keep_usernames))
+        return await self._count(statement)
+
+    async def delete_closed_membership_periods(
+        self, left_before_ms: int, *, keep_about: Collection[int] = ()
+    ) -> int:
+        """Membership periods that ended before the cutoff, except those of accounts in `keep_about`."""
+        statement = delete(MembershipPeriodRow).where(
+            MembershipPeriodRow.left_at_ms.is_not(None), MembershipPeriodRow.left_at_ms < left_before_ms
+        )
+        if keep_about:
+            statement = statement.where(MembershipPeriodRow.user_id.not_in(keep_about))
         return await self._count(statement)

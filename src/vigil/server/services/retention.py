@@ -15,6 +15,8 @@ What each sweep deletes:
   notices                   plain and safety notices older than VIGIL_NOTICE_RETENTION_DAYS
   vouchers                  vouchers older than VIGIL_VOUCHER_RETENTION_DAYS (an opened one lives on as
                             the encrypted copy in its image-match case)
+  membership_periods        group membership periods that ended VIGIL_MEMBERSHIP_HISTORY_DAYS ago (a
+                            reported group message older than that no longer verifies its membership)
   reports                   reports past VIGIL_REPORT_RETENTION_DAYS (`reports.sweep_expired_reports`)
   blobs                     attachments past VIGIL_BLOB_TTL_SECONDS (`blobs.sweep_expired_blobs`)
 and the age-band job (`accounts.move_age_bands`): minors' bands move on on their birthdays (its count is
@@ -102,6 +104,15 @@ async def sweep_vouchers(ctx: ServerContext, now_ms: int) -> int:
         return await RetentionRepository(session).delete_vouchers(cutoff, keep_about=held.user_ids)
 
 
+async def sweep_membership_periods(ctx: ServerContext, now_ms: int) -> int:
+    cutoff = now_ms - ctx.settings.membership_history_days * DAY_MS
+    async with ctx.sessions() as session, session.begin():
+        held = await held_data(session)
+        return await RetentionRepository(session).delete_closed_membership_periods(
+            cutoff, keep_about=held.user_ids
+        )
+
+
 async def sweep_reports(ctx: ServerContext, now_ms: int) -> int:
     return await reports.sweep_expired_reports(ctx, now_ms)
 
@@ -118,6 +129,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("console_sessions", sweep_console_sessions),
     Sweep("notices", sweep_notices),
     Sweep("vouchers", sweep_vouchers),
+    Sweep("membership_periods", sweep_membership_periods),
     Sweep("reports", sweep_reports),
     Sweep("blobs", sweep_blobs),
     # Not a deletion but the same kind of job: bands move on by date, so no birth date needs keeping.

@@ -17,6 +17,7 @@ from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 from vigil.server.db.cases import CaseRow
 from vigil.server.db.contacts import ContactRequestRow
+from vigil.server.db.groups import GroupRow, MembershipPeriodRow
 from vigil.server.db.hashlists import VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow
@@ -305,3 +306,21 @@ async def test_a_preservation_hold_keeps_the_held_accounts_records(ctx: ServerCo
         kept = sorted(await session.scalars(select(MessageRow.client_id)))
         assert kept == ["from the held account", "to the held account"]
         assert list(await session.scalars(select(SafetyNoticeRow.subject_user_id))) == [bob]
+
+
+async def test_closed_membership_periods_go_after_the_history_window(ctx: ServerContext) -> None:
+    alice, bob = await _users(ctx)
+    async with ctx.sessions() as session, session.begin():
+        session.add(GroupRow(id="g1", created_by_user_id=alice, created_at_ms=T0))
+        await session.flush()
+        session.add_all(
+            [
+                MembershipPeriodRow(group_id="g1", user_id=alice, joined_at_ms=T0, left_at_ms=None),
+                MembershipPeriodRow(group_id="g1", user_id=bob, joined_at_ms=T0, left_at_ms=T0 + DAY),
+            ]
+        )
+    keep = ctx.settings.membership_history_days * DAY
+    assert await _sweep(ctx, "membership_periods", T0 + DAY + keep - 1) == 0
+    assert await _sweep(ctx, "membership_periods", T0 + DAY + keep + 1) == 1
+    async with ctx.sessions() as session:
+        assert list(await session.scalars(select(MembershipPeriodRow.user_id))) == [alice]  # still a member
