@@ -4,6 +4,7 @@ server's metadata event log, one scoring run (`run_risk_scoring`), and its prote
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from pathlib import Path
 
@@ -66,7 +67,11 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
     for k in kids[7:9]:
         await k.report_account(groomer.username, ReportReason.GROOMING)
 
-    # Coach: a team that accepts, a group with all of them, replies both ways.
+    # Coach: a team whose members know each other (kids join with their friends), that accepts, a group
+    # with all of them, replies both ways. After the first pupil, each new one shares a contact with the
+    # coach: what separates a coach from a stranger reaching isolated minors (risk-v2 weighs it).
+    for a, b in itertools.pairwise(team):
+        await _connect(a, b)
     for k in team:
         await _connect(coach, k)
     group = await coach.groups.create([k.username for k in team])
@@ -94,7 +99,9 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
         assert coach.username not in by_user and coach.username not in scores
         coach_score = _score_of(run, coach.username)
         print("coach score:", coach_score)
-        assert coach_score < 0.01  # measured 8.5e-05 (groomer: 1.0)
+        assert (
+            coach_score < 0.2
+        )  # risk-v2: measured 0.053 with every message at night (05:40 UTC); groomer 1.0
 
         async with ctx.sessions() as session:
             case = await session.get(CaseRow, flagged.case_id)

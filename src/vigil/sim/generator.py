@@ -528,6 +528,28 @@ class EventGenerator:
             ):
                 if self.pop.roles[a] in _BENIGN_ADULT_ROLES and self.created[a] <= t:
                     self._join_interest_group(a, int(rng.integers(len(self.interest_group_ids))), t)
+        # Club leaders and other members of interest groups reach minors they share only the group with:
+        # no mutual contact, like a group-first groomer.
+        rate = min(1.0, gs.member_minor_requests_per_week / 7)
+        for gid, members, _rate, _media in self.groups:
+            if not gid.startswith("g-interest-") or rate <= 0:
+                continue
+            grown = [m for m in members if self.pop.roles[m] in _BENIGN_ADULT_ROLES]
+            young = [m for m in members if self.is_minor[m]]
+            if not grown or not young:
+                continue
+            for a in [m for m in grown if rng.random() < rate]:
+                t = int(self._times(1, base, 0.05)[0])
+                kid = young[int(rng.integers(len(young)))]
+                if self.created[a] > t:
+                    continue
+                outcome = self._outcome(gs.member_minor_accept_prob, (1 - gs.member_minor_accept_prob) / 2)
+                ta = t + self._answer_delay(outcome)
+                self._request(t, a, kid, outcome, ta)
+                if outcome is RequestOutcome.ACCEPTED:
+                    for j in range(int(rng.poisson(2))):
+                        self._dm(ta + (j + 1) * 13 * MIN_MS, a, kid)
+                        self._dm(ta + (j + 1) * 13 * MIN_MS + 3 * MIN_MS, kid, a)
         # Ordinary friction: someone blocks a contact now and then.
         everyone = np.concatenate((self.minors, self.adults))
         k = int(rng.binomial(len(everyone), min(1.0, ad.block_prob_per_week / 7)))

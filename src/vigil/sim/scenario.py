@@ -245,6 +245,12 @@ class GroupSettings(_Section):
     joins_per_week: float = Field(
         default=0.02, ge=0, description="per adult: joins an interest group during the run"
     )
+    member_minor_requests_per_week: float = Field(
+        default=0.1,
+        ge=0,
+        description="per adult member of an interest group: a request to a minor in it (a club leader)",
+    )
+    member_minor_accept_prob: Probability = Field(default=0.7, ge=0, le=1)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -25,6 +25,9 @@ from vigil.sim.population import Population, Role
 from vigil.sim.run import simulate
 from vigil.sim.scenario import Scenario
 
+# Scores saturate: a quantile of 1.0 would make a rung unreachable. The top rung stays just below it.
+_HIGHEST_THRESHOLD = 0.999999
+
 __all__ = ["CalibrationTargets", "Snapshots", "calibrate_thresholds", "collect_snapshots", "train_model"]
 
 
@@ -73,7 +76,9 @@ def collect_snapshots(sc: Scenario, seed: int) -> Snapshots:
         stamps.append((now_ms, np.asarray(adults, dtype=np.int_)[keep]))
 
     sc = sc.model_copy(update={"seed": seed})
-    result = simulate(sc, rng=np.random.default_rng(seed), model=None, on_checkpoint=snapshot, on_start=start)
+    result = simulate(
+        sc, rng=np.random.default_rng(seed), model=None, on_checkpoint=snapshot, on_start=start, review=False
+    )
     harm_start = result.generator.harm_start
     roles = result.population.roles
     xs, ys, accts = [], [], []
@@ -105,8 +110,8 @@ def calibrate_thresholds(model: RiskModel, snaps: Snapshots, targets: Calibratio
     for share, floor in zip(
         (targets.safety_notice, targets.restrict_minor_contact, targets.open_case), targets.floor, strict=True
     ):
-        q = float(np.quantile(highest, 1.0 - share))
-        levels.append(round(max(floor, q, levels[-1] if levels else 0.0), 4))
+        q = min(float(np.quantile(highest, 1.0 - share)), _HIGHEST_THRESHOLD)
+        levels.append(round(max(floor, q, levels[-1] if levels else 0.0), 6))
     return Thresholds(*levels)
 
 
@@ -117,6 +122,7 @@ def train_model(
     calibration_seed: int = 201,
     version: str = DEFAULT_MODEL_NAME,
     regularisation: float = 0.3,
+    max_weight: float | None = 1.5,
     targets: CalibrationTargets | None = None,
     save_to: Path | None = None,
 ) -> RiskModel:
@@ -141,9 +147,16 @@ def train_model(
         "calibration_seed": calibration_seed,
         "examples": len(y),
         "harmful_examples": int(y.sum()),
+        "max_weight": max_weight,
     }
     model = fit_risk_model(
-        x, y, version=version, regularisation=regularisation, sample_weight=w, metadata=meta
+        x,
+        y,
+        version=version,
+        regularisation=regularisation,
+        sample_weight=w,
+        metadata=meta,
+        max_weight=max_weight,
     )
     calib = collect_snapshots(sc, calibration_seed)
     thresholds = calibrate_thresholds(model, calib, targets or CalibrationTargets())

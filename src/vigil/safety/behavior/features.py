@@ -62,16 +62,20 @@ EARLY_MEDIA_MS = 72 * HOUR_MS
 
 @dataclass(frozen=True, slots=True)
 class FeatureSpec:
-    """A feature's stable name, how a model should scale it, and how to say it to a reviewer."""
+    """A feature's stable name, how a model should scale it, how to say it to a reviewer, and which way
+    it may move risk: +1 only up as the value rises above the benign baseline, -1 only up as it falls below
+    it, 0 not used by the model. No feature can lower risk below the baseline
+    (`vigil.safety.behavior.model`)."""
 
     name: str
     log_scale: bool
     reason: str  # format string over the raw value `v`
+    direction: int = 1
 
 
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
-    FeatureSpec("account_age_days", True, "account is {v:.0f} days old"),
-    FeatureSpec("is_adult", False, "declared adult"),
+    FeatureSpec("account_age_days", True, "account is {v:.0f} days old", -1),
+    FeatureSpec("is_adult", False, "declared adult", 0),
     FeatureSpec("messages_sent_per_day", True, "sends {v:.1f} direct messages a day"),
     FeatureSpec("distinct_contacts", True, "messaged or requested {v:.0f} distinct accounts"),
     FeatureSpec("distinct_minors_contacted", True, "contacted {v:.0f} distinct minors"),
@@ -84,15 +88,18 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("unconnected_share", False, "about {v:.0%} of the accounts it contacts never connected back"),
     FeatureSpec("minors_no_mutual_share", False, "{v:.0%} of the minors it reached had no mutual contact"),
     FeatureSpec("requests_sent", True, "sent {v:.0f} contact requests"),
-    FeatureSpec("request_minor_share", False, "{v:.0%} of its contact requests went to minors"),
+    # A share the account dilutes by also requesting adults; the count of new minor conversations carries
+    # the signal without the lever.
+    FeatureSpec("request_minor_share", False, "{v:.0%} of its contact requests went to minors", 0),
     FeatureSpec("request_decline_rate", False, "{v:.0%} of its contact requests were declined"),
     FeatureSpec("request_ignore_rate", False, "{v:.0%} of its contact requests were ignored"),
     FeatureSpec("blocks_received", True, "blocked by {v:.0f} accounts"),
     FeatureSpec("blocks_received_from_minors", True, "blocked by {v:.0f} minors"),
     FeatureSpec("reports_received", True, "reported {v:.0f} times"),
     FeatureSpec("reports_received_from_minors", True, "reported {v:.0f} times by minors"),
-    FeatureSpec("reply_ratio", False, "gets {v:.2f} replies per message sent"),
-    FeatureSpec("minor_reply_ratio", False, "minors answer {v:.2f} messages per message it sends them"),
+    FeatureSpec("reply_ratio", False, "gets {v:.2f} replies per message sent", -1),
+    # Victims answer groomers eagerly and sextortion accounts barely: no direction is evidence.
+    FeatureSpec("minor_reply_ratio", False, "minors answer {v:.2f} messages per message it sends them", 0),
     FeatureSpec("mean_band_gap", False, "mean age-band gap to its contacts is {v:.1f}"),
     FeatureSpec("night_share", False, "{v:.0%} of its messages are sent at night"),
     FeatureSpec("night_share_to_minors", False, "{v:.0%} of its messages to minors are sent at night"),
@@ -100,7 +107,16 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("early_media_from_minors", True, "{v:.0f} newly met minors sent it images within 3 days"),
     FeatureSpec("groups_created_with_minors", True, "created {v:.0f} groups that include minors"),
     FeatureSpec("minors_added_to_groups", True, "added minors to groups {v:.0f} times"),
-    FeatureSpec("group_messages_per_day", True, "sends {v:.1f} group messages a day"),
+    # Posting in groups says nothing about harm to minors, and an evader controls it: not used (the old
+    # model let it lower risk without bound). Group activity counts only where minors are.
+    FeatureSpec("group_messages_per_day", True, "sends {v:.1f} group messages a day", 0),
+    FeatureSpec("groups_joined_with_minors", True, "joined {v:.0f} groups with minors in them by link"),
+    # A club leader reaches minors it shares a group with; a cold approach shares nothing.
+    FeatureSpec(
+        "minors_no_context_share",
+        False,
+        "{v:.0%} of the minors it reached shared neither a contact nor a group",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURE_SPECS)
 # Features the account itself can cheaply move toward benign values (an evader's levers): a model must
@@ -122,6 +138,7 @@ ACCOUNT_CONTROLLED: tuple[str, ...] = (
     "groups_created_with_minors",
     "minors_added_to_groups",
     "group_messages_per_day",
+    "groups_joined_with_minors",
 )
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -149,8 +166,10 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
     _EARLY_MEDIA_MINOR,
     _MINORS_ADDED,
     _GROUP_SENT,
-) = range(22)
-_N_COUNTERS = 22
+    _JOINED_MINOR_GROUP,
+    _NEW_MINOR_NO_CONTEXT,
+) = range(24)
+_N_COUNTERS = 24
 
 # Shares are shrunk toward a typical value until there are enough observations: three messages, all
 # sent at 2 a.m., are not evidence of a night-time habit (the first scorer run flagged parents on exactly
@@ -211,7 +230,18 @@ class _Link:
 
 
 class _Account:
-    __slots__ = ("band", "created_ms", "cur", "day", "friends", "groups_created", "hist", "links", "minor")
+    __slots__ = (
+        "band",
+        "created_ms",
+        "cur",
+        "day",
+        "friends",
+        "groups",
+        "groups_created",
+        "hist",
+        "links",
+        "minor",
+    )
 
     def __init__(self, facts: AccountFacts) -> None:
         self.band = facts.age_band
@@ -223,6 +253,7 @@ class _Account:
         self.links: dict[UserId, _Link] = {}
         self.friends: set[UserId] = set()
         self.groups_created: list[tuple[int, GroupId]] = []
+        self.groups: set[GroupId] = set()  # groups it is a member of
 
 
 class _Group:
@@ -413,6 +444,8 @@ class FeatureExtractor:
             bucket[_NEW_CONV_MINOR] += 1
             if acct.friends.isdisjoint(peer.friends):
                 bucket[_NEW_MINOR_NO_MUTUAL] += 1
+                if acct.groups.isdisjoint(peer.groups):
+                    bucket[_NEW_MINOR_NO_CONTEXT] += 1
         return link
 
     @staticmethod
@@ -533,11 +566,13 @@ class FeatureExtractor:
             group = self._groups[gid] = _Group(creator)
         return group
 
-    def _add_member(self, group: _Group, member_id: UserId) -> bool:
+    def _add_member(self, group: _Group, member_id: UserId, gid: GroupId) -> bool:
         if member_id in group.members:
             return False
         group.members.add(member_id)
-        minor = self._accounts[member_id].minor
+        acct = self._accounts[member_id]
+        acct.groups.add(gid)
+        minor = acct.minor
         if minor:
             group.minors += 1
         return minor
@@ -546,18 +581,25 @@ class FeatureExtractor:
         acct = self._accounts[e.creator]
         group = self._group(e.group, e.creator)
         group.creator = e.creator
-        self._add_member(group, e.creator)
+        self._add_member(group, e.creator, e.group)
         acct.groups_created.append((e.at_ms, e.group))
         self._dirty.add(e.creator)
 
     def _on_group_joined(self, e: GroupJoined) -> None:
-        self._accounts[e.member]
-        self._add_member(self._group(e.group), e.member)
+        acct = self._accounts[e.member]
+        group = self._group(e.group)
+        had_minors = group.minors > 0
+        self._add_member(group, e.member, e.group)
+        if had_minors and not acct.minor:
+            day = e.at_ms // DAY_MS
+            b = acct.cur if acct.day == day else self._roll(acct, day)
+            b[_JOINED_MINOR_GROUP] += 1
+            self._dirty.add(e.member)
 
     def _on_member_added(self, e: GroupMemberAdded) -> None:
         adder = self._accounts[e.adder]
         self._accounts[e.member]
-        if self._add_member(self._group(e.group), e.member):
+        if self._add_member(self._group(e.group), e.member, e.group):
             day = e.at_ms // DAY_MS
             b = adder.cur if adder.day == day else self._roll(adder, day)
             b[_MINORS_ADDED] += 1
@@ -567,14 +609,12 @@ class FeatureExtractor:
         window = self.window_days
         now_day = now_ms // DAY_MS
         first_day = now_day - window + 1
-        totals = [0] * _N_COUNTERS
-        max_new = 0
         buckets = [b for d, b in acct.hist if first_day <= d <= now_day]
         if first_day <= acct.day <= now_day:
             buckets.append(acct.cur)
-        for bucket in buckets:
-            totals = [t + v for t, v in zip(totals, bucket, strict=True)]
-            max_new = max(max_new, bucket[_NEW_CONV])
+        # Column sums with builtins: this runs for every scored account at every checkpoint.
+        totals = [sum(column) for column in zip(*buckets)] if buckets else [0] * _N_COUNTERS
+        max_new = max((bucket[_NEW_CONV] for bucket in buckets), default=0)
 
         age_days = max(0.0, (now_ms - acct.created_ms) / DAY_MS)
         # Rates are per day of the window the account has existed (and been observed) for, so new
@@ -637,4 +677,6 @@ class FeatureExtractor:
             float(groups_with_minors),
             float(totals[_MINORS_ADDED]),
             totals[_GROUP_SENT] / eff_days,
+            float(totals[_JOINED_MINOR_GROUP]),
+            _smoothed(totals[_NEW_MINOR_NO_CONTEXT], new_minor, _PRIOR_NO_MUTUAL),
         ]

@@ -1,13 +1,20 @@
-"""The behavioural risk model: logistic regression over scaled features, shipped as JSON, run in numpy.
+"""The behavioural risk model: a monotone logistic model over scaled features, shipped as JSON, run in numpy.
 
 Why logistic regression: every decision must come with reasons a reviewer can check, and a linear model's
-per-feature contributions *are* its reasoning (no post-hoc attribution). On simulator data trained on one
-seed and tested on another it generalised as well as gradient boosting did, with fewer false alarms on
-coaches. Why JSON: the model ships inside the package and is loaded on the server; a pickle would be code
-execution for whoever can replace the file. Training needs scikit-learn; scoring needs only numpy.
+per-feature contributions *are* its reasoning (no post-hoc attribution). Why JSON: the model ships inside
+the package and is loaded on the server; a pickle would be code execution for whoever can replace the file.
+Training needs scipy (with scikit-learn's stack); scoring needs only numpy.
 
-Reasons are the features pushing the score up the most relative to a typical benign adult (the
-training set's benign mean), phrased with the account's own values ("contacted 9 distinct minors").
+Why monotone (format 2, issue 11): the first model let features an account controls lower its risk without
+bound (posting once a day in any group, a high reply ratio, many contacts or an aged account all pulled
+a groomer's score down). Now each feature is a hinge at the benign baseline (the benign median in scaled
+space): `max(0, direction * (z - baseline))` with a non-negative weight, so a feature can only *raise* risk
+as it moves past a typical benign adult's value in its declared direction (`FeatureSpec.direction`), and
+pushing it further toward benign values than the baseline changes nothing. Risk is therefore never below the
+baseline `sigmoid(intercept)`, whatever the account does; features with direction 0 are not used.
+
+Reasons are the features pushing the score up the most (their hinge contributions), phrased with the
+account's own values ("contacted 9 distinct minors").
 """
 
 from __future__ import annotations
@@ -37,8 +44,8 @@ __all__ = [
     "load_default_model",
 ]
 
-FORMAT = "vigil-behavior-logreg/1"
-DEFAULT_MODEL_NAME = "risk-v1"
+FORMAT = "vigil-behavior-monotone-logreg/2"
+DEFAULT_MODEL_NAME = "risk-v2"
 _MIN_REASON_CONTRIBUTION = 0.2  # log-odds; below this a feature is not what made the account stand out
 
 FloatArray = npt.NDArray[np.float64]
@@ -51,9 +58,10 @@ class RiskModel:
     log_scale: npt.NDArray[np.bool_]
     mean: FloatArray
     scale: FloatArray
-    coef: FloatArray
+    coef: FloatArray  # non-negative
     intercept: float
-    baseline: FloatArray  # benign mean in scaled space: the reference point for reasons
+    baseline: FloatArray  # benign median in scaled space: the hinge point
+    direction: FloatArray  # +1, -1 or 0 per feature (FeatureSpec.direction)
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
@@ -63,7 +71,10 @@ class RiskModel:
         """Raises ValidationError if the document is malformed or was built for other features."""
         try:
             if data["format"] != FORMAT:
-                raise ValidationError(f"unsupported model format {data['format']!r}")
+                raise ValidationError(
+                    f"unsupported model format {data['format']!r} "
+                    f"(expected {FORMAT}; retrain with `vigil sim train`)"
+                )
             names = tuple(str(n) for n in data["feature_names"])
             if names != FEATURE_NAMES:
                 raise ValidationError(
@@ -72,11 +83,16 @@ class RiskModel:
                     f"extra {sorted(set(names) - set(FEATURE_NAMES))})"
                 )
             n = len(names)
-            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in ("mean", "scale", "coef", "baseline")}
+            keys = ("mean", "scale", "coef", "baseline", "direction")
+            arrays = {k: np.asarray(data[k], dtype=np.float64) for k in keys}
             if any(a.shape != (n,) for a in arrays.values()):
                 raise ValidationError("model arrays do not match the feature count")
             if not all(np.isfinite(a).all() for a in arrays.values()) or np.any(arrays["scale"] <= 0):
                 raise ValidationError("model arrays hold non-finite values or non-positive scales")
+            if np.any(arrays["coef"] < 0) or not np.isin(arrays["direction"], (-1.0, 0.0, 1.0)).all():
+                raise ValidationError(
+                    "a monotone model needs non-negative weights and directions in -1, 0, 1"
+                )
             th = data["thresholds"]
             return cls(
                 version=str(data["version"]),
@@ -87,6 +103,7 @@ class RiskModel:
                 coef=arrays["coef"],
                 intercept=float(data["intercept"]),
                 baseline=arrays["baseline"],
+                direction=arrays["direction"],
                 thresholds=Thresholds(
                     float(th["safety_notice"]), float(th["restrict_minor_contact"]), float(th["open_case"])
                 ),
@@ -106,6 +123,7 @@ class RiskModel:
             "coef": [round(float(v), 8) for v in self.coef],
             "intercept": round(self.intercept, 8),
             "baseline": [round(float(v), 8) for v in self.baseline],
+            "direction": [int(v) for v in self.direction],
             "thresholds": {
                 "safety_notice": self.thresholds.safety_notice,
                 "restrict_minor_contact": self.thresholds.restrict_minor_contact,
@@ -132,14 +150,21 @@ class RiskModel:
 
     # -------------------------------------------------------------------------------------- scoring
     def _scaled(self, x: FloatArray) -> FloatArray:
+        """Hinge activations: how far past the benign baseline each feature is, in its risky direction."""
         x = np.where(self.log_scale, np.log1p(np.maximum(x, 0.0)), x)
-        return (x - self.mean) / self.scale
+        z = (x - self.mean) / self.scale
+        return np.maximum(0.0, self.direction * (z - self.baseline))
 
     def score_matrix(self, x: FloatArray) -> FloatArray:
         """Risk in 0..1 for each row of a (n, features) matrix."""
         z = self._scaled(np.asarray(x, dtype=np.float64))
         logit = z @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0)))
+
+    @property
+    def floor(self) -> float:
+        """The lowest score any account can have: every feature at or on the benign side of its baseline."""
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, self.intercept))))
 
     def assess(self, features: FeatureVector, *, max_reasons: int = 3) -> RiskAssessment:
         x = np.asarray(features.values, dtype=np.float64)
@@ -167,7 +192,7 @@ class RiskModel:
         ]
 
     def _reasons(self, x: FloatArray, z: FloatArray, max_reasons: int) -> tuple[Reason, ...]:
-        contrib = self.coef * (z - self.baseline)
+        contrib = self.coef * z
         order = np.argsort(-contrib)[:max_reasons]
         out = []
         for i in order:
@@ -198,12 +223,15 @@ def fit_risk_model(
     sample_weight: FloatArray | None = None,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     metadata: Mapping[str, Any] | None = None,
+    max_weight: float | None = None,
 ) -> RiskModel:
-    """Fit on a (n, features) matrix with labels 1 = harmful. Needs scikit-learn (training only).
+    """Fit on a (n, features) matrix with labels 1 = harmful: class-balanced, L2-regularised logistic loss
+    over the hinge activations with weights bounded to [0, max_weight] (scipy's L-BFGS-B). `max_weight`
+    caps how much any one feature can carry, so no single lever decides a case.
 
     Raises ValidationError if the matrix has the wrong width or only one class.
     """
-    from sklearn.linear_model import LogisticRegression  # training-time dependency only
+    from scipy.optimize import minimize  # training-time dependency only
 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y)
@@ -212,23 +240,43 @@ def fit_risk_model(
     if len(set(y.tolist())) != 2:
         raise ValidationError("training data needs both benign and harmful examples")
     log_scale = np.array([spec.log_scale for spec in FEATURE_SPECS], dtype=np.bool_)
+    direction = np.array([float(spec.direction) for spec in FEATURE_SPECS])
     xt = np.where(log_scale, np.log1p(np.maximum(x, 0.0)), x)
     mean = xt.mean(axis=0)
     scale = xt.std(axis=0)
     scale[scale < 1e-9] = 1.0
     z = (xt - mean) / scale
-    clf = LogisticRegression(C=regularisation, class_weight="balanced", max_iter=2000)
-    clf.fit(z, y, sample_weight=sample_weight)
-    baseline = z[y == 0].mean(axis=0)
+    baseline = np.median(z[y == 0], axis=0)
+    u = np.maximum(0.0, direction * (z - baseline))
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    pos = y == 1
+    w = np.where(pos, w / w[pos].sum(), w / w[~pos].sum()) * 0.5  # balanced classes, total weight 1
+    lam = 1e-3 / regularisation  # the loss is a weighted mean (total weight 1), so no 1/n here
+    n = u.shape[1]
+
+    def loss(theta: FloatArray) -> tuple[float, FloatArray]:
+        coef, b = theta[:n], theta[n]
+        logit = u @ coef + b
+        p = 1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0)))
+        eps = 1e-12
+        value = -float(np.sum(w * (pos * np.log(p + eps) + (~pos) * np.log(1 - p + eps))))
+        value += 0.5 * lam * float(coef @ coef)
+        g = w * (p - pos)
+        return value, np.concatenate((u.T @ g + lam * coef, [g.sum()]))
+
+    bounds = [(0.0, 0.0 if d == 0 else max_weight) for d in direction] + [(None, None)]
+    fitted = minimize(loss, np.zeros(n + 1), jac=True, method="L-BFGS-B", bounds=bounds)
+    theta = np.asarray(fitted.x, dtype=np.float64)
     return RiskModel(
         version=version,
         feature_names=FEATURE_NAMES,
         log_scale=log_scale,
         mean=mean,
         scale=scale,
-        coef=clf.coef_[0].astype(np.float64),
-        intercept=float(clf.intercept_[0]),
+        coef=np.maximum(theta[:n], 0.0),
+        intercept=float(theta[n]),
         baseline=baseline,
+        direction=direction,
         thresholds=thresholds,
         metadata=dict(metadata or {}),
     )

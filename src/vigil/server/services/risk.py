@@ -35,6 +35,7 @@ from vigil.server.db.accounts import (
     UserRepository,
     UserRow,
 )
+from vigil.server.db.contacts import ContactRepository
 from vigil.server.db.metadata import RiskStateRepository, RiskStateRow
 from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata, notices
@@ -195,6 +196,14 @@ async def run_risk_scoring(
         extractor = FeatureExtractor(window_days=WINDOW_DAYS)
         for u in users.values():
             extractor.register_account(AccountFacts(UserId(u.username), AgeBand(u.age_band), u.created_at_ms))
+        # Connections older than the window are history, not new contacts (the warm-up artefact: a
+        # parent's first message to their child in the window counted as a new conversation with a minor).
+        name_of = {u.id: u.username for u in users.values()}
+        for low, high, since in await ContactRepository(session).connections_before(
+            now - WINDOW_DAYS * DAY_MS
+        ):
+            if low in name_of and high in name_of:
+                extractor.register_tie(UserId(name_of[low]), UserId(name_of[high]), since)
         extractor.observe_all(events)
         active = extractor.drain_dirty()
         decisions = assess_and_decide(extractor, model, model.thresholds, active, now)

@@ -13,6 +13,7 @@ from vigil.safety.behavior.events import (
     ContactRequestSent,
     GroupCreated,
     GroupId,
+    GroupJoined,
     GroupMemberAdded,
     MessageKind,
     MessageSent,
@@ -58,7 +59,7 @@ def ex() -> FeatureExtractor:
 
 
 def test_feature_names_are_stable_and_unique() -> None:
-    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 29
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 31
     assert FEATURE_NAMES[:5] == (
         "account_age_days",
         "is_adult",
@@ -202,3 +203,41 @@ def test_record_round_trip_and_retention() -> None:
         event_from_record({"k": "msg", "t": 1, "s": "a", "b": 0, "c": "text"})
     with pytest.raises(ValidationError):
         apply_retention(events, 0, -1)
+
+
+def test_history_ties_are_not_new_contacts() -> None:
+    """The warm-up artefact: a parent's tie from before the window is history, not a new conversation."""
+    ex = FeatureExtractor(window_days=28)
+    parent, child, stranger = UserId("parent"), UserId("child"), UserId("stranger")
+    for user, band in ((parent, AgeBand.ADULT), (child, AgeBand.TEEN_13_15), (stranger, AgeBand.ADULT)):
+        ex.register_account(AccountFacts(user, band, T0 - 400 * DAY_MS))
+    ex.register_tie(parent, child, T0 - 200 * DAY_MS)
+    ex.observe_all(
+        [
+            MessageSent(T0 + HOUR_MS, parent, child, None, 0, MessageKind.TEXT),
+            MessageSent(T0 + HOUR_MS, stranger, child, None, 0, MessageKind.TEXT),
+        ]
+    )
+    now = T0 + 2 * HOUR_MS
+    assert ex.features(parent, now)["new_minor_conversations_per_day"] == 0.0
+    assert ex.features(parent, now)["distinct_minors_contacted"] == 1.0
+    assert ex.features(stranger, now)["new_minor_conversations_per_day"] > 0.0
+    # mark_history: everything so far becomes history; the stranger's tie is no longer new either.
+    ex.mark_history(now)
+    assert ex.features(stranger, now + HOUR_MS)["new_minor_conversations_per_day"] == 0.0
+
+
+def test_shared_group_is_context(ex: FeatureExtractor) -> None:
+    """A club leader reaching a minor from the club shares a group; a cold approach shares nothing."""
+    group = GroupId("club")
+    ex.observe_all(
+        [
+            GroupCreated(T0, ADULT, group),
+            GroupJoined(T0 + 1, KID1, group),
+            ContactRequestSent(T0 + 2, ADULT, KID1),
+            ContactRequestSent(T0 + 3, ADULT, KID2),
+        ]
+    )
+    f = ex.features(ADULT, T0 + HOUR_MS)
+    # Two new minors, neither with a mutual contact; only KID2 shares no group either.
+    assert f["minors_no_mutual_share"] > f["minors_no_context_share"] > 0.1

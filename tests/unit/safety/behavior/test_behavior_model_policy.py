@@ -11,7 +11,7 @@ import pytest
 from vigil.errors import StorageError, ValidationError
 from vigil.safety.behavior.assessment import RiskAssessment
 from vigil.safety.behavior.events import UserId
-from vigil.safety.behavior.features import FEATURE_NAMES, FeatureVector
+from vigil.safety.behavior.features import ACCOUNT_CONTROLLED, FEATURE_NAMES, FEATURE_SPECS, FeatureVector
 from vigil.safety.behavior.model import RiskModel, fit_risk_model, load_default_model
 from vigil.safety.behavior.policy import ProtectiveAction, Thresholds, decide
 
@@ -63,7 +63,7 @@ def test_json_round_trip_without_pickle(tmp_path: Path) -> None:
 
 def test_shipped_model_is_valid() -> None:
     model = load_default_model()
-    assert model.version == "risk-v1"
+    assert model.version == "risk-v2"
     th = model.thresholds
     assert 0.5 <= th.safety_notice <= th.restrict_minor_contact <= th.open_case < 1
 
@@ -91,3 +91,48 @@ def test_policy_ladder() -> None:
         Thresholds(0.9, 0.5, 0.95)
     with pytest.raises(ValidationError):
         Thresholds(-0.1, 0.5, 0.95)
+
+
+@pytest.mark.parametrize("model", [toy_model(), load_default_model()], ids=["toy", "shipped"])
+def test_account_controlled_features_cannot_lower_risk_below_baseline(model: RiskModel) -> None:
+    """Issue 11: whatever an account does with a feature it controls, its score does not fall below what
+    it would be with that feature at a typical benign value, nor below the model's floor."""
+    rng = np.random.default_rng(3)
+    x = rng.random((50, N)) * 5
+    base = model.score_matrix(x)
+    assert (base >= model.floor - 1e-12).all()
+    assert all(c >= 0 for c in model.coef)
+    for name in ACCOUNT_CONTROLLED:
+        col = FEATURE_NAMES.index(name)
+        direction = FEATURE_SPECS[col].direction
+        for extreme in (0.0, 1e6):
+            pushed = x.copy()
+            pushed[:, col] = extreme
+            scores = model.score_matrix(pushed)
+            assert (scores >= model.floor - 1e-12).all(), name
+            toward_benign = (extreme == 0.0 and direction > 0) or (extreme == 1e6 and direction < 0)
+            if toward_benign:
+                # Moving a lever to its benign extreme only removes that feature's own push upward:
+                # the score is exactly what the rest of the features make it, never lower.
+                rest = x.copy()
+                rest[:, col] = np.nan
+                others = np.delete(np.arange(N), col)
+                z = model._scaled(np.where(np.isnan(rest), 0.0, rest))
+                floor_here = 1 / (1 + np.exp(-(z[:, others] @ model.coef[others] + model.intercept)))
+                assert scores == pytest.approx(floor_here), name
+    # The old failure: heavy group posting made a risky account look benign. Now it changes nothing.
+    col = FEATURE_NAMES.index("group_messages_per_day")
+    busy = x.copy()
+    busy[:, col] = 50.0
+    assert model.score_matrix(busy) == pytest.approx(base)
+
+
+def test_a_non_monotone_document_is_refused() -> None:
+    doc = toy_model().to_json()
+    doc["coef"][0] = -1.0
+    with pytest.raises(ValidationError, match="non-negative"):
+        RiskModel.from_json(doc)
+    doc = toy_model().to_json()
+    doc["format"] = "vigil-behavior-logreg/1"
+    with pytest.raises(ValidationError, match="retrain"):
+        RiskModel.from_json(doc)
