@@ -613,7 +613,7 @@ class FeatureExtractor:
         if first_day <= acct.day <= now_day:
             buckets.append(acct.cur)
         # Column sums with builtins: this runs for every scored account at every checkpoint.
-        totals = [sum(column) for column in zip(*buckets)] if buckets else [0] * _N_COUNTERS
+        totals = [sum(column) for column in zip(*buckets, strict=True)] if buckets else [0] * _N_COUNTERS
         max_new = max((bucket[_NEW_CONV] for bucket in buckets), default=0)
 
         age_days = max(0.0, (now_ms - acct.created_ms) / DAY_MS)
