@@ -79,12 +79,18 @@ async def test_minor_contact_request_then_flagged_image_blurred_for_minor_plain_
             # the minor sees the request, the rules in plain words, and answers it
             request = pt.locator("#sidebar li.request", has_text=adult)
             await request.wait_for()
+            notice = pt.locator("#sidebar .safety-notice", has_text=adult)
+            await notice.wait_for()  # the server's signed notice about an unconnected adult, checked here
+            assert await notice.locator(".badge.ok").inner_text() == "verified"
+            assert await notice.get_by_role("button", name="Block").count() == 1
             rules = await pt.locator("#sidebar p.rules").inner_text()
             assert "under 18 can only get messages from people they have accepted" in rules
             await pt.screenshot(path=str(shots / "10-minor-contact-request.png"))
             await request.get_by_role("button", name="Accept").click()
             assert f"You and {adult} are connected" in await pt.locator(".flash").inner_text()
 
+            missing = await pt.goto(f"{teen_app.base}/c/{adult}/report/not-a-message")
+            assert missing is not None and missing.status == 404
             # the adult's picture: flagged on the minor's device, blurred with a warning
             await _set_threshold(pt, teen_app.base, just_below)
             await open_chat(pt, teen_app.base, adult)

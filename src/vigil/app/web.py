@@ -24,7 +24,14 @@ from vigil.app.view import build_timeline, conversation_rows, keep_image, kept_i
 from vigil.client.events import GROUP_PREFIX, group_id_of, now_ms
 from vigil.client.reporting import DEFAULT_CONTEXT, HISTORY_SCAN, select_records
 from vigil.client.safety import ImageWithheldError
-from vigil.errors import PolicyViolation, ValidationError, VigilError
+from vigil.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    PolicyViolation,
+    ValidationError,
+    VigilError,
+)
 from vigil.protocol.reports import ReportReason
 from vigil.safety.policy import NEUTRAL_REFUSAL
 
@@ -101,7 +108,14 @@ def create_local_app(session: AppSession) -> FastAPI:
         assert isinstance(error, VigilError)
         fail(error)
         if request.method == "GET":
-            return page("error.html", 400, message=session.flash)
+            status = 400
+            if isinstance(error, NotFoundError):
+                status = 404
+            elif isinstance(error, PermissionDenied):
+                status = 403
+            elif isinstance(error, ConflictError):
+                status = 409
+            return page("error.html", status, message=session.flash)
         return back(request.headers.get("referer", "/") if _same_app(request) else "/")
 
     def _same_app(request: Request) -> bool:
