@@ -27,7 +27,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
     reviewers = await list_reviewers(ctx)
     names = {r.id: r.username for r, _d, _l in reviewers}
     matches = await vouchers.image_matches_for(ctx, me.reviewer.actor, case_id, detail.case.subject)
-    filings = [f for f in await cybertip_filing.list_filings(ctx) if f.case_id == case_id]
+    filings = await cybertip_filing.list_filings(ctx, case_id=case_id)
     lead = me.reviewer.role.at_least(Role.LEAD)
     bad_faith = await reporters.marked_reporters(ctx, {r.reporter for r in detail.reports})
     return render(
