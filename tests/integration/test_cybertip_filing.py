@@ -45,9 +45,25 @@ from vigil.server.services.vouchers import reveal_match_image
 from vigil.server.settings import Settings
 
 LEAD = "reviewer:lead-lucia"
-FAST = FilingOptions(retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05), timeout=1.5)
+FAST = FilingOptions(retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05), timeout=15.0)
 CSAM = "child-pornography"
 YEAR_MS = 366 * 24 * 3600 * 1000
+LEASE_S = 60.0
+
+
+def _advance(ctx: ServerContext, ms: int) -> None:
+    """Moves the context's clock on by `ms` (leases, NCMEC's 24 h window) without waiting."""
+    earlier = ctx.clock_ms
+    ctx.clock_ms = lambda: earlier() + ms
+
+
+async def _wait_until(ready: object, what: str, timeout_s: float = 60.0) -> None:
+    """Polls `ready` (an async predicate) until it holds; fails the test naming `what` if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not (callable(ready) and await ready()):
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +87,9 @@ async def ctx(
         cybertipline_url=stand_in.url,
         cybertipline_username=USER,
         cybertipline_password=PASSWORD,  # type: ignore[arg-type]
-        cybertipline_lease_seconds=1.0,
+        # Long enough that no lease runs out under machine load; tests that need one to run out move
+        # the context's clock past it (`_advance`) instead of sleeping.
+        cybertipline_lease_seconds=LEASE_S,
     )
     stand_in.fault()  # no faults left over from another test
     try:
@@ -244,10 +262,12 @@ async def test_5xx_answers_and_timeouts_are_retried(ctx: ServerContext, stand_in
     seeded = await seed_csam_case(ctx, "retry", with_match=False)
     stand_in.fault(
         {"endpoint": "finish", "action": "fail", "times": 2, "http_status": 503, "code": 1000},
-        {"endpoint": "fileinfo", "action": "stall", "times": 1, "seconds": 3.0},
+        {"endpoint": "fileinfo", "action": "stall", "times": 1, "seconds": 8.0},
     )
+    # A timeout well above what any call takes on a loaded machine; the stall outlasts it.
+    options = FilingOptions(retry=FAST.retry, timeout=3.0)
     record = await filing.file_report(
-        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=options
     )
     assert record.state == FilingState.FINISHED
     assert record.retries == 3  # one /fileinfo after its timeout, two /finish after 503s
@@ -278,32 +298,38 @@ async def test_recovery_finishes_a_filing_whose_filer_died_after_uploading(
     ctx: ServerContext, stand_in: StandIn
 ) -> None:
     seeded = await seed_csam_case(ctx, "crash")
-    # The filer "dies" inside /finish: it is cancelled while the stand-in stalls (the request did reach it).
-    stand_in.fault({"endpoint": "finish", "action": "stall", "times": 1, "seconds": 1.0})
+    # The filer "dies" inside /finish: the stand-in finishes the report at once but holds the answer back
+    # (far longer than the test waits), and the filer is cancelled meanwhile: a lost answer.
+    stand_in.fault({"endpoint": "finish", "action": "stall", "times": 1, "seconds": 15.0})
     task = asyncio.create_task(
         filing.file_report(
-            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+            ctx,
+            seeded.case_id,
+            incident_type=CSAM,
+            classifications={},
+            actor=LEAD,
+            options=FilingOptions(retry=RetryPolicy(attempts=1), timeout=120),
         )
     )
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        async with ctx.sessions() as session:
-            rows = list(await CyberTipFilingRepository(session).of_case(seeded.case_id))
-            files = [] if not rows else list(await CyberTipFilingRepository(session).files_of(rows[0].id))
-        if files and all(f.details_sent for f in files):
-            break
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+
+    async def finished_at_ncmec() -> bool:
+        rows = await filing.list_filings(ctx)
+        return (
+            bool(rows)
+            and rows[0].ncmec_report_id is not None
+            and (stand_in.report(rows[0].ncmec_report_id)["state"] == "finished")
+        )
+
+    await _cancel_when(task, finished_at_ncmec)
     (stuck,) = await filing.list_filings(ctx)
     assert stuck.state == FilingState.UPLOADING
     # A crash leaves the lease in place (the cancelled filer's cleanup is not to be trusted): hold it open.
     async with ctx.sessions() as session, session.begin():
-        await CyberTipFilingRepository(session).take_lease(
-            seeded.case_id, "dead-filer", 0, ctx.clock_ms() + 800
+        assert await CyberTipFilingRepository(session).take_lease(
+            seeded.case_id, "dead-filer", ctx.clock_ms(), ctx.clock_ms() + 800
         )
     assert await filing.recover_unfinished_filings(ctx, FAST) == []  # the lease is still in force
-    await asyncio.sleep(1.5)  # the stalled /finish lands at the stand-in meanwhile; the lease runs out
+    _advance(ctx, 1000)  # the dead filer's lease runs out
     (recovered,) = await filing.recover_unfinished_filings(ctx, FAST)
     assert (recovered.state, recovered.recoveries) == (FilingState.FINISHED, 1)
     reports = [r for r in stand_in.view()["reports"] if r["report_id"] == recovered.ncmec_report_id]
@@ -316,7 +342,7 @@ async def test_recovery_retracts_a_filing_with_files_not_uploaded(
     ctx: ServerContext, stand_in: StandIn
 ) -> None:
     seeded = await seed_csam_case(ctx, "halfway")
-    stand_in.fault({"endpoint": "upload", "action": "stall", "times": 5, "seconds": 5.0})
+    stand_in.fault({"endpoint": "upload", "action": "stall", "times": 5, "seconds": 15.0})
     task = asyncio.create_task(
         filing.file_report(
             ctx,
@@ -327,13 +353,12 @@ async def test_recovery_retracts_a_filing_with_files_not_uploaded(
             options=FilingOptions(retry=RetryPolicy(attempts=1), timeout=30),
         )
     )
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if (await filing.list_filings(ctx)) and (await filing.list_filings(ctx))[0].state == "uploading":
-            break
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+
+    async def uploading() -> bool:
+        rows = await filing.list_filings(ctx)
+        return bool(rows) and rows[0].state == "uploading"
+
+    await _cancel_when(task, uploading)
     stand_in.fault()
     (stuck,) = await filing.list_filings(ctx)
     assert stuck.state == FilingState.UPLOADING and stuck.ncmec_report_id is not None
@@ -405,10 +430,9 @@ async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_af
 
 
 async def _cancel_when(task: asyncio.Task[object], ready: object) -> None:
-    for _ in range(300):
-        await asyncio.sleep(0.05)
-        if callable(ready) and await ready():
-            break
+    """Kills the filer once `ready` holds (a crash at that point), failing the test if it never does."""
+    await _wait_until(ready, "the filing to reach the point of the crash")
+    assert not task.done(), task
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -419,7 +443,7 @@ async def test_a_filing_interrupted_during_submit_is_outcome_unknown_and_the_nex
 ) -> None:
     seeded = await seed_csam_case(ctx, "submitcrash", with_match=False)
     before = {r["report_id"] for r in stand_in.view()["reports"]}
-    stand_in.fault({"endpoint": "submit", "action": "stall", "times": 1, "seconds": 1.0})
+    stand_in.fault({"endpoint": "submit", "action": "stall", "times": 1, "seconds": 15.0})
     task = asyncio.create_task(
         filing.file_report(
             ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
@@ -449,7 +473,7 @@ async def test_recovery_retracts_a_filing_too_close_to_ncmecs_24_hour_expiry(
     ctx: ServerContext, stand_in: StandIn
 ) -> None:
     seeded = await seed_csam_case(ctx, "late", with_match=False)
-    stand_in.fault({"endpoint": "fileinfo", "action": "stall", "times": 1, "seconds": 1.0})
+    stand_in.fault({"endpoint": "fileinfo", "action": "stall", "times": 1, "seconds": 15.0})
     task = asyncio.create_task(
         filing.file_report(
             ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
@@ -506,3 +530,41 @@ async def test_evidence_that_arrives_after_a_finished_report_goes_in_a_new_repor
     other = await seed_csam_case(ctx, "other", with_match=False)
     assert [f.id for f in await filing.list_filings(ctx, case_id=seeded.case_id)] == [second.id, first.id]
     assert await filing.list_filings(ctx, case_id=other.case_id) == []
+
+
+async def test_a_filer_that_lost_its_lease_during_a_slow_submit_never_files_a_second_report(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    """Filer A's /submit is slow; its lease runs out and filer B takes the case over, settles A's draft
+    and files the case. When A's answer finally arrives, B has released the lease: A must not take the
+    case again and finish a second report; it records its report id so that recovery retracts it."""
+    seeded = await seed_csam_case(ctx, "slowsubmit", with_match=False)
+    before = {r["report_id"] for r in stand_in.view()["reports"]}
+    stand_in.fault({"endpoint": "submit", "action": "stall", "times": 1, "seconds": 4.0})
+    slow = asyncio.create_task(
+        filing.file_report(
+            ctx,
+            seeded.case_id,
+            incident_type=CSAM,
+            classifications={},
+            actor=LEAD,
+            options=FilingOptions(retry=RetryPolicy(attempts=1), timeout=60),
+        )
+    )
+
+    async def opened_at_ncmec() -> bool:
+        return any(r["report_id"] not in before for r in stand_in.view()["reports"])
+
+    await _wait_until(opened_at_ncmec, "A's /submit to reach the stand-in")
+    _advance(ctx, int(LEASE_S * 1000) + 1000)  # A's lease ran out while it waits for NCMEC's answer
+    other = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    assert other.state == FilingState.FINISHED
+    with pytest.raises(ConflictError, match="lost the CyberTipline filing lease"):
+        await slow
+    await filing.recover_unfinished_filings(ctx, FAST)
+    new = [r for r in stand_in.view()["reports"] if r["report_id"] not in before]
+    assert [r["report_id"] for r in new if r["state"] == "finished"] == [other.ncmec_report_id]
+    assert sorted(r["state"] for r in new) == ["finished", "retracted"]
+    assert len([h for h in await filing.list_holds(ctx) if h.case_id == seeded.case_id]) == 1

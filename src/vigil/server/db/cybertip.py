@@ -197,6 +197,18 @@ class CyberTipFilingRepository:
         taken = (await self._session.execute(statement)).scalar_one_or_none()
         return taken == owner
 
+    async def renew_lease(self, case_id: int, owner: str, until_ms: int) -> bool:
+        """Extends the lease `owner` still holds (even one that ran out, as long as nobody took it over).
+        Never takes a free lease: a filer that lost the case (another took it, and may have released it
+        since) must stop, not pick the case up again halfway through its own, superseded filing."""
+        result = await self._session.execute(
+            update(CyberTipLeaseRow)
+            .where(CyberTipLeaseRow.case_id == case_id, CyberTipLeaseRow.owner == owner)
+            .values(until_ms=until_ms)
+            .returning(CyberTipLeaseRow.owner)
+        )
+        return result.scalar_one_or_none() == owner
+
     async def release_lease(self, case_id: int, owner: str) -> None:
         await self._session.execute(
             delete(CyberTipLeaseRow).where(

@@ -102,6 +102,13 @@ async def take_lease(ctx: ServerContext, case_id: int, owner: str) -> bool:
         return await CyberTipFilingRepository(session).take_lease(case_id, owner, now, until)
 
 
+async def renew_lease(ctx: ServerContext, case_id: int, owner: str) -> bool:
+    """Whether `owner` still holds the case's lease (now extended); False once another filer took it."""
+    until = ctx.clock_ms() + int(ctx.settings.cybertipline_lease_seconds * 1000)
+    async with ctx.sessions() as session, session.begin():
+        return await CyberTipFilingRepository(session).renew_lease(case_id, owner, until)
+
+
 async def release_lease(ctx: ServerContext, case_id: int, owner: str) -> None:
     async with ctx.sessions() as session, session.begin():
         await CyberTipFilingRepository(session).release_lease(case_id, owner)
@@ -136,8 +143,9 @@ class Filer:
         )
 
     async def renew(self) -> None:
-        """Raises ConflictError when the lease was lost (it ran out and another filer took over)."""
-        if not await take_lease(self.ctx, self.case_id, self.owner):
+        """Raises ConflictError when the lease was lost (it ran out and another filer took over, whether
+        or not that filer has released it since)."""
+        if not await renew_lease(self.ctx, self.case_id, self.owner):
             raise ConflictError(f"lost the CyberTipline filing lease on case {self.case_id}; stopped")
 
     async def load(self) -> tuple[CyberTipFilingRow, list[CyberTipFileRow]]:
