@@ -331,31 +331,38 @@ def _reduced(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:, :, :3])).reduce(factor), dtype=np.uint8)
 
 
-def _orientations(rgb: npt.NDArray[np.uint8], original: PdqHash | None = None) -> tuple[PdqHash, ...]:
-    hashes = [original if original is not None else _pdq(rgb)[0]]
-    hashes.extend(_pdq(orient(rgb, variant))[0] for variant in list(Dihedral)[1:])
-    return tuple(hashes)
+def _orientations(rgb: npt.NDArray[np.uint8], original: PdqHash) -> tuple[PdqHash, ...]:
+    return (original, *(_pdq(orient(rgb, variant))[0] for variant in list(Dihedral)[1:]))
+
+
+def _trimmed_orientations(reduced: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
+    trimmed = trim_uniform_border(reduced)
+    if trimmed is None:
+        return ()
+    original, quality = _pdq(trimmed)
+    # What is left inside a border is matched only if it is detailed enough on its own.
+    return _orientations(trimmed, original) if quality >= MIN_MATCH_QUALITY else ()
 
 
 def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHash:
     """PDQ-hash an H x W x 3 uint8 RGB array. Raises `ValidationError` on a wrong shape or dtype.
 
     With `dihedral`, also hashes the image's 8 real orientations and, if it has a uniform border, the
-    8 orientations of the trimmed image (see the module docstring); `hash` is always the plain PDQ hash
-    of the full-size pixels, the one other PDQ tools compute.
+    8 orientations of the trimmed image (see the module docstring), unless the image is below the
+    matching quality; `hash` is always the plain PDQ hash of the full-size pixels, the one other PDQ
+    tools compute.
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ValidationError(f"expected an H x W x 3 uint8 array, got {rgb.dtype} {rgb.shape}")
     plain, quality = _pdq(rgb[:, :, :3])
-    if not dihedral:
-        return ImageHash(hash=plain, quality=quality)
+    if not dihedral or quality < MIN_MATCH_QUALITY:
+        return ImageHash(hash=plain, quality=quality)  # an unmatchable image needs no more hashes
     reduced = _reduced(rgb[:, :, :3])
-    trimmed = trim_uniform_border(reduced)
     return ImageHash(
         hash=plain,
         quality=quality,
         dihedral=_orientations(reduced, original=plain),
-        trimmed=_orientations(trimmed) if trimmed is not None else (),
+        trimmed=_trimmed_orientations(reduced),
     )
 
 

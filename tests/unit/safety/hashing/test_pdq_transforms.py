@@ -189,3 +189,19 @@ def test_reference_rotations_and_border_match(pdq_testdata: Path) -> None:
             framed = _bordered(image.convert("RGB"), (60, 60, 60, 60), (255, 255, 255))
         assert matcher.match_image(hash_image(path.read_bytes())).is_match, path.name
         assert matcher.match_image(hash_image(_jpeg(framed))).is_match, path.name
+
+
+def test_detail_free_content_inside_a_border_is_not_matched_on_its_own() -> None:
+    # The frame's edges make the whole image detailed (quality 100), but what is inside is a faint ramp:
+    # its hash would be noise, so no trimmed hashes are looked up.
+    framed = np.full((300, 300, 3), 255, dtype=np.uint8)
+    framed[60:240, 60:240] = np.linspace(90, 110, 180).astype(np.uint8)[None, :, None]
+    hashed = hash_pixels(framed)
+    assert hashed.matchable and len(hashed.dihedral) == 8
+    assert trim_uniform_border(framed) is not None and hashed.trimmed == ()
+
+
+def test_unmatchable_image_gets_no_orientation_hashes() -> None:
+    flat = np.full((64, 64, 3), 128, dtype=np.uint8)
+    hashed = hash_pixels(flat)
+    assert not hashed.matchable and hashed.dihedral == () and hashed.trimmed == ()
