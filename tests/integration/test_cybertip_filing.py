@@ -19,7 +19,9 @@ from live_server import create_postgres_database, drop_postgres_database, requir
 from pydantic import SecretStr
 
 from vigil.errors import ConflictError, PermissionDenied, ValidationError
+from vigil.protocol.ids import DeviceId, UserId
 from vigil.protocol.reports import ReportReason
+from vigil.protocol.wire import AgeBand
 from vigil.safety.ncmec import CyberTiplineDocumentError, IndustryClassification
 from vigil.server.context import ServerContext
 from vigil.server.cybertipline import CyberTiplineError, CyberTiplineRefused, RetryPolicy
@@ -30,7 +32,8 @@ from vigil.server.db.cases import CaseRepository
 from vigil.server.db.cybertip import CyberTipFilingRepository
 from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
 from vigil.server.services import cybertip_filing as filing
-from vigil.server.services.blobs import sweep_expired_blobs
+from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.blobs import download_blob, sweep_expired_blobs
 from vigil.server.services.cases import open_or_join_case
 from vigil.server.services.cybertip_filing import (
     AlreadyReported,
@@ -568,3 +571,46 @@ async def test_a_filer_that_lost_its_lease_during_a_slow_submit_never_files_a_se
     assert [r["report_id"] for r in new if r["state"] == "finished"] == [other.ncmec_report_id]
     assert sorted(r["state"] for r in new) == ["finished", "retracted"]
     assert len([h for h in await filing.list_holds(ctx) if h.case_id == seeded.case_id]) == 1
+
+
+async def test_a_held_blob_survives_its_last_recipients_fetch(ctx: ServerContext) -> None:
+    """A blob is normally deleted once every recipient device fetched it; one a hold names is kept."""
+    seeded = await seed_csam_case(ctx, "heldfetch", with_match=False)
+    other = await seed_csam_case(ctx, "freefetch", with_match=False)
+    async with ctx.sessions() as session, session.begin():
+        blobs = BlobRepository(session)
+        for blob_id in (seeded.blob_id, other.blob_id):
+            await blobs.add(
+                BlobRow(
+                    id=blob_id,
+                    uploader_device_id="sender-device",
+                    uploader_user_id=seeded.subject_id,
+                    size=9,
+                    created_at_ms=1,
+                    expires_at_ms=ctx.clock_ms() + YEAR_MS,
+                    attached=True,
+                )
+            )
+            await blobs.add_fetchers(blob_id, ["recipient-device"])
+    for blob_id in (seeded.blob_id, other.blob_id):
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"sealed..."
+
+        await ctx.blobs.receive(blob_id, chunks(), max_bytes=100)
+    record = await filing.file_report(
+        ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+    )
+    assert record.state == FilingState.FINISHED
+    recipient = AuthenticatedDevice(
+        user_id=seeded.subject_id + 1000,
+        username=UserId(seeded.reporter),
+        device_id=DeviceId("recipient-device"),
+        age_band=AgeBand.ADULT,
+    )
+    for blob_id in (seeded.blob_id, other.blob_id):
+        assert await download_blob(ctx, recipient, blob_id) == b"sealed..."
+    async with ctx.sessions() as session:
+        kept = {b for b in (seeded.blob_id, other.blob_id) if await BlobRepository(session).get(b)}
+    assert kept == {seeded.blob_id}
+    assert ctx.blobs.read(seeded.blob_id) == b"sealed..."

@@ -77,7 +77,8 @@ def _no_room(quota_left: int, disk_left: int, quota: int) -> InsufficientStorage
 
 async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: str) -> bytes:
     """Returns the blob to its uploader or to a device it was sent to; once every recipient device has
-    fetched it, it is deleted. Raises NotFoundError or PermissionDenied."""
+    fetched it, it is deleted, unless a preservation hold names it. Raises NotFoundError or
+    PermissionDenied."""
     async with ctx.sessions() as session, session.begin():
         blobs = BlobRepository(session)
         blob = await blobs.get(blob_id)
@@ -88,6 +89,8 @@ async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: st
             raise PermissionDenied("this device was not sent that blob")
         data = await asyncio.to_thread(ctx.blobs.read, blob_id)
         finished = is_fetcher and await blobs.remove_fetcher(blob_id, by.device_id) == 0 and blob.attached
+        if finished and blob_id in (await held_data(session)).blob_ids:
+            finished = False  # evidence under a preservation hold: kept past its last fetch
         if finished:
             await blobs.delete(blob_id)
     if finished:
