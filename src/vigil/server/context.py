@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vigil.server.authcache import AuthCache
 from vigil.server.batching import Batchers
 from vigil.server.blobstore import BlobStore
 from vigil.server.db.engine import create_engine, migrate, session_factory
@@ -39,6 +41,19 @@ class ServerContext:
     batchers: Batchers = field(default_factory=Batchers)
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
     retention: RetentionMetrics = field(default_factory=RetentionMetrics)  # what the sweeps did
+    # Authenticated devices (`services.accounts.authenticate`); see `credentials_changed`.
+    credentials: AuthCache[Any] = field(default_factory=lambda: AuthCache(0))
+
+    async def credentials_changed(
+        self, *, user_ids: Iterable[int] = (), device_ids: Iterable[str] = ()
+    ) -> None:
+        """Call after committing a change that must refuse credentials at once (a suspension, a device
+        removed, a credential replaced): empties this process's cache and tells the other workers."""
+        users, devices = list(user_ids), list(device_ids)
+        self.credentials.invalidate_users(users)
+        self.credentials.invalidate_devices(devices)
+        self.credentials.announce()
+        await self.delivery.credentials_changed(user_ids=users, device_ids=devices)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -62,6 +77,11 @@ class ServerContext:
         report_key = settings.load_report_key()
         notice_key = settings.load_notice_signing_key()
         engine = create_engine(settings.resolved_database_url)
+        delivery = delivery if delivery is not None else DeliveryHub(None)
+        credentials: AuthCache[Any] = AuthCache(
+            settings.auth_cache_seconds, marker=settings.data_dir / "credentials-changed"
+        )
+        delivery.credentials = credentials
         try:
             await migrate(engine)
             yield cls(
@@ -71,10 +91,11 @@ class ServerContext:
                 franking_key=franking_key,
                 report_key=report_key,
                 notice_key=notice_key,
-                delivery=delivery if delivery is not None else DeliveryHub(None),
+                delivery=delivery,
                 blobs=BlobStore(settings.blob_dir),
                 clock_ms=clock_ms,
                 limiter=limiter if limiter is not None else RateLimiter.disabled(),
+                credentials=credentials,
             )
         finally:
             await engine.dispose()

@@ -1,6 +1,14 @@
-"""Wake-ups for connected devices. The queue itself lives in the database; this only tells a device's
-open WebSocket(s) that something is waiting. In one process that is an asyncio.Event per connection;
-across processes the same wake-up travels over Redis pub/sub (when `VIGIL_REDIS_URL` is set).
+"""Pushes and wake-ups for connected devices. The queue itself lives in the database; this tells a
+device's open WebSocket(s) what is waiting. Each connection has a `Mailbox`:
+- `hand_off` (a committed send) puts the committed entries themselves in the recipients' mailboxes, so
+  the socket pushes them without reading the queue back;
+- `notify` (or a hand-off too large for Redis, or one that could not travel) only marks the mailbox
+  `needs_fetch`: the socket reads the queue, which holds everything committed.
+In one process that is direct. Across processes it travels over Redis pub/sub (when `VIGIL_REDIS_URL`
+is set); with Redis, hand-offs reach this worker's own sockets through Redis too, so that every socket
+sees hand-offs in one order (Redis's publish order), which keeps each sender device's messages in order
+when its consecutive sends went through different workers. The same channel carries credential
+invalidations (`vigil.server.authcache`).
 
 A wake-up is best effort and never fails the send that caused it: the message is already stored, and a
 device that missed a push finds it on its next fetch. Sockets of this process are woken directly, so
@@ -18,10 +26,13 @@ import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DeliveryHub"]
+from vigil.server.authcache import AuthCache
+
+__all__ = ["DeliveryHub", "Mailbox"]
 
 # How long start() waits for the first subscription, so that a healthy Redis is listening before the
 # first request; a Redis that is down does not hold the start-up longer than this.
@@ -33,13 +44,49 @@ _REDIS_SOCKET_TIMEOUT_S = 1.0
 _IDLE_READ_S = 5.0
 # After a failed publish, sends skip publishing this long instead of each waiting on a Redis that is down.
 _PUBLISH_PAUSE_S = 1.0
+# A hand-off whose bodies are larger than this travels over Redis as a bare wake-up (the sockets read the
+# queue): pub/sub messages are copied to every worker.
+MAX_HANDOFF_BODY_BYTES = 256 * 1024
+# A mailbox holding more than this has a socket that is not keeping up: it is emptied and told to fetch.
+MAX_MAILBOX_ENTRIES = 1000
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class Mailbox:
+    """One WebSocket's inbox. `handed` are wire deliveries (dicts) committed after the socket subscribed;
+    `needs_fetch` says the queue may hold entries not in `handed` (a wake-up, a dropped hand-off, a fresh
+    connection). The socket takes both with `take`."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    handed: list[dict[str, Any]] = field(default_factory=list)
+    needs_fetch: bool = True
+
+    def put(self, deliveries: Iterable[dict[str, Any]]) -> None:
+        self.handed.extend(deliveries)
+        if len(self.handed) > MAX_MAILBOX_ENTRIES:
+            self.handed.clear()
+            self.needs_fetch = True
+        self.wake.set()
+
+    def mark_fetch(self) -> None:
+        self.needs_fetch = True
+        self.wake.set()
+
+    def take(self) -> tuple[bool, list[dict[str, Any]]]:
+        """(needs_fetch, handed) since the last take; empties the mailbox."""
+        self.wake.clear()
+        fetch, handed = self.needs_fetch, self.handed
+        self.needs_fetch, self.handed = False, []
+        return fetch, handed
 
 
 class DeliveryHub:
     def __init__(self, redis_url: str | None = None, namespace: str = "vigil") -> None:
         self._channel = f"{namespace}:deliver"
-        self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._listeners: dict[str, set[Mailbox]] = defaultdict(set)
+        # Set by ServerContext.open: emptied when another worker says credentials changed.
+        self.credentials: AuthCache[Any] | None = None
         self._redis_url = redis_url
         self._publisher: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -100,8 +147,11 @@ class DeliveryHub:
                 await pubsub.subscribe(self._channel)
                 if backoff > _BACKOFF_FIRST_S:
                     log.info("delivery wake-ups: Redis is back")
-                    # Whatever other workers stored while we were not listening.
+                    # Whatever other workers stored, and any credential change they announced, while we
+                    # were not listening.
                     self._wake_all_local()
+                    if self.credentials is not None:
+                        self.credentials.clear()
                 backoff = _BACKOFF_FIRST_S
                 self._subscribed.set()
                 while True:
@@ -126,48 +176,96 @@ class DeliveryHub:
         if message.get("type") != "message":
             return
         try:
-            wake_up = json.loads(message["data"])
-            origin, device_ids = wake_up["origin"], wake_up["devices"]
-        except (ValueError, TypeError, KeyError):
+            published = json.loads(message["data"])
+            origin = published["origin"]
+            handed: dict[str, list[dict[str, Any]]] = published.get("handed", {})
+            device_ids: list[str] = published.get("devices", [])
+            users: list[int] = published.get("invalidate_users", [])
+            devices: list[str] = published.get("invalidate_devices", [])
+        except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("ignoring a malformed delivery wake-up")
             return
+        if (users or devices) and self.credentials is not None and origin != self._origin:
+            self.credentials.invalidate_users(users)
+            self.credentials.invalidate_devices(devices)
+        # Hand-offs come back to their own worker too (one order for every socket: see the module doc).
+        for device_id, deliveries in handed.items():
+            for mailbox in self._listeners.get(device_id, ()):
+                mailbox.put(deliveries)
         if origin != self._origin:
             self._wake_local(device_ids)
 
-    def subscribe(self, device_id: str) -> asyncio.Event:
-        event = asyncio.Event()
-        self._listeners[device_id].add(event)
-        return event
+    def subscribe(self, device_id: str) -> Mailbox:
+        """A mailbox that starts with `needs_fetch` set (the socket drains the queue first)."""
+        mailbox = Mailbox()
+        self._listeners[device_id].add(mailbox)
+        return mailbox
 
-    def unsubscribe(self, device_id: str, event: asyncio.Event) -> None:
+    def unsubscribe(self, device_id: str, mailbox: Mailbox) -> None:
         listeners = self._listeners.get(device_id)
         if listeners is not None:
-            listeners.discard(event)
+            listeners.discard(mailbox)
             if not listeners:
                 del self._listeners[device_id]
 
     def _wake_local(self, device_ids: Iterable[str]) -> None:
         for device_id in device_ids:
-            for event in self._listeners.get(device_id, ()):
-                event.set()
+            for mailbox in self._listeners.get(device_id, ()):
+                mailbox.mark_fetch()
 
     def _wake_all_local(self) -> None:
         for listeners in self._listeners.values():
-            for event in listeners:
-                event.set()
+            for mailbox in listeners:
+                mailbox.mark_fetch()
+
+    def _publish_paused(self) -> bool:
+        return asyncio.get_running_loop().time() < self._publish_paused_until
+
+    async def _publish(self, message: dict[str, Any]) -> bool:
+        """Publishes on the channel; False (and publishing paused a moment) when Redis did not take it."""
+        if self._publisher is None or self._publish_paused():
+            return False
+        try:
+            await self._publisher.publish(self._channel, json.dumps({"origin": self._origin, **message}))
+        except Exception as error:
+            self._publish_paused_until = asyncio.get_running_loop().time() + _PUBLISH_PAUSE_S
+            log.warning("delivery wake-up not published (%s)", type(error).__name__)
+            return False
+        return True
 
     async def notify(self, device_ids: Iterable[str]) -> None:
-        """Wakes the devices' sockets here at once and, through Redis, on other workers. Never raises:
-        a lost wake-up only delays a push until the device's next fetch."""
+        """Wakes the devices' sockets here at once (they read the queue) and, through Redis, on other
+        workers. Never raises: a lost wake-up only delays a push until the device's next fetch."""
         ids = list(device_ids)
         self._wake_local(ids)
-        if self._publisher is None:
+        await self._publish({"devices": ids})
+
+    async def hand_off(self, deliveries: Mapping[str, list[dict[str, Any]]]) -> None:
+        """Gives committed entries (wire dicts, by device) to the devices' sockets, here and on other
+        workers. Never raises; whatever cannot travel whole becomes a wake-up (the socket reads the
+        queue), so a socket never misses a committed entry it was connected for."""
+        if not deliveries:
             return
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._publish_paused_until:
-            return  # Redis was down a moment ago; other workers wake their sockets once it is back
-        try:
-            await self._publisher.publish(self._channel, json.dumps({"origin": self._origin, "devices": ids}))
-        except Exception as error:
-            self._publish_paused_until = loop.time() + _PUBLISH_PAUSE_S
-            log.warning("delivery wake-up not published (%s)", type(error).__name__)
+        if self._publisher is None:
+            for device_id, handed in deliveries.items():
+                for mailbox in self._listeners.get(device_id, ()):
+                    mailbox.put(handed)
+            return
+        size = sum(len(d["body"]) for handed in deliveries.values() for d in handed)
+        if size <= MAX_HANDOFF_BODY_BYTES and self._subscribed.is_set():
+            if await self._publish({"handed": deliveries}):
+                return
+        elif await self._publish({"devices": list(deliveries)}):
+            self._wake_local(deliveries)  # our own wake-ups do not come back from Redis
+            return
+        self._wake_local(deliveries)  # Redis did not take it: this worker's sockets read the queue
+
+    async def credentials_changed(
+        self, *, user_ids: Iterable[int] = (), device_ids: Iterable[str] = ()
+    ) -> None:
+        """Tells every other worker to drop cached credentials of these accounts and devices (this
+        worker's own cache is the caller's). Never raises: a worker that misses it clears its whole cache
+        when it hears Redis again."""
+        users, devices = list(user_ids), list(device_ids)
+        if users or devices:
+            await self._publish({"invalidate_users": users, "invalidate_devices": devices})

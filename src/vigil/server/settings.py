@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_blob_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     blob_ttl_seconds: int = Field(default=30 * 24 * 3600, gt=0)
     fetch_batch: int = Field(default=100, gt=0, le=1000)
+    # How long a worker trusts a device credential it checked (0: query every request). Suspensions and
+    # device changes made through any worker, or a console sharing its Redis, invalidate at once; this only
+    # bounds a change written by a process outside both (a standalone console without Redis).
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     # AES-256-GCM key for reported content at rest, hex (32 bytes). In dev generated into the data dir.
     report_key: SecretStr | None = None
     report_retention_days: int = Field(default=365, gt=0)

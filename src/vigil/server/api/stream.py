@@ -1,4 +1,6 @@
-"""WebSocket push: drain the device's queue, then wait for wake-ups; acks come back on the same socket.
+"""WebSocket push: drain the device's queue, then push what committed sends hand over (`DeliveryHub`'s
+mailbox), reading the queue again only when told to (a wake-up, a hand-off that could not travel, too
+many in flight); acks come back on the same socket.
 
 Server frames: `{"type": "deliveries", "messages": [Delivery...]}` and `{"type": "error", ...}`.
 Client frames: `{"type": "ack", "delivery_ids": [...]}`. Entries are deleted only on ack, so a dropped
@@ -11,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import deque
+from typing import Any
 
 import pydantic
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -19,8 +23,9 @@ from vigil.errors import AuthenticationError
 from vigil.protocol.wire import AckRequest
 from vigil.server.api.deps import bearer_credential
 from vigil.server.context import ServerContext
+from vigil.server.delivery import Mailbox
 from vigil.server.services.accounts import AuthenticatedDevice, authenticate
-from vigil.server.services.messaging import acknowledge, fetch_pending
+from vigil.server.services.messaging import acknowledge, fetch_pending_wire
 
 router = APIRouter(tags=["stream"])
 
@@ -29,14 +34,40 @@ MAX_FRAME_BYTES = 64 * 1024
 
 
 MAX_IN_FLIGHT = 500
+# Acknowledged entries remembered per socket, so that a hand-off arriving after its entry was already
+# fetched, pushed and acked is not pushed twice.
+RECENTLY_ACKED = 4096
+
+
+class _Pushed:
+    """What this socket pushed: unacknowledged (`in_flight`) and recently acknowledged entries."""
+
+    def __init__(self) -> None:
+        # Not an "after id N" cursor: on PostgreSQL, ids are assigned at insert but become visible at
+        # commit, so a lower id can appear after a higher one was already sent.
+        self.in_flight: set[int] = set()
+        self._acked: set[int] = set()
+        self._acked_order: deque[int] = deque()
+
+    def seen(self, entry_id: int) -> bool:
+        return entry_id in self.in_flight or entry_id in self._acked
+
+    def acked(self, entry_ids: list[int]) -> None:
+        for entry_id in entry_ids:
+            if entry_id in self.in_flight:
+                self.in_flight.discard(entry_id)
+                self._acked.add(entry_id)
+                self._acked_order.append(entry_id)
+        while len(self._acked_order) > RECENTLY_ACKED:
+            self._acked.discard(self._acked_order.popleft())
 
 
 async def _read_acks(
     websocket: WebSocket,
     ctx: ServerContext,
     device: AuthenticatedDevice,
-    in_flight: set[int],
-    wake: asyncio.Event,
+    pushed: _Pushed,
+    mailbox: Mailbox,
 ) -> None:
     while True:
         try:
@@ -61,8 +92,13 @@ async def _read_acks(
             )
             continue
         await acknowledge(ctx, device, request)
-        in_flight.difference_update(request.delivery_ids)
-        wake.set()
+        pushed.acked(request.delivery_ids)
+        if mailbox.needs_fetch:
+            mailbox.wake.set()  # the pusher was waiting for room to read the queue
+
+
+async def _send(websocket: WebSocket, deliveries: list[dict[str, Any]]) -> None:
+    await websocket.send_text(json.dumps({"type": "deliveries", "messages": deliveries}))
 
 
 @router.websocket("/v1/stream")
@@ -74,36 +110,40 @@ async def stream(websocket: WebSocket) -> None:
         await websocket.close(code=POLICY_VIOLATION_CLOSE)
         return
     await websocket.accept()
-    wake = ctx.delivery.subscribe(device.device_id)
-    # Sent but not yet acknowledged. Not an "after id N" cursor: on PostgreSQL, ids are assigned at insert
-    # but become visible at commit, so a lower id can appear after a higher one was already sent.
-    in_flight: set[int] = set()
-    reader = asyncio.create_task(_read_acks(websocket, ctx, device, in_flight, wake))
+    # Subscribed before the first read of the queue: an entry committed meanwhile is in the read or handed.
+    mailbox = ctx.delivery.subscribe(device.device_id)
+    pushed = _Pushed()
+    reader = asyncio.create_task(_read_acks(websocket, ctx, device, pushed, mailbox))
     try:
         while not reader.done():
-            wake.clear()
-            while len(in_flight) < MAX_IN_FLIGHT:
-                batch = await fetch_pending(
+            needs_fetch, handed = mailbox.take()
+            # The queue read first: it returns every committed entry in order, handed ones included.
+            while needs_fetch and len(pushed.in_flight) < MAX_IN_FLIGHT:
+                batch, more = await fetch_pending_wire(
                     ctx,
-                    device,
-                    limit=min(ctx.settings.fetch_batch, MAX_IN_FLIGHT - len(in_flight)),
-                    skip=in_flight,
+                    device.device_id,
+                    limit=min(ctx.settings.fetch_batch, MAX_IN_FLIGHT - len(pushed.in_flight)),
+                    skip=pushed.in_flight,
                 )
-                if not batch.messages:
-                    break
-                in_flight.update(m.delivery_id for m in batch.messages)
-                await websocket.send_json(
-                    {"type": "deliveries", "messages": [m.model_dump(mode="json") for m in batch.messages]}
-                )
-                if not batch.more:
-                    break
-            waiter = asyncio.create_task(wake.wait())
+                if batch:
+                    pushed.in_flight.update(d["delivery_id"] for d in batch)
+                    await _send(websocket, batch)
+                needs_fetch = more
+            fresh = [d for d in handed if not pushed.seen(d["delivery_id"])]
+            if fresh and len(pushed.in_flight) + len(fresh) <= MAX_IN_FLIGHT:
+                pushed.in_flight.update(d["delivery_id"] for d in fresh)
+                await _send(websocket, fresh)
+            elif fresh or needs_fetch:
+                mailbox.needs_fetch = True  # too many in flight: read the queue once acks make room
+            if mailbox.wake.is_set() and len(pushed.in_flight) < MAX_IN_FLIGHT:
+                continue
+            waiter = asyncio.create_task(mailbox.wake.wait())
             await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        ctx.delivery.unsubscribe(device.device_id, wake)
+        ctx.delivery.unsubscribe(device.device_id, mailbox)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader

@@ -4,7 +4,7 @@ metadata the server legitimately sees."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -27,7 +27,7 @@ from vigil.protocol.ids import UserId
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
-__all__ = ["MessageRepository", "MessageRow", "QueueRow"]
+__all__ = ["MessageRepository", "MessageRow", "PendingEntry", "QueueRow"]
 
 
 class MessageRow(Base):
@@ -101,33 +101,32 @@ class MessageRepository:
 
     async def add_many(
         self, messages: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]]
-    ) -> list[int]:
+    ) -> list[tuple[int, list[int]]]:
         """Inserts several messages (column values without `id`) and their queue entries (`device_id`,
-        `message_type`, `body`) with two statements; returns the messages' ids in order."""
+        `message_type`, `body`) with two statements; returns each message's id and its entries' ids, in
+        order (the ids a committed send hands to the recipients' sockets)."""
         result = await self._session.execute(
             insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
             [values for values, _ in messages],
         )
         ids = [int(i) for i in result.scalars().all()]
-        await self._session.execute(
-            insert(QueueRow),
-            [
-                {**entry, "message_id": message_id}
-                for message_id, (_, entries) in zip(ids, messages, strict=True)
-                for entry in entries
-            ],
-        )
-        return ids
+        rows = [
+            {**entry, "message_id": message_id}
+            for message_id, (_, entries) in zip(ids, messages, strict=True)
+            for entry in entries
+        ]
+        entry_ids = iter(await self._insert_entries(rows))
+        return [
+            (message_id, [next(entry_ids) for _ in entries])
+            for message_id, (_, entries) in zip(ids, messages, strict=True)
+        ]
 
-    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> None:
+    async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> list[int]:
         """One INSERT for the message, one executemany for its queue entries (a 500-device group send
-        through the ORM unit of work spent most of its time there)."""
+        through the ORM unit of work spent most of its time there); returns the entries' ids in order."""
         self._session.add(message)
         await self._session.flush()
-        if not entries:  # a group with no other device: an empty executemany would INSERT DEFAULT VALUES
-            return
-        await self._session.execute(
-            insert(QueueRow),
+        return await self._insert_entries(
             [
                 {
                     "device_id": e.device_id,
@@ -136,27 +135,77 @@ class MessageRepository:
                     "body": e.body,
                 }
                 for e in entries
-            ],
+            ]
         )
+
+    async def _insert_entries(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        if not rows:  # e.g. a group with no other device: an empty executemany would INSERT DEFAULT VALUES
+            return []
+        result = await self._session.execute(
+            insert(QueueRow).returning(QueueRow.id, sort_by_parameter_order=True), rows
+        )
+        return [int(i) for i in result.scalars().all()]
 
     async def pending(
         self, device_id: str, *, after: int, limit: int, skip: Collection[int] = ()
-    ) -> Sequence[tuple[QueueRow, MessageRow, str]]:
+    ) -> list[PendingEntry]:
         """Queued entries for the device with ids above `after`, oldest first, minus `skip`, each with
-        its message and the sender's username."""
+        its message's columns and the sender's username (one Core query: no ORM objects on the push path)."""
         rows = await self._session.execute(
-            select(QueueRow, MessageRow, UserRow.username)
-            .join(MessageRow, MessageRow.id == QueueRow.message_id)
-            .join(UserRow, UserRow.id == MessageRow.sender_user_id)
-            .where(QueueRow.device_id == device_id, QueueRow.id > after)
-            .order_by(QueueRow.id)
-            .limit(limit + len(skip))
+            _PENDING.where(QueueRow.device_id == device_id, QueueRow.id > after).limit(limit + len(skip))
         )
-        found = [(queue, message, sender) for queue, message, sender in rows.all() if queue.id not in skip]
+        found = [PendingEntry._make(row) for row in rows if row[0] not in skip]
         return found[:limit]
 
     async def delete_entries(self, device_id: str, entry_ids: Sequence[int]) -> int:
+        return len(await self.delete_entries_of([(device_id, i) for i in entry_ids]))
+
+    async def delete_entries_of(self, pairs: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Deletes the (device id, entry id) pairs that exist, in one statement (acks of many sockets
+        coalesced); returns the pairs deleted. A pair naming another device's entry deletes nothing."""
+        if not pairs:
+            return set()
         result = await self._session.execute(
-            delete(QueueRow).where(QueueRow.device_id == device_id, QueueRow.id.in_(entry_ids))
+            delete(QueueRow)
+            .where(tuple_(QueueRow.device_id, QueueRow.id).in_(list(pairs)))
+            .returning(QueueRow.device_id, QueueRow.id)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return {(str(device_id), int(entry_id)) for device_id, entry_id in result}
+
+
+class PendingEntry(NamedTuple):
+    """A queue entry as the push path reads it: the entry, its message's columns, the sender's name."""
+
+    id: int
+    device_id: str
+    message_type: int
+    body: bytes
+    client_id: str
+    sender_device_id: str
+    conversation: str
+    kind: str
+    commitment: bytes
+    franking_tag: bytes
+    server_ts_ms: int
+    sender: str
+
+
+_PENDING = (
+    select(
+        QueueRow.id,
+        QueueRow.device_id,
+        QueueRow.message_type,
+        QueueRow.body,
+        MessageRow.client_id,
+        MessageRow.sender_device_id,
+        MessageRow.conversation,
+        MessageRow.kind,
+        MessageRow.commitment,
+        MessageRow.franking_tag,
+        MessageRow.server_ts_ms,
+        UserRow.username,
+    )
+    .join(MessageRow, MessageRow.id == QueueRow.message_id)
+    .join(UserRow, UserRow.id == MessageRow.sender_user_id)
+    .order_by(QueueRow.id)
+)

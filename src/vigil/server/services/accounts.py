@@ -121,18 +121,25 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
     device_id, _, secret = credential.partition(".")
     if not device_id or not secret or len(credential) > 200:
         raise AuthenticationError("invalid device credential")
+    digest = hashlib.sha256(secret.encode()).digest()
+    today = _today(ctx)
+    cached: tuple[AuthenticatedDevice, dt.date] | None = ctx.credentials.lookup(device_id, digest)
+    if cached is not None and cached[1] == today:  # the band was worked out for today
+        return cached[0]
+    generation = ctx.credentials.generation
     async with ctx.sessions() as session:
         # The standing comes with the device (enforcement.check_login's rule, without a second query).
         found = await DeviceRepository(session).with_user_and_standing(device_id)
-        digest = hashlib.sha256(secret.encode()).digest()
-        if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
-            raise AuthenticationError("invalid device credential")
-        device, user, standing = found
-        if standing is not None and Standing(standing) is Standing.SUSPENDED:
-            raise PolicyViolation("this account is suspended")
-        # The band as of today, even before the age-band job has moved the stored one on.
-        band, _ = advance(AgeBand(user.age_band), _date_or_none(user.band_changes_on), _today(ctx))
-        return AuthenticatedDevice(user.id, UserId(user.username), DeviceId(device.id), band)
+    if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
+        raise AuthenticationError("invalid device credential")
+    device, user, standing = found
+    if standing is not None and Standing(standing) is Standing.SUSPENDED:
+        raise PolicyViolation("this account is suspended")  # never cached: lifting needs no invalidation
+    # The band as of today, even before the age-band job has moved the stored one on.
+    band, _ = advance(AgeBand(user.age_band), _date_or_none(user.band_changes_on), today)
+    authenticated = AuthenticatedDevice(user.id, UserId(user.username), DeviceId(device.id), band)
+    ctx.credentials.store(generation, device.id, digest, user.id, (authenticated, today))
+    return authenticated
 
 
 def _today(ctx: ServerContext, now_ms: int | None = None) -> dt.date:

@@ -314,7 +314,11 @@ async def apply_action(
             target=f"case:{case_id}",
             details=details,
         )
-        return state
+        subject_user_id = case.subject_user_id
+    if action is CaseAction.SUSPEND:
+        # After the commit: a credential checked from here on reads the suspension.
+        await ctx.credentials_changed(user_ids=[subject_user_id])
+    return state
 
 
 async def add_note(ctx: ServerContext, actor: str, reviewer_id: int, case_id: int, text: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from typing import Any
 
 from vigil.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from vigil.protocol.encoding import b64decode
@@ -37,7 +38,7 @@ from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
-from vigil.server.services.messaging import StaleDevicesError, size_bucket
+from vigil.server.services.messaging import StaleDevicesError, committed_delivery, size_bucket
 
 __all__ = [
     "add_member",
@@ -239,21 +240,22 @@ async def send_group_message(
             ctx.franking_key, FrankingContext(commitment, by.username, conversation, now_ms, request.id)
         )
         body = b64decode(request.body, field="group ciphertext")
-        message = MessageRow(
-            client_id=request.id,
-            sender_user_id=by.user_id,
-            sender_device_id=by.device_id,
-            conversation=conversation,
-            kind=request.kind.value,
-            size_bucket=size_bucket(len(body)),
-            commitment=commitment,
-            franking_tag=tag,
-            server_ts_ms=now_ms,
-            device_count=len(owners),
-        )
+        bucket = size_bucket(len(body))
+        values: dict[str, Any] = {
+            "client_id": request.id,
+            "sender_user_id": by.user_id,
+            "sender_device_id": by.device_id,
+            "conversation": conversation,
+            "kind": request.kind.value,
+            "size_bucket": bucket,
+            "commitment": commitment,
+            "franking_tag": tag,
+            "server_ts_ms": now_ms,
+            "device_count": len(owners),
+        }
         # The same bytes for every device: one ciphertext, many queue entries.
         entries = [QueueRow(device_id=d, message_type=MEGOLM_MESSAGE_TYPE, body=body) for d in owners]
-        await writer.add(message, entries)
+        entry_ids = await writer.add(MessageRow(**values), entries)
         await metadata.record(
             session,
             metadata.message_event(
@@ -261,11 +263,16 @@ async def send_group_message(
                 by.username,
                 recipient=None,
                 group=group_id,
-                size_bucket=message.size_bucket,
+                size_bucket=bucket,
                 kind=request.kind,
             ),
         )
-    await ctx.delivery.notify(owners)
+    await ctx.delivery.hand_off(
+        {
+            entry.device_id: [committed_delivery(by.username, values, entry_id, MEGOLM_MESSAGE_TYPE, body)]
+            for entry, entry_id in zip(entries, entry_ids, strict=True)
+        }
+    )
     return SendAccepted(message_id=request.id, server_ts_ms=now_ms, devices=len(owners))
 
 

@@ -27,12 +27,22 @@ from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import DeviceRepository, DeviceRow, UserRepository, UserRow
 from vigil.server.db.blobs import BlobRepository, BlobRow
-from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
+from vigil.server.db.messaging import MessageRepository, PendingEntry
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
 
-__all__ = ["StaleDevicesError", "acknowledge", "fetch_pending", "send_message", "size_bucket", "to_delivery"]
+__all__ = [
+    "StaleDevicesError",
+    "acknowledge",
+    "committed_delivery",
+    "fetch_pending",
+    "fetch_pending_wire",
+    "send_message",
+    "size_bucket",
+    "to_delivery",
+    "wire_delivery",
+]
 
 
 class StaleDevicesError(ConflictError):
@@ -82,6 +92,7 @@ _SendBatcher = Batcher[tuple[AuthenticatedDevice, SendRequest], SendAccepted]
 class _Planned:
     """A message that passed every check, waiting for the batch's inserts."""
 
+    sender: str
     values: dict[str, Any]
     entries: list[dict[str, Any]]
     event: MetadataEvent | None
@@ -129,7 +140,7 @@ async def _send_batch(
                 state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
                 results.append(accepted)
             if planned:
-                await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
+                inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
                 for p in planned:
                     if p.event is not None:
                         await metadata.record(session, p.event)
@@ -144,8 +155,36 @@ async def _send_batch(
                 alone.append(error)
         return alone
     if planned:
-        await ctx.delivery.notify([e["device_id"] for p in planned for e in p.entries])
+        handed: dict[str, list[dict[str, Any]]] = {}
+        for p, (_, entry_ids) in zip(planned, inserted, strict=True):
+            for entry, entry_id in zip(p.entries, entry_ids, strict=True):
+                handed.setdefault(entry["device_id"], []).append(
+                    committed_delivery(p.sender, p.values, entry_id, entry["message_type"], entry["body"])
+                )
+        await ctx.delivery.hand_off(handed)
     return results
+
+
+def committed_delivery(
+    sender: str, message: dict[str, Any], entry_id: int, message_type: int, body: bytes
+) -> dict[str, Any]:
+    """The wire form of an entry just committed, built from what the send already holds."""
+    return wire_delivery(
+        PendingEntry(
+            entry_id,
+            "",
+            message_type,
+            body,
+            message["client_id"],
+            message["sender_device_id"],
+            message["conversation"],
+            message["kind"],
+            message["commitment"],
+            message["franking_tag"],
+            message["server_ts_ms"],
+            sender,
+        )
+    )
 
 
 async def _existing(
@@ -255,24 +294,43 @@ async def _prepare(
             size_bucket=bucket,
             kind=request.kind,
         )
-    return _Planned(values, entries, event)
+    return _Planned(by.username, values, entries, event)
 
 
-def to_delivery(entry: QueueRow, message: MessageRow, sender: str) -> Delivery:
+def wire_delivery(entry: PendingEntry) -> dict[str, Any]:
+    """The entry as `Delivery.model_dump(mode="json")` would give it, without building the model (the
+    push path sends thousands a second; the shape is pinned by a unit test against `Delivery`)."""
     if entry.message_type not in (0, 1, 2):  # 2: a Megolm group message (services/groups.py)
         raise ValidationError("corrupt queue entry")
-    message_type = cast(Literal[0, 1, 2], entry.message_type)
+    return {
+        "delivery_id": entry.id,
+        "message_id": entry.client_id,
+        "sender": entry.sender,
+        "sender_device": entry.sender_device_id,
+        "conversation": entry.conversation,
+        "kind": entry.kind,
+        "commitment": b64encode(entry.commitment),
+        "franking_tag": b64encode(entry.franking_tag),
+        "server_ts_ms": entry.server_ts_ms,
+        "type": entry.message_type,
+        "body": b64encode(entry.body),
+    }
+
+
+def to_delivery(entry: PendingEntry) -> Delivery:
+    if entry.message_type not in (0, 1, 2):
+        raise ValidationError("corrupt queue entry")
     return Delivery(
         delivery_id=entry.id,
-        message_id=message.client_id,
-        sender=sender,
-        sender_device=message.sender_device_id,
-        conversation=message.conversation,
-        kind=MessageKind(message.kind),
-        commitment=b64encode(message.commitment),
-        franking_tag=b64encode(message.franking_tag),
-        server_ts_ms=message.server_ts_ms,
-        type=message_type,
+        message_id=entry.client_id,
+        sender=entry.sender,
+        sender_device=entry.sender_device_id,
+        conversation=entry.conversation,
+        kind=MessageKind(entry.kind),
+        commitment=b64encode(entry.commitment),
+        franking_tag=b64encode(entry.franking_tag),
+        server_ts_ms=entry.server_ts_ms,
+        type=cast(Literal[0, 1, 2], entry.message_type),
         body=b64encode(entry.body),
     )
 
@@ -280,16 +338,43 @@ def to_delivery(entry: QueueRow, message: MessageRow, sender: str) -> Delivery:
 async def fetch_pending(
     ctx: ServerContext, by: AuthenticatedDevice, *, limit: int, after: int = 0, skip: Collection[int] = ()
 ) -> FetchResponse:
-    """Queued entries for the device, oldest first, up to `limit`, leaving out `skip` (entries already
-    pushed on this device's socket and not yet acknowledged)."""
+    """Queued entries for the device, oldest first, up to `limit`, leaving out `skip`."""
     async with ctx.sessions() as session:
         rows = await MessageRepository(session).pending(by.device_id, after=after, limit=limit + 1, skip=skip)
-        deliveries = [to_delivery(entry, message, sender) for entry, message, sender in rows[:limit]]
-        return FetchResponse(messages=deliveries, more=len(rows) > limit)
+    return FetchResponse(messages=[to_delivery(row) for row in rows[:limit]], more=len(rows) > limit)
+
+
+async def fetch_pending_wire(
+    ctx: ServerContext, device_id: str, *, limit: int, skip: Collection[int] = ()
+) -> tuple[list[dict[str, Any]], bool]:
+    """`fetch_pending` for the WebSocket: wire dicts (`wire_delivery`) and whether more are waiting.
+    `skip` are entries already pushed on this socket and not yet acknowledged."""
+    async with ctx.sessions() as session:
+        rows = await MessageRepository(session).pending(device_id, after=0, limit=limit + 1, skip=skip)
+    return [wire_delivery(row) for row in rows[:limit]], len(rows) > limit
 
 
 async def acknowledge(ctx: ServerContext, by: AuthenticatedDevice, request: AckRequest) -> int:
     """Deletes acknowledged entries of the caller's own queue; returns how many were deleted. Acking an
-    entry twice, or another device's entry, deletes nothing."""
+    entry twice, or another device's entry, deletes nothing. Concurrent acks (of every socket and
+    request) are coalesced into one DELETE per batch."""
+    batcher: _AckBatcher = ctx.batchers.get("ack", lambda items: _ack_batch(ctx, items))
+    return await batcher.submit((by.device_id, tuple(request.delivery_ids)))
+
+
+_AckBatcher = Batcher[tuple[str, tuple[int, ...]], int]
+
+
+async def _ack_batch(
+    ctx: ServerContext, items: Sequence[tuple[str, tuple[int, ...]]]
+) -> list[int | Exception]:
+    pairs = {(device_id, entry_id) for device_id, ids in items for entry_id in ids}
     async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
-        return await MessageRepository(session).delete_entries(by.device_id, request.delivery_ids)
+        deleted = await MessageRepository(session).delete_entries_of(pairs)
+    # Each caller counts its own deletions; a pair acked twice in one batch counts for the first caller.
+    results: list[int | Exception] = []
+    for device_id, ids in items:
+        mine = {(device_id, i) for i in ids} & deleted
+        deleted -= mine
+        results.append(len(mine))
+    return results
