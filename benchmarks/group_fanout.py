@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_server import ServerProcess, create_postgres_database, drop_postgres_database
 from megolm_raw import _run_once as megolm_raw_once
 from rawhttp import Connection
+from relay import process_cpu_seconds
 from server_limits import BENCHMARK_LIMITS
 
 from vigil.protocol.encoding import b64decode, b64encode
@@ -201,6 +202,8 @@ async def _one_size(
             rtts.append((time.perf_counter() - start) * 1000)
         await connection.close()
 
+    assert server.process is not None
+    cpu_before = process_cpu_seconds(server.process.pid)
     started = time.perf_counter()
     await asyncio.gather(*(sender_task() for _ in range(concurrency)))
     send_elapsed = time.perf_counter() - started
@@ -209,6 +212,7 @@ async def _one_size(
     except TimeoutError:
         pass
     all_elapsed = time.perf_counter() - started
+    server_cpu_s = process_cpu_seconds(server.process.pid) - cpu_before
     for task in listeners:
         task.cancel()
     await asyncio.gather(*listeners, return_exceptions=True)
@@ -225,6 +229,8 @@ async def _one_size(
         "decrypt_failures": failures,
         "send_rtt_ms": _stats(rtts),
         "delivery_ms": _stats(delivery_ms),
+        # Server process CPU per (message, device) delivery: the send's share plus push and ack.
+        "server_cpu_us_per_delivery": round(server_cpu_s / max(1, received) * 1e6, 1),
         "client_megolm_encrypt_us": round(statistics.median(encrypt_s) * 1e6, 1),
         "client_decrypt_and_verify_us": round(statistics.median(decrypt_s) * 1e6, 1) if decrypt_s else None,
     }

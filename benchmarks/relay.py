@@ -55,7 +55,7 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def _cpu_seconds(pid: int, *, children: bool = True) -> float:
+def process_cpu_seconds(pid: int, *, children: bool = True) -> float:
     """CPU seconds of the process and (by default) its running children (uvicorn's worker processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -63,7 +63,7 @@ def _cpu_seconds(pid: int, *, children: bool = True) -> float:
         return total
     for task in Path(f"/proc/{pid}/task").iterdir():
         children = (task / "children").read_text().split() if (task / "children").exists() else []
-        total += sum(_cpu_seconds(int(child)) for child in children)
+        total += sum(process_cpu_seconds(int(child)) for child in children)
     return total
 
 
@@ -175,7 +175,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "Content-Type": "application/json",
         }
         counter = iter(range(total))
-        cpu_server_0, cpu_self_0 = _cpu_seconds(server.process.pid), _cpu_seconds(os.getpid(), children=False)
+        cpu_server_0, cpu_self_0 = (
+            process_cpu_seconds(server.process.pid),
+            process_cpu_seconds(os.getpid(), children=False),
+        )
 
         async def sender() -> None:
             connection = await Connection.open("127.0.0.1", server.port)
@@ -200,9 +203,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         except TimeoutError:
             listener.cancel()
         wall = time.perf_counter() - started
-        cpu_server_s = _cpu_seconds(server.process.pid) - cpu_server_0
+        cpu_server_s = process_cpu_seconds(server.process.pid) - cpu_server_0
         cpu_server = cpu_server_s / wall * 100
-        cpu_client = (_cpu_seconds(os.getpid(), children=False) - cpu_self_0) / wall * 100
+        cpu_client = (process_cpu_seconds(os.getpid(), children=False) - cpu_self_0) / wall * 100
         measured = [m for m in sent_at if m in delivered_at]
         delivery = [(delivered_at[m] - sent_at[m]) * 1000 for m in measured][args.warmup :]
         sends_per_s = total / elapsed

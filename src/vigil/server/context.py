@@ -43,6 +43,9 @@ class ServerContext:
     retention: RetentionMetrics = field(default_factory=RetentionMetrics)  # what the sweeps did
     # Authenticated devices (`services.accounts.authenticate`); see `credentials_changed`.
     credentials: AuthCache[Any] = field(default_factory=lambda: AuthCache(0))
+    # The risk scorer's state between passes (`services.risk.RiskScoringState`; typed there, because this
+    # module sits below the services).
+    risk_state: object | None = None
 
     async def credentials_changed(
         self, *, user_ids: Iterable[int] = (), device_ids: Iterable[str] = ()

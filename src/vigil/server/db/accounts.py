@@ -111,6 +111,18 @@ class UserRepository:
             await self._session.scalars(select(UserRow).where(UserRow.band_changes_on <= today_iso))
         ).all()
 
+    async def facts(self) -> list[tuple[int, str, str, int]]:
+        """(id, username, age band, created at) of every account, as plain tuples (Core: no ORM objects)."""
+        rows = await self._session.execute(
+            select(UserRow.id, UserRow.username, UserRow.age_band, UserRow.created_at_ms)
+        )
+        return [(int(i), str(u), str(b), int(c)) for i, u, b, c in rows]
+
+    async def by_usernames(self, usernames: Collection[str]) -> Sequence[UserRow]:
+        return (
+            await self._session.scalars(select(UserRow).where(UserRow.username.in_(list(usernames))))
+        ).all()
+
     async def add(self, row: UserRow) -> UserRow:
         self._session.add(row)
         await self._session.flush()

@@ -165,13 +165,17 @@ class ContactRepository:
         )
         return {high if low == user_id else low for low, high in rows.all()}
 
-    async def connections_before(self, before_ms: int) -> Sequence[tuple[int, int, int]]:
-        """(low user id, high user id, created at) of every connection made before `before_ms`."""
-        rows = await self._session.execute(
-            select(ConnectionRow.low_user_id, ConnectionRow.high_user_id, ConnectionRow.created_at_ms).where(
-                ConnectionRow.created_at_ms < before_ms
-            )
-        )
+    async def connections_before(
+        self, before_ms: int, *, since_ms: int | None = None
+    ) -> Sequence[tuple[int, int, int]]:
+        """(low user id, high user id, created at) of every connection made before `before_ms` (and, given
+        `since_ms`, not before that)."""
+        query = select(
+            ConnectionRow.low_user_id, ConnectionRow.high_user_id, ConnectionRow.created_at_ms
+        ).where(ConnectionRow.created_at_ms < before_ms)
+        if since_ms is not None:
+            query = query.where(ConnectionRow.created_at_ms >= since_ms)
+        rows = await self._session.execute(query)
         return [(low, high, at) for low, high, at in rows.all()]
 
     def connect(self, a: int, b: int, now_ms: int) -> None:

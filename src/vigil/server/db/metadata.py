@@ -4,8 +4,9 @@ Metadata only: nothing here holds content."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, delete, or_, select
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, Row, String, Text, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,6 +54,21 @@ class MetadataRepository:
 
     def add(self, row: MetadataEventRow) -> None:
         self._session.add(row)
+
+    async def add_values(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Inserts events given as column values, in one executemany."""
+        if rows:
+            await self._session.execute(insert(MetadataEventRow), rows)
+
+    async def columns_between(self, since_ms: int, until_ms: int) -> Sequence[Row[Any]]:
+        """Events with `since_ms <= at < until_ms` in time order, as Core rows (the columns of
+        `MetadataEventRow`, `id` first): no ORM objects for the risk scorer's bulk read."""
+        rows = await self._session.execute(
+            select(*MetadataEventRow.__table__.columns)
+            .where(MetadataEventRow.at_ms >= since_ms, MetadataEventRow.at_ms < until_ms)
+            .order_by(MetadataEventRow.at_ms, MetadataEventRow.id)
+        )
+        return rows.all()
 
     async def between(self, since_ms: int, until_ms: int) -> Sequence[MetadataEventRow]:
         """Events with `since_ms <= at < until_ms`, in time order."""

@@ -141,9 +141,7 @@ async def _send_batch(
                 results.append(accepted)
             if planned:
                 inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
-                for p in planned:
-                    if p.event is not None:
-                        await metadata.record(session, p.event)
+                await metadata.record_many(session, [p.event for p in planned if p.event is not None])
     except Exception:
         if len(items) == 1:
             raise

@@ -3,7 +3,13 @@ the shipped risk model -> protective actions, with the reasons in words for ever
 
 `run_risk_scoring` is one pass (tests and the simulator's server mode call it directly); `risk_loop`
 runs it every `VIGIL_RISK_SCORING_INTERVAL_SECONDS` in the app lifespan (retention runs on its own, in
-`vigil.server.services.retention`). Actions only ever go up the ladder:
+`vigil.server.services.retention`).
+
+Scoring is incremental: the feature state (`RiskScoringState`) stays in the server context between
+passes, and a pass reads only the events logged since the previous one (the first pass of a process, or
+one asked for an earlier time than the last, reads the whole window). It still scores every account
+active in the window, as a full pass does, so the decisions are the same. Actions only ever go up the
+ladder:
   safety notice      signed notices to the minors the account reached
   restrict contact   account standing `restricted` (enforced on the send path: no contact with minors)
   open case          a case in the review console; the reasons, score and metadata timeline go into the
@@ -36,14 +42,14 @@ from vigil.server.db.accounts import (
     UserRow,
 )
 from vigil.server.db.contacts import ContactRepository
-from vigil.server.db.metadata import RiskStateRepository, RiskStateRow
+from vigil.server.db.metadata import MetadataRepository, RiskStateRepository, RiskStateRow
 from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata, notices
 from vigil.server.services.audit import append_audit
 from vigil.server.services.case_evidence import EvidenceKind, store_case_evidence
 from vigil.server.services.cases import open_or_join_case
 
-__all__ = ["AppliedDecision", "RiskRun", "risk_loop", "run_risk_scoring"]
+__all__ = ["AppliedDecision", "RiskRun", "RiskScoringState", "risk_loop", "run_risk_scoring"]
 
 log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
@@ -51,6 +57,23 @@ WINDOW_DAYS = 28
 CASE_PRIORITY = 80
 TIMELINE_EVENTS = 50
 _MODEL: RiskModel | None = None
+# Events are read again this far behind the newest one read (and skipped by id when already seen): on
+# PostgreSQL an event's row becomes visible at its transaction's commit, which can come after a later
+# event's. A transaction that logs an event and commits more than this later is not scored.
+REREAD_MS = 60_000
+
+
+@dataclass(slots=True)
+class RiskScoringState:
+    """What one pass leaves for the next: the feature state, how far the log was read, and when each
+    account was last active (the accounts a pass scores)."""
+
+    extractor: FeatureExtractor
+    last_now_ms: int
+    read_until_ms: int
+    ties_until_ms: int  # connections made before this are registered as ties
+    recent_ids: set[int]
+    last_active_ms: dict[UserId, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,29 +209,54 @@ async def run_risk_scoring(
     ctx: ServerContext, *, now_ms: int | None = None, model: RiskModel | None = None
 ) -> RiskRun:
     """Scores every adult active in the last WINDOW_DAYS of the metadata log and applies the decisions
-    that move an account up the ladder, in one transaction. Raises StorageError/ValidationError when the
+    that move an account up the ladder, in one transaction. Reads only the events logged since the
+    previous pass of this process (see the module doc). Raises StorageError/ValidationError when the
     shipped model is broken."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     model = model or _model()
+    window_start = now - WINDOW_DAYS * DAY_MS
+    state = ctx.risk_state if isinstance(ctx.risk_state, RiskScoringState) else None
+    if state is not None and now < state.last_now_ms:
+        state = None  # asked about an earlier time: start again from the window
     async with ctx.sessions() as session, session.begin():
-        users = {u.username: u for u in await UserRepository(session).all()}
-        events = await metadata.load_events(session, now - WINDOW_DAYS * DAY_MS, now + 1)
-        extractor = FeatureExtractor(window_days=WINDOW_DAYS)
-        for u in users.values():
-            extractor.register_account(AccountFacts(UserId(u.username), AgeBand(u.age_band), u.created_at_ms))
+        users = UserRepository(session)
+        ties_since: int | None = None if state is None else state.ties_until_ms
+        if state is None:
+            state = RiskScoringState(
+                FeatureExtractor(window_days=WINDOW_DAYS), now, window_start, window_start, set(), {}
+            )
+        facts = await users.facts()
+        for _, username, band, created_at_ms in facts:
+            state.extractor.register_account(AccountFacts(UserId(username), AgeBand(band), created_at_ms))
         # Connections older than the window are history, not new contacts (the warm-up artefact: a
         # parent's first message to their child in the window counted as a new conversation with a minor).
-        name_of = {u.id: u.username for u in users.values()}
+        # A later pass adds those the window has left behind since (their events were observed already).
+        name_of = {user_id: username for user_id, username, _, _ in facts}
         for low, high, since in await ContactRepository(session).connections_before(
-            now - WINDOW_DAYS * DAY_MS
+            window_start, since_ms=ties_since
         ):
             if low in name_of and high in name_of:
-                extractor.register_tie(UserId(name_of[low]), UserId(name_of[high]), since)
-        extractor.observe_all(events)
-        active = extractor.drain_dirty()
-        decisions = assess_and_decide(extractor, model, model.thresholds, active, now)
-        applied = [a for d in decisions if (a := await _apply(ctx, session, d, users, now)) is not None]
-    return RiskRun(now, len(events), len(active), decisions, applied, extractor)
+                state.extractor.register_tie(UserId(name_of[low]), UserId(name_of[high]), since)
+        state.ties_until_ms = max(state.ties_until_ms, window_start)
+        rows = await MetadataRepository(session).columns_between(
+            max(window_start, state.read_until_ms - REREAD_MS), now + 1
+        )
+        fresh = [row for row in rows if row.id not in state.recent_ids]
+        state.extractor.observe_all(metadata.event_of_row(row) for row in fresh)
+        if rows:
+            state.read_until_ms = max(state.read_until_ms, rows[-1].at_ms)
+        state.recent_ids = {row.id for row in rows if row.at_ms >= state.read_until_ms - REREAD_MS}
+        for user in state.extractor.drain_dirty():
+            state.last_active_ms[user] = now
+        state.last_active_ms = {u: t for u, t in state.last_active_ms.items() if t >= window_start}
+        active = set(state.last_active_ms)
+        decisions = assess_and_decide(state.extractor, model, model.thresholds, active, now)
+        involved = {d.user for d in decisions} | {m for d in decisions for m in d.notify}
+        by_name = {u.username: u for u in await users.by_usernames(involved)} if involved else {}
+        applied = [a for d in decisions if (a := await _apply(ctx, session, d, by_name, now)) is not None]
+    state.last_now_ms = now
+    ctx.risk_state = state
+    return RiskRun(now, len(fresh), len(active), decisions, applied, state.extractor)
 
 
 async def risk_loop(ctx: ServerContext) -> None:

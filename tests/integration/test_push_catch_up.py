@@ -1,0 +1,82 @@
+"""A committed send hands its entries straight to the recipient's socket; when a hand-off cannot be
+pushed (the socket has MAX_IN_FLIGHT entries unacknowledged), it is dropped and the socket reads the
+queue once acks make room: nothing is missed, nothing is pushed twice, and the sender's order holds."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import uuid
+from pathlib import Path
+
+import httpx
+import websockets
+from helpers import register
+from live_server import ServerProcess
+
+from vigil.server.api.stream import MAX_IN_FLIGHT
+
+EXTRA = 20
+
+
+async def test_hand_offs_dropped_while_the_socket_is_full_are_read_from_the_queue(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    alice = await register(server.url, tmp_path, "alice")
+    bob = await register(server.url, tmp_path, "bob")
+    auth = {"Authorization": f"Bearer {bob.store.get_secret('credential')}"}
+    opaque = base64.b64encode(secrets.token_bytes(64)).decode()
+    sent: list[str] = []
+    async with websockets.connect(
+        server.url.replace("http", "ws") + "/v1/stream", additional_headers=auth, max_size=2**24
+    ) as socket:
+        await asyncio.sleep(0.3)  # subscribed: every send below is a hand-off
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"Authorization": f"Bearer {alice.store.get_secret('credential')}"}
+        ) as http:
+            for _ in range(MAX_IN_FLIGHT + EXTRA):  # one after another: one sender device's order
+                message_id = str(uuid.uuid4())
+                response = await http.post(
+                    "/v1/messages",
+                    json={
+                        "id": message_id,
+                        "to": bob.username,
+                        "kind": "text",
+                        "commitment": base64.b64encode(secrets.token_bytes(32)).decode(),
+                        "ciphertexts": [{"device_id": bob.device_id, "type": 1, "body": opaque}],
+                    },
+                )
+                assert response.status_code == 202, response.text
+                sent.append(message_id)
+
+        received: list[tuple[int, str]] = []
+
+        async def receive_until(count: int) -> None:
+            while len(received) < count:
+                frame = json.loads(await asyncio.wait_for(socket.recv(), 30))
+                received.extend((m["delivery_id"], m["message_id"]) for m in frame["messages"])
+
+        await receive_until(MAX_IN_FLIGHT)
+        assert len(received) == MAX_IN_FLIGHT
+        # Full: the last hand-offs were dropped, nothing more comes until acks make room.
+        try:
+            frame = await asyncio.wait_for(socket.recv(), 1.0)
+            raise AssertionError(f"pushed past the in-flight limit: {frame[:200]!r}")
+        except TimeoutError:
+            pass
+        await socket.send(json.dumps({"type": "ack", "delivery_ids": [d for d, _ in received]}))
+        await receive_until(MAX_IN_FLIGHT + EXTRA)
+        await socket.send(
+            json.dumps({"type": "ack", "delivery_ids": [d for d, _ in received[MAX_IN_FLIGHT:]]})
+        )
+        try:  # and nothing twice
+            frame = await asyncio.wait_for(socket.recv(), 1.0)
+            raise AssertionError(f"pushed again: {frame[:200]!r}")
+        except TimeoutError:
+            pass
+    assert [m for _, m in received] == sent
+    assert await bob.fetch() == []  # every entry was acked and deleted
+    await alice.close()
+    await bob.close()
