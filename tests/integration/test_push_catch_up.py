@@ -30,7 +30,10 @@ async def test_hand_offs_dropped_while_the_socket_is_full_are_read_from_the_queu
     opaque = base64.b64encode(secrets.token_bytes(64)).decode()
     sent: list[str] = []
     async with websockets.connect(
-        server.url.replace("http", "ws") + "/v1/stream", additional_headers=auth, max_size=2**24
+        server.url.replace("http", "ws") + "/v1/stream",
+        additional_headers=auth,
+        max_size=2**24,
+        ping_interval=None,  # frames wait unread while the sends run: no keepalive to time out
     ) as socket:
         await asyncio.sleep(0.3)  # subscribed: every send below is a hand-off
         async with httpx.AsyncClient(

@@ -95,6 +95,11 @@ class DeliveryHub:
         # does not wake them a second time when its message comes back from Redis.
         self._origin = uuid.uuid4().hex
         self._publish_paused_until = 0.0
+        # Devices whose hand-off or wake-up Redis did not take: the next publish (or a retry once the
+        # pause is over) carries a wake-up for them, so other workers' sockets read the queue.
+        self._unannounced: set[str] = set()
+        self._retry: asyncio.TimerHandle | None = None
+        self._pending_tasks: set[asyncio.Task[bool]] = set()
 
     async def start(self) -> None:
         if self._redis_url is None:
@@ -111,6 +116,10 @@ class DeliveryHub:
             await asyncio.wait_for(self._subscribed.wait(), _FIRST_SUBSCRIBE_WAIT_S)
 
     async def stop(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+        for pending in list(self._pending_tasks):
+            pending.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -147,11 +156,11 @@ class DeliveryHub:
                 await pubsub.subscribe(self._channel)
                 if backoff > _BACKOFF_FIRST_S:
                     log.info("delivery wake-ups: Redis is back")
-                    # Whatever other workers stored, and any credential change they announced, while we
-                    # were not listening.
-                    self._wake_all_local()
-                    if self.credentials is not None:
-                        self.credentials.clear()
+                # Whatever other workers stored, and any credential change they announced, while we were
+                # not listening (also on the first subscription: sockets may have connected before it).
+                self._wake_all_local()
+                if self.credentials is not None:
+                    self.credentials.clear()
                 backoff = _BACKOFF_FIRST_S
                 self._subscribed.set()
                 while True:
@@ -221,24 +230,42 @@ class DeliveryHub:
     def _publish_paused(self) -> bool:
         return asyncio.get_running_loop().time() < self._publish_paused_until
 
-    async def _publish(self, message: dict[str, Any]) -> bool:
-        """Publishes on the channel; False (and publishing paused a moment) when Redis did not take it."""
-        if self._publisher is None or self._publish_paused():
+    async def _publish(self, message: dict[str, Any], devices: Iterable[str] = ()) -> bool:
+        """Publishes on the channel; False (and publishing paused a moment) when Redis did not take it,
+        in which case `devices` are woken by a later publish (`_unannounced`)."""
+        if self._publisher is None:
             return False
+        if self._publish_paused():
+            self._unannounced.update(devices)
+            return False
+        unannounced, self._unannounced = self._unannounced, set()
+        if unannounced:
+            message = {**message, "devices": sorted(unannounced | set(message.get("devices", ())))}
         try:
             await self._publisher.publish(self._channel, json.dumps({"origin": self._origin, **message}))
         except Exception as error:
-            self._publish_paused_until = asyncio.get_running_loop().time() + _PUBLISH_PAUSE_S
+            loop = asyncio.get_running_loop()
+            self._publish_paused_until = loop.time() + _PUBLISH_PAUSE_S
+            self._unannounced |= unannounced | set(devices)
+            if self._retry is None or self._retry.cancelled():
+                self._retry = loop.call_later(_PUBLISH_PAUSE_S * 1.1, self._schedule_retry)
             log.warning("delivery wake-up not published (%s)", type(error).__name__)
             return False
         return True
+
+    def _schedule_retry(self) -> None:
+        self._retry = None
+        if self._unannounced:
+            task = asyncio.get_running_loop().create_task(self._publish({"devices": []}))
+            self._pending_tasks.add(task)
+            task.add_done_callback(self._pending_tasks.discard)
 
     async def notify(self, device_ids: Iterable[str]) -> None:
         """Wakes the devices' sockets here at once (they read the queue) and, through Redis, on other
         workers. Never raises: a lost wake-up only delays a push until the device's next fetch."""
         ids = list(device_ids)
         self._wake_local(ids)
-        await self._publish({"devices": ids})
+        await self._publish({"devices": ids}, ids)
 
     async def hand_off(self, deliveries: Mapping[str, list[dict[str, Any]]]) -> None:
         """Gives committed entries (wire dicts, by device) to the devices' sockets, here and on other
@@ -253,9 +280,9 @@ class DeliveryHub:
             return
         size = sum(len(d["body"]) for handed in deliveries.values() for d in handed)
         if size <= MAX_HANDOFF_BODY_BYTES and self._subscribed.is_set():
-            if await self._publish({"handed": deliveries}):
+            if await self._publish({"handed": deliveries}, deliveries):
                 return
-        elif await self._publish({"devices": list(deliveries)}):
+        elif await self._publish({"devices": list(deliveries)}, deliveries):
             self._wake_local(deliveries)  # our own wake-ups do not come back from Redis
             return
         self._wake_local(deliveries)  # Redis did not take it: this worker's sockets read the queue

@@ -37,6 +37,9 @@ MAX_IN_FLIGHT = 500
 # Acknowledged entries remembered per socket, so that a hand-off arriving after its entry was already
 # fetched, pushed and acked is not pushed twice.
 RECENTLY_ACKED = 4096
+# An idle socket reads its queue this often anyway: a backstop for a hand-off lost in a way no worker
+# noticed (every known loss already turns into a wake-up).
+IDLE_FETCH_S = 30.0
 
 
 class _Pushed:
@@ -138,7 +141,9 @@ async def stream(websocket: WebSocket) -> None:
             if mailbox.wake.is_set() and len(pushed.in_flight) < MAX_IN_FLIGHT:
                 continue
             waiter = asyncio.create_task(mailbox.wake.wait())
-            await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({waiter, reader}, timeout=IDLE_FETCH_S, return_when=asyncio.FIRST_COMPLETED)
+            if not waiter.done():
+                mailbox.needs_fetch = True
             waiter.cancel()
     except (WebSocketDisconnect, RuntimeError):
         pass
