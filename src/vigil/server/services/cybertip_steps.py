@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "Filer",
     "FilingOptions",
     "FilingState",
+    "content_free_description",
     "release_lease",
     "report_context",
     "take_lease",
@@ -81,6 +83,17 @@ MEANING = {  # NCMEC's response codes in words, for reviewers (spec §3)
     5102: "report already finished",
 }
 _ALREADY_RETRACTED, _ALREADY_FINISHED, _NO_SUCH_REPORT = 5101, 5102, 5001
+# What NCMEC's validator quotes: values from the document ('…', "…") and echoed markup.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|<[^>]*>[^<]*(</[^>]*>)?")
+DESCRIPTION_CHARS = 200
+
+
+def content_free_description(description: str) -> str:
+    """NCMEC's description with everything it quotes removed: the schema validator echoes values of the
+    document (`Value '<screen name>' is not facet-valid`), which must not reach the filing record, the
+    console or a log. The rule's name and the `[line,column]` position stay for developers."""
+    flat = " ".join(_QUOTED.sub("'…'", description).split())
+    return flat if len(flat) <= DESCRIPTION_CHARS else flat[: DESCRIPTION_CHARS - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -195,7 +208,7 @@ class Filer:
             self.calls.clear()
             if error is not None:
                 row.ncmec_code = error.ncmec_code
-                row.ncmec_description = (error.description or error.detail)[:500]
+                row.ncmec_description = content_free_description(error.description or error.detail)
                 row.ncmec_request_id = error.request_id
             for name, value in fields.items():
                 setattr(row, name, value)
