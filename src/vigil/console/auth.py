@@ -14,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from vigil.errors import AuthenticationError, ConflictError, PermissionDenied, ValidationError
+from vigil.safety.routing import QueueName
 from vigil.server.context import ServerContext
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRepository, ReviewerRow
 from vigil.server.services.audit import append_audit
@@ -29,6 +30,7 @@ __all__ = [
     "mark_revealed",
     "session_for",
     "set_disabled",
+    "set_queues",
     "sign_in",
     "sign_out",
 ]
@@ -64,10 +66,18 @@ class Reviewer:
     id: int
     username: str
     role: Role
+    queues: tuple[QueueName, ...] = ()  # the queues they may work; empty means every queue
 
     @property
     def actor(self) -> str:
         return f"reviewer:{self.username}"
+
+    def may_work(self, queue: QueueName) -> bool:
+        return not self.queues or queue in self.queues
+
+    @property
+    def workable_queues(self) -> list[QueueName]:
+        return [q for q in QueueName if self.may_work(q)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +97,8 @@ def _token_hash(token: str) -> bytes:
 
 
 def _reviewer(row: ReviewerRow) -> Reviewer:
-    return Reviewer(row.id, row.username, Role(row.role))
+    queues = tuple(QueueName(q) for q in row.queues.split(",") if q in set(QueueName))
+    return Reviewer(row.id, row.username, Role(row.role), queues)
 
 
 async def create_reviewer(
@@ -149,6 +160,27 @@ async def set_disabled(ctx: ServerContext, actor: Reviewer, reviewer_id: int, di
             actor=actor.actor,
             action="reviewer.disabled" if disabled else "reviewer.enabled",
             target=f"reviewer:{row.username}",
+        )
+
+
+async def set_queues(ctx: ServerContext, actor: Reviewer, reviewer_id: int, queues: list[str]) -> None:
+    """Limits a reviewer to `queues` (none: every queue). Raises ValidationError for an unknown queue or
+    reviewer."""
+    unknown = [q for q in queues if q not in set(QueueName)]
+    if unknown:
+        raise ValidationError(f"no queue named {unknown[0][:40]!r}")
+    async with ctx.sessions() as session, session.begin():
+        row = await ReviewerRepository(session).get(reviewer_id)
+        if row is None:
+            raise ValidationError("no such reviewer")
+        row.queues = ",".join(q.value for q in QueueName if q.value in queues)
+        await append_audit(
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor.actor,
+            action="reviewer.queues",
+            target=f"reviewer:{row.username}",
+            details={"queues": row.queues or "all"},
         )
 
 

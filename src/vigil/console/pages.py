@@ -21,6 +21,16 @@ def _when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _duration(ms: int) -> str:
+    minutes = max(0, ms) // 60_000
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"
+
+
 def age(ms: int, now_ms: int) -> str:
     days = max(0, (now_ms - ms) // 86_400_000)
     return f"{days} day{'s' if days != 1 else ''}"
@@ -34,6 +44,7 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["duration"] = _duration
     return env
 
 

@@ -7,12 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from vigil.console.auth import Role, list_reviewers
+from vigil.console.auth import Role, SignedIn, list_reviewers
 from vigil.console.cybertip import STATE_BADGES, can_file
 from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
 from vigil.console.pages import age, redirect, render
 from vigil.console.routes.image_matches import match_key
+from vigil.errors import ConflictError, PermissionDenied
 from vigil.protocol.ids import CaseId
+from vigil.safety.routing import QueueName
+from vigil.server.context import ServerContext
 from vigil.server.services import cases, cybertip_filing, reporters, vouchers
 from vigil.server.services.cases import CaseAction
 
@@ -21,8 +24,25 @@ __all__ = ["router"]
 router = APIRouter()
 
 
+async def _may_work_case(ctx: ServerContext, me: SignedIn, case_id: int) -> cases.CaseSummary:
+    """The case, if the reviewer is on its queue. Raises NotFoundError, PermissionDenied."""
+    case = await cases.case_summary(ctx, case_id)
+    if not me.reviewer.may_work(QueueName(case.queue)):
+        raise PermissionDenied(f"you are not on the {case.queue_label} queue")
+    return case
+
+
+async def _holding(ctx: ServerContext, me: SignedIn, case_id: int) -> None:
+    """Raises ConflictError when another reviewer holds a live claim on the case (a lead may act)."""
+    case = await _may_work_case(ctx, me, case_id)
+    holder = case.claimed_by(ctx.clock_ms())
+    if holder not in (None, me.reviewer.id) and not me.reviewer.role.at_least(Role.LEAD):
+        raise ConflictError("another reviewer has claimed this case")
+
+
 @router.get("/cases/{case_id}")
 async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Response:
+    await _may_work_case(ctx, me, case_id)
     detail = await cases.case_detail(ctx, me.reviewer.actor, case_id, me.revealed)
     reviewers = await list_reviewers(ctx)
     names = {r.id: r.username for r, _d, _l in reviewers}
@@ -51,6 +71,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
 @router.post("/cases/{case_id}/action")
 async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
     action = CaseAction(field(form, "action"))
+    await _holding(ctx, me, case_id)
     await cases.apply_action(ctx, me.reviewer.actor, me.reviewer.id, case_id, action, field(form, "note"))
     return redirect(request, f"/cases/{case_id}")
 
@@ -70,6 +91,21 @@ async def case_assign(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
         require_role(me, Role.LEAD)  # leads assign to others and unassign
         assignee = int(target) if target.isdigit() else None
     await cases.assign(ctx, me.reviewer.actor, case_id, assignee)
+    return redirect(request, f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/release")
+async def case_release(request: Request, ctx: Ctx, me: Me, _form: CsrfForm, case_id: CaseId) -> Response:
+    await _may_work_case(ctx, me, case_id)
+    lead = me.reviewer.role.at_least(Role.LEAD)
+    await cases.release(ctx, me.reviewer.actor, me.reviewer.id, case_id, lead=lead)
+    return redirect(request, f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/hold")
+async def case_hold(request: Request, ctx: Ctx, me: Me, _form: CsrfForm, case_id: CaseId) -> Response:
+    await _holding(ctx, me, case_id)
+    await cases.hold(ctx, me.reviewer.actor, case_id)
     return redirect(request, f"/cases/{case_id}")
 
 

@@ -8,8 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +34,7 @@ from vigil.server.db.contacts import BlockRow
 from vigil.server.db.messaging import MessageRow
 
 __all__ = [
+    "CLAIMABLE_STATES",
     "OPEN_STATES",
     "AccountFacts",
     "CaseNoteRow",
@@ -45,6 +61,11 @@ class CaseRow(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("reviewers.id"), nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+    queue: Mapped[str] = mapped_column(String(24), index=True, default="general", server_default="general")
+    # A claim is an assignment that lapses: past this time another reviewer's "claim next" may take it.
+    claim_expires_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    first_action_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decided_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ReportRow(Base):
@@ -94,7 +115,11 @@ class CaseNoteRow(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
-OPEN_STATES = ("open", "in_review", "escalated")
+_Query = TypeVar("_Query", bound=Select)  # type: ignore[type-arg]
+
+OPEN_STATES = ("open", "in_review", "escalated", "on_hold")
+# States "claim next" takes cases from (held and escalated cases wait for a person).
+CLAIMABLE_STATES = ("open", "in_review")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +129,9 @@ class QueueFilter:
     priority_at_least: int | None = None
     verified: bool | None = None
     assignee_id: int | None = None
+    queues: tuple[str, ...] | None = None  # None: every queue
+    sort: str = "urgency"  # urgency | oldest | newest
+    offset: int = 0
     limit: int = 200
 
 
@@ -121,6 +149,21 @@ class AccountFacts:
     reports_received: int
     blocks_received: int
     actions: list[tuple[int, str]]
+
+
+def _filtered(query: _Query, where: QueueFilter) -> _Query:
+    query = query.where(CaseRow.state.in_(where.states))
+    if where.reason is not None:
+        query = query.where(CaseRow.top_reason == where.reason)
+    if where.priority_at_least is not None:
+        query = query.where(CaseRow.priority >= where.priority_at_least)
+    if where.verified is not None:
+        query = query.where(CaseRow.verified == where.verified)
+    if where.assignee_id is not None:
+        query = query.where(CaseRow.assignee_id == where.assignee_id)
+    if where.queues is not None:
+        query = query.where(CaseRow.queue.in_(where.queues))
+    return query
 
 
 class CaseRepository:
@@ -144,29 +187,64 @@ class CaseRepository:
         return row
 
     async def queue(self, where: QueueFilter) -> Sequence[tuple[CaseRow, str, int]]:
-        """Cases with the subject's username and the number of reports, most urgent first."""
+        """One page of cases with the subject's username and the number of reports, in `where.sort`
+        order (most urgent first by default)."""
         reports = (
             select(ReportRow.case_id, func.count(ReportRow.id).label("n"))
             .group_by(ReportRow.case_id)
             .subquery()
         )
-        query = (
+        query = _filtered(
             select(CaseRow, UserRow.username, func.coalesce(reports.c.n, 0))
             .join(UserRow, UserRow.id == CaseRow.subject_user_id)
-            .outerjoin(reports, reports.c.case_id == CaseRow.id)
-            .where(CaseRow.state.in_(where.states))
+            .outerjoin(reports, reports.c.case_id == CaseRow.id),
+            where,
         )
-        if where.reason is not None:
-            query = query.where(CaseRow.top_reason == where.reason)
-        if where.priority_at_least is not None:
-            query = query.where(CaseRow.priority >= where.priority_at_least)
-        if where.verified is not None:
-            query = query.where(CaseRow.verified == where.verified)
-        if where.assignee_id is not None:
-            query = query.where(CaseRow.assignee_id == where.assignee_id)
-        query = query.order_by(CaseRow.priority.desc(), CaseRow.created_at_ms).limit(where.limit)
-        rows = await self._session.execute(query)
+        match where.sort:
+            case "oldest":
+                query = query.order_by(CaseRow.created_at_ms, CaseRow.id)
+            case "newest":
+                query = query.order_by(CaseRow.created_at_ms.desc(), CaseRow.id.desc())
+            case _:
+                query = query.order_by(CaseRow.priority.desc(), CaseRow.created_at_ms, CaseRow.id)
+        rows = await self._session.execute(query.offset(where.offset).limit(where.limit))
         return [(row[0], row[1], int(row[2])) for row in rows.all()]
+
+    async def count(self, where: QueueFilter) -> int:
+        return int(await self._session.scalar(_filtered(select(func.count(CaseRow.id)), where)) or 0)
+
+    async def claim_next(self, queue: str, reviewer_id: int, now_ms: int, until_ms: int) -> CaseRow | None:
+        """Atomically claims the most urgent unclaimed case in `queue`. The conditional UPDATE re-checks
+        "unclaimed" under the row lock (PostgreSQL) or the database write lock (SQLite), so two reviewers
+        claiming at once never get the same case: the loser's UPDATE matches no row and it tries the next."""
+        unclaimed = or_(
+            CaseRow.assignee_id.is_(None),
+            and_(CaseRow.claim_expires_at_ms.is_not(None), CaseRow.claim_expires_at_ms <= now_ms),
+        )
+        candidates = (
+            await self._session.scalars(
+                select(CaseRow.id)
+                .where(CaseRow.queue == queue, CaseRow.state.in_(CLAIMABLE_STATES), unclaimed)
+                .order_by(CaseRow.priority.desc(), CaseRow.created_at_ms, CaseRow.id)
+                .limit(25)
+            )
+        ).all()
+        for case_id in candidates:
+            result = await self._session.execute(
+                update(CaseRow)
+                .where(CaseRow.id == case_id, CaseRow.state.in_(CLAIMABLE_STATES), unclaimed)
+                .values(
+                    assignee_id=reviewer_id,
+                    claim_expires_at_ms=until_ms,
+                    state="in_review",
+                    updated_at_ms=now_ms,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) == 1:
+                case = await self._session.get(CaseRow, case_id, populate_existing=True)
+                return case
+        return None
 
     async def reports_of(self, case_id: int) -> Sequence[tuple[ReportRow, str]]:
         rows = await self._session.execute(

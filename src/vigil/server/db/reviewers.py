@@ -23,6 +23,8 @@ class ReviewerRow(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Comma-separated queue names the reviewer may work; empty means every queue.
+    queues: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.errors import ConflictError, NotFoundError, StorageError, ValidationError
+from vigil.errors import ConflictError, NotFoundError, PermissionDenied, StorageError, ValidationError
 from vigil.protocol.reports import ReportReason
 from vigil.safety.policy import Standing
 from vigil.safety.reports import priority_label
+from vigil.safety.routing import QueueName, more_urgent_queue
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import AccountActionRow, StandingRepository, UserRepository, UserRow
 from vigil.server.db.audit import AuditRow
@@ -46,13 +47,19 @@ __all__ = [
     "apply_action",
     "assign",
     "case_detail",
+    "case_summary",
+    "claim_next",
     "file_report",
+    "hold",
     "open_or_join_case",
     "queue",
+    "queue_count",
+    "release",
     "reopen",
 ]
 
 _DAY_MS = 24 * 3600 * 1000
+CLAIM_MINUTES = 30  # how long "claim next" locks a case to its reviewer
 
 WARNING_TEXT = (
     "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
@@ -68,6 +75,7 @@ class CaseState(enum.StrEnum):
     OPEN = "open"
     IN_REVIEW = "in_review"
     ESCALATED = "escalated"
+    ON_HOLD = "on_hold"
     ACTIONED = "actioned"
     DISMISSED = "dismissed"
 
@@ -94,6 +102,24 @@ class CaseSummary:
     reports: int
     assignee_id: int | None
     updated_at_ms: int
+    queue: str
+    queue_label: str
+    created_at_ms: int
+    claim_expires_at_ms: int | None
+    sla_ms: int
+    decided_at_ms: int | None
+
+    def age_ms(self, now_ms: int) -> int:
+        return max(0, (self.decided_at_ms or now_ms) - self.created_at_ms)
+
+    def sla_breached(self, now_ms: int) -> bool:
+        return self.age_ms(now_ms) > self.sla_ms
+
+    def claimed_by(self, now_ms: int) -> int | None:
+        """Who holds the case: a live claim or a standing assignment."""
+        if self.claim_expires_at_ms is not None and self.claim_expires_at_ms <= now_ms:
+            return None
+        return self.assignee_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +173,12 @@ def _summary(case: CaseRow, subject: str, reports: int) -> CaseSummary:
         reports=reports,
         assignee_id=case.assignee_id,
         updated_at_ms=case.updated_at_ms,
+        queue=case.queue,
+        queue_label=QueueName(case.queue).label,
+        created_at_ms=case.created_at_ms,
+        claim_expires_at_ms=case.claim_expires_at_ms,
+        sla_ms=QueueName(case.queue).sla_ms,
+        decided_at_ms=case.decided_at_ms,
     )
 
 
@@ -154,6 +186,77 @@ async def queue(ctx: ServerContext, where: QueueFilter) -> list[CaseSummary]:
     async with ctx.sessions() as session:
         rows = await CaseRepository(session).queue(where)
         return [_summary(case, subject, n) for case, subject, n in rows]
+
+
+async def case_summary(ctx: ServerContext, case_id: int) -> CaseSummary:
+    """Raises NotFoundError."""
+    async with ctx.sessions() as session:
+        case = await CaseRepository(session).get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        subject = await UserRepository(session).by_id(case.subject_user_id)
+        reports = len(await CaseRepository(session).reports_of(case_id))
+        return _summary(case, subject.username if subject else "?", reports)
+
+
+async def queue_count(ctx: ServerContext, where: QueueFilter) -> int:
+    async with ctx.sessions() as session:
+        return await CaseRepository(session).count(where)
+
+
+async def claim_next(ctx: ServerContext, actor: str, reviewer_id: int, queue_name: QueueName) -> int | None:
+    """Claims the most urgent unclaimed case in the queue for `CLAIM_MINUTES`; returns its id, or None
+    when the queue has nothing to claim. The caller has checked the reviewer may work the queue."""
+    now = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        case = await CaseRepository(session).claim_next(
+            queue_name.value, reviewer_id, now, now + CLAIM_MINUTES * 60_000
+        )
+        if case is None:
+            return None
+        if case.first_action_at_ms is None:
+            case.first_action_at_ms = now
+        await append_audit(
+            session,
+            now_ms=now,
+            actor=actor,
+            action="case.claimed",
+            target=f"case:{case.id}",
+            details={"queue": queue_name.value, "until_ms": case.claim_expires_at_ms},
+        )
+        return case.id
+
+
+async def release(ctx: ServerContext, actor: str, reviewer_id: int, case_id: int, *, lead: bool) -> None:
+    """Gives a claimed or assigned case back to its queue. Raises NotFoundError, PermissionDenied when
+    someone else holds it and the caller is no lead."""
+    now = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        case = await CaseRepository(session).get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        if case.assignee_id not in (None, reviewer_id) and not lead:
+            raise PermissionDenied("another reviewer holds this case; a lead can release it")
+        case.assignee_id, case.claim_expires_at_ms, case.updated_at_ms = None, None, now
+        if case.state in (CaseState.IN_REVIEW, CaseState.ON_HOLD):
+            case.state = CaseState.OPEN.value
+        await append_audit(session, now_ms=now, actor=actor, action="case.released", target=f"case:{case_id}")
+
+
+async def hold(ctx: ServerContext, actor: str, case_id: int) -> None:
+    """Puts an open case on hold (kept by its holder, out of "claim next"). Raises NotFoundError,
+    ConflictError when the case is closed."""
+    now = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        case = await CaseRepository(session).get(case_id)
+        if case is None:
+            raise NotFoundError("no such case")
+        if case.state not in (CaseState.OPEN, CaseState.IN_REVIEW, CaseState.ESCALATED):
+            raise ConflictError("only an open case can be put on hold")
+        case.state, case.claim_expires_at_ms, case.updated_at_ms = CaseState.ON_HOLD.value, None, now
+        if case.first_action_at_ms is None:
+            case.first_action_at_ms = now
+        await append_audit(session, now_ms=now, actor=actor, action="case.held", target=f"case:{case_id}")
 
 
 async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: frozenset[int]) -> CaseDetail:
@@ -292,6 +395,12 @@ async def apply_action(
             )
         )
         case.state, case.updated_at_ms = state.value, now
+        if case.first_action_at_ms is None:
+            case.first_action_at_ms = now
+        if state in (CaseState.ACTIONED, CaseState.DISMISSED) and case.decided_at_ms is None:
+            case.decided_at_ms = now
+        if state is not CaseState.ESCALATED:
+            case.claim_expires_at_ms = None
         details: dict[str, object] = {"action": action.value, "state": state.value}
         if action is CaseAction.ESCALATE:
             details["ncmec"] = "pending: CyberTipline submission is not wired yet"
@@ -350,7 +459,7 @@ async def assign(ctx: ServerContext, actor: str, case_id: int, assignee_id: int 
         case = await CaseRepository(session).get(case_id)
         if case is None:
             raise NotFoundError("no such case")
-        case.assignee_id = assignee_id
+        case.assignee_id, case.claim_expires_at_ms = assignee_id, None
         if assignee_id is not None and case.state == CaseState.OPEN:
             case.state = CaseState.IN_REVIEW.value
         case.updated_at_ms = ctx.clock_ms()
@@ -379,7 +488,14 @@ async def reopen(ctx: ServerContext, actor: str, case_id: int) -> None:
 
 
 async def open_or_join_case(
-    session: AsyncSession, subject: UserRow, reason: ReportReason, priority: int, verified: bool, now_ms: int
+    session: AsyncSession,
+    subject: UserRow,
+    reason: ReportReason,
+    priority: int,
+    verified: bool,
+    now_ms: int,
+    *,
+    queue: QueueName = QueueName.GENERAL,
 ) -> CaseRow:
     """The shared case-creation seam (reports, account reports, image-match vouchers, risk scoring):
     joins the open case about `subject`, raising its priority and verified flag as needed, or opens one.
@@ -397,8 +513,10 @@ async def open_or_join_case(
                 assignee_id=None,
                 created_at_ms=now_ms,
                 updated_at_ms=now_ms,
+                queue=queue.value,
             )
         )
+    case.queue = more_urgent_queue(QueueName(case.queue), queue).value
     if priority > case.priority:
         case.priority, case.top_reason = priority, reason.value
     case.verified = case.verified or verified

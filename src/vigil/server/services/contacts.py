@@ -26,6 +26,7 @@ from vigil.protocol.wire import AgeBand
 from vigil.safety.behavior import events as ev
 from vigil.safety.policy import Refusal, Standing, public_refusal
 from vigil.safety.reports import priority_for
+from vigil.safety.routing import CaseSource, RoutingInput, route
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.contacts import BlockRepository, ContactRepository, ContactRequestRow
@@ -242,7 +243,8 @@ async def report_account(
         priority = priority_for(
             request.reason, False, by.age_band, bad_faith_reporter=await is_bad_faith(session, by.user_id)
         )
-        case = await open_or_join_case(session, reported, request.reason, priority, False, now)
+        routed = route(RoutingInput(CaseSource.ACCOUNT_REPORT, request.reason, by.age_band))
+        case = await open_or_join_case(session, reported, request.reason, priority, False, now, queue=routed)
         report = await file_report(
             ctx,
             session,

@@ -29,6 +29,7 @@ from vigil.safety.reports import (
     priority_for,
     verify_item,
 )
+from vigil.safety.routing import CaseSource, RoutingInput, route
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository
 from vigil.server.db.cases import ReportItemRow, ReportRepository
@@ -183,7 +184,17 @@ async def submit_report(
             by.age_band,
             bad_faith_reporter=await is_bad_faith(session, by.user_id),
         )
-        case = await open_or_join_case(session, reported, request.reason, priority, primary.verified, now_ms)
+        routed = route(
+            RoutingInput(
+                CaseSource.MESSAGE_REPORT,
+                request.reason,
+                by.age_band,
+                has_image=any(c.attachment is not None for c in claimed),
+            )
+        )
+        case = await open_or_join_case(
+            session, reported, request.reason, priority, primary.verified, now_ms, queue=routed
+        )
         report = await file_report(
             ctx,
             session,

@@ -33,6 +33,7 @@ from vigil.safety.behavior.model import RiskModel, load_default_model
 from vigil.safety.behavior.policy import Decision, ProtectiveAction
 from vigil.safety.behavior.scoring import assess_and_decide
 from vigil.safety.policy import Standing
+from vigil.safety.routing import CaseSource, RoutingInput, route
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import (
     AccountActionRow,
@@ -166,7 +167,10 @@ async def _apply(
             )
     case_id = None if state is None else state.case_id
     if ProtectiveAction.OPEN_CASE in actions:
-        case = await open_or_join_case(session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now)
+        routed = route(RoutingInput(CaseSource.RISK_MODEL, ReportReason.GROOMING))
+        case = await open_or_join_case(
+            session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now, queue=routed
+        )
         case_id = case.id
         timeline = await metadata.timeline(session, UserId(subject.username), limit=TIMELINE_EVENTS)
         # The timeline is case evidence under the case's key; the audit entry only references it.

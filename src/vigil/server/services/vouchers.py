@@ -33,6 +33,7 @@ from vigil.protocol.vouchers import (
 )
 from vigil.safety.hashing.pdq import LowQualityImageError, PdqHash, hash_image
 from vigil.safety.reports import party_problem
+from vigil.safety.routing import CaseSource, RoutingInput, route
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository
 from vigil.server.db.contacts import BlockRepository, ContactRepository
@@ -210,7 +211,15 @@ async def open_voucher_case(
     subject = await UserRepository(session).by_id(subject_user_id)
     if subject is None:
         raise NotFoundError("the matched account no longer exists")
-    await open_or_join_case(session, subject, ReportReason.CSAM, IMAGE_MATCH_PRIORITY, verified, now_ms)
+    await open_or_join_case(
+        session,
+        subject,
+        ReportReason.CSAM,
+        IMAGE_MATCH_PRIORITY,
+        verified,
+        now_ms,
+        queue=route(RoutingInput(CaseSource.IMAGE_MATCH, ReportReason.CSAM)),
+    )
     row = await VoucherRepository(session).add_case(
         ImageMatchCaseRow(
             source=source,

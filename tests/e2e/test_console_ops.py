@@ -1,0 +1,134 @@
+"""The console as a team's daily tool, in Debian's Chromium against one real server for the module:
+named queues and "claim next" (two reviewers claiming at once never get the same case; others see it
+claimed; release), per-queue access.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import vigil_in_thread
+from helpers import register
+from live_server import ServerProcess, start_server
+from safety_helpers import server_context
+
+from vigil.console.auth import Role, create_reviewer, list_reviewers, set_queues
+from vigil.protocol.reports import ReportReason
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+ADMIN_PASSWORD = "admin password for tests"
+PASSWORD = "reviewer password for tests"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install -y chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server, _database = start_server("sqlite", tmp_path_factory.mktemp("console-ops"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        await chromium.close()
+
+
+async def _sign_in(browser: Any, url: str, name: str, password: str) -> Any:
+    page = await (await browser.new_context(viewport={"width": 1400, "height": 1000})).new_page()
+    await page.goto(f"{url}/console/login")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(re.compile(r".*/console/queue$"))
+    return page
+
+
+async def _claim(page: Any, url: str, queue_label: str) -> int | None:
+    await page.get_by_role("button", name=f"Claim next: {queue_label}").click()
+    await page.wait_for_load_state()
+    found = re.search(r"/cases/(\d+)$", page.url)
+    return int(found.group(1)) if found else None
+
+
+async def test_two_reviewers_claiming_at_once_never_get_the_same_case(
+    live: ServerProcess, browser: Any, tmp_path: Path
+) -> None:
+    env = {
+        "VIGIL_DATA_DIR": str(live.data_dir),
+        "VIGIL_DATABASE_URL": live.database_url,
+        "VIGIL_CONSOLE_PASSWORD": ADMIN_PASSWORD,
+    }
+    created = await vigil_in_thread("console", "create-admin", "root", env=env)
+    assert created.returncode == 0, created.stdout + created.stderr
+    async with server_context(live.data_dir, live.database_url) as ctx:
+        await create_reviewer(ctx, "ana", PASSWORD, Role.REVIEWER, "test")
+        await create_reviewer(ctx, "ben", PASSWORD, Role.REVIEWER, "test")
+        mia = await create_reviewer(ctx, "mia", PASSWORD, Role.REVIEWER, "test")
+        admin = next(r for r, _d, _l in await list_reviewers(ctx) if r.username == "root")
+        await set_queues(ctx, admin, mia.id, ["minors"])
+
+    reporter = await register(live.url, tmp_path, "reporter")
+    subjects = [await register(live.url, tmp_path, f"spammer{n}") for n in range(5)]
+    case_ids = {
+        (await reporter.report_account(s.username, ReportReason.HARASSMENT, block=False)).case_id
+        for s in subjects
+    }
+    assert len(case_ids) == 5
+
+    ana = await _sign_in(browser, live.url, "ana", PASSWORD)
+    ben = await _sign_in(browser, live.url, "ben", PASSWORD)
+    await ana.goto(f"{live.url}/console/queue?queue=general")
+    assert "(5)" in await ana.locator("nav.queues").inner_text()
+    claimed: list[int | None] = []
+    for _ in range(3):
+        await asyncio.gather(*(p.goto(f"{live.url}/console/queue?queue=general") for p in (ana, ben)))
+        claimed += await asyncio.gather(*(_claim(p, live.url, "Everything else") for p in (ana, ben)))
+    won = [c for c in claimed if c is not None]
+    assert len(won) == 5 and set(won) == case_ids, claimed  # 6 claims, 5 cases: one found nothing
+    assert claimed.count(None) == 1
+    assert (
+        "Nothing left to claim"
+        in await (ana if claimed.index(None) % 2 == 0 else ben).locator("main").inner_text()
+    )
+
+    # Others see who holds a case, and cannot act on it; the holder releases it back to the queue.
+    ana_case = claimed[0]
+    await ben.goto(f"{live.url}/console/cases/{ana_case}")
+    assert "claimed by ana" in await ben.locator(".claim-status").inner_text()
+    refused = await ben.request.post(
+        f"{live.url}/console/cases/{ana_case}/action",
+        form={
+            "action": "dismiss",
+            "csrf": await ben.locator("input[name=csrf]").first.get_attribute("value"),
+        },
+    )
+    assert refused.status == 409
+    await ana.goto(f"{live.url}/console/cases/{ana_case}")
+    await ana.get_by_role("button", name="Release to the queue").click()
+    await ana.wait_for_load_state()
+    assert "unclaimed" in await ana.locator(".claim-status").inner_text()
+    assert "case.released" in await ana.locator("ol.audit").inner_text()
+
+    # Per-queue access: mia works only minors' reports.
+    mia_page = await _sign_in(browser, live.url, "mia", PASSWORD)
+    assert await mia_page.get_by_role("button", name="Claim next: Everything else").count() == 0
+    response = await mia_page.goto(f"{live.url}/console/cases/{ana_case}")
+    assert response is not None and response.status == 403
+    response = await mia_page.goto(f"{live.url}/console/queue?queue=general")
+    assert response is not None and response.status == 403
