@@ -7,6 +7,7 @@ checked on every request. Screenshots of each screen go to the test's tmp dir (o
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ from app_browser import (
     start_app,
     type_and_enter,
 )
+from vigil.client.client import Client
 from vigil.safety.hashing.pdq import hash_image
 from vigil.server.hashlist_keys import load_signing_key, load_voucher_public_key
 from vigil.server.offline import offline_context
@@ -104,6 +106,21 @@ async def test_two_people_chat_group_verify_report_and_no_plaintext_on_server(tm
             await attach(pa, harmless, "harmless.png")
             await pb.locator("#timeline img.picture").wait_for()  # adults, blur off: shown plainly
             assert await pb.locator("#timeline img.picture").count() == 1  # only the harmless one arrived
+            # ... and a listed image sent by a client that does not check (no pinned list) is not shown
+            mallory = await Client.register(
+                server.url,
+                f"mallory_{secrets.token_hex(3)}",
+                dt.date(1980, 1, 1),
+                tmp_path / "m.db",
+                PASSPHRASE,
+            )
+            await mallory.send_attachment(bob, known, "image/png", name="known.png")
+            await mallory.close()
+            await open_chat(pb, bob_app.base, mallory.username)
+            withheld_in = pb.locator("#timeline .msg p.withheld", has_text="This image could not be shown.")
+            await withheld_in.wait_for()
+            assert await pb.locator("#timeline img").count() == 0
+            await open_chat(pb, bob_app.base, alice)
             # an empty message is not sent
             await type_and_enter(pa, "   ")
             assert "Type a message" in await pa.locator(".flash").inner_text()

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS: Final = 1.0  # how often the local process catches up with the server
 SLOW_POLL_EVERY: Final = 3  # contact requests, notices, groups: every third round
-COULD_NOT_SHOW: Final = "An image in this conversation could not be shown."
+COULD_NOT_SHOW: Final = "This image could not be shown."
 COULD_NOT_SEND: Final = "This image could not be sent."
 
 
@@ -257,8 +257,9 @@ class AppSession:
                 if event.sender != client.username:
                     self.view.last[event.conversation] = (event.server_ts_ms, f"{event.sender}: {line}")
             case ImageWithheld():
+                # the timeline shows the message itself as withheld (its history record stays for reports)
                 self.view.withheld.add(event.message_id)
-                self.view.notice(event.conversation, event.server_ts_ms, "withheld", COULD_NOT_SHOW)
+                self.view.touch(event.conversation, event.server_ts_ms, COULD_NOT_SHOW, unread=True)
             case RejectedDelivery():
                 self.view.notice(
                     event.sender,

@@ -34,7 +34,7 @@ async def test_a_withheld_image_is_a_neutral_notice_and_never_shown(tmp_path: Pa
     withheld = ImageWithheld(MessageId("m1"), "sam", UserId("sam"), DeviceId("D"), "", "matched", "v1", 1, 2)
     await session._apply(None, withheld)  # type: ignore[arg-type]
     assert "m1" in session.view.withheld
-    assert session.view.notices["sam"] == [(2, "withheld", COULD_NOT_SHOW)]
+    assert session.view.last["sam"] == (2, COULD_NOT_SHOW) and session.view.unread["sam"] == 1
     assert "known" not in COULD_NOT_SHOW and "abuse" not in COULD_NOT_SHOW
 
 
