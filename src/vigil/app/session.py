@@ -182,18 +182,20 @@ class AppSession:
         """Fetches and applies new events (and, when `slow`, requests, notices, contacts and groups)."""
         client = self.require()
         changed = False
-        async with self.lock:
-            events = await client.fetch()
-            for event in events:
-                await self._apply(client, event)
-            if events:
-                self.view.save(client.store)
-                client.consume()  # applied and saved: never handed out again
-                changed = True
-            if slow:
-                changed |= await self._refresh_lists(client)
-        if changed:
-            self.changed()
+        try:
+            async with self.lock:
+                events = await client.fetch()
+                for event in events:
+                    await self._apply(client, event)
+                if events:
+                    self.view.save(client.store)
+                    client.consume()  # applied and saved: never handed out again
+                    changed = True
+                if slow:
+                    changed |= await self._refresh_lists(client)
+        finally:
+            if changed:  # the pages hear of what was applied even when a later step of the round failed
+                self.changed()
 
     async def _refresh_lists(self, client: Client) -> bool:
         before = (self.contacts, self.group_names, self.requests, len(self.safety_notices))

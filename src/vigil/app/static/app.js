@@ -39,11 +39,14 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
   if (document.getElementById("sidebar")) {
-    const events = new EventSource("/events");
-    events.onmessage = () => {
+    const update = () => {
       refresh("timeline");
       refresh("sidebar");
       reloadIfChanged("sas");
     };
+    const events = new EventSource("/events");
+    events.onmessage = update;
+    // A missed event (a dropped stream, a round that failed half-way) is caught up within seconds.
+    window.setInterval(update, 5000);
   }
 });
