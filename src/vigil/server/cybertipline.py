@@ -34,6 +34,7 @@ from pydantic import SecretStr
 
 from vigil.errors import VigilError
 from vigil.safety.ncmec import CyberTiplineResponse, CyberTiplineResponseError, parse_response
+from vigil.safety.ncmec.response import MAX_RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from vigil.server.settings import Settings
@@ -182,6 +183,8 @@ class CyberTiplineClient:
         self._recorder = recorder
         self._retry = retry or RetryPolicy()
         self._sleep: Sleep = sleep or asyncio.sleep
+        # httpx's timeout bounds each wait for bytes; this bounds a whole answer (a slow drip never ends).
+        self._answer_deadline = 2 * timeout
         self._http = httpx.AsyncClient(
             auth=httpx.BasicAuth(username, secret.get_secret_value()),
             timeout=timeout,
@@ -238,7 +241,9 @@ class CyberTiplineClient:
             "submit", "POST", {"content": report_xml, "headers": {"Content-Type": XML_CONTENT_TYPE}}
         )
         if result.report_id is None:
-            raise CyberTiplineError("submit", "answer without a reportId", request_id=result.request_id)
+            raise CyberTiplineOutcomeUnknown(  # NCMEC says it opened a report but not which one
+                "submit", "answer without a reportId", request_id=result.request_id
+            )
         return result
 
     async def upload(self, report_id: int, content: bytes, filename: str = "file.bin") -> ReportResult:
@@ -314,7 +319,7 @@ class CyberTiplineClient:
             last = attempt >= self._retry.attempts
             started = time.monotonic()
             try:
-                response = await self._http.request(method, url, **request)
+                status_code, request_id, body = await self._exchange(method, url, request)
             except httpx.TransportError as error:
                 self._record(endpoint, attempt, None, None, None, report_id, None, error, started)
                 surely_not_sent = isinstance(error, _NOT_SENT)
@@ -332,21 +337,18 @@ class CyberTiplineClient:
                 await self._sleep(self._retry.delay(attempt - 1))
                 continue
 
-            request_id = response.headers.get("Request-ID")
-            answer = _parse(response.content)
+            answer = None if body is None else _parse(body)
             code = answer.response_code if answer else None
             file_id = answer.file_id if answer else None
-            self._record(
-                endpoint, attempt, response.status_code, code, request_id, report_id, file_id, None, started
-            )
+            self._record(endpoint, attempt, status_code, code, request_id, report_id, file_id, None, started)
             description = _clip(answer.response_description or "") if answer else ""
-            if response.status_code >= 500:
+            if status_code >= 500:
                 if not repeatable:
                     raise CyberTiplineOutcomeUnknown(
                         endpoint,
-                        _failure_text(response.status_code, code, description)
+                        _failure_text(status_code, code, description)
                         + "; not retried (a retry could duplicate it)",
-                        http_status=response.status_code,
+                        http_status=status_code,
                         ncmec_code=code,
                         description=description,
                         request_id=request_id,
@@ -357,30 +359,50 @@ class CyberTiplineClient:
                 error_type: type[CyberTiplineError] = CyberTiplineRefused if code else CyberTiplineUnavailable
                 raise error_type(
                     endpoint,
-                    _failure_text(response.status_code, code, description) + f" after {attempt} attempt(s)",
-                    http_status=response.status_code,
+                    _failure_text(status_code, code, description) + f" after {attempt} attempt(s)",
+                    http_status=status_code,
                     ncmec_code=code,
                     description=description,
                     request_id=request_id,
                 )
             if answer is None or code is None:
-                error_kind = CyberTiplineRefused if response.status_code >= 400 else CyberTiplineError
+                error_kind = CyberTiplineRefused if status_code >= 400 else CyberTiplineError
+                if status_code < 400 and not repeatable:  # it may have opened a report we cannot name
+                    error_kind = CyberTiplineOutcomeUnknown
                 raise error_kind(
                     endpoint,
-                    f"HTTP {response.status_code} without a readable CyberTipline answer",
-                    http_status=response.status_code,
+                    f"HTTP {status_code} without a readable CyberTipline answer",
+                    http_status=status_code,
                     request_id=request_id,
                 )
-            if code != 0 or response.status_code >= 400:
+            if code != 0 or status_code >= 400:
                 raise CyberTiplineRefused(
                     endpoint,
-                    _failure_text(response.status_code, code, description),
-                    http_status=response.status_code,
+                    _failure_text(status_code, code, description),
+                    http_status=status_code,
                     ncmec_code=code,
                     description=description,
                     request_id=request_id,
                 )
             return answer, request_id
+
+    async def _exchange(
+        self, method: str, url: str, request: dict[str, Any]
+    ) -> tuple[int, str | None, bytes | None]:
+        """One HTTP exchange: the status, the Request-ID and the body, None when the body is larger than
+        any CyberTipline answer (it is not read further: a huge or endless body costs nothing). An answer
+        that does not arrive within the deadline raises httpx.ReadTimeout."""
+        try:
+            async with asyncio.timeout(self._answer_deadline):
+                async with self._http.stream(method, url, **request) as response:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > MAX_RESPONSE_BYTES:
+                            return response.status_code, response.headers.get("Request-ID"), None
+                    return response.status_code, response.headers.get("Request-ID"), bytes(body)
+        except TimeoutError:
+            raise httpx.ReadTimeout("the answer did not arrive in time") from None
 
     def _record(
         self,

@@ -371,3 +371,27 @@ def test_settings_refuse_the_production_url_in_dev(tmp_path: Path, monkeypatch: 
 def test_a_client_needs_configured_credentials(tmp_path: Path) -> None:
     with pytest.raises(VigilError, match="VIGIL_CYBERTIPLINE_USERNAME"):
         CyberTiplineClient.from_settings(Settings(data_dir=tmp_path))
+
+
+def endless_body(request: httpx.Request) -> httpx.Response:
+    """An answer that never ends (a broken proxy, a hostile endpoint): the client must stop reading."""
+
+    async def chunks() -> Any:
+        yield b'<?xml version="1.0"?><reportResponse><responseCode>0</responseCode><responseDescription>'
+        while True:
+            yield b"a" * 65536
+
+    return httpx.Response(200, content=chunks(), headers={"Content-Type": "text/xml"})
+
+
+async def test_a_huge_or_endless_answer_is_not_read_past_the_cap(harness: Harness) -> None:
+    import asyncio
+
+    harness.faults = [endless_body]
+    async with harness.client(attempts=1) as client:
+        with pytest.raises(VigilError, match="without a readable CyberTipline answer"):
+            await asyncio.wait_for(client.status(), timeout=20)
+    harness.faults = [endless_body]
+    async with harness.client(attempts=1) as client:
+        with pytest.raises(CyberTiplineOutcomeUnknown):  # /submit may have reached NCMEC: not repeated
+            await asyncio.wait_for(client.submit(REPORT), timeout=20)
