@@ -107,6 +107,8 @@ class _Pipeline:
         while event.at_ms >= self.next_check:
             self.checkpoint(self.next_check)
             self.next_check += self.interval
+        if self.reviews and self.reviews[0][0] <= event.at_ms:
+            self._review(event.at_ms)  # the review bound holds between scoring checkpoints too
         if (
             self.review_after_ms is not None
             and isinstance(event, ReportFiled)

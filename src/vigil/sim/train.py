@@ -122,7 +122,7 @@ def train_model(
     calibration_seed: int = 201,
     version: str = DEFAULT_MODEL_NAME,
     regularisation: float = 0.3,
-    max_weight: float | None = 1.5,
+    max_weight: float | None = 0.8,
     targets: CalibrationTargets | None = None,
     save_to: Path | None = None,
 ) -> RiskModel:

@@ -169,3 +169,30 @@ def test_modified_client_share_is_used(share: float) -> None:
     table = retention_table(classify_incidents(ring, [], {}, det, 0))[T.RING_DISTRIBUTION]
     assert table.plaintext == len(ring)
     assert table.vigil == (0 if share else len(ring))
+
+
+def test_a_minors_report_is_reviewed_within_the_stated_time_whatever_the_score() -> None:
+    """No risk model at all (`model=None`): every harmful account a minor reports for grooming or
+    sextortion is still restricted by the reviewer, exactly `minor_report_review_hours` after the report."""
+    from vigil.safety.behavior.policy import ProtectiveAction
+    from vigil.sim.run import simulate
+
+    sc = _scenario().with_overrides(
+        detection={"minor_report_review_hours": 12, "review_accuracy": 1.0},
+        sextortion={"report_prob": 1.0, "block_prob": 0.9},
+    )
+    result = simulate(sc, rng=np.random.default_rng(2), model=None)
+    roles = {result.population.ids[i]: r for i, r in enumerate(result.population.roles)}
+    urgent = (ReportReason.GROOMING, ReportReason.SEXTORTION)
+    first: dict[UserId, int] = {}
+    for rep in result.reports:
+        if rep.reason in urgent and roles[rep.reporter] is Role.MINOR:
+            first[rep.reported] = min(rep.at_ms, first.get(rep.reported, rep.at_ms))
+    reviewed = {a.user: a for a in result.actions if a.source == "review"}
+    due = {u for u, at in first.items() if at + 12 * HOUR_MS < sc.start_ms + sc.days * DAY_MS}
+    assert due and due <= set(reviewed)
+    for user in due:
+        assert roles[user].harmful_to_minors
+        assert reviewed[user].at_ms == first[user] + 12 * HOUR_MS
+        assert reviewed[user].level is ProtectiveAction.OPEN_CASE
+    assert all(a.source == "review" for a in result.actions)  # nothing else acted: no model

@@ -117,6 +117,13 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
         False,
         "{v:.0%} of the minors it reached shared neither a contact nor a group",
     ),
+    # Grooming needs a sustained private conversation with a minor the account met itself; a club leader's
+    # or a friend's-child contact is a few messages. History ties (mark_history, register_tie) do not count.
+    FeatureSpec(
+        "messages_to_newly_met_minors_per_day",
+        True,
+        "sends {v:.1f} messages a day to minors it recently reached",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURE_SPECS)
 # Features the account itself can cheaply move toward benign values (an evader's levers): a model must
@@ -168,8 +175,9 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
     _GROUP_SENT,
     _JOINED_MINOR_GROUP,
     _NEW_MINOR_NO_CONTEXT,
-) = range(24)
-_N_COUNTERS = 24
+    _SENT_NEW_MINOR,
+) = range(25)
+_N_COUNTERS = 25
 
 # Shares are shrunk toward a typical value until there are enough observations: three messages, all
 # sent at 2 a.m., are not evidence of a night-time habit (the first scorer run flagged parents on exactly
@@ -485,6 +493,8 @@ class FeatureExtractor:
         media = e.content is not MessageKind.TEXT
         if r.minor:
             sb[_SENT_MINOR] += 1
+            if link.initiated:
+                sb[_SENT_NEW_MINOR] += 1
             if night:
                 sb[_NIGHT_MINOR] += 1
             if media:
@@ -679,4 +689,5 @@ class FeatureExtractor:
             totals[_GROUP_SENT] / eff_days,
             float(totals[_JOINED_MINOR_GROUP]),
             _smoothed(totals[_NEW_MINOR_NO_CONTEXT], new_minor, _PRIOR_NO_MUTUAL),
+            totals[_SENT_NEW_MINOR] / eff_days,
         ]

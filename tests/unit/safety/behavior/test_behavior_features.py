@@ -59,7 +59,7 @@ def ex() -> FeatureExtractor:
 
 
 def test_feature_names_are_stable_and_unique() -> None:
-    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 31
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 32
     assert FEATURE_NAMES[:5] == (
         "account_age_days",
         "is_adult",
