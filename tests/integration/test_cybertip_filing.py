@@ -614,3 +614,43 @@ async def test_a_held_blob_survives_its_last_recipients_fetch(ctx: ServerContext
         kept = {b for b in (seeded.blob_id, other.blob_id) if await BlobRepository(session).get(b)}
     assert kept == {seeded.blob_id}
     assert ctx.blobs.read(seeded.blob_id) == b"sealed..."
+
+
+async def test_two_filers_settling_one_filing_at_once_place_one_hold(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    """A slow filer and the worker that took over can both learn that the report is finished (one from
+    /finish, the other from 5102) and commit it at the same moment: the filing row is locked for each
+    commit, so one state change, one hold."""
+    from vigil.server.services.cybertip_steps import Filer
+
+    seeded = await seed_csam_case(ctx, "settle", with_match=False)
+    stand_in.fault({"endpoint": "finish", "action": "stall", "times": 1, "seconds": 15.0})
+    task = asyncio.create_task(
+        filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    )
+
+    async def finished_at_ncmec() -> bool:
+        rows = await filing.list_filings(ctx)
+        return (
+            bool(rows)
+            and rows[0].ncmec_report_id is not None
+            and (stand_in.report(rows[0].ncmec_report_id)["state"] == "finished")
+        )
+
+    await _cancel_when(task, finished_at_ncmec)
+    (stuck,) = await filing.list_filings(ctx)
+    assert stuck.state == FilingState.UPLOADING
+    filers = [Filer(ctx, stuck.id, seeded.case_id, owner, LEAD, FAST) for owner in ("slow", "recovery")]
+    try:
+        await asyncio.gather(*[f.commit(state=FilingState.FINISHED) for f in filers])
+    finally:
+        for f in filers:
+            await f.client.aclose()
+    assert len([h for h in await filing.list_holds(ctx) if h.case_id == seeded.case_id]) == 1
+    async with ctx.sessions() as session:
+        trail = await AuditRepository(session).for_target(f"case:{seeded.case_id}", 100)
+    finished = [r for r in trail if r.action == "cybertip.state_changed" and '"finished"' in r.details]
+    assert len(finished) == 1

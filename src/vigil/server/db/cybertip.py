@@ -177,6 +177,18 @@ class CyberTipFilingRepository:
         )
         return {(str(r[0]), int(r[1])): (int(r[2]), r[3]) for r in rows.all()}
 
+    async def move_state(self, filing_id: int, expected: str, state: str) -> bool:
+        """Compare-and-set: moves the filing from `expected` to `state` unless another filer moved it
+        first (one atomic statement on every backend). Returns whether this call moved it."""
+        result = await self._session.execute(
+            update(CyberTipFilingRow)
+            .where(CyberTipFilingRow.id == filing_id, CyberTipFilingRow.state == expected)
+            .values(state=state)
+            .returning(CyberTipFilingRow.id)
+            .execution_options(synchronize_session=False)
+        )
+        return result.scalar_one_or_none() is not None
+
     # -- the lease -----------------------------------------------------------------------------------
 
     async def take_lease(self, case_id: int, owner: str, now_ms: int, until_ms: int) -> bool:

@@ -219,7 +219,14 @@ class Filer:
                     setattr(file_row, name, value)
             row.updated_at_ms = now
             if state is not None and state.value != row.state:
-                previous, row.state = row.state, state.value
+                previous = row.state
+                await session.flush()
+                if not await repo.move_state(row.id, previous, state.value):
+                    # Another filer (a slow original, or the worker that took over) settled it first:
+                    # one state change, one audit entry, one hold.
+                    await session.refresh(row, ["state"])
+                    return row
+                row.state = state.value
                 details: dict[str, object] = {
                     "filing": row.id,
                     "from": previous,
