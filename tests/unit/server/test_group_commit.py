@@ -152,3 +152,18 @@ async def test_a_failed_batch_transaction_is_retried_message_by_message(
     assert [a.message_id for a in accepted] == [r.id for r in requests]
     pending = await messaging.fetch_pending(ctx, bob, limit=100)
     assert sorted(d.message_id for d in pending.messages) == sorted(r.id for r in requests)
+
+
+async def test_acks_of_many_sockets_coalesced_past_the_drivers_parameter_limit(ctx: ServerContext) -> None:
+    """A batch of acks larger than one statement may bind (32k parameters) is deleted in chunks."""
+    alice, bob = await _user(ctx, "alice_acks"), await _user(ctx, "bob_acks")
+    sent = [messaging.send_message(ctx, alice, _request(bob.username, bob.device_id)) for _ in range(30)]
+    await asyncio.gather(*sent)
+    pending = await messaging.fetch_pending(ctx, bob, limit=100)
+    real = [m.delivery_id for m in pending.messages]
+    # 20 sockets' acks of 1,000 ids each in one batch: 40,000 parameters as a single statement.
+    unknown = [tuple(range(10_000_000 + n * 1000, 10_000_001 + n * 1000 + 999)) for n in range(1, 20)]
+    items = [(bob.device_id, tuple(real)), *((bob.device_id, ids) for ids in unknown)]
+    counts = await messaging._ack_batch(ctx, items)
+    assert counts[0] == len(real) == 30 and counts[1:] == [0] * 19
+    assert (await messaging.fetch_pending(ctx, bob, limit=100)).messages == []
