@@ -654,3 +654,24 @@ async def test_two_filers_settling_one_filing_at_once_place_one_hold(
         trail = await AuditRepository(session).for_target(f"case:{seeded.case_id}", 100)
     finished = [r for r in trail if r.action == "cybertip.state_changed" and '"finished"' in r.details]
     assert len(finished) == 1
+
+
+async def test_an_ncmec_outage_at_finish_leaves_the_report_for_recovery_to_finish_not_retracted(
+    ctx: ServerContext, stand_in: StandIn
+) -> None:
+    """NCMEC answering 503 "server error" (1000) on every retry of /finish is an outage, not a refusal:
+    the fully uploaded report stays open and recovery finishes it once NCMEC is back."""
+    from vigil.server.cybertipline import CyberTiplineUnavailable
+
+    seeded = await seed_csam_case(ctx, "outage", with_match=False)
+    stand_in.fault({"endpoint": "finish", "action": "fail", "times": 4, "http_status": 503, "code": 1000})
+    with pytest.raises(CyberTiplineUnavailable, match="NCMEC code 1000"):
+        await filing.file_report(
+            ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
+        )
+    (waiting,) = await filing.list_filings(ctx)
+    assert waiting.state == FilingState.UPLOADING and waiting.ncmec_report_id is not None
+    assert stand_in.report(waiting.ncmec_report_id)["state"] == "open"
+    (recovered,) = await filing.recover_unfinished_filings(ctx, FAST)
+    assert (recovered.id, recovered.state) == (waiting.id, FilingState.FINISHED)
+    assert stand_in.report(waiting.ncmec_report_id)["state"] == "finished"

@@ -16,7 +16,8 @@ Retries (exponential backoff, injectable sleep) follow one rule about idempotenc
   when the request surely did not leave (connection refused, connect timeout, no pooled connection).
   Any other failure raises `CyberTiplineOutcomeUnknown`: the caller must recover (a report id it holds can
   be retracted; an unknown one expires at NCMEC after 24 h) instead of filing again blindly.
-4xx answers are never retried.
+4xx answers are never retried. A 5xx that outlasts the retries is an outage (`CyberTiplineUnavailable`,
+with NCMEC's code), never a refusal.
 """
 
 from __future__ import annotations
@@ -356,8 +357,9 @@ class CyberTiplineClient:
                 if not last:
                     await self._sleep(self._retry.delay(attempt - 1))
                     continue
-                error_type: type[CyberTiplineError] = CyberTiplineRefused if code else CyberTiplineUnavailable
-                raise error_type(
+                # A 5xx is NCMEC failing, not refusing (its 1000/1100/1300 mean "try again"): an outage,
+                # so a caller leaves the report for recovery instead of retracting what is done.
+                raise CyberTiplineUnavailable(
                     endpoint,
                     _failure_text(status_code, code, description) + f" after {attempt} attempt(s)",
                     http_status=status_code,
