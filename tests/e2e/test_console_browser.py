@@ -24,6 +24,7 @@ from safety_helpers import server_context
 from vigil.console.auth import Role, create_reviewer
 from vigil.errors import PolicyViolation
 from vigil.protocol.reports import ReportReason
+from vigil.server.services.policies import add_policy
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -96,6 +97,7 @@ async def test_review_reveal_and_suspend_then_rbac_and_csrf(
     assert created.returncode == 0, created.stdout + created.stderr
     async with server_context(live.data_dir, live.database_url) as ctx:
         await create_reviewer(ctx, "rita", REVIEWER_PASSWORD, Role.REVIEWER, "test")
+        await add_policy(ctx, "test", "CSE-1", "Child sexual exploitation imagery")
 
     mallory = await register(live.url, tmp_path, "mallory")
     bob = await register(live.url, tmp_path, "bob")
@@ -132,8 +134,19 @@ async def test_review_reveal_and_suspend_then_rbac_and_csrf(
         await page.screenshot(path=str(shots / "3-case-revealed.png"), full_page=True)
 
         await page.get_by_label("Reason (optional, goes in the audit log)").fill("known abuse image")
+        await page.get_by_label("Policy (every decision cites one)").select_option(
+            label="CSE-1: Child sexual exploitation imagery"
+        )
+        await page.get_by_label("then claim the next case").uncheck()
         await page.get_by_role("button", name="Suspend").click()
         await page.wait_for_load_state()
+        assert await page.locator(".standing-suspended").count() == 0  # the confirmation page, not yet done
+        await page.get_by_role("button", name="Confirm suspend").click()
+        await page.wait_for_load_state()
+        assert (
+            "under CSE-1: Child sexual exploitation imagery"
+            in await page.locator(".decision-summary").inner_text()
+        )
         assert await page.locator(".standing-suspended").inner_text() == "suspended"
         assert "case.suspend" in await page.locator("ol.audit").inner_text()
         await page.screenshot(path=str(shots / "4-suspended.png"), full_page=True)
@@ -184,8 +197,8 @@ async def test_lockout_after_repeated_failures_and_headers(live: ServerProcess) 
     async with httpx.AsyncClient(base_url=live.url) as http:
         page = await http.get("/console/login")
         policy = page.headers["content-security-policy"]
-        # no script-src: default-src 'none' forbids every script, inline or not
-        assert "default-src 'none'" in policy and "script-src" not in policy and "unsafe" not in policy
+        # scripts only from the console's own static files (keyboard shortcuts), never inline
+        assert "default-src 'none'" in policy and "script-src 'self';" in policy and "unsafe" not in policy
         assert "<script" not in page.text and " style=" not in page.text
         found = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert found is not None

@@ -6,6 +6,7 @@ claimed; release), per-queue access.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -132,3 +133,67 @@ async def test_two_reviewers_claiming_at_once_never_get_the_same_case(
     assert response is not None and response.status == 403
     response = await mia_page.goto(f"{live.url}/console/queue?queue=general")
     assert response is not None and response.status == 403
+
+
+async def test_keyboard_first_decisions_cite_a_policy_confirm_suspend_and_move_on(
+    live: ServerProcess, browser: Any, tmp_path: Path
+) -> None:
+    async with server_context(live.data_dir, live.database_url) as ctx:
+        await create_reviewer(ctx, "ada", ADMIN_PASSWORD, Role.ADMIN, "test")
+        await create_reviewer(ctx, "kim", PASSWORD, Role.REVIEWER, "test")
+    admin = await _sign_in(browser, live.url, "ada", ADMIN_PASSWORD)
+    await admin.goto(f"{live.url}/console/admin/policies")
+    await admin.get_by_label("Code").fill("HAR-1")
+    await admin.get_by_label("Title").fill("Harassment and threats")
+    await admin.get_by_role("button", name="Add policy").click()
+    await admin.wait_for_load_state()
+    assert "Harassment and threats" in await admin.locator("table.policies").inner_text()
+
+    child = await register(
+        live.url, tmp_path, "child", birth_date=dt.date.today() - dt.timedelta(days=14 * 366)
+    )
+    subjects = [await register(live.url, tmp_path, f"bully{n}") for n in range(3)]
+    for s in subjects:
+        await child.report_account(s.username, ReportReason.HARASSMENT, block=False)
+
+    kim = await _sign_in(browser, live.url, "kim", PASSWORD)
+    await kim.goto(f"{live.url}/console/queue?queue=minors")
+    assert "(3)" in await kim.locator(".queue-tab[data-queue=minors]").inner_text()
+    await kim.keyboard.press("n")  # claim next
+    await kim.wait_for_url(re.compile(r".*/console/cases/\d+$"))
+    first = kim.url
+    csrf = await kim.locator("input[name=csrf]").first.get_attribute("value")
+    refused = await kim.request.post(f"{first}/action", form={"action": "dismiss", "csrf": csrf or ""})
+    assert refused.status == 400 and "policy" in await refused.text()
+    await kim.keyboard.press("d")  # no policy chosen: the form does not submit
+    assert kim.url == first and "unclaimed" not in await kim.locator(".claim-status").inner_text()
+
+    await kim.keyboard.press("p")
+    await kim.keyboard.press("ArrowDown")
+    assert (
+        await kim.locator("#policy").evaluate("s => s.selectedOptions[0].text")
+        == "HAR-1: Harassment and threats"
+    )
+    await kim.keyboard.press("d")  # dismiss, then the next case in the queue
+    await kim.wait_for_url(lambda url: url != first and re.search(r"/cases/\d+$", url) is not None)
+    second = kim.url
+    await kim.keyboard.press("p")
+    await kim.keyboard.press("ArrowDown")
+    await kim.keyboard.press("s")  # suspend asks first
+    await kim.wait_for_url(re.compile(r".*/action$"))
+    assert "Confirm suspend" in await kim.locator("main").inner_text()
+    await kim.keyboard.press("y")
+    await kim.wait_for_url(
+        lambda url: url not in (first, second) and re.search(r"/cases/\d+$", url) is not None
+    )
+    await kim.keyboard.press("p")
+    await kim.keyboard.press("ArrowDown")
+    await kim.keyboard.press("w")
+    await kim.wait_for_url(re.compile(r".*/console/queue\?queue=minors&empty=1$"))
+
+    await kim.goto(first)
+    assert "Decided dismissed" in await kim.locator(".decision-summary").inner_text()
+    await kim.goto(second)
+    summary = await kim.locator(".decision-summary").inner_text()
+    assert "Decided actioned" in summary and "HAR-1" in summary and "suspend" in summary
+    assert await kim.locator(".standing-suspended").inner_text() == "suspended"

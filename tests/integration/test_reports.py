@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import secrets
 from pathlib import Path
 
 import pytest
@@ -213,7 +214,8 @@ def test_select_records_takes_the_message_and_the_ones_before_it() -> None:
 @pytest.mark.fresh_server  # reviewer 'ann'; the dismissed queue
 async def test_case_workflow_notes_assignment_escalation_and_reopen(server, tmp_path: Path) -> None:
     from vigil.console.auth import Role, create_reviewer
-    from vigil.errors import ConflictError
+    from vigil.errors import ConflictError, ValidationError
+    from vigil.server.services import policies
 
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")
@@ -226,9 +228,17 @@ async def test_case_workflow_notes_assignment_escalation_and_reopen(server, tmp_
         await cases.add_note(ctx, ann.actor, ann.id, case_id, "context suggests a real threat")
         assert await cases.apply_action(ctx, ann.actor, ann.id, case_id, CaseAction.ESCALATE) == "escalated"
         await cases.reopen(ctx, "reviewer:lead", case_id)
-        assert await cases.apply_action(ctx, ann.actor, ann.id, case_id, CaseAction.DISMISS) == "dismissed"
-        with pytest.raises(ConflictError):
+        with pytest.raises(ValidationError, match="policy"):  # a reviewer's decision cites a policy
             await cases.apply_action(ctx, ann.actor, ann.id, case_id, CaseAction.DISMISS)
+        policy = await policies.add_policy(ctx, "reviewer:root", f"NV-{secrets.token_hex(3)}", "No violation")
+        dismiss = CaseAction.DISMISS
+        assert (
+            await cases.apply_action(ctx, ann.actor, ann.id, case_id, dismiss, policy_id=policy.id)
+            == "dismissed"
+        )
+        assert (await cases.case_summary(ctx, case_id)).decision_policy_id == policy.id
+        with pytest.raises(ConflictError):
+            await cases.apply_action(ctx, ann.actor, ann.id, case_id, dismiss, policy_id=policy.id)
         assert [c.id for c in await cases.queue(ctx, QueueFilter(assignee_id=ann.id))] == []  # closed
         assert [c.id for c in await cases.queue(ctx, QueueFilter(states=("dismissed",)))] == [case_id]
         detail = await cases.case_detail(ctx, ann.actor, case_id, frozenset())

@@ -25,7 +25,7 @@ from vigil.server.settings import Settings
 __all__ = ["CSP", "create_console_app", "mount_console"]
 
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
 ContextGetter = Callable[[], ServerContext]

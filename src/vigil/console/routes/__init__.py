@@ -12,6 +12,7 @@ from vigil.console.routes import (
     cybertip,
     evidence,
     image_matches,
+    policies,
     queue,
     reviewers,
     session,
@@ -31,4 +32,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     banks.router,
     reviewers.router,
+    policies.router,
 )

@@ -12,12 +12,12 @@ from vigil.console.cybertip import STATE_BADGES, can_file
 from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
 from vigil.console.pages import age, redirect, render
 from vigil.console.routes.image_matches import match_key
-from vigil.errors import ConflictError, PermissionDenied
+from vigil.errors import ConflictError, PermissionDenied, ValidationError
 from vigil.protocol.ids import CaseId
 from vigil.safety.routing import QueueName
 from vigil.server.context import ServerContext
-from vigil.server.services import cases, cybertip_filing, reporters, vouchers
-from vigil.server.services.cases import CaseAction
+from vigil.server.services import cases, cybertip_filing, policies, reporters, vouchers
+from vigil.server.services.cases import DECISIONS, SEVERE, CaseAction
 
 __all__ = ["router"]
 
@@ -32,12 +32,13 @@ async def _may_work_case(ctx: ServerContext, me: SignedIn, case_id: int) -> case
     return case
 
 
-async def _holding(ctx: ServerContext, me: SignedIn, case_id: int) -> None:
+async def _holding(ctx: ServerContext, me: SignedIn, case_id: int) -> cases.CaseSummary:
     """Raises ConflictError when another reviewer holds a live claim on the case (a lead may act)."""
     case = await _may_work_case(ctx, me, case_id)
     holder = case.claimed_by(ctx.clock_ms())
     if holder not in (None, me.reviewer.id) and not me.reviewer.role.at_least(Role.LEAD):
         raise ConflictError("another reviewer has claimed this case")
+    return case
 
 
 @router.get("/cases/{case_id}")
@@ -50,6 +51,8 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
     filings = await cybertip_filing.list_filings(ctx, case_id=case_id)
     lead = me.reviewer.role.at_least(Role.LEAD)
     bad_faith = await reporters.marked_reporters(ctx, {r.reporter for r in detail.reports})
+    every_policy = await policies.list_policies(ctx)
+    active = [p for p in every_policy if p.active]
     return render(
         request,
         "case.html",
@@ -65,14 +68,46 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         state_badges=STATE_BADGES,
         can_file=lead and await can_file(ctx, case_id),
         bad_faith=bad_faith,
+        policies=active,
+        decision_policy=next((p for p in every_policy if p.id == detail.case.decision_policy_id), None),
+        last_action=detail.facts.actions[-1][1] if detail.facts.actions else None,
     )
 
 
 @router.post("/cases/{case_id}/action")
 async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
     action = CaseAction(field(form, "action"))
-    await _holding(ctx, me, case_id)
-    await cases.apply_action(ctx, me.reviewer.actor, me.reviewer.id, case_id, action, field(form, "note"))
+    case = await _holding(ctx, me, case_id)
+    chosen = field(form, "policy")
+    if chosen and not chosen.isdigit():
+        raise ValidationError("policy: not a policy id")
+    policy_id = int(chosen) if chosen else None
+    note, then_next = field(form, "note"), field(form, "next") == "1"
+    if action in SEVERE and field(form, "confirm") != "yes":
+        policy = next(
+            (p for p in await policies.list_policies(ctx, active_only=True) if p.id == policy_id), None
+        )
+        if policy is None:
+            raise ValidationError("policy: every decision cites a policy; choose one")
+        return render(
+            request,
+            "confirm_action.html",
+            me=me,
+            case=case,
+            action=action.value,
+            policy=policy,
+            note=note,
+            next="1" if then_next else "",
+        )
+    await cases.apply_action(
+        ctx, me.reviewer.actor, me.reviewer.id, case_id, action, note, policy_id=policy_id
+    )
+    if then_next and action in DECISIONS:
+        queue = QueueName(case.queue)
+        following = await cases.claim_next(ctx, me.reviewer.actor, me.reviewer.id, queue)
+        if following is None:
+            return redirect(request, f"/queue?queue={queue.value}&empty=1")
+        return redirect(request, f"/cases/{following}")
     return redirect(request, f"/cases/{case_id}")
 
 

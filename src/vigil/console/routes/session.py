@@ -25,6 +25,11 @@ async def stylesheet() -> Response:
     return Response((_STATIC / "console.css").read_bytes(), media_type="text/css")
 
 
+@router.get("/static/keys.js")
+async def keys_js() -> Response:
+    return Response((_STATIC / "keys.js").read_bytes(), media_type="text/javascript")
+
+
 @router.get("/login")
 async def login_page(request: Request) -> Response:
     token = secrets.token_urlsafe(32)

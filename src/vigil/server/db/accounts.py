@@ -90,6 +90,7 @@ class AccountActionRow(Base):
     case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     reviewer_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    policy_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the policy a decision cites
 
 
 class UserRepository:

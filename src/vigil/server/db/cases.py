@@ -66,6 +66,7 @@ class CaseRow(Base):
     claim_expires_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     first_action_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     decided_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decision_policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"), nullable=True)
 
 
 class ReportRow(Base):

@@ -128,6 +128,7 @@ INVENTORY: tuple[TableInventory, ...] = (
             "case_id": "the case behind the action",
             "reviewer_id": "who took it (accountability)",
             "created_at_ms": _CREATED,
+            "policy_id": "the policy the decision cites",
         },
     ),
     TableInventory(
@@ -453,6 +454,20 @@ INVENTORY: tuple[TableInventory, ...] = (
             "claim_expires_at_ms": "when a reviewer's claim lapses and others may claim the case",
             "first_action_at_ms": "review metrics: time to first action",
             "decided_at_ms": "review metrics: time to decision",
+            "decision_policy_id": "the policy the case's decision cites (decision summary)",
+        },
+    ),
+    TableInventory(
+        "policies",
+        "one rule of the admin-managed policy list review decisions cite",
+        "kept (retired, never deleted) while any decision names it",
+        "reviewers; admins change it",
+        {
+            "id": _ID,
+            "code": "the policy's short name on decisions",
+            "title": "what the policy forbids, in words",
+            "active": "whether new decisions may cite it",
+            "created_at_ms": _CREATED,
         },
     ),
     TableInventory(

@@ -31,12 +31,15 @@ from vigil.server.db.cases import (
     ReportRow,
 )
 from vigil.server.db.notices import NoticeRepository, NoticeRow
+from vigil.server.db.policies import PolicyRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
 from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence, store_case_evidence
 from vigil.server.services.evidence import evidence_box, item_content_context
 
 __all__ = [
+    "DECISIONS",
+    "SEVERE",
     "CaseAction",
     "CaseDetail",
     "CaseState",
@@ -81,12 +84,18 @@ class CaseState(enum.StrEnum):
 
 
 class CaseAction(enum.StrEnum):
+    """What a reviewer does to a case; `DECISIONS` are the ones that cite a policy."""
+
     WARN = "warn"
     RESTRICT = "restrict"
     SUSPEND = "suspend"
     LIFT = "lift"
     DISMISS = "dismiss"
     ESCALATE = "escalate"  # placeholder: the NCMEC CyberTipline issue plugs in here
+
+
+DECISIONS = frozenset({CaseAction.WARN, CaseAction.RESTRICT, CaseAction.SUSPEND, CaseAction.DISMISS})
+SEVERE = frozenset({CaseAction.SUSPEND})  # the console asks for a confirmation first
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +117,7 @@ class CaseSummary:
     claim_expires_at_ms: int | None
     sla_ms: int
     decided_at_ms: int | None
+    decision_policy_id: int | None
 
     def age_ms(self, now_ms: int) -> int:
         return max(0, (self.decided_at_ms or now_ms) - self.created_at_ms)
@@ -179,6 +189,7 @@ def _summary(case: CaseRow, subject: str, reports: int) -> CaseSummary:
         claim_expires_at_ms=case.claim_expires_at_ms,
         sla_ms=QueueName(case.queue).sla_ms,
         decided_at_ms=case.decided_at_ms,
+        decision_policy_id=case.decision_policy_id,
     )
 
 
@@ -345,15 +356,28 @@ async def _set_standing(ctx_now: int, session: AsyncSession, user_id: int, stand
 
 
 async def apply_action(
-    ctx: ServerContext, actor: str, reviewer_id: int | None, case_id: int, action: CaseAction, note: str = ""
+    ctx: ServerContext,
+    actor: str,
+    reviewer_id: int | None,
+    case_id: int,
+    action: CaseAction,
+    note: str = "",
+    *,
+    policy_id: int | None = None,
 ) -> CaseState:
-    """Applies `action` to the case's account and moves the case on; returns the new state. Raises
-    NotFoundError, ConflictError when the case is already closed (dismiss/escalate)."""
+    """Applies `action` to the case's account and moves the case on; returns the new state. A decision
+    (`DECISIONS`) by a reviewer cites an active policy. Raises NotFoundError, ConflictError when the case
+    is already closed (dismiss/escalate), ValidationError for a decision without a valid policy."""
     now = ctx.clock_ms()
     async with ctx.sessions() as session, session.begin():
         case = await CaseRepository(session).get(case_id)
         if case is None:
             raise NotFoundError("no such case")
+        policy = None if policy_id is None else await PolicyRepository(session).get(policy_id)
+        if policy_id is not None and (policy is None or not policy.active):
+            raise ValidationError("policy: no such active policy")
+        if action in DECISIONS and reviewer_id is not None and policy is None:
+            raise ValidationError("policy: every decision cites a policy; choose one")
         closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
         match action:
             case CaseAction.WARN:
@@ -392,8 +416,11 @@ async def apply_action(
                 case_id=case.id,
                 reviewer_id=reviewer_id,
                 created_at_ms=now,
+                policy_id=policy.id if policy is not None else None,
             )
         )
+        if policy is not None:
+            case.decision_policy_id = policy.id
         case.state, case.updated_at_ms = state.value, now
         if case.first_action_at_ms is None:
             case.first_action_at_ms = now
@@ -402,6 +429,8 @@ async def apply_action(
         if state is not CaseState.ESCALATED:
             case.claim_expires_at_ms = None
         details: dict[str, object] = {"action": action.value, "state": state.value}
+        if policy is not None:
+            details["policy"] = policy.code
         if action is CaseAction.ESCALATE:
             details["ncmec"] = "pending: CyberTipline submission is not wired yet"
         if note:
