@@ -16,9 +16,11 @@ from vigil.client.reporting import build_report, select_records
 from vigil.errors import PolicyViolation, ValidationError
 from vigil.protocol.reports import ReportReason
 from vigil.safety.policy import NEUTRAL_REFUSAL
+from vigil.server.db.accounts import UserRepository
 from vigil.server.db.cases import QueueFilter
-from vigil.server.services import cases, reports
-from vigil.server.services.audit import verify_chain
+from vigil.server.db.messaging import MessageRepository
+from vigil.server.services import cases, reports, retention
+from vigil.server.services.audit import recent_entries, verify_chain
 from vigil.server.services.cases import CaseAction
 
 TEEN = dt.date.today().replace(year=dt.date.today().year - 14)
@@ -32,7 +34,7 @@ async def test_honest_report_with_context_verifies_and_opens_a_case(server, tmp_
     await bob.fetch()
     await bob.send_text(
         alice.username, "who is this?"
-    )  # bob's own message: verified from the server's record
+    )  # bob's own message: verified from the tag his send kept
     for text in ("a friend", "send me a photo", "or else"):
         await alice.send_text(bob.username, text)
     events = await bob.fetch()
@@ -172,6 +174,39 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
         async with ctx.sessions() as session:
             check = await verify_chain(session)
             assert check.ok and check.entries >= 5
+
+
+@pytest.mark.fresh_server  # sweeps every delivered message in the database
+async def test_own_messages_verify_after_the_delivery_records_are_swept(server, tmp_path: Path) -> None:
+    """The sender's device keeps the tag from the send's answer, so the reporter's own context messages
+    verify from it once the server has deleted its records of them (issue 16)."""
+    alice = await register(server.url, tmp_path, "alice")
+    bob = await register(server.url, tmp_path, "bob")
+    await alice.send_text(bob.username, "hi")
+    await bob.fetch()
+    mine = await bob.send_text(alice.username, "who are you?")
+    await alice.fetch()
+    await alice.send_text(bob.username, "send a photo")
+    [reported] = await bob.fetch()
+    async with server_context(server.data_dir, server.database_url) as ctx:
+        [sweep] = [s for s in retention.SWEEPS if s.name == "delivered_messages"]
+        later = ctx.clock_ms() + (ctx.settings.delivery_retry_hours + 1) * 3600 * 1000
+        assert await retention.run_sweep(ctx, sweep, later) >= 3
+        async with ctx.sessions() as session:
+            bob_row = await UserRepository(session).by_username(bob.username)
+            assert bob_row is not None
+            assert await MessageRepository(session).by_client_id(bob_row.id, mine.message_id) is None
+    accepted = await bob.report(reported, ReportReason.HARASSMENT, context=2)
+    assert accepted.verified == [True, True, True]
+    async with server_context(server.data_dir, server.database_url) as ctx:
+        detail = await cases.case_detail(ctx, "reviewer:test", accepted.case_id, frozenset())
+        items = {i.text: i.verified for i in detail.reports[0].items}
+        assert items == {"send a photo": True, "who are you?": True, "hi": True}
+        async with ctx.sessions() as session:
+            [entry] = [e for e in await recent_entries(session) if e.action == "report.submitted"]
+            reporter = await UserRepository(session).by_username(bob.username)
+            assert reporter is not None and entry.actor == f"user:{reporter.id}"  # an id, not the name
+            assert (await verify_chain(session)).ok
 
 
 @pytest.mark.fresh_server  # sweeps every report in the database

@@ -243,6 +243,7 @@ class Client:
                 for username, infos in stale.body.devices.items():
                     self.core.replace_devices(username, infos)
                 continue
+            self.core.keep_server_tag(accepted)
             return SentMessage(MessageId(accepted.message_id), accepted.server_ts_ms, accepted.devices)
         raise ConflictError("the recipient's devices kept changing; try again")
 

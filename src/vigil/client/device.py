@@ -31,6 +31,7 @@ from vigil.protocol.wire import (
     AttachmentDescriptor,
     ClaimKeysRequest,
     DeviceInfo,
+    SendAccepted,
     UploadKeysRequest,
 )
 
@@ -79,6 +80,13 @@ class DeviceCore:
         self._device_hooks.append(hook)
 
     # ---- persistence -----------------------------------------------------------------------------
+
+    def keep_server_tag(self, accepted: SendAccepted) -> None:
+        """Keeps the server's tag from a send's answer with this device's record of the message."""
+        if accepted.franking_tag is not None:
+            self.store.keep_server_tag(
+                self.username, accepted.message_id, accepted.franking_tag, accepted.server_ts_ms
+            )
 
     def commit(
         self,

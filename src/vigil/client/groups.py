@@ -220,6 +220,7 @@ class GroupManager:
             except StaleDeviceList as stale:
                 self._apply_devices(group_id, stale.body.devices)
                 continue
+            core.keep_server_tag(accepted)
             return SentMessage(MessageId(accepted.message_id), accepted.server_ts_ms, accepted.devices)
         raise ConflictError("the group's devices kept changing; try again")
 

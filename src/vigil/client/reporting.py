@@ -4,8 +4,9 @@ For the reported message and up to `context` earlier messages of the conversatio
 what this device holds: the payload with its franking key, the commitment, the server's tag and
 timestamp, and the attachment's plaintext when there is one (kept by this device when it received it,
 since the server deletes a blob once it was fetched), so the server can check it against the committed
-hash and size. For messages this device sent itself there is no tag in the history; the commitment is
-recomputed from the payload and the server checks it against its own record while it still has one.
+hash and size. For a message this device sent itself the history keeps the tag and timestamp from the
+send's answer, and the commitment is recomputed from the payload; only a sent record without a tag (from
+a server that gave none) leaves the server to check it against its own record while it still has one.
 """
 
 from __future__ import annotations

@@ -321,6 +321,21 @@ class DeviceStore:
             (conversation, sender, message_id, sealed),
         )
 
+    def keep_server_tag(self, sender: str, message_id: str, franking_tag: str, server_ts_ms: int) -> None:
+        """Adds the server's franking tag and timestamp to the history record of a message this device
+        sent, so a report can prove it from the tag alone once the server has deleted its delivery record
+        (as for received messages). No record, nothing changes."""
+        with self.transaction():
+            row = self._db.execute(
+                "SELECT seq, record FROM history WHERE sender = ? AND message_id = ?", (sender, message_id)
+            ).fetchone()
+            if row is None:
+                return
+            record = json.loads(self.open_sealed(bytes(row[1]), b"history"))
+            record.update(franking_tag=franking_tag, server_ts_ms=server_ts_ms)
+            sealed = self.seal(json.dumps(record).encode(), b"history")
+            self._db.execute("UPDATE history SET record = ? WHERE seq = ?", (sealed, row[0]))
+
     def keep_attachment(self, sender: str, message_id: str, data: bytes) -> None:
         """Keeps a received attachment's plaintext (sealed, bound to its message) for a later report."""
         sealed = self.seal(data, _attachment_context(sender, message_id))

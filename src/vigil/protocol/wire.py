@@ -216,10 +216,15 @@ class SendRequest(_Request):
 
 
 class SendAccepted(_Response):
+    """`franking_tag` is the server's tag over (commitment, sender, conversation, server_ts_ms, message
+    id): the sending device keeps it so a later report can prove its own message after the server has
+    deleted the delivery record. None only from a server that predates it."""
+
     message_id: str
     server_ts_ms: int
     devices: int
     duplicate: bool = False
+    franking_tag: str | None = None
 
 
 class StaleDevices(_Response):

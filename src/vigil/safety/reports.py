@@ -8,9 +8,10 @@ server accepted the message (as the sender must have been), and (5) a committed 
 the committed hash and size. Anything else is kept as a claim with the reason it failed, never shown as
 proof.
 
-The tag carries everything the server needs, so a message the reporter received verifies without the
-server's stored message record (delivery rows are deleted after delivery). Only a message the reporter's
-own device sent, which has no tag on that device, needs the server's record.
+The tag carries everything the server needs, so a message verifies without the server's stored message
+record (delivery rows are deleted after delivery): a received one from the tag its delivery carried, one
+the reporter's own device sent from the tag the send's answer carried (`SendAccepted.franking_tag`). Only
+an item without a tag (a sent record kept before answers carried one) needs the server's record.
 """
 
 from __future__ import annotations

@@ -45,6 +45,9 @@ class UserRow(Base):
     # no adult's birth date is kept. The age-band job moves bands on (`vigil.safety.age.advance`).
     band_changes_on: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # Set while a deleted account's username and metadata are kept for a hold, open case or unopened
+    # voucher; the deleted_accounts sweep finishes the deletion once none is left, and clears it.
+    deletion_pending_since_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
 
 
 class DeviceRow(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import Delete, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import ContactRequestState
-from vigil.server.db.accounts import AccountActionRow, AccountStandingRow, DeviceRow
+from vigil.server.db.accounts import AccountActionRow, AccountStandingRow, DeviceRow, UserRow
 from vigil.server.db.blobs import BlobFetcherRow, BlobRow
 from vigil.server.db.cases import OPEN_STATES, CaseRow, ReportRow
 from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
@@ -60,6 +60,13 @@ class DeletionRepository:
         return await self._scalar_count(
             select(CaseRow.id).where(CaseRow.subject_user_id == user_id, CaseRow.state.not_in(OPEN_STATES))
         )
+
+    async def pending_deletions(self) -> Sequence[UserRow]:
+        """Deleted accounts whose username and metadata were kept (`deletion_pending_since_ms` set)."""
+        rows = await self._session.scalars(
+            select(UserRow).where(UserRow.deletion_pending_since_ms.is_not(None)).order_by(UserRow.id)
+        )
+        return list(rows)
 
     # Devices.
 

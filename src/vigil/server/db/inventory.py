@@ -52,7 +52,7 @@ INVENTORY: tuple[TableInventory, ...] = (
         "one account",
         "until the account is deleted (`DELETE /v1/accounts/me`); then a row with a random tombstone name "
         "remains for what other records reference, or the username too while a preservation hold or an "
-        "open case needs it",
+        "open case needs it, until the deleted_accounts sweep finds neither left",
         "server; the username to other accounts; age band and age to reviewers",
         {
             "id": _ID,
@@ -61,6 +61,9 @@ INVENTORY: tuple[TableInventory, ...] = (
             "band_changes_on": "the day the band next changes (a minor's 16th or 18th birthday; the "
             "age-band job moves the band on); empty for adults, so no adult's birth date is kept",
             "created_at_ms": "risk scoring (new-account feature), reviewers' account facts",
+            "deletion_pending_since_ms": "a deleted account whose username and metadata a hold, open "
+            "case or unopened voucher keeps: the deleted_accounts sweep finishes the deletion once none "
+            "is left",
         },
     ),
     TableInventory(
@@ -135,14 +138,14 @@ INVENTORY: tuple[TableInventory, ...] = (
         "messages",
         "one accepted message's delivery record: sender, conversation, kind, franking commitment and tag",
         "deleted once every queue entry is delivered and the retry window "
-        "(`VIGIL_DELIVERY_RETRY_HOURS`) has passed; a reported received message verifies from its "
-        "franking tag alone, a reporter's own sent message only while this row exists; a preservation hold "
-        "keeps the held account's records",
+        "(`VIGIL_DELIVERY_RETRY_HOURS`) has passed; a reported message verifies from its franking tag "
+        "alone (a received one from its delivery, a reporter's own from the send's answer), so no report "
+        "needs this row; a preservation hold keeps the held account's records",
         "server",
         {
             "id": _ID,
             "client_id": "exactly-once: a retried send with the same id is not stored twice",
-            "sender_user_id": "delivery (the recipient learns the sender), report verification",
+            "sender_user_id": "delivery (the recipient learns the sender), exactly-once retries",
             "sender_device_id": "delivery (which Olm session decrypts it)",
             "conversation": "delivery (recipient or group) and the franking tag",
             "kind": "delivery (text/image/file/control)",
@@ -586,9 +589,10 @@ INVENTORY: tuple[TableInventory, ...] = (
         {
             "id": "sequence number",
             "ts_ms": "when",
-            "actor": "who acted",
+            "actor": "who acted: a reviewer, the system, or an account by its stable id (user:<id>), "
+            "never a username",
             "action": "what was done",
-            "target": "what it was done to (a reference such as case:12)",
+            "target": "what it was done to (a reference such as case:12 or user:<id>)",
             "details": "figures and references (e.g. the id of a note or timeline in `case_evidence`), "
             "never notes or metadata timelines",
             "prev_hash": "hash chain",

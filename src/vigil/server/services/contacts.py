@@ -264,7 +264,7 @@ async def report_account(
         await append_audit(
             session,
             now_ms=now,
-            actor=f"user:{by.username}",
+            actor=f"user:{by.user_id}",
             action="report.account",
             target=f"case:{case.id}",
             details={"report": report.id, "reason": request.reason.value, "blocked": request.block},

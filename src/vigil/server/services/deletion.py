@@ -7,7 +7,9 @@ blobs a hold names). When no hold, open case or unopened voucher covers the acco
 too (metadata events, delivery records, contact requests, safety notices about it, risk and enforcement
 state) and the username is replaced by a random tombstone, so what stays (reports it made about others,
 closed cases about it) names no one. When one does, the username and that metadata are kept for the
-case or hold; retention deletes them after the case closes or the hold is released.
+case or hold, and the account is marked (`deletion_pending_since_ms`); the deleted_accounts retention sweep
+(`finish_pending_deletions`) finishes the deletion once the hold is released, the case closed and the
+voucher opened.
 """
 
 from __future__ import annotations
@@ -15,16 +17,68 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from vigil.errors import ConflictError, NotFoundError
 from vigil.protocol.deletion import DeletionReport, KeptRecord
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import DeviceRepository, UserRepository
+from vigil.server.db.accounts import DeviceRepository, UserRepository, UserRow
 from vigil.server.db.deletion import DeletionRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
-from vigil.server.services.preservation import held_data
+from vigil.server.services.preservation import HeldData, held_data
 
-__all__ = ["delete_account", "delete_device"]
+__all__ = ["delete_account", "delete_device", "finish_pending_deletions"]
+
+
+async def _reasons_to_keep(repository: DeletionRepository, held: HeldData, user_id: int) -> list[str]:
+    """Why the account's username and metadata must stay; empty when nothing needs them."""
+    reasons = []
+    if user_id in held.user_ids:
+        reasons.append("a legal preservation hold (after a report to NCMEC) covers this account")
+    if await repository.open_cases_about(user_id):
+        reasons.append("a safety case about this account is open")
+    if await repository.unopened_vouchers_from(user_id):
+        reasons.append("a known-image match from this account awaits review")
+    return reasons
+
+
+async def _erase_identity(repository: DeletionRepository, user: UserRow) -> int:
+    """Deletes the account's metadata and replaces its username by a random tombstone; returns how many
+    metadata records went."""
+    removed = await repository.delete_metadata(user.id, user.username)
+    user.username = f"deleted_{secrets.token_hex(6)}"
+    user.band_changes_on = None
+    user.deletion_pending_since_ms = None
+    return removed
+
+
+async def finish_pending_deletions(ctx: ServerContext, now_ms: int) -> int:
+    """The deleted_accounts sweep: for each deleted account kept for a hold, open case or unopened
+    voucher that no longer has any, deletes its metadata and tombstones its username. Returns how many
+    accounts it finished."""
+    async with ctx.sessions() as session, session.begin():
+        return await _finish_pending(session, now_ms)
+
+
+async def _finish_pending(session: AsyncSession, now_ms: int) -> int:
+    repository = DeletionRepository(session)
+    held = await held_data(session)
+    finished = 0
+    for user in await repository.pending_deletions():
+        if await _reasons_to_keep(repository, held, user.id):
+            continue
+        removed = await _erase_identity(repository, user)
+        finished += 1
+        await append_audit(
+            session,
+            now_ms=now_ms,
+            actor="system:deletion",
+            action="account.deletion_finished",
+            target=f"user:{user.id}",
+            details={"metadata_records": removed},
+        )
+    return finished
 
 
 async def delete_device(ctx: ServerContext, by: AuthenticatedDevice, device_id: str) -> DeletionReport:
@@ -38,6 +92,7 @@ async def delete_device(ctx: ServerContext, by: AuthenticatedDevice, device_id: 
         if len(await repository.devices_of(by.user_id)) == 1:
             raise ConflictError("this is the account's only device: delete the account instead")
         _, queued = await repository.delete_devices([device_id])
+    await ctx.credentials_changed(device_ids=[device_id])  # the cached credential must stop working now
     return DeletionReport(
         deleted=[
             "the device, its public keys and unused one-time keys",
@@ -58,15 +113,10 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
         if user is None:
             raise NotFoundError("no such account")
         held = await held_data(session)
-        reasons = []
-        if by.user_id in held.user_ids:
-            reasons.append("a legal preservation hold (after a report to NCMEC) covers this account")
-        if await repository.open_cases_about(by.user_id):
-            reasons.append("a safety case about this account is open")
-        if await repository.unopened_vouchers_from(by.user_id):
-            reasons.append("a known-image match from this account awaits review")
+        reasons = await _reasons_to_keep(repository, held, by.user_id)
 
-        devices, queued = await repository.delete_devices(await repository.devices_of(by.user_id))
+        device_ids = list(await repository.devices_of(by.user_id))
+        devices, queued = await repository.delete_devices(device_ids)
         deleted.append(f"{devices} devices, their keys and {queued} undelivered messages")
         if await repository.delete_profile_photo(by.user_id):
             deleted.append("the profile photo")
@@ -86,11 +136,10 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
                     until="the case is closed or the hold released; then retention deletes them",
                 )
             )
+            user.deletion_pending_since_ms = now
         else:
-            removed = await repository.delete_metadata(by.user_id, user.username)
+            removed = await _erase_identity(repository, user)
             deleted.append(f"{removed} metadata records (messages, contact requests, risk and standing)")
-            user.username = f"deleted_{secrets.token_hex(6)}"
-            user.band_changes_on = None
             deleted.append("the username")
         reports = await repository.reports_made_by(by.user_id)
         if reports:
@@ -118,6 +167,7 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
             target=f"user:{by.user_id}",
             details={"kept_for_case_or_hold": bool(reasons)},
         )
+    await ctx.credentials_changed(user_ids=[by.user_id], device_ids=device_ids)
     for blob_id in blob_ids:
         await asyncio.to_thread(ctx.blobs.delete, blob_id)
     return DeletionReport(deleted=deleted, kept=kept)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from typing import Any
 
 from vigil.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
-from vigil.protocol.encoding import b64decode
+from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.franking import FrankingContext, server_tag
 from vigil.protocol.group_wire import (
     MAX_GROUP_MEMBERS,
@@ -218,6 +218,7 @@ async def send_group_message(
                 server_ts_ms=previous.server_ts_ms,
                 devices=previous.device_count,
                 duplicate=True,
+                franking_tag=b64encode(previous.franking_tag),
             )
         groups = GroupRepository(session)
         await _membership(groups, group_id, by)
@@ -273,7 +274,9 @@ async def send_group_message(
             for entry, entry_id in zip(entries, entry_ids, strict=True)
         }
     )
-    return SendAccepted(message_id=request.id, server_ts_ms=now_ms, devices=len(owners))
+    return SendAccepted(
+        message_id=request.id, server_ts_ms=now_ms, devices=len(owners), franking_tag=b64encode(tag)
+    )
 
 
 async def _raise_stale(

@@ -136,6 +136,7 @@ async def _send_batch(
                     message_id=request.id,
                     server_ts_ms=outcome.values["server_ts_ms"],
                     devices=len(outcome.entries),
+                    franking_tag=b64encode(outcome.values["franking_tag"]),
                 )
                 state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
                 results.append(accepted)
@@ -193,7 +194,11 @@ async def _existing(
     rows = await MessageRepository(session).by_client_ids(wanted)
     return {
         (row.sender_user_id, row.client_id): SendAccepted(
-            message_id=row.client_id, server_ts_ms=row.server_ts_ms, devices=row.device_count, duplicate=True
+            message_id=row.client_id,
+            server_ts_ms=row.server_ts_ms,
+            devices=row.device_count,
+            duplicate=True,
+            franking_tag=b64encode(row.franking_tag),
         )
         for row in rows
     }

@@ -2,8 +2,9 @@
 
 A report is verified item by item (`vigil.safety.reports.verify_item`): from the server's franking tag
 the reporter's device kept, plus, for a group message, the group's membership history; the stored message
-record is consulted only for items without a tag (the reporter's own messages). It is stored encrypted at
-rest, and creates or joins the open case about the reported account. Expired reports are deleted.
+record is consulted only for items without a tag (own messages recorded before send answers carried
+the tag). It is stored encrypted at rest, and creates or joins the open case about the reported account.
+Expired reports are deleted.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ async def submit_report(
         await append_audit(
             session,
             now_ms=now_ms,
-            actor=f"user:{by.username}",
+            actor=f"user:{by.user_id}",
             action="report.submitted",
             target=f"case:{case.id}",
             details={

@@ -19,6 +19,9 @@ What each sweep deletes:
                             reported group message older than that no longer verifies its membership)
   reports                   reports past VIGIL_REPORT_RETENTION_DAYS (`reports.sweep_expired_reports`)
   blobs                     attachments past VIGIL_BLOB_TTL_SECONDS (`blobs.sweep_expired_blobs`)
+  deleted_accounts          a deleted account kept for a hold, open case or unopened voucher: once none
+                            is left, its metadata and username go (`deletion.finish_pending_deletions`;
+                            its count is accounts finished)
 and the age-band job (`accounts.move_age_bands`): minors' bands move on on their birthdays (its count is
 accounts moved, not rows deleted).
 
@@ -36,7 +39,7 @@ from dataclasses import dataclass
 
 from vigil.server.context import ServerContext
 from vigil.server.db.retention import RetentionRepository
-from vigil.server.services import accounts, blobs, contacts, metadata, reports
+from vigil.server.services import accounts, blobs, contacts, deletion, metadata, reports
 from vigil.server.services.preservation import held_data
 
 __all__ = ["SWEEPS", "Sweep", "run_sweep", "start_sweeps", "sweep_forever"]
@@ -132,6 +135,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("membership_periods", sweep_membership_periods),
     Sweep("reports", sweep_reports),
     Sweep("blobs", sweep_blobs),
+    Sweep("deleted_accounts", deletion.finish_pending_deletions),
     # Not a deletion but the same kind of job: bands move on by date, so no birth date needs keeping.
     Sweep("age_bands", accounts.move_age_bands),
 )

@@ -196,7 +196,7 @@ async def _apply(
         now_ms=now,
         actor="system:risk",
         action=f"risk.{decision.level.value}",
-        target=f"user:{subject.username}",
+        target=f"user:{subject.id}",
         details=details,
     )
     if state is None:

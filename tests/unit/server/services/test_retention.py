@@ -12,6 +12,8 @@ from live_server import create_postgres_database, drop_postgres_database, requir
 from sqlalchemy import func, select
 
 from vigil.protocol.contacts import ContactRequestState
+from vigil.protocol.ids import DeviceId, UserId
+from vigil.protocol.wire import AgeBand
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
@@ -23,8 +25,10 @@ from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
-from vigil.server.services import retention
-from vigil.server.services.preservation import place_hold
+from vigil.server.services import deletion, retention
+from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.audit import verify_chain
+from vigil.server.services.preservation import PRESERVATION_DAYS, place_hold, release_hold
 from vigil.server.settings import Settings
 
 T0 = 1_800_000_000_000
@@ -324,3 +328,56 @@ async def test_closed_membership_periods_go_after_the_history_window(ctx: Server
     assert await _sweep(ctx, "membership_periods", T0 + DAY + keep + 1) == 1
     async with ctx.sessions() as session:
         assert list(await session.scalars(select(MembershipPeriodRow.user_id))) == [alice]  # still a member
+
+
+async def test_a_held_deleted_account_is_finished_once_its_hold_and_case_end(ctx: ServerContext) -> None:
+    _alice, bob = await _users(ctx)
+    await _device(ctx, bob, "dev-b")
+    async with ctx.sessions() as session, session.begin():
+        case = CaseRow(
+            subject_user_id=bob,
+            state="open",
+            priority=50,
+            top_reason="other",
+            created_at_ms=T0,
+            updated_at_ms=T0,
+        )
+        session.add(case)
+        await session.flush()
+        case_id = case.id
+        hold = await place_hold(
+            session,
+            case_id=case_id,
+            subject_user_id=bob,
+            filing_id=None,
+            reason="CyberTipline report",
+            blob_ids=frozenset(),
+            actor="admin:t",
+            now_ms=T0,
+        )
+        hold_id = hold.id
+        session.add(MetadataEventRow(at_ms=T0, kind="msg", actor="bob", target="alice"))
+    await _message(ctx, bob, "held", T0, queued=False)
+    by = AuthenticatedDevice(bob, UserId("bob"), DeviceId("dev-b"), AgeBand.ADULT)
+    answer = await deletion.delete_account(ctx, by)
+    assert "the username" not in answer.deleted and answer.kept
+    assert await _sweep(ctx, "deleted_accounts", T0 + DAY) == 0  # the hold and the open case keep it
+    released = T0 + (PRESERVATION_DAYS + 1) * DAY
+    await release_hold(ctx, hold_id, actor="admin:t", is_admin=True, now=released)
+    assert await _sweep(ctx, "deleted_accounts", released) == 0  # the case is still open
+    async with ctx.sessions() as session:
+        user = await session.get(UserRow, bob)
+        assert user is not None and user.username == "bob" and user.deletion_pending_since_ms == T0
+    async with ctx.sessions() as session, session.begin():
+        closed = await session.get(CaseRow, case_id)
+        assert closed is not None
+        closed.state = "closed"
+    assert await _sweep(ctx, "deleted_accounts", released + 1) == 1
+    assert await _sweep(ctx, "deleted_accounts", released + 2) == 0  # finished once
+    async with ctx.sessions() as session:
+        user = await session.get(UserRow, bob)
+        assert user is not None and user.username.startswith("deleted_")
+        assert user.deletion_pending_since_ms is None
+        assert await _count(ctx, MetadataEventRow) == 0
+        assert await _count(ctx, MessageRow) == 0
+        assert (await verify_chain(session)).ok
