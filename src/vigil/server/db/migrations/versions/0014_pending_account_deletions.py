@@ -1,7 +1,7 @@
 """a deleted account kept for a hold or case is marked, so a sweep finishes its deletion afterwards
 
-Revision ID: 0013_pending_account_deletions
-Revises: 0012_review_queues
+Revision ID: 0014_pending_account_deletions
+Revises: 0013_policies
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_pending_account_deletions"
-down_revision = "0012_review_queues"
+revision = "0014_pending_account_deletions"
+down_revision = "0013_policies"
 branch_labels = None
 depends_on = None
 
