@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.errors import ValidationError
+from vigil.safety.strikes import parse_thresholds
 from vigil.server.ratelimit import Limit, parse_rule
 
 __all__ = ["CYBERTIPLINE_PRODUCTION_URL", "CYBERTIPLINE_TEST_URL", "Environment", "Settings"]
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     # AES-256-GCM key for reported content at rest, hex (32 bytes). In dev generated into the data dir.
     report_key: SecretStr | None = None
     report_retention_days: int = Field(default=365, gt=0)
+    # Strikes under one policy at which a reviewer's decision escalates (`vigil.safety.strikes`).
+    strike_thresholds: str = "restrict=3,suspend=5"
     console_mounted: bool = True  # `vigil serve` serves the review console under /console
     console_secure_cookies: bool = True
     console_session_minutes: int = Field(default=8 * 60, gt=0)
@@ -106,6 +109,12 @@ class Settings(BaseSettings):
     # A filer holds a per-case lease while filing; when it runs out (the filer died), crash recovery takes
     # the half-done filing over. Renewed before every CyberTipline call, so longer than the slowest call.
     cybertipline_lease_seconds: float = Field(default=300.0, gt=0)
+
+    @field_validator("strike_thresholds")
+    @classmethod
+    def _strike_thresholds(cls, value: str) -> str:
+        parse_thresholds(value)  # raises on a malformed value, so a bad setting fails at start-up
+        return value
 
     @field_validator("cybertipline_url")
     @classmethod

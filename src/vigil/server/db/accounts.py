@@ -282,3 +282,14 @@ class StandingRepository:
 
     def add_action(self, row: AccountActionRow) -> None:
         self._session.add(row)
+
+    async def count_actions(self, user_id: int, policy_id: int, actions: Sequence[str]) -> int:
+        """How many of `actions` the account received under the policy (its strikes)."""
+        found = await self._session.scalar(
+            select(func.count(AccountActionRow.id)).where(
+                AccountActionRow.user_id == user_id,
+                AccountActionRow.policy_id == policy_id,
+                AccountActionRow.action.in_(actions),
+            )
+        )
+        return int(found or 0)

@@ -18,6 +18,7 @@ from vigil.protocol.reports import ReportReason
 from vigil.safety.policy import Standing
 from vigil.safety.reports import priority_label
 from vigil.safety.routing import QueueName, more_urgent_queue
+from vigil.safety.strikes import Sanction, escalate, parse_thresholds
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import AccountActionRow, StandingRepository, UserRepository, UserRow
 from vigil.server.db.audit import AuditRow
@@ -378,6 +379,13 @@ async def apply_action(
             raise ValidationError("policy: no such active policy")
         if action in DECISIONS and reviewer_id is not None and policy is None:
             raise ValidationError("policy: every decision cites a policy; choose one")
+        chosen, strikes = action, 0
+        if policy is not None and action.value in set(Sanction):
+            strikes = 1 + await StandingRepository(session).count_actions(
+                case.subject_user_id, policy.id, [s.value for s in Sanction]
+            )
+            thresholds = parse_thresholds(ctx.settings.strike_thresholds)
+            action = CaseAction(escalate(Sanction(action.value), strikes, thresholds).value)
         closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
         match action:
             case CaseAction.WARN:
@@ -431,6 +439,10 @@ async def apply_action(
         details: dict[str, object] = {"action": action.value, "state": state.value}
         if policy is not None:
             details["policy"] = policy.code
+        if strikes:
+            details["strikes"] = strikes
+            if action is not chosen:
+                details["escalated_from"] = chosen.value
         if action is CaseAction.ESCALATE:
             details["ncmec"] = "pending: CyberTipline submission is not wired yet"
         if note:

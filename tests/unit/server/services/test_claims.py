@@ -140,3 +140,29 @@ async def test_a_joining_report_moves_the_case_only_to_a_more_urgent_queue(ctx: 
         )
         await open_or_join_case(session, user, ReportReason.SPAM, 10, False, T0, queue=QueueName.RISK_LEADS)
         assert case.queue == QueueName.IMAGE_MATCHES.value
+
+
+async def test_strikes_under_one_policy_escalate_the_decision(ctx: ServerContext) -> None:
+    from vigil.server.db.accounts import AccountActionRow
+    from vigil.server.services import policies
+    from vigil.server.services.cases import CaseAction, apply_action
+
+    ana = await _reviewer(ctx, "ana")
+    har = await policies.add_policy(ctx, "test", "HAR-1", "Harassment")
+    spam = await policies.add_policy(ctx, "test", "SPAM-1", "Spam")
+    async with ctx.sessions() as session, session.begin():
+        user = await UserRepository(session).add(UserRow(username="mal", age_band="adult", created_at_ms=T0))
+    applied = []
+    for policy in (har, spam, har, har, har, har):
+        async with ctx.sessions() as session, session.begin():
+            case = await open_or_join_case(session, user, ReportReason.HARASSMENT, 10, False, T0)
+            case_id = case.id
+        await apply_action(ctx, "reviewer:ana", ana, case_id, CaseAction.WARN, policy_id=policy.id)
+        applied.append(await _last_action(ctx, AccountActionRow))
+    # Defaults restrict=3,suspend=5, counted per policy: the spam strike does not add to harassment.
+    assert applied == ["warn", "warn", "warn", "restrict", "restrict", "suspend"]
+
+
+async def _last_action(ctx: ServerContext, row: type) -> str:
+    async with ctx.sessions() as session:
+        return str(await session.scalar(select(row.action).order_by(row.id.desc()).limit(1)))
