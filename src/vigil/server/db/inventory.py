@@ -275,7 +275,8 @@ INVENTORY: tuple[TableInventory, ...] = (
         "server (risk scoring); reviewers see an account's timeline on a risk case",
         {
             "id": _ID,
-            "at_ms": "the sliding windows of risk features",
+            "at_ms": "the sliding windows of risk features; whole seconds (day buckets, the hour of day "
+            "and spans of hours need no finer)",
             "kind": "which feature the event feeds",
             "actor": "whose behaviour it is",
             "target": "who it reached (minor contact features)",

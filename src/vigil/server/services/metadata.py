@@ -30,6 +30,7 @@ from vigil.server.services.preservation import held_data
 
 __all__ = [
     "DAY_MS",
+    "LOG_RESOLUTION_MS",
     "UNKNOWN_SIZE_BUCKET",
     "block_event",
     "event_of_row",
@@ -46,6 +47,12 @@ __all__ = [
 ]
 
 DAY_MS = 24 * 3600 * 1000
+# The log keeps whole seconds, not milliseconds (issue 16: coarser times where features allow). Every risk
+# feature reads day buckets or the hour of day (night-time), which flooring to the second never changes,
+# or spans of hours (early media, 72 h), which it moves by under a second; events in one second keep
+# their order by id.
+# Coarser than this would outrun the risk loop's re-read margin (`risk.REREAD_MS`, 60 s).
+LOG_RESOLUTION_MS = 1000
 # The log keeps no message size (no risk feature reads one); events read back carry this placeholder.
 UNKNOWN_SIZE_BUCKET = 0
 
@@ -58,7 +65,7 @@ def values_of_event(event: MetadataEvent) -> dict[str, Any]:
     """The event's column values (for a Core insert)."""
     rec = event_to_record(event)
     return {
-        "at_ms": rec["t"],
+        "at_ms": rec["t"] - rec["t"] % LOG_RESOLUTION_MS,
         "kind": rec["k"],
         "actor": rec["s"],
         "target": rec.get("r"),
