@@ -16,7 +16,7 @@ from vigil.errors import ConflictError, PermissionDenied, ValidationError
 from vigil.protocol.ids import CaseId
 from vigil.safety.routing import QueueName
 from vigil.server.context import ServerContext
-from vigil.server.services import cases, cybertip_filing, policies, reporters, vouchers
+from vigil.server.services import cases, cybertip_filing, labels, policies, reporters, vouchers
 from vigil.server.services.cases import DECISIONS, SEVERE, CaseAction
 
 __all__ = ["router"]
@@ -52,6 +52,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
     lead = me.reviewer.role.at_least(Role.LEAD)
     bad_faith = await reporters.marked_reporters(ctx, {r.reporter for r in detail.reports})
     every_policy = await policies.list_policies(ctx)
+    account_labels = await labels.live_labels(ctx, await cases.subject_id(ctx, case_id))
     active = [p for p in every_policy if p.active]
     return render(
         request,
@@ -69,6 +70,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         can_file=lead and await can_file(ctx, case_id),
         bad_faith=bad_faith,
         policies=active,
+        labels=account_labels,
         decision_policy=next((p for p in every_policy if p.id == detail.case.decision_policy_id), None),
         last_action=detail.facts.actions[-1][1] if detail.facts.actions else None,
     )
@@ -142,6 +144,27 @@ async def case_hold(request: Request, ctx: Ctx, me: Me, _form: CsrfForm, case_id
     await _holding(ctx, me, case_id)
     await cases.hold(ctx, me.reviewer.actor, case_id)
     return redirect(request, f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/labels")
+async def case_label(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
+    await _may_work_case(ctx, me, case_id)
+    days = field(form, "days")
+    if days and not days.isdigit():
+        raise ValidationError("label: expiry is a number of days")
+    await labels.add_label(
+        ctx, me.reviewer.actor, me.reviewer.id, case_id, field(form, "label"), int(days) if days else None
+    )
+    return redirect(request, f"/cases/{case_id}#labels")
+
+
+@router.post("/cases/{case_id}/labels/{label_id}/remove")
+async def case_unlabel(
+    request: Request, ctx: Ctx, me: Me, _form: CsrfForm, case_id: CaseId, label_id: int
+) -> Response:
+    await _may_work_case(ctx, me, case_id)
+    await labels.remove_label(ctx, me.reviewer.actor, case_id, label_id)
+    return redirect(request, f"/cases/{case_id}#labels")
 
 
 @router.post("/cases/{case_id}/reopen")

@@ -462,6 +462,20 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "account_labels",
+        "a reviewer's label on an account (e.g. repeat-spammer), optionally expiring",
+        "shown until it expires or a reviewer removes it; kept with the account's records",
+        "reviewers",
+        {
+            "id": _ID,
+            "user_id": "which account",
+            "label": "the label's text (a-z, 0-9, _ -)",
+            "reviewer_id": "who put it on (accountability)",
+            "created_at_ms": _CREATED,
+            "expires_at_ms": "when it stops applying (empty: until removed)",
+        },
+    ),
+    TableInventory(
         "policies",
         "one rule of the admin-managed policy list review decisions cite",
         "kept (retired, never deleted) while any decision names it",

@@ -13,6 +13,7 @@ from vigil.server.db import (  # noqa: F401 - imported to register their tables
     cybertip,
     groups,
     hashlists,
+    labels,
     messaging,
     notices,
     policies,

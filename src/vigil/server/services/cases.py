@@ -60,6 +60,7 @@ __all__ = [
     "queue_count",
     "release",
     "reopen",
+    "subject_id",
 ]
 
 _DAY_MS = 24 * 3600 * 1000
@@ -209,6 +210,15 @@ async def case_summary(ctx: ServerContext, case_id: int) -> CaseSummary:
         subject = await UserRepository(session).by_id(case.subject_user_id)
         reports = len(await CaseRepository(session).reports_of(case_id))
         return _summary(case, subject.username if subject else "?", reports)
+
+
+async def subject_id(ctx: ServerContext, case_id: int) -> int:
+    """The id of the account the case is about. Raises NotFoundError."""
+    async with ctx.sessions() as session:
+        case = await CaseRepository(session).get(case_id)
+    if case is None:
+        raise NotFoundError("no such case")
+    return case.subject_user_id
 
 
 async def queue_count(ctx: ServerContext, where: QueueFilter) -> int:
