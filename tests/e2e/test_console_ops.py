@@ -197,3 +197,22 @@ async def test_keyboard_first_decisions_cite_a_policy_confirm_suspend_and_move_o
     summary = await kim.locator(".decision-summary").inner_text()
     assert "Decided actioned" in summary and "HAR-1" in summary and "suspend" in summary
     assert await kim.locator(".standing-suspended").inner_text() == "suspended"
+
+    # The metrics page shows what happened: kim's three decisions, the minors' queue all decided.
+    await admin.goto(f"{live.url}/console/metrics")
+    row = admin.locator("table.metrics-reviewers tr", has_text="kim")
+    assert await row.locator("td.decisions").inner_text() == "3"
+    minors = admin.locator("table.metrics-queues tr[data-queue=minors]")
+    assert (
+        await minors.locator("td.opened").inner_text(),
+        await minors.locator("td.decided").inner_text(),
+    ) == (
+        "3",
+        "3",
+    )
+    assert await admin.locator("svg.chart polyline").count() == 4
+    exported = await admin.request.get(f"{live.url}/console/metrics.csv")
+    assert exported.status == 200 and "reviewer_decisions,kim,,3,," in await exported.text()
+    assert "queue,minors,3,3," in await exported.text()
+    forbidden = await kim.request.get(f"{live.url}/console/metrics")
+    assert forbidden.status == 403  # leads and admins only

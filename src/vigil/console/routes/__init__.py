@@ -12,6 +12,7 @@ from vigil.console.routes import (
     cybertip,
     evidence,
     image_matches,
+    metrics,
     policies,
     queue,
     reviewers,
@@ -33,4 +34,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     banks.router,
     reviewers.router,
     policies.router,
+    metrics.router,
 )
