@@ -17,7 +17,7 @@ import pytest
 from helpers import register
 from live_server import ServerProcess, running_server
 
-from vigil.server.blobstore import BlobStore
+from vigil.server.blobstore import DiskBlobStore
 from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
 
 
@@ -156,7 +156,7 @@ async def _chunks(*parts: bytes, then: BaseException | None = None) -> AsyncIter
 async def test_blob_store_deletes_the_partial_file_on_every_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = BlobStore(tmp_path)
+    store = DiskBlobStore(tmp_path)
     blob_id = "ab" * 16
 
     def partial_files() -> list[Path]:
@@ -186,5 +186,5 @@ async def test_blob_store_deletes_the_partial_file_on_every_failure(
     monkeypatch.undo()
 
     assert await store.receive(blob_id, _chunks(b"x" * 50, b"y" * 50), max_bytes=100) == 100
-    assert store.read(blob_id) == b"x" * 50 + b"y" * 50
+    assert b"".join([chunk async for chunk in await store.open(blob_id)]) == b"x" * 50 + b"y" * 50
     assert partial_files() == []

@@ -1,6 +1,12 @@
-"""Encrypted attachment blobs on local disk. Writes are atomic (temp file, fsync, rename) so a crash
-never leaves a half blob under a real name, and a write that fails for any reason (the client went
-away, the body was too large or too slow, the disk is full) deletes its temporary file."""
+"""Where encrypted attachment blobs live: the `BlobBackend` interface and the local-disk backend.
+
+Every backend streams: `receive` consumes an async iterator of chunks and `open` yields one, so no blob
+is ever held whole in memory. Backends (chosen by `VIGIL_BLOB_BACKEND`): `DiskBlobStore` here (one
+node), `DatabaseBlobStore` in `blobstore_database` (chunked rows in the Vigil database) and
+`S3BlobStore` in `blobstore_s3` (S3-compatible object storage); the last two are shared by every node.
+A backend's `receive` leaves nothing behind under the blob's id when it fails (a disconnect, too large,
+no room), and the blob's database row is only written after `receive` returned, so a half-written blob
+is never referenced."""
 
 from __future__ import annotations
 
@@ -9,51 +15,93 @@ import errno
 import os
 import re
 import shutil
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from vigil.errors import NotFoundError, ValidationError
 from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
 
-__all__ = ["BlobStore"]
+__all__ = ["READ_CHUNK_BYTES", "BlobBackend", "DiskBlobStore", "SizeGuard", "check_blob_id"]
 
 _BLOB_ID = re.compile(r"^[a-f0-9]{32}$")
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # Chunks are gathered up to this size before a write, so a stream of small chunks costs few thread hops.
 _WRITE_BUFFER_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 256 * 1024
 
 
-class BlobStore:
+class BlobBackend(Protocol):
+    async def receive(self, blob_id: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> int:
+        """Streams `chunks` into the blob and returns its size. Raises PayloadTooLarge past `max_bytes`,
+        ValidationError when empty, InsufficientStorage when the store is full; on any failure nothing
+        is left under `blob_id`."""
+        ...
+
+    async def open(self, blob_id: str) -> AsyncIterator[bytes]:
+        """The blob's bytes in chunks. Raises NotFoundError here, before any chunk, when it is gone."""
+        ...
+
+    async def delete(self, blob_id: str) -> None:
+        """Deletes the blob; deleting a missing blob is not an error."""
+        ...
+
+    async def free_bytes(self) -> int | None:
+        """Room left for blobs, or None when this node cannot measure it (shared remote storage)."""
+        ...
+
+
+def check_blob_id(blob_id: str) -> str:
+    if not _BLOB_ID.match(blob_id):
+        raise ValidationError("blob id must be 32 lowercase hex characters")
+    return blob_id
+
+
+class SizeGuard:
+    """Counts a blob's bytes as they arrive and refuses the one past `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise PayloadTooLarge(f"the blob is larger than {self.max_bytes} bytes")
+
+    def finish(self) -> int:
+        if self.size == 0:
+            raise ValidationError("blob is empty")
+        return self.size
+
+
+class DiskBlobStore:
+    """Blobs as files under one node's data dir. Writes are atomic (temp file, fsync, rename) so a
+    crash never leaves a half blob under a real name."""
+
     def __init__(self, root: Path) -> None:
         self._root = root
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, blob_id: str) -> Path:
-        if not _BLOB_ID.match(blob_id):
-            raise ValidationError("blob id must be 32 lowercase hex characters")
+        check_blob_id(blob_id)
         return self._root / blob_id[:2] / blob_id
 
-    def free_bytes(self) -> int:
+    async def free_bytes(self) -> int:
         """Free space on the file system the blobs (and, usually, the database) live on."""
-        return shutil.disk_usage(self._root).free
+        return (await asyncio.to_thread(shutil.disk_usage, self._root)).free
 
     async def receive(self, blob_id: str, chunks: AsyncIterable[bytes], *, max_bytes: int) -> int:
-        """Streams `chunks` into the blob and returns its size. Raises PayloadTooLarge past `max_bytes`,
-        ValidationError when empty, InsufficientStorage when the disk is full; on these and on any other
-        failure (a disconnect, a timeout, cancellation) the temporary file is deleted."""
         path = self._path(blob_id)
         temporary = path.with_suffix(".part")
-        size = 0
+        guard = SizeGuard(max_bytes)
         try:
             await asyncio.to_thread(path.parent.mkdir, exist_ok=True)
             handle = await asyncio.to_thread(open, temporary, "wb")
             try:
                 buffer = bytearray()
                 async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(f"the blob is larger than {max_bytes} bytes")
+                    guard.add(chunk)
                     buffer += chunk
                     if len(buffer) >= _WRITE_BUFFER_BYTES:
                         await asyncio.to_thread(handle.write, bytes(buffer))
@@ -61,8 +109,7 @@ class BlobStore:
                 await asyncio.to_thread(_flush, handle, bytes(buffer))
             finally:
                 await asyncio.to_thread(handle.close)
-            if size == 0:
-                raise ValidationError("blob is empty")
+            size = guard.finish()
             await asyncio.to_thread(os.replace, temporary, path)
         except BaseException as error:
             temporary.unlink(missing_ok=True)
@@ -70,15 +117,23 @@ class BlobStore:
             raise
         return size
 
-    def read(self, blob_id: str) -> bytes:
-        """Raises NotFoundError if the blob is gone."""
+    async def open(self, blob_id: str) -> AsyncIterator[bytes]:
         try:
-            return self._path(blob_id).read_bytes()
+            handle = await asyncio.to_thread(open, self._path(blob_id), "rb")
         except FileNotFoundError as error:
             raise NotFoundError("blob not found") from error
+        return _read_file(handle)
 
-    def delete(self, blob_id: str) -> None:
-        self._path(blob_id).unlink(missing_ok=True)
+    async def delete(self, blob_id: str) -> None:
+        await asyncio.to_thread(self._path(blob_id).unlink, missing_ok=True)
+
+
+async def _read_file(handle: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(handle.read, READ_CHUNK_BYTES):
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 def _flush(handle: BinaryIO, rest: bytes) -> None:

@@ -13,14 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from vigil.server.authcache import AuthCache
 from vigil.server.batching import Batchers
-from vigil.server.blobstore import BlobStore
+from vigil.server.blobstore import BlobBackend, DiskBlobStore
+from vigil.server.blobstore_database import DatabaseBlobStore
+from vigil.server.blobstore_s3 import S3BlobStore, S3Location
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
 from vigil.server.retention_metrics import RetentionMetrics
-from vigil.server.settings import Settings
+from vigil.server.settings import BlobBackendKind, Settings
 
-__all__ = ["ServerContext", "system_clock_ms"]
+__all__ = ["ServerContext", "open_blob_backend", "system_clock_ms"]
 
 
 def system_clock_ms() -> int:
@@ -36,7 +38,7 @@ class ServerContext:
     report_key: bytes  # seals reported content at rest (`vigil.server.services.evidence`)
     notice_key: bytes  # the Ed25519 seed that signs safety notices (`vigil.server.services.notices`)
     delivery: DeliveryHub
-    blobs: BlobStore
+    blobs: BlobBackend
     clock_ms: Callable[[], int] = field(default=system_clock_ms)
     batchers: Batchers = field(default_factory=Batchers)
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
@@ -87,18 +89,42 @@ class ServerContext:
         delivery.credentials = credentials
         try:
             await migrate(engine)
-            yield cls(
-                settings=settings,
-                engine=engine,
-                sessions=session_factory(engine),
-                franking_key=franking_key,
-                report_key=report_key,
-                notice_key=notice_key,
-                delivery=delivery,
-                blobs=BlobStore(settings.blob_dir),
-                clock_ms=clock_ms,
-                limiter=limiter if limiter is not None else RateLimiter.disabled(),
-                credentials=credentials,
-            )
+            sessions = session_factory(engine)
+            async with open_blob_backend(settings, sessions) as blobs:
+                yield cls(
+                    settings=settings,
+                    engine=engine,
+                    sessions=sessions,
+                    franking_key=franking_key,
+                    report_key=report_key,
+                    notice_key=notice_key,
+                    delivery=delivery,
+                    blobs=blobs,
+                    clock_ms=clock_ms,
+                    limiter=limiter if limiter is not None else RateLimiter.disabled(),
+                    credentials=credentials,
+                )
         finally:
             await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_blob_backend(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[BlobBackend]:
+    """The blob backend `VIGIL_BLOB_BACKEND` names, open for as long as the context."""
+    if settings.blob_backend is BlobBackendKind.POSTGRES:
+        yield DatabaseBlobStore(sessions)
+    elif settings.blob_backend is BlobBackendKind.S3:
+        secret = settings.s3_secret_access_key
+        location = S3Location(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+        )
+        async with S3BlobStore.open_bucket(location) as store:
+            yield store
+    else:
+        yield DiskBlobStore(settings.blob_dir)

@@ -15,7 +15,13 @@ from vigil.errors import ValidationError
 from vigil.safety.strikes import parse_thresholds
 from vigil.server.ratelimit import Limit, parse_rule
 
-__all__ = ["CYBERTIPLINE_PRODUCTION_URL", "CYBERTIPLINE_TEST_URL", "Environment", "Settings"]
+__all__ = [
+    "CYBERTIPLINE_PRODUCTION_URL",
+    "CYBERTIPLINE_TEST_URL",
+    "BlobBackendKind",
+    "Environment",
+    "Settings",
+]
 
 # NCMEC's CyberTipline reporting API (shared/ncmec-cybertipline.md §1). Reports sent to the test base
 # are discarded; production is used only when set explicitly, and never in dev.
@@ -31,6 +37,12 @@ _NOTICE_KEY_FILE = "notice.key"
 class Environment(enum.StrEnum):
     DEV = "dev"
     PROD = "prod"
+
+
+class BlobBackendKind(enum.StrEnum):
+    DISK = "disk"
+    POSTGRES = "postgres"
+    S3 = "s3"
 
 
 class Settings(BaseSettings):
@@ -96,6 +108,14 @@ class Settings(BaseSettings):
     # Unfetched blobs one account may keep on disk, and free space uploads must leave for the database.
     blob_quota_bytes_per_account: int = Field(default=512 * 1024 * 1024, gt=0)
     blob_disk_reserve_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    # Where blobs live: `disk` (this node's data dir), `postgres` (chunked rows in the Vigil database) or
+    # `s3` (a bucket of any S3-compatible store). Several nodes need `postgres` or `s3`.
+    blob_backend: BlobBackendKind = BlobBackendKind.DISK
+    s3_endpoint: str | None = None  # unset: AWS S3 itself
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
     # Slow clients: whole request headers within this; a body that stalls this long is cut off.
     request_header_timeout_seconds: float = Field(default=10.0, gt=0)
     request_body_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -47,7 +47,8 @@ async def test_unfetched_blob_is_deleted_after_its_ttl(tmp_path: Path) -> None:
         alice = await accounts.authenticate(ctx, registered.credential)
         mallory = await accounts.authenticate(ctx, other.credential)
         uploaded = await blobs.upload_blob(ctx, alice, _chunks(b"ciphertext bytes"))
-        assert await blobs.download_blob(ctx, alice, uploaded.blob_id) == b"ciphertext bytes"
+        download = await blobs.download_blob(ctx, alice, uploaded.blob_id)
+        assert download.size == 16 and b"".join([c async for c in download.chunks]) == b"ciphertext bytes"
         with pytest.raises(PermissionDenied):
             await blobs.download_blob(ctx, mallory, uploaded.blob_id)
         clock.now_ms += 59_000

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import StreamingResponse
 
 from vigil.errors import ValidationError
 from vigil.protocol.wire import BlobUploaded
@@ -35,6 +36,8 @@ async def upload(request: Request, ctx: Context, device: AuthDevice) -> BlobUplo
 
 
 @router.get("/{blob_id}")
-async def download(blob_id: BlobIdPath, ctx: Context, device: AuthDevice) -> Response:
-    data = await blobs.download_blob(ctx, device, blob_id)
-    return Response(content=data, media_type="application/octet-stream")
+async def download(blob_id: BlobIdPath, ctx: Context, device: AuthDevice) -> StreamingResponse:
+    found = await blobs.download_blob(ctx, device, blob_id)
+    return StreamingResponse(
+        found.chunks, media_type="application/octet-stream", headers={"content-length": str(found.size)}
+    )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, delete, func, select
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.server.db.base import Base
 
-__all__ = ["BlobFetcherRow", "BlobRepository", "BlobRow"]
+__all__ = ["BlobChunkRow", "BlobFetcherRow", "BlobRepository", "BlobRow"]
 
 
 class BlobRow(Base):
@@ -36,12 +36,24 @@ class BlobFetcherRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class BlobChunkRow(Base):
+    """One piece of a blob's ciphertext, for the database blob backend (`VIGIL_BLOB_BACKEND=postgres`).
+    Written before the blob's `blobs` row exists, so it has no foreign key to it."""
+
+    __tablename__ = "blob_chunks"
+
+    blob_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class BlobRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, blob_id: str) -> BlobRow | None:
-        return await self._session.get(BlobRow, blob_id)
+    async def get(self, blob_id: str, *, for_update: bool = False) -> BlobRow | None:
+        """`for_update` locks the row (PostgreSQL) so concurrent last fetches agree on who deletes it."""
+        return await self._session.get(BlobRow, blob_id, with_for_update=for_update)
 
     async def add(self, row: BlobRow) -> None:
         self._session.add(row)

@@ -172,7 +172,7 @@ INVENTORY: tuple[TableInventory, ...] = (
     ),
     TableInventory(
         "blobs",
-        "an encrypted attachment (bytes on disk under the data dir)",
+        "an encrypted attachment (its bytes in the `VIGIL_BLOB_BACKEND` store)",
         "until every recipient device fetched it or `VIGIL_BLOB_TTL_SECONDS` passed",
         "server; the ciphertext to the devices allowed to fetch it",
         {
@@ -191,6 +191,17 @@ INVENTORY: tuple[TableInventory, ...] = (
         "until that device fetched it; with the blob",
         "server",
         {"blob_id": "which blob", "device_id": "the device allowed to fetch it"},
+    ),
+    TableInventory(
+        "blob_chunks",
+        "a piece of an encrypted attachment, only with `VIGIL_BLOB_BACKEND=postgres`",
+        "with its blob (deleted with the `blobs` row)",
+        "server; the ciphertext to the devices allowed to fetch the blob",
+        {
+            "blob_id": "which blob",
+            "seq": "the piece's place in the blob",
+            "data": "the ciphertext (end-to-end encrypted; the server cannot read it)",
+        },
     ),
     TableInventory(
         "groups",

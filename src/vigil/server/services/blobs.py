@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 
 from vigil.errors import NotFoundError, PermissionDenied
 from vigil.protocol.wire import BlobUploaded
@@ -14,7 +14,7 @@ from vigil.server.db.blobs import BlobRepository, BlobRow
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.preservation import held_data
 
-__all__ = ["download_blob", "sweep_expired_blobs", "upload_blob"]
+__all__ = ["BlobDownload", "download_blob", "sweep_expired_blobs", "upload_blob"]
 
 
 async def upload_blob(
@@ -35,7 +35,9 @@ async def upload_blob(
     async with ctx.sessions() as session:
         stored = await BlobRepository(session).stored_bytes(by.user_id, now_ms)
     quota_left = settings.blob_quota_bytes_per_account - stored
-    disk_left = await asyncio.to_thread(ctx.blobs.free_bytes) - settings.blob_disk_reserve_bytes
+    free = await ctx.blobs.free_bytes()
+    # A shared remote store has no free-space figure here; the account quota still bounds each account.
+    disk_left = settings.max_blob_bytes if free is None else free - settings.blob_disk_reserve_bytes
     room = min(quota_left, disk_left)
     if declared_size is not None and declared_size > settings.max_blob_bytes:
         raise PayloadTooLarge(f"the blob is larger than {settings.max_blob_bytes} bytes")
@@ -61,7 +63,7 @@ async def upload_blob(
                 )
             )
     except BaseException:
-        await asyncio.to_thread(ctx.blobs.delete, blob_id)  # nothing refers to it
+        await ctx.blobs.delete(blob_id)  # nothing refers to it
         raise
     return BlobUploaded(blob_id=blob_id, size=size)
 
@@ -75,11 +77,19 @@ def _no_room(quota_left: int, disk_left: int, quota: int) -> InsufficientStorage
     return InsufficientStorage("the server has no room for blobs right now")
 
 
-async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: str) -> bytes:
-    """Returns the blob to its uploader or to a device it was sent to; once every recipient device has
-    fetched it, it is deleted, unless a preservation hold names it. Raises NotFoundError or
-    PermissionDenied."""
-    async with ctx.sessions() as session, session.begin():
+@dataclass(frozen=True, slots=True)
+class BlobDownload:
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: str) -> BlobDownload:
+    """The blob, streamed, for its uploader or a device it was sent to. Raises NotFoundError or
+    PermissionDenied before any byte is sent. Once the stream has been read to the end by a recipient
+    device, that device is done with it, and when every recipient device is done the blob is deleted
+    (unless a preservation hold names it); a download cut off halfway leaves the device free to fetch it
+    again."""
+    async with ctx.sessions() as session:
         blobs = BlobRepository(session)
         blob = await blobs.get(blob_id)
         if blob is None or blob.expires_at_ms <= ctx.clock_ms():
@@ -87,15 +97,29 @@ async def download_blob(ctx: ServerContext, by: AuthenticatedDevice, blob_id: st
         is_fetcher = await blobs.is_fetcher(blob_id, by.device_id)
         if not is_fetcher and blob.uploader_user_id != by.user_id:
             raise PermissionDenied("this device was not sent that blob")
-        data = await asyncio.to_thread(ctx.blobs.read, blob_id)
-        finished = is_fetcher and await blobs.remove_fetcher(blob_id, by.device_id) == 0 and blob.attached
+    chunks = await ctx.blobs.open(blob_id)
+    return BlobDownload(
+        size=blob.size, chunks=_then_fetched(ctx, by, blob_id, chunks) if is_fetcher else chunks
+    )
+
+
+async def _then_fetched(
+    ctx: ServerContext, by: AuthenticatedDevice, blob_id: str, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        yield chunk
+    async with ctx.sessions() as session, session.begin():
+        blobs = BlobRepository(session)
+        blob = await blobs.get(blob_id, for_update=True)
+        finished = (
+            blob is not None and await blobs.remove_fetcher(blob_id, by.device_id) == 0 and blob.attached
+        )
         if finished and blob_id in (await held_data(session)).blob_ids:
             finished = False  # evidence under a preservation hold: kept past its last fetch
         if finished:
             await blobs.delete(blob_id)
     if finished:
-        await asyncio.to_thread(ctx.blobs.delete, blob_id)
-    return data
+        await ctx.blobs.delete(blob_id)
 
 
 async def sweep_expired_blobs(ctx: ServerContext, now_ms: int | None = None) -> int:
@@ -109,5 +133,5 @@ async def sweep_expired_blobs(ctx: ServerContext, now_ms: int | None = None) -> 
         for blob_id in expired:
             await blobs.delete(blob_id)
     for blob_id in expired:
-        await asyncio.to_thread(ctx.blobs.delete, blob_id)
+        await ctx.blobs.delete(blob_id)
     return len(expired)

@@ -14,7 +14,6 @@ voucher opened.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -169,5 +168,5 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
         )
     await ctx.credentials_changed(user_ids=[by.user_id], device_ids=device_ids)
     for blob_id in blob_ids:
-        await asyncio.to_thread(ctx.blobs.delete, blob_id)
+        await ctx.blobs.delete(blob_id)
     return DeletionReport(deleted=deleted, kept=kept)
