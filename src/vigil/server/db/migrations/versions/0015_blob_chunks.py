@@ -1,7 +1,7 @@
 """blob_chunks: blob ciphertext as chunked rows, for the database blob backend (VIGIL_BLOB_BACKEND=postgres)
 
-Revision ID: 0013_blob_chunks
-Revises: 0012_review_queues
+Revision ID: 0015_blob_chunks
+Revises: 0014_pending_account_deletions
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013_blob_chunks"
-down_revision = "0012_review_queues"
+revision = "0015_blob_chunks"
+down_revision = "0014_pending_account_deletions"
 branch_labels = None
 depends_on = None
 
