@@ -1,7 +1,7 @@
 """blob_chunks: blob ciphertext as chunked rows, for the database blob backend (VIGIL_BLOB_BACKEND=postgres)
 
-Revision ID: 0015_blob_chunks
-Revises: 0014_pending_account_deletions
+Revision ID: 0016_blob_chunks
+Revises: 0015_account_labels
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_blob_chunks"
-down_revision = "0014_pending_account_deletions"
+revision = "0016_blob_chunks"
+down_revision = "0015_account_labels"
 branch_labels = None
 depends_on = None
 
