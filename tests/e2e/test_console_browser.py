@@ -127,7 +127,21 @@ async def test_review_reveal_and_suspend_then_rbac_and_csrf(
 
         await page.get_by_role("button", name="Reveal image (logged)").click()
         await page.wait_for_load_state()
-        assert await page.locator("img.evidence").get_attribute("class") == "evidence revealed"
+        # Wellness defaults hold after the reveal: greyscale and blurred, the exposure counted.
+        assert await page.locator("img.evidence").get_attribute("class") == "evidence revealed blur-2"
+        shown = await page.locator("img.evidence").evaluate("img => getComputedStyle(img).filter")
+        assert "grayscale(1)" in shown and "blur(5px)" in shown
+        assert await page.locator(".exposures").inner_text() == "1 image revealed today"
+        await page.get_by_label("Revealed images: greyscale, blur").select_option(label="none")
+        await page.get_by_role("button", name="Set blur").click()
+        await page.wait_for_load_state()
+        shown = await page.locator("img.evidence").evaluate("img => getComputedStyle(img).filter")
+        assert shown == "grayscale(1)"  # less blur, never colour
+        await page.get_by_role("button", name="Re-blur").click()
+        await page.wait_for_load_state()
+        assert "blur(12px)" in await page.locator("img.evidence").evaluate(
+            "img => getComputedStyle(img).filter"
+        )
         natural = await page.locator("img.evidence").evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert natural == [240, 160]  # the original, not the blurred thumbnail
         assert "evidence.image_revealed" in await page.locator("ol.audit").inner_text()

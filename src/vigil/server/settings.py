@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     report_retention_days: int = Field(default=365, gt=0)
     # Strikes under one policy at which a reviewer's decision escalates (`vigil.safety.strikes`).
     strike_thresholds: str = "restrict=3,suspend=5"
+    # Images a reviewer may reveal in a UTC day before the console suggests a break (soft: never blocks).
+    console_exposure_soft_limit: int = Field(default=40, gt=0)
     console_mounted: bool = True  # `vigil serve` serves the review console under /console
     console_secure_cookies: bool = True
     console_session_minutes: int = Field(default=8 * 60, gt=0)

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Path, Request, Response
 from vigil.console.auth import Role, SignedIn, list_reviewers
 from vigil.console.cybertip import STATE_BADGES, can_file
 from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
-from vigil.console.pages import age, redirect, render
+from vigil.console.pages import age, redirect, render, set_cookie
 from vigil.console.routes.image_matches import match_key
 from vigil.errors import ConflictError, PermissionDenied, ValidationError
 from vigil.protocol.ids import CaseId
 from vigil.safety.routing import QueueName
 from vigil.server.context import ServerContext
-from vigil.server.services import cases, cybertip_filing, labels, policies, reporters, vouchers
+from vigil.server.services import cases, cybertip_filing, labels, policies, reporters, vouchers, wellness
 from vigil.server.services.cases import DECISIONS, SEVERE, CaseAction
 
 __all__ = ["router"]
@@ -71,6 +71,9 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         bad_faith=bad_faith,
         policies=active,
         labels=account_labels,
+        blur=blur_level(request),
+        exposures=await wellness.exposures_today(ctx, me.reviewer.actor),
+        exposure_limit=ctx.settings.console_exposure_soft_limit,
         decision_policy=next((p for p in every_policy if p.id == detail.case.decision_policy_id), None),
         last_action=detail.facts.actions[-1][1] if detail.facts.actions else None,
     )
@@ -165,6 +168,26 @@ async def case_unlabel(
     await _may_work_case(ctx, me, case_id)
     await labels.remove_label(ctx, me.reviewer.actor, case_id, label_id)
     return redirect(request, f"/cases/{case_id}#labels")
+
+
+BLUR_COOKIE = "vigil_blur"
+DEFAULT_BLUR = 2
+
+
+def blur_level(request: Request) -> int:
+    """How strongly revealed images stay blurred for this reviewer: 0 (greyscale only) to 3."""
+    value = request.cookies.get(BLUR_COOKIE, "")
+    return int(value) if value in ("0", "1", "2", "3") else DEFAULT_BLUR
+
+
+@router.post("/cases/{case_id}/blur")
+async def case_blur(request: Request, _me: Me, form: CsrfForm, case_id: CaseId) -> Response:
+    level = field(form, "blur")
+    if level not in ("0", "1", "2", "3"):
+        raise ValidationError("blur: 0 to 3")
+    response = redirect(request, f"/cases/{case_id}")
+    set_cookie(response, request, BLUR_COOKIE, level, 365 * 86_400)
+    return response
 
 
 @router.post("/cases/{case_id}/reopen")
