@@ -123,7 +123,6 @@ def train_model(
     version: str = DEFAULT_MODEL_NAME,
     regularisation: float = 0.3,
     max_weight: float | None = 0.8,
-    max_controlled_weight: float | None = 0.4,
     targets: CalibrationTargets | None = None,
     save_to: Path | None = None,
 ) -> RiskModel:
@@ -149,7 +148,6 @@ def train_model(
         "examples": len(y),
         "harmful_examples": int(y.sum()),
         "max_weight": max_weight,
-        "max_controlled_weight": max_controlled_weight,
     }
     model = fit_risk_model(
         x,
@@ -159,7 +157,6 @@ def train_model(
         sample_weight=w,
         metadata=meta,
         max_weight=max_weight,
-        max_controlled_weight=max_controlled_weight,
     )
     calib = collect_snapshots(sc, calibration_seed)
     thresholds = calibrate_thresholds(model, calib, targets or CalibrationTargets())

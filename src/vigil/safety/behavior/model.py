@@ -33,7 +33,7 @@ import numpy.typing as npt
 from vigil.errors import StorageError, ValidationError
 from vigil.safety.behavior.assessment import Reason, RiskAssessment
 from vigil.safety.behavior.events import UserId
-from vigil.safety.behavior.features import ACCOUNT_CONTROLLED, FEATURE_NAMES, FEATURE_SPECS, FeatureVector
+from vigil.safety.behavior.features import FEATURE_NAMES, FEATURE_SPECS, FeatureVector
 from vigil.safety.behavior.policy import DEFAULT_THRESHOLDS, Thresholds
 
 __all__ = [
@@ -224,13 +224,10 @@ def fit_risk_model(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     metadata: Mapping[str, Any] | None = None,
     max_weight: float | None = None,
-    max_controlled_weight: float | None = None,
 ) -> RiskModel:
     """Fit on a (n, features) matrix with labels 1 = harmful: class-balanced, L2-regularised logistic loss
     over the hinge activations with weights bounded to [0, max_weight] (scipy's L-BFGS-B). `max_weight`
-    caps how much any one feature can carry, so no single lever decides a case; `max_controlled_weight`
-    (if set) caps the features an account controls (`ACCOUNT_CONTROLLED`) lower still, so an account that
-    pushes one of them to benign values loses little of its score.
+    caps how much any one feature can carry, so no single lever decides a case.
 
     Raises ValidationError if the matrix has the wrong width or only one class.
     """
@@ -267,12 +264,7 @@ def fit_risk_model(
         g = w * (p - pos)
         return value, np.concatenate((u.T @ g + lam * coef, [g.sum()]))
 
-    controlled_cap = max_weight if max_controlled_weight is None else max_controlled_weight
-    caps = [controlled_cap if spec.name in ACCOUNT_CONTROLLED else max_weight for spec in FEATURE_SPECS]
-    bounds: list[tuple[float | None, float | None]] = [
-        (0.0, 0.0 if d == 0 else cap) for d, cap in zip(direction, caps, strict=True)
-    ]
-    bounds.append((None, None))  # the intercept
+    bounds = [(0.0, 0.0 if d == 0 else max_weight) for d in direction] + [(None, None)]
     fitted = minimize(loss, np.zeros(n + 1), jac=True, method="L-BFGS-B", bounds=bounds)
     theta = np.asarray(fitted.x, dtype=np.float64)
     return RiskModel(
