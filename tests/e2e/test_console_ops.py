@@ -216,3 +216,12 @@ async def test_keyboard_first_decisions_cite_a_policy_confirm_suspend_and_move_o
     assert "queue,minors,3,3," in await exported.text()
     forbidden = await kim.request.get(f"{live.url}/console/metrics")
     assert forbidden.status == 403  # leads and admins only
+
+    # Investigation: the reporter's reports made, a subject's reports received and its suspension.
+    await kim.goto(f"{live.url}/console/accounts?username={child.username}")
+    assert await kim.locator("ul.reports-made li").count() == 3
+    await kim.goto(f"{live.url}/console/accounts?username={subjects[0].username}")
+    assert child.username in await kim.locator("ul.reports-received").inner_text()
+    assert await kim.locator("ul.account-cases li").count() == 1
+    missing = await kim.goto(f"{live.url}/console/accounts?username=nobody_here")
+    assert missing is not None and missing.status == 404

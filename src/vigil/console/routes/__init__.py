@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from vigil.console.routes import (
+    accounts,
     audit,
     banks,
     cases,
@@ -35,4 +36,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     reviewers.router,
     policies.router,
     metrics.router,
+    accounts.router,
 )
