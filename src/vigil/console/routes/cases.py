@@ -67,6 +67,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         account_age=age(detail.facts.created_at_ms, ctx.clock_ms()),
         filings=filings,
         state_badges=STATE_BADGES,
+        meanings=cybertip_filing.MEANING,
         can_file=lead and await can_file(ctx, case_id),
         bad_faith=bad_faith,
         policies=active,

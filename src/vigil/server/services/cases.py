@@ -93,7 +93,7 @@ class CaseAction(enum.StrEnum):
     SUSPEND = "suspend"
     LIFT = "lift"
     DISMISS = "dismiss"
-    ESCALATE = "escalate"  # placeholder: the NCMEC CyberTipline issue plugs in here
+    ESCALATE = "escalate"  # to a lead; NCMEC reports are filed from the case's CyberTipline form
 
 
 DECISIONS = frozenset({CaseAction.WARN, CaseAction.RESTRICT, CaseAction.SUSPEND, CaseAction.DISMISS})
@@ -453,8 +453,6 @@ async def apply_action(
             details["strikes"] = strikes
             if action is not chosen:
                 details["escalated_from"] = chosen.value
-        if action is CaseAction.ESCALATE:
-            details["ncmec"] = "pending: CyberTipline submission is not wired yet"
         if note:
             # The note is case evidence under the case's key; the audit entry only references it.
             details["note_evidence"] = await store_case_evidence(
