@@ -40,7 +40,7 @@ from vigil.protocol.deletion import DeletionReport
 from vigil.protocol.encoding import b64encode
 from vigil.protocol.ids import MessageId
 from vigil.protocol.olm import DeviceAccount, PairwiseSession
-from vigil.protocol.reports import Notice, ReportAccepted, ReportReason
+from vigil.protocol.reports import AppealAccepted, AppealRequest, Notice, ReportAccepted, ReportReason
 from vigil.protocol.wire import (
     MEGOLM_MESSAGE_TYPE,
     AddDeviceRequest,
@@ -435,6 +435,11 @@ class Client:
         """Their new messages are shown again; group messages hidden meanwhile stay hidden."""
         await self.transport.unblock(username)
         self.blocks.remove(username)
+
+    async def appeal(self, reason: str) -> AppealAccepted:
+        """Appeals the latest action taken on this account (once per action; a suspended account can).
+        Raises NotFoundError (nothing to appeal), ConflictError (already appealed), ValidationError."""
+        return await self.transport.appeal(AppealRequest(reason=reason))
 
     async def notices(self, after: int = 0) -> list[Notice]:
         """Notices from the safety team (for example a warning) addressed to this account."""

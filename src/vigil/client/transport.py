@@ -42,7 +42,15 @@ from vigil.protocol.group_wire import (
     ToDeviceAccepted,
     ToDeviceRequest,
 )
-from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
+from vigil.protocol.reports import (
+    AppealAccepted,
+    AppealRequest,
+    BlockList,
+    BlockRequest,
+    NoticeList,
+    ReportAccepted,
+    ReportRequest,
+)
 from vigil.protocol.vouchers import (
     HashListAuthorityKey,
     HashListHead,
@@ -225,6 +233,9 @@ class Transport:
 
     async def blocks(self) -> BlockList:
         return await self._get("/v1/blocks", BlockList)
+
+    async def appeal(self, request: AppealRequest) -> AppealAccepted:
+        return await self._post("/v1/appeals", request, AppealAccepted)
 
     async def notices(self, after: int = 0) -> NoticeList:
         return await self._get("/v1/notices", NoticeList, {"after": after})

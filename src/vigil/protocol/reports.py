@@ -17,8 +17,11 @@ from vigil.protocol.encoding import b64decode
 from vigil.protocol.wire import MAX_WIRE_INT
 
 __all__ = [
+    "MAX_APPEAL_REASON_CHARS",
     "MAX_CONTEXT_MESSAGES",
     "MAX_REPORTED_ATTACHMENT_BYTES",
+    "AppealAccepted",
+    "AppealRequest",
     "BlockList",
     "BlockRequest",
     "Notice",
@@ -30,6 +33,7 @@ __all__ = [
 ]
 
 MAX_CONTEXT_MESSAGES = 10
+MAX_APPEAL_REASON_CHARS = 1000
 # Reported attachments travel inside the JSON report; the server's JSON body limit applies on top.
 MAX_REPORTED_ATTACHMENT_BYTES = 2 * 1024 * 1024
 
@@ -137,3 +141,14 @@ class Notice(_Response):
 
 class NoticeList(_Response):
     notices: list[Notice]
+
+
+class AppealRequest(_Request):
+    """An account's one appeal against the latest action taken on it, in its own words."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=MAX_APPEAL_REASON_CHARS)]
+
+
+class AppealAccepted(_Response):
+    appeal_id: int
+    action: str  # the action appealed: warn, restrict or suspend

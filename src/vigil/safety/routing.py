@@ -33,6 +33,7 @@ class QueueName(enum.StrEnum):
     MINORS = "minors"
     RISK_LEADS = "risk_leads"
     GENERAL = "general"
+    APPEALS = "appeals"  # users' appeals against an action on their account; no report routes here
 
     @property
     def label(self) -> str:
@@ -45,6 +46,8 @@ class QueueName(enum.StrEnum):
                 return "Risk-model leads"
             case QueueName.GENERAL:
                 return "Everything else"
+            case QueueName.APPEALS:
+                return "Appeals"
 
     @property
     def sla_ms(self) -> int:
@@ -58,6 +61,8 @@ class QueueName(enum.StrEnum):
                 return 24 * _HOUR_MS
             case QueueName.GENERAL:
                 return 48 * _HOUR_MS
+            case QueueName.APPEALS:
+                return 72 * _HOUR_MS
 
     @property
     def rank(self) -> int:

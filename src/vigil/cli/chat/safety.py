@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from vigil.cli.chat.common import Profile, console, open_client, pin_text, run
+from vigil.cli.chat.common import Interactive, Profile, console, open_client, passphrase, pin_text, run
 from vigil.client.client import Client
 from vigil.client.contacts import SafetyNotice
 from vigil.client.safety import AuthorityPin
@@ -168,8 +168,30 @@ async def announce_new(client: Client) -> None:
     advance("request", [r.id for r in incoming])
 
 
+def appeal(
+    reason: str = typer.Option(..., help="Why the action on your account should be lifted (1-1000 chars)."),
+) -> None:
+    """Appeal the latest action on your account (warning, restriction or suspension), once. Works while
+    suspended; the safety team's answer arrives as a signed notice (`vigil chat receive`)."""
+
+    async def work() -> None:
+        # Opened without the hash-list pin: a suspended account can reach nothing but the appeal.
+        async with (
+            await open_client()
+            if Interactive.client is not None
+            else await Client.open(Profile.path(), passphrase())
+        ) as client:
+            accepted = await client.appeal(reason)
+            console.print(
+                f"appeal {accepted.appeal_id} against the {accepted.action} decision sent to the safety team"
+            )
+
+    run(work)
+
+
 def add_commands(chat_app: typer.Typer) -> None:
     chat_app.command()(report)
+    chat_app.command()(appeal)
     chat_app.command()(safety)
     chat_app.command()(block)
     chat_app.command()(unblock)

@@ -16,7 +16,16 @@ from vigil.errors import ConflictError, PermissionDenied, ValidationError
 from vigil.protocol.ids import CaseId
 from vigil.safety.routing import QueueName
 from vigil.server.context import ServerContext
-from vigil.server.services import cases, cybertip_filing, labels, policies, reporters, vouchers, wellness
+from vigil.server.services import (
+    appeals,
+    cases,
+    cybertip_filing,
+    labels,
+    policies,
+    reporters,
+    vouchers,
+    wellness,
+)
 from vigil.server.services.cases import DECISIONS, SEVERE, CaseAction
 
 __all__ = ["router"]
@@ -77,6 +86,7 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         exposure_limit=ctx.settings.console_exposure_soft_limit,
         decision_policy=next((p for p in every_policy if p.id == detail.case.decision_policy_id), None),
         last_action=detail.facts.actions[-1][1] if detail.facts.actions else None,
+        appeal=await appeals.appeal_of_case(ctx, case_id),
     )
 
 
@@ -114,6 +124,26 @@ async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
         if following is None:
             return redirect(request, f"/queue?queue={queue.value}&empty=1")
         return redirect(request, f"/cases/{following}")
+    return redirect(request, f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/appeal")
+async def case_appeal(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
+    await _holding(ctx, me, case_id)
+    outcome = field(form, "outcome")
+    if outcome not in set(appeals.AppealOutcome):
+        raise ValidationError("outcome: uphold or overturn")
+    chosen = field(form, "policy")
+    if chosen and not chosen.isdigit():
+        raise ValidationError("policy: not a policy id")
+    await appeals.decide_appeal(
+        ctx,
+        me.reviewer.actor,
+        me.reviewer.id,
+        case_id,
+        appeals.AppealOutcome(outcome),
+        int(chosen) if chosen else None,
+    )
     return redirect(request, f"/cases/{case_id}")
 
 

@@ -29,7 +29,9 @@ async def metrics_csv(ctx: Ctx, _me: Me, _lead: Lead) -> Response:
     metrics = await review_metrics(ctx)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["section", "key", "opened", "decided", "median_first_action_s", "median_decision_s"])
+    writer.writerow(
+        ["section", "key", "opened", "decided", "median_first_action_s", "median_decision_s", "overturn_rate"]
+    )
     for q in metrics.queues:
         writer.writerow(
             [
@@ -46,6 +48,18 @@ async def metrics_csv(ctx: Ctx, _me: Me, _lead: Lead) -> Response:
     for queue, series in metrics.depth.items():
         for t, n in zip(metrics.depth_times_ms, series, strict=True):
             writer.writerow(["depth", f"{queue.value}@{t}", n, "", "", ""])
+    rate = metrics.overturn_rate
+    writer.writerow(
+        [
+            "appeal_overturns",
+            "appeals",
+            metrics.appeals_overturned,
+            metrics.appeals_decided,
+            "",
+            "",
+            "" if rate is None else f"{rate:.4f}",
+        ]
+    )
     return Response(
         out.getvalue(),
         media_type="text/csv",

@@ -10,7 +10,7 @@ from vigil.errors import AuthenticationError
 from vigil.server.context import ServerContext
 from vigil.server.services.accounts import AuthenticatedDevice, authenticate
 
-__all__ = ["AuthDevice", "Context", "bearer_credential", "client_address"]
+__all__ = ["AppealingDevice", "AuthDevice", "Context", "bearer_credential", "client_address"]
 
 
 def get_context(request: Request) -> ServerContext:
@@ -41,3 +41,12 @@ async def get_device(request: Request, ctx: Context) -> AuthenticatedDevice:
 
 
 AuthDevice = Annotated[AuthenticatedDevice, Depends(get_device)]
+
+
+async def get_appealing_device(request: Request, ctx: Context) -> AuthenticatedDevice:
+    """Like `AuthDevice`, but a suspended account passes: it may still appeal its suspension."""
+    credential = bearer_credential(request.headers.get("authorization"))
+    return await authenticate(ctx, credential, allow_suspended=True)
+
+
+AppealingDevice = Annotated[AuthenticatedDevice, Depends(get_appealing_device)]

@@ -6,11 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from vigil.protocol.reports import BlockList, BlockRequest, NoticeList, ReportAccepted, ReportRequest
+from vigil.protocol.reports import (
+    AppealAccepted,
+    AppealRequest,
+    BlockList,
+    BlockRequest,
+    NoticeList,
+    ReportAccepted,
+    ReportRequest,
+)
 from vigil.protocol.wire import MAX_WIRE_INT
-from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.api.deps import AppealingDevice, AuthDevice, Context
 from vigil.server.ratelimit import Limit
-from vigil.server.services import reports
+from vigil.server.services import appeals, reports
 
 router = APIRouter(prefix="/v1", tags=["reports"])
 
@@ -21,6 +29,12 @@ UsernamePath = Annotated[str, Path(pattern=r"^[a-z0-9_]{3,32}$")]
 async def submit(request: ReportRequest, ctx: Context, device: AuthDevice) -> ReportAccepted:
     await ctx.limiter.hit(Limit.REPORTS_PER_ACCOUNT, device.user_id)
     return await reports.submit_report(ctx, device, request)
+
+
+@router.post("/appeals", status_code=201)
+async def appeal(request: AppealRequest, ctx: Context, device: AppealingDevice) -> AppealAccepted:
+    """The one endpoint a suspended account can reach: appealing the action taken on it."""
+    return await appeals.file_appeal(ctx, device, request)
 
 
 @router.post("/blocks", status_code=204)

@@ -284,12 +284,26 @@ class StandingRepository:
         self._session.add(row)
 
     async def count_actions(self, user_id: int, policy_id: int, actions: Sequence[str]) -> int:
-        """How many of `actions` the account received under the policy (its strikes)."""
+        """How many of `actions` the account received under the policy (its strikes); an action
+        overturned on appeal is no strike."""
+        from vigil.server.db.appeals import AppealRow  # appeals name account_actions; not the reverse
+
+        overturned = select(AppealRow.account_action_id).where(AppealRow.state == "overturned")
         found = await self._session.scalar(
             select(func.count(AccountActionRow.id)).where(
                 AccountActionRow.user_id == user_id,
                 AccountActionRow.policy_id == policy_id,
                 AccountActionRow.action.in_(actions),
+                AccountActionRow.id.not_in(overturned),
             )
         )
         return int(found or 0)
+
+    async def latest_action(self, user_id: int, actions: Sequence[str]) -> AccountActionRow | None:
+        """The account's most recent action among `actions` (what it may appeal)."""
+        return await self._session.scalar(
+            select(AccountActionRow)
+            .where(AccountActionRow.user_id == user_id, AccountActionRow.action.in_(actions))
+            .order_by(AccountActionRow.id.desc())
+            .limit(1)
+        )

@@ -177,7 +177,11 @@ class CaseRepository:
     async def open_case_about(self, user_id: int) -> CaseRow | None:
         return await self._session.scalar(
             select(CaseRow)
-            .where(CaseRow.subject_user_id == user_id, CaseRow.state.in_(OPEN_STATES))
+            .where(
+                CaseRow.subject_user_id == user_id,
+                CaseRow.state.in_(OPEN_STATES),
+                CaseRow.queue != "appeals",  # an appeal is its own case; reports never join it
+            )
             .order_by(CaseRow.id)
             .limit(1)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from vigil.server.db import (  # noqa: F401 - imported to register their tables
     accounts,
+    appeals,
     audit,
     blobs,
     case_evidence,

@@ -115,9 +115,11 @@ async def add_device(
     )
 
 
-async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevice:
+async def authenticate(
+    ctx: ServerContext, credential: str, *, allow_suspended: bool = False
+) -> AuthenticatedDevice:
     """Raises AuthenticationError for a malformed, unknown or wrong credential (one message for all),
-    PolicyViolation for a suspended account."""
+    PolicyViolation for a suspended account unless `allow_suspended` (only appealing the suspension)."""
     device_id, _, secret = credential.partition(".")
     if not device_id or not secret or len(credential) > 200:
         raise AuthenticationError("invalid device credential")
@@ -133,11 +135,14 @@ async def authenticate(ctx: ServerContext, credential: str) -> AuthenticatedDevi
     if found is None or not hmac.compare_digest(found[0].credential_sha256, digest):
         raise AuthenticationError("invalid device credential")
     device, user, standing = found
-    if standing is not None and Standing(standing) is Standing.SUSPENDED:
+    suspended = standing is not None and Standing(standing) is Standing.SUSPENDED
+    if suspended and not allow_suspended:
         raise PolicyViolation("this account is suspended")  # never cached: lifting needs no invalidation
     # The band as of today, even before the age-band job has moved the stored one on.
     band, _ = advance(AgeBand(user.age_band), _date_or_none(user.band_changes_on), today)
     authenticated = AuthenticatedDevice(user.id, UserId(user.username), DeviceId(device.id), band)
+    if suspended:
+        return authenticated  # never cached, so no other endpoint can reuse it
     ctx.credentials.store(generation, device.id, digest, user.id, (authenticated, today))
     return authenticated
 

@@ -27,6 +27,7 @@ __all__ = ["CaseEvidence", "EvidenceKind", "erase_case_evidence", "read_case_evi
 class EvidenceKind(enum.StrEnum):
     ACTION_NOTE = "action_note"  # what a reviewer wrote with a decision
     RISK_TIMELINE = "risk_timeline"  # the metadata events a risk case was opened on (JSON records)
+    APPEAL_REASON = "appeal_reason"  # what the user wrote when appealing an action on their account
 
 
 CaseEvidence = tuple[int, EvidenceKind, str, int, bytes]  # (id, kind, author, created_at_ms, plaintext)

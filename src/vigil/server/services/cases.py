@@ -341,10 +341,16 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
             (n.created_at_ms, n.reviewer_id, box.open(n.body_enc, f"case_note:{case_id}").decode())
             for n in await cases.notes_of(case_id)
         ]
+        sealed = await read_case_evidence(ctx.report_key, session, case_id)
         notes += [
             (at, None, f"[{author}, with the decision] {content.decode()}")
-            for _id, kind, author, at, content in await read_case_evidence(ctx.report_key, session, case_id)
+            for _id, kind, author, at, content in sealed
             if kind is EvidenceKind.ACTION_NOTE
+        ]
+        notes += [
+            (at, None, f"[the user's appeal] {content.decode()}")
+            for _id, kind, _author, at, content in sealed
+            if kind is EvidenceKind.APPEAL_REASON
         ]
         notes.sort(key=lambda note: note[0])
         facts = await cases.account_facts(subject)

@@ -52,6 +52,7 @@ async def issue_notice(
     kind: str,
     text: str,
     now_ms: int,
+    actions: tuple[NoticeAction, ...] = (NoticeAction.BLOCK, NoticeAction.REPORT),
 ) -> SafetyNoticeRow:
     """Signs and stores one notice in the caller's transaction. `text` may name `{subject}`."""
     row = SafetyNoticeRow(
@@ -69,7 +70,7 @@ async def issue_notice(
         subject=subject.username,
         kind=kind,
         text=text.format(subject=subject.username),
-        actions=[NoticeAction.BLOCK, NoticeAction.REPORT],
+        actions=list(actions),
         created_at_ms=now_ms,
     )
     signed = sign_notice(ctx.notice_key, body)

@@ -1,6 +1,6 @@
 """Review metrics from what cases and account actions already record: time to first action and to
 decision per queue, decisions per reviewer, and queue depth over time (reconstructed from when cases
-opened and were decided)."""
+opened and were decided), and the overturn rate on appeal."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from vigil.safety.routing import QueueName
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import AccountActionRow
+from vigil.server.db.appeals import AppealRow
 from vigil.server.db.cases import CaseRow
 from vigil.server.db.reviewers import ReviewerRow
 
@@ -36,6 +37,13 @@ class ReviewMetrics:
     decisions_by_reviewer: list[tuple[str, int]]
     depth_times_ms: list[int]
     depth: dict[QueueName, list[int]]  # open cases per queue at each of `depth_times_ms`
+    appeals_decided: int = 0
+    appeals_overturned: int = 0
+
+    @property
+    def overturn_rate(self) -> float | None:
+        """The share of decided appeals that were overturned (None before any was decided)."""
+        return self.appeals_overturned / self.appeals_decided if self.appeals_decided else None
 
 
 def _median(values: list[int]) -> int | None:
@@ -59,6 +67,8 @@ async def review_metrics(ctx: ServerContext) -> ReviewMetrics:
                 .where(AccountActionRow.action.in_(_DECISIONS))
             )
         ).all()
+        appeal_states = (await session.scalars(select(AppealRow.state))).all()
+    decided_appeals = [state for state in appeal_states if state != "pending"]
     per_queue = []
     for queue in QueueName:
         mine = [c for c in cases if c.queue == queue.value]
@@ -94,4 +104,11 @@ async def review_metrics(ctx: ServerContext) -> ReviewMetrics:
         ]
         for queue in QueueName
     }
-    return ReviewMetrics(per_queue, sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), times, depth)
+    return ReviewMetrics(
+        per_queue,
+        sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])),
+        times,
+        depth,
+        appeals_decided=len(decided_appeals),
+        appeals_overturned=sum(1 for state in decided_appeals if state == "overturned"),
+    )
