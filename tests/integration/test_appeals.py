@@ -18,6 +18,7 @@ from vigil.server.db.appeals import AppealRepository
 from vigil.server.offline import offline_context
 from vigil.server.services import policies
 from vigil.server.services.audit import entries_for
+from vigil.server.services.review_metrics import review_metrics
 from vigil.server.settings import Settings
 
 
@@ -58,6 +59,8 @@ async def test_a_suspended_user_appeals_and_a_reviewer_overturns(server, tmp_pat
     reviewer = unique("rita")
     async with _offline(server) as ctx:
         await create_reviewer(ctx, reviewer, PASSWORD, Role.REVIEWER, "test")
+        lead_name = unique("lena")
+        await create_reviewer(ctx, lead_name, PASSWORD, Role.LEAD, "test")
         policy = await policies.add_policy(ctx, "test", unique("har").upper()[:12], "Harassment")
     console = Console(server.url)
     try:
@@ -91,10 +94,24 @@ async def test_a_suspended_user_appeals_and_a_reviewer_overturns(server, tmp_pat
         twice = await console.post(f"/cases/{appeal_case}/appeal", outcome="uphold", policy=str(policy.id))
         assert twice.status_code == 409
 
-        metrics_csv = await console.request("GET", "/metrics.csv")
-        assert metrics_csv.status_code == 403  # leads only; the rate is checked below from the service
+        assert (await console.request("GET", "/metrics.csv")).status_code == 403  # leads only
     finally:
         await console.http.aclose()
+
+    # The lead's metrics show the overturn, matching what the database holds.
+    lead = Console(server.url)
+    try:
+        await lead.sign_in(lead_name)
+        async with _offline(server) as ctx:
+            figures = await review_metrics(ctx)
+        assert figures.appeals_overturned >= 1 and figures.overturn_rate is not None
+        exported = (await lead.request("GET", "/metrics.csv")).text
+        row = f"appeal_overturns,appeals,{figures.appeals_overturned},{figures.appeals_decided},,,"
+        assert row + f"{figures.overturn_rate:.4f}" in exported, exported
+        page = (await lead.request("GET", "/metrics")).text
+        assert f'<span class="overturned">{figures.appeals_overturned}</span>' in page
+    finally:
+        await lead.http.aclose()
 
     received = await mallory.ok("receive")
     assert "safety notice" in received and "(verified, appeal_overturned)" in received, received
