@@ -147,6 +147,16 @@ async def case_appeal(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
     return redirect(request, f"/cases/{case_id}")
 
 
+@router.post("/cases/{case_id}/merge")
+async def case_merge(request: Request, ctx: Ctx, form: CsrfForm, lead: Lead, case_id: CaseId) -> Response:
+    """Leads merge this case's reports into another open case about the same account."""
+    target = field(form, "into").lstrip("#")
+    if not target.isdigit():
+        raise ValidationError("into: the number of the case to merge into")
+    await cases.merge_case(ctx, lead.actor, case_id, int(target))
+    return redirect(request, f"/cases/{target}")
+
+
 @router.post("/cases/{case_id}/notes")
 async def case_note(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
     await cases.add_note(ctx, me.reviewer.actor, me.reviewer.id, case_id, field(form, "note"))

@@ -328,6 +328,13 @@ class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def move_to_case(self, source_case_id: int, target_case_id: int) -> int:
+        """Moves every report of one case to another; returns how many moved."""
+        result = await self._session.execute(
+            update(ReportRow).where(ReportRow.case_id == source_case_id).values(case_id=target_case_id)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def add(self, row: ReportRow) -> ReportRow:
         self._session.add(row)
         await self._session.flush()

@@ -605,3 +605,51 @@ async def file_report(
             expires_at_ms=now_ms + ctx.settings.report_retention_days * _DAY_MS,
         )
     )
+
+
+async def merge_case(ctx: ServerContext, actor: str, source_id: int, target_id: int) -> None:
+    """Moves every report of case `source_id` into the open case `target_id` about the same account (a
+    report's sealed items are bound to the report, not the case) and closes the source as dismissed, so
+    duplicate reports about one item are decided once. Raises NotFoundError, ValidationError (different
+    accounts, the same case, an appeal), ConflictError (either case closed, or the source was filed to
+    NCMEC: its filings and holds stay with it)."""
+    if source_id == target_id:
+        raise ValidationError("merge: a case cannot be merged into itself")
+    from vigil.server.services.cybertip_filing import list_filings  # cybertip_filing imports this module
+
+    if await list_filings(ctx, case_id=source_id):
+        raise ConflictError("merge: this case was filed to NCMEC; merge the other case into it instead")
+    now = ctx.clock_ms()
+    async with ctx.sessions() as session, session.begin():
+        repository = CaseRepository(session)
+        source, target = await repository.get(source_id), await repository.get(target_id)
+        if source is None or target is None:
+            raise NotFoundError("merge: no such case")
+        if source.subject_user_id != target.subject_user_id:
+            raise ValidationError("merge: the cases are about different accounts")
+        if QueueName.APPEALS.value in (source.queue, target.queue):
+            raise ValidationError("merge: an appeal is its own case")
+        open_states = (CaseState.OPEN, CaseState.IN_REVIEW, CaseState.ESCALATED, CaseState.ON_HOLD)
+        if source.state not in open_states or target.state not in open_states:
+            raise ConflictError("merge: both cases must be open")
+        moved = await ReportRepository(session).move_to_case(source_id, target_id)
+        target.queue = more_urgent_queue(QueueName(target.queue), QueueName(source.queue)).value
+        if source.priority > target.priority:
+            target.priority, target.top_reason = source.priority, source.top_reason
+        target.verified = target.verified or source.verified
+        target.created_at_ms = min(target.created_at_ms, source.created_at_ms)
+        target.updated_at_ms = now
+        source.state, source.updated_at_ms, source.claim_expires_at_ms = CaseState.DISMISSED.value, now, None
+        source.decided_at_ms = source.decided_at_ms or now
+        for case_id, action, other in (
+            (source_id, "case.merged_into", target_id),
+            (target_id, "case.merged_from", source_id),
+        ):
+            await append_audit(
+                session,
+                now_ms=now,
+                actor=actor,
+                action=action,
+                target=f"case:{case_id}",
+                details={"case": other, "reports": moved},
+            )
