@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from vigil.protocol.wire import AgeBand
 from vigil.safety.behavior.events import MetadataEvent
@@ -77,7 +77,13 @@ async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEv
         )
     async with ctx.sessions() as session, session.begin():
         await session.execute(insert(UserRow), users)
+        # the log names accounts by pseudonym, as `metadata.record_many` writes them
+        ids = (await session.execute(select(UserRow.username, UserRow.id))).all()
+        alias = {name: metadata.pseudonym_of(ctx, user_id) for name, user_id in ids}
         rows = [_row(e) for e in events]
+        for row in rows:
+            row["actor"] = alias[row["actor"]]
+            row["target"] = None if row["target"] is None else alias[row["target"]]
         for i in range(0, len(rows), BATCH):
             await session.execute(insert(MetadataEventRow), rows[i : i + BATCH])
 
@@ -153,7 +159,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         incremental, pure_incremental, new_events = [], [], 0
         for end, new in zip(slice_ends, slices, strict=True):
             async with ctx.sessions() as session, session.begin():
-                await metadata.record_many(session, new)
+                await metadata.record_many(ctx, session, new)
             t = time.perf_counter()
             run = await run_risk_scoring(ctx, now_ms=end, model=model)
             incremental.append(time.perf_counter() - t)

@@ -40,10 +40,11 @@ from test_hashlist import bank_with, pinned, publish, unrelated_images
 from vigil.client.safety import ImageWithheldError
 from vigil.console.auth import Role, create_reviewer
 from vigil.server.context import ServerContext
+from vigil.server.db.accounts import UserRow
 from vigil.server.db.hashlists import VoucherRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.hashlist_keys import load_voucher_keypair
-from vigil.server.services import vouchers
+from vigil.server.services import metadata, vouchers
 from vigil.server.services.preservation import HoldRecord, list_holds
 from vigil.server.services.retention import SWEEPS, run_sweep
 
@@ -106,11 +107,18 @@ class StandIn:
 
 
 async def _events_by(ctx: ServerContext, *usernames: str) -> dict[str, int]:
+    """How many events each account took, found by its pseudonym (the log holds no usernames)."""
     async with ctx.sessions() as session:
+        found = await session.execute(
+            select(UserRow.username, UserRow.id).where(UserRow.username.in_(usernames))
+        )
+        alias = {name: metadata.pseudonym_of(ctx, user_id) for name, user_id in found.all()}
         return {
             name: int(
                 await session.scalar(
-                    select(func.count()).select_from(MetadataEventRow).where(MetadataEventRow.actor == name)
+                    select(func.count())
+                    .select_from(MetadataEventRow)
+                    .where(MetadataEventRow.actor == alias[name])
                 )
                 or 0
             )

@@ -32,12 +32,13 @@ TODAY = dt.date.today()
 TEEN = TODAY.replace(year=TODAY.year - 14)
 
 
-def _score_of(run: object, username: str) -> float:
+def _score_of(run: object, account: str) -> float:
+    """`account` as the behaviour layer knows it: the metadata log's pseudonym."""
     from vigil.safety.behavior.model import load_default_model
 
     extractor = run.extractor  # type: ignore[attr-defined]
     model = load_default_model()
-    return float(model.score_matrix(extractor.feature_matrix([username], run.now_ms))[0])  # type: ignore[attr-defined]
+    return float(model.score_matrix(extractor.feature_matrix([account], run.now_ms))[0])  # type: ignore[attr-defined]
 
 
 async def _connect(adult: Client, minor: Client) -> None:
@@ -82,12 +83,18 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
 
     async with server_context(server.data_dir, server.database_url) as ctx:
         async with ctx.sessions() as session:
-            logged = await metadata.load_events(session, 0, ctx.clock_ms() + 1)
+            names = await metadata.pseudonyms_to_usernames(ctx, session)
+            logged = await metadata.load_events(session, 0, ctx.clock_ms() + 1, names=names)
+            stored = (await session.execute(select(MetadataEventRow.actor, MetadataEventRow.target))).all()
         assert any(isinstance(e, MessageSent) and e.sender == groomer.username for e in logged)
         assert sum(isinstance(e, Block) and e.blocked == groomer.username for e in logged) == 3
+        # The log itself names no one: every account in it is a pseudonym the server can map back.
+        stored_names = {n for row in stored for n in row if n is not None}
+        assert stored_names and stored_names <= names.keys()
+        assert not stored_names & {c.username for c in (groomer, coach, *kids, *team)}
 
         run = await run_risk_scoring(ctx)
-        scores = {d.user: d.assessment.score for d in run.decisions}
+        scores = {names[d.user]: d.assessment.score for d in run.decisions}
         by_user = {a.user: a for a in run.applied}
         print("risk scores:", json.dumps({k: round(v, 4) for k, v in scores.items()}))
         flagged = by_user[groomer.username]
@@ -97,7 +104,9 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
         assert flagged.notified and set(flagged.notified) <= {k.username for k in kids}
         # The coach is scored (active adult with minor contacts) but stays below the lowest rung.
         assert coach.username not in by_user and coach.username not in scores
-        coach_score = _score_of(run, coach.username)
+        coach_pseudonym = next(p for p, n in names.items() if n == coach.username)
+        assert coach_pseudonym in run.extractor.accounts()  # scored, not unknown
+        coach_score = _score_of(run, coach_pseudonym)
         print("coach score:", coach_score)
         assert (
             coach_score < 0.2

@@ -32,6 +32,7 @@ from vigil.server.db.cases import CaseRepository
 from vigil.server.db.cybertip import CyberTipFilingRepository
 from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
 from vigil.server.services import cybertip_filing as filing
+from vigil.server.services import metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.blobs import download_blob, sweep_expired_blobs
 from vigil.server.services.cases import open_or_join_case
@@ -391,8 +392,9 @@ async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_af
                 )
             )
         events = MetadataRepository(session)
-        for name in (seeded.subject, other.subject):
-            events.add(MetadataEventRow(at_ms=1, kind="message", actor=name, target="x"))
+        for subject_id in (seeded.subject_id, other.subject_id):
+            actor = metadata.pseudonym_of(ctx, subject_id)  # the log names accounts by pseudonym
+            events.add(MetadataEventRow(at_ms=1, kind="message", actor=actor, target="x"))
     record = await filing.file_report(
         ctx, seeded.case_id, incident_type=CSAM, classifications={}, actor=LEAD, options=FAST
     )
@@ -411,7 +413,8 @@ async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_af
     assert await sweep_expired_reports(ctx) == 1
     assert await sweep_expired_blobs(ctx) == 1
     assert await sweep_expired_events(ctx, now_ms=now) == 1
-    assert await remaining() == ({seeded.case_id}, {seeded.blob_id}, {seeded.subject})
+    held_actor = metadata.pseudonym_of(ctx, seeded.subject_id)
+    assert await remaining() == ({seeded.case_id}, {seeded.blob_id}, {held_actor})
 
     (hold,) = await filing.list_holds(ctx)
     with pytest.raises(PermissionDenied):

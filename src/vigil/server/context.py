@@ -17,6 +17,7 @@ from vigil.server.blobstore import BlobBackend, DiskBlobStore
 from vigil.server.blobstore_database import DatabaseBlobStore
 from vigil.server.blobstore_s3 import S3BlobStore, S3Location
 from vigil.server.db.engine import create_engine, migrate, session_factory
+from vigil.server.db.pseudonyms import derive_pseudonym_key
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
 from vigil.server.retention_metrics import RetentionMetrics
@@ -48,6 +49,11 @@ class ServerContext:
     # The risk scorer's state between passes (`services.risk.RiskScoringState`; typed there, because this
     # module sits below the services).
     risk_state: object | None = None
+
+    @property
+    def pseudonym_key(self) -> bytes:
+        """Keys the metadata log's account pseudonyms (`vigil.server.db.pseudonyms`)."""
+        return derive_pseudonym_key(self.report_key)
 
     async def credentials_changed(
         self, *, user_ids: Iterable[int] = (), device_ids: Iterable[str] = ()
@@ -88,7 +94,7 @@ class ServerContext:
         )
         delivery.credentials = credentials
         try:
-            await migrate(engine)
+            await migrate(engine, pseudonym_key=derive_pseudonym_key(report_key))
             sessions = session_factory(engine)
             async with open_blob_backend(settings, sessions) as blobs:
                 yield cls(

@@ -298,7 +298,8 @@ async def run_server_mode(
                 await checkpoint(next_check)
                 next_check += interval
             async with ctx.sessions() as session:
-                recorded = await metadata.load_events(session, 0, 2**62)
+                names = await metadata.pseudonyms_to_usernames(ctx, session)
+                recorded = await metadata.load_events(session, 0, 2**62, names=names)
         finally:
             await driver.close()
             server.should_exit = True

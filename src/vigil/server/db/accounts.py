@@ -122,6 +122,9 @@ class UserRepository:
         )
         return [(int(i), str(u), str(b), int(c)) for i, u, b, c in rows]
 
+    async def by_ids(self, user_ids: Collection[int]) -> Sequence[UserRow]:
+        return (await self._session.scalars(select(UserRow).where(UserRow.id.in_(list(user_ids))))).all()
+
     async def by_usernames(self, usernames: Collection[str]) -> Sequence[UserRow]:
         return (
             await self._session.scalars(select(UserRow).where(UserRow.username.in_(list(usernames))))

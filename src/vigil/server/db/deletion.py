@@ -161,10 +161,11 @@ class DeletionRepository:
 
     # The account's own metadata (only when no case or hold needs it).
 
-    async def delete_metadata(self, user_id: int, username: str) -> int:
+    async def delete_metadata(self, user_id: int, username: str, pseudonym: str) -> int:
+        """`pseudonym` is the account's name in the metadata event log."""
         events = await self._count(
             delete(MetadataEventRow).where(
-                or_(MetadataEventRow.actor == username, MetadataEventRow.target == username)
+                or_(MetadataEventRow.actor == pseudonym, MetadataEventRow.target == pseudonym)
             )
         )
         mine = select(MessageRow.id).where(

@@ -50,19 +50,23 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None, *, pseudonym_key: bytes | None = None) -> Config:
+    """`pseudonym_key` lets a migration that rewrites the metadata log's account names compute their
+    pseudonyms (`vigil.server.db.pseudonyms`); without it, such a migration refuses a non-empty log."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     if connection is not None:
         config.attributes["connection"] = connection
+    if pseudonym_key is not None:
+        config.attributes["pseudonym_key"] = pseudonym_key
     return config
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(engine: AsyncEngine, *, pseudonym_key: bytes | None = None) -> None:
     """Apply every migration up to head (idempotent)."""
 
     def upgrade(connection: Connection) -> None:
-        command.upgrade(alembic_config(connection), "heads")
+        command.upgrade(alembic_config(connection, pseudonym_key=pseudonym_key), "heads")
 
     async with engine.begin() as connection:
         await connection.run_sync(upgrade)

@@ -289,8 +289,10 @@ INVENTORY: tuple[TableInventory, ...] = (
             "at_ms": "the sliding windows of risk features; whole seconds (day buckets, the hour of day "
             "and spans of hours need no finer)",
             "kind": "which feature the event feeds",
-            "actor": "whose behaviour it is",
-            "target": "who it reached (minor contact features)",
+            "actor": "whose behaviour it is, as the account's pseudonym (a keyed HMAC of its id under a "
+            "key derived from `VIGIL_REPORT_KEY`; never the username): a copy of the database alone does not "
+            "say who acted",
+            "target": "who it reached (minor contact features), as a pseudonym like `actor`",
             "group_id": "group fan-out features",
             "content": "content kind (text, image, file)",
             "reason": "report and block reasons (risk features)",

@@ -19,7 +19,8 @@ __all__ = ["MetadataEventRow", "MetadataRepository", "RiskStateRepository", "Ris
 class MetadataEventRow(Base):
     """One `vigil.safety.behavior.events` event, in the columns of its compact record (`k t s r g c why`;
     not `b`, the size bucket: no risk feature reads it, so the server does not keep it).
-    Users are named by username, as in the behaviour layer. Deleted after the retention limit."""
+    Accounts are named by pseudonym (`vigil.server.db.pseudonyms`), never by username. Deleted after the
+    retention limit."""
 
     __tablename__ = "metadata_events"
 
@@ -79,24 +80,25 @@ class MetadataRepository:
         )
         return rows.all()
 
-    async def latest_involving(self, username: UserId, limit: int) -> Sequence[MetadataEventRow]:
-        """The latest `limit` events the account took part in (as actor or target), newest first."""
+    async def latest_involving(self, account: UserId, limit: int) -> Sequence[MetadataEventRow]:
+        """The latest `limit` events the account (by pseudonym) took part in (as actor or target), newest
+        first."""
         rows = await self._session.scalars(
             select(MetadataEventRow)
-            .where(or_(MetadataEventRow.actor == username, MetadataEventRow.target == username))
+            .where(or_(MetadataEventRow.actor == account, MetadataEventRow.target == account))
             .order_by(MetadataEventRow.at_ms.desc(), MetadataEventRow.id.desc())
             .limit(limit)
         )
         return rows.all()
 
-    async def delete_before(self, cutoff_ms: int, *, keep_usernames: Collection[str] = ()) -> int:
-        """Deletes events older than `cutoff_ms`, except those naming one of `keep_usernames` (held) as
-        actor or target; returns how many."""
+    async def delete_before(self, cutoff_ms: int, *, keep_accounts: Collection[str] = ()) -> int:
+        """Deletes events older than `cutoff_ms`, except those naming one of `keep_accounts` (pseudonyms of
+        held accounts) as actor or target; returns how many."""
         statement = delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
-        if keep_usernames:
+        if keep_accounts:
             statement = statement.where(
-                MetadataEventRow.actor.not_in(keep_usernames),
-                or_(MetadataEventRow.target.is_(None), MetadataEventRow.target.not_in(keep_usernames)),
+                MetadataEventRow.actor.not_in(keep_accounts),
+                or_(MetadataEventRow.target.is_(None), MetadataEventRow.target.not_in(keep_accounts)),
             )
         result = await self._session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)

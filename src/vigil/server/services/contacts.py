@@ -124,7 +124,7 @@ async def request_contact(ctx: ServerContext, by: AuthenticatedDevice, to: str) 
                 created_at_ms=now,
             )
         )
-        await metadata.record(session, ev.ContactRequestSent(now, ev.UserId(by.username), ev.UserId(to)))
+        await metadata.record(ctx, session, ev.ContactRequestSent(now, ev.UserId(by.username), ev.UserId(to)))
         if target_band.is_minor and not by.age_band.is_minor:
             elevated = await _elevated(session, by.user_id)
             await notices.issue_notice(
@@ -193,9 +193,9 @@ async def answer_request(
                 row.state = ContactRequestState.BLOCKED.value
                 await BlockRepository(session).add(by.user_id, requester.id, now)
                 outcome = ev.RequestOutcome.DECLINED
-        await metadata.record(session, ev.ContactRequestAnswered(now, who, me, outcome))
+        await metadata.record(ctx, session, ev.ContactRequestAnswered(now, who, me, outcome))
         if answer is RequestAnswer.BLOCK:
-            await metadata.record(session, ev.Block(now, me, who))
+            await metadata.record(ctx, session, ev.Block(now, me, who))
         return _view(row, requester.username, by.username)
 
 
@@ -213,6 +213,7 @@ async def expire_requests(ctx: ServerContext, now_ms: int | None = None) -> int:
             row.state, row.answered_at_ms = ContactRequestState.IGNORED.value, now
             if requester is not None and recipient is not None:
                 await metadata.record(
+                    ctx,
                     session,
                     ev.ContactRequestAnswered(
                         now,
@@ -257,10 +258,10 @@ async def report_account(
         )
         me, them = ev.UserId(by.username), ev.UserId(reported.username)
         await metadata.record(
-            session, metadata.report_event(now, by.username, reported.username, request.reason)
+            ctx, session, metadata.report_event(now, by.username, reported.username, request.reason)
         )
         if request.block and await BlockRepository(session).add(by.user_id, reported.id, now):
-            await metadata.record(session, ev.Block(now, me, them))
+            await metadata.record(ctx, session, ev.Block(now, me, them))
         await append_audit(
             session,
             now_ms=now,

@@ -23,6 +23,7 @@ from vigil.protocol.deletion import DeletionReport, KeptRecord
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import DeviceRepository, UserRepository, UserRow
 from vigil.server.db.deletion import DeletionRepository
+from vigil.server.db.pseudonyms import pseudonym
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
 from vigil.server.services.preservation import HeldData, held_data
@@ -42,10 +43,10 @@ async def _reasons_to_keep(repository: DeletionRepository, held: HeldData, user_
     return reasons
 
 
-async def _erase_identity(repository: DeletionRepository, user: UserRow) -> int:
+async def _erase_identity(ctx: ServerContext, repository: DeletionRepository, user: UserRow) -> int:
     """Deletes the account's metadata and replaces its username by a random tombstone; returns how many
     metadata records went."""
-    removed = await repository.delete_metadata(user.id, user.username)
+    removed = await repository.delete_metadata(user.id, user.username, pseudonym(ctx.pseudonym_key, user.id))
     user.username = f"deleted_{secrets.token_hex(6)}"
     user.band_changes_on = None
     user.deletion_pending_since_ms = None
@@ -57,17 +58,17 @@ async def finish_pending_deletions(ctx: ServerContext, now_ms: int) -> int:
     voucher that no longer has any, deletes its metadata and tombstones its username. Returns how many
     accounts it finished."""
     async with ctx.sessions() as session, session.begin():
-        return await _finish_pending(session, now_ms)
+        return await _finish_pending(ctx, session, now_ms)
 
 
-async def _finish_pending(session: AsyncSession, now_ms: int) -> int:
+async def _finish_pending(ctx: ServerContext, session: AsyncSession, now_ms: int) -> int:
     repository = DeletionRepository(session)
     held = await held_data(session)
     finished = 0
     for user in await repository.pending_deletions():
         if await _reasons_to_keep(repository, held, user.id):
             continue
-        removed = await _erase_identity(repository, user)
+        removed = await _erase_identity(ctx, repository, user)
         finished += 1
         await append_audit(
             session,
@@ -137,7 +138,7 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
             )
             user.deletion_pending_since_ms = now
         else:
-            removed = await _erase_identity(repository, user)
+            removed = await _erase_identity(ctx, repository, user)
             deleted.append(f"{removed} metadata records (messages, contact requests, risk and standing)")
             deleted.append("the username")
         reports = await repository.reports_made_by(by.user_id)

@@ -108,7 +108,7 @@ async def create_group(ctx: ServerContext, by: AuthenticatedDevice, request: Cre
             )
         groups = GroupRepository(session)
         await groups.add(GroupRow(id=group_id, created_by_user_id=by.user_id, created_at_ms=now), members)
-        await metadata.record_group_created(session, now, by.username, group_id, request.members)
+        await metadata.record_group_created(ctx, session, now, by.username, group_id, request.members)
         return await _info(groups, group_id)
 
 
@@ -146,7 +146,7 @@ async def add_member(
             session, by.user_id, by.age_band, user, await groups.member_users(group_id)
         )
         await metadata.record_group_created(
-            session, ctx.clock_ms(), by.username, group_id, [user.username], created=False
+            ctx, session, ctx.clock_ms(), by.username, group_id, [user.username], created=False
         )
         if len(await groups.members(group_id)) >= MAX_GROUP_MEMBERS:
             raise ConflictError(f"a group has at most {MAX_GROUP_MEMBERS} members")
@@ -258,6 +258,7 @@ async def send_group_message(
         entries = [QueueRow(device_id=d, message_type=MEGOLM_MESSAGE_TYPE, body=body) for d in owners]
         entry_ids = await writer.add(MessageRow(**values), entries)
         await metadata.record(
+            ctx,
             session,
             metadata.message_event(
                 now_ms,

@@ -142,7 +142,7 @@ async def _send_batch(
                 results.append(accepted)
             if planned:
                 inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
-                await metadata.record_many(session, [p.event for p in planned if p.event is not None])
+                await metadata.record_many(ctx, session, [p.event for p in planned if p.event is not None])
     except Exception:
         if len(items) == 1:
             raise

@@ -3,16 +3,21 @@ as `vigil.safety.behavior.events` events, recorded by the services that see it i
 
 `record` is the one call the other services make; `load_events` feeds the risk scoring; `sweep_expired_
 events` enforces the retention limit (`VIGIL_METADATA_RETENTION_DAYS`).
+
+Services build events naming accounts by username (as the behaviour layer's ids); the log stores each
+account's pseudonym instead (`vigil.server.db.pseudonyms`), translated here on the way in. Reading back,
+`load_events` gives pseudonyms (opaque ids are all scoring needs) unless asked to name the accounts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vigil.errors import ValidationError
 from vigil.protocol.reports import ReportReason
 from vigil.protocol.wire import MessageKind
 from vigil.safety.behavior import events as ev
@@ -25,7 +30,9 @@ from vigil.safety.behavior.events import (
     event_to_record,
 )
 from vigil.server.context import ServerContext
+from vigil.server.db.accounts import UserRow
 from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
+from vigil.server.db.pseudonyms import pseudonym
 from vigil.server.services.preservation import held_data
 
 __all__ = [
@@ -36,9 +43,12 @@ __all__ = [
     "event_of_row",
     "load_events",
     "message_event",
+    "pseudonym_of",
+    "pseudonyms_to_usernames",
     "record",
     "record_group_created",
     "record_many",
+    "renamed",
     "report_event",
     "row_of_event",
     "sweep_expired_events",
@@ -123,6 +133,7 @@ def report_event(at_ms: int, reporter: str, reported: str, reason: ReportReason)
 
 
 async def record_group_created(
+    ctx: ServerContext,
     session: AsyncSession,
     at_ms: int,
     by: str,
@@ -133,32 +144,77 @@ async def record_group_created(
 ) -> None:
     """A group's creation (when `created`) and the members `by` added to it."""
     group = GroupId(group_id)
-    if created:
-        await record(session, ev.GroupCreated(at_ms, UserId(by), group))
-    for member in members:
-        await record(session, ev.GroupMemberAdded(at_ms, UserId(by), UserId(member), group))
+    events: list[MetadataEvent] = [ev.GroupCreated(at_ms, UserId(by), group)] if created else []
+    events += [ev.GroupMemberAdded(at_ms, UserId(by), UserId(member), group) for member in members]
+    await record_many(ctx, session, events)
 
 
-async def record(session: AsyncSession, event: MetadataEvent) -> None:
+async def record(ctx: ServerContext, session: AsyncSession, event: MetadataEvent) -> None:
     """Adds `event` to the log in the caller's transaction (repositories never commit)."""
-    MetadataRepository(session).add(row_of_event(event))
+    await record_many(ctx, session, [event])
 
 
-async def record_many(session: AsyncSession, events: Sequence[MetadataEvent]) -> None:
+async def record_many(ctx: ServerContext, session: AsyncSession, events: Sequence[MetadataEvent]) -> None:
     """Adds the events to the log in the caller's transaction with one Core statement (a send batch's
-    events: the ORM unit of work cost more than the insert)."""
-    await MetadataRepository(session).add_values([values_of_event(e) for e in events])
+    events: the ORM unit of work cost more than the insert), each account named by its pseudonym.
+    Raises ValidationError when an event names no account."""
+    if not events:
+        return
+    rows = [values_of_event(e) for e in events]
+    names = {r["actor"] for r in rows} | {r["target"] for r in rows if r["target"] is not None}
+    found = await session.execute(select(UserRow.username, UserRow.id).where(UserRow.username.in_(names)))
+    pseudonym_of_name = {name: pseudonym(ctx.pseudonym_key, user_id) for name, user_id in found.all()}
+    if missing := names - pseudonym_of_name.keys():
+        raise ValidationError(f"metadata event names {len(missing)} unknown account(s)")
+    for row in rows:
+        row["actor"] = pseudonym_of_name[row["actor"]]
+        if row["target"] is not None:
+            row["target"] = pseudonym_of_name[row["target"]]
+    await MetadataRepository(session).add_values(rows)
 
 
-async def load_events(session: AsyncSession, since_ms: int, until_ms: int) -> list[MetadataEvent]:
-    """Events with `since_ms <= at < until_ms`, in time order."""
-    return [event_of_row(r) for r in await MetadataRepository(session).between(since_ms, until_ms)]
+def pseudonym_of(ctx: ServerContext, user_id: int) -> UserId:
+    """The log's name for an account."""
+    return UserId(pseudonym(ctx.pseudonym_key, user_id))
 
 
-async def timeline(session: AsyncSession, username: UserId, *, limit: int = 50) -> Sequence[MetadataEvent]:
-    """The latest `limit` events the account took part in, oldest first (for a case)."""
-    rows = await MetadataRepository(session).latest_involving(username, limit)
-    return [event_of_row(r) for r in reversed(rows)]
+async def pseudonyms_to_usernames(
+    ctx: ServerContext, session: AsyncSession, user_ids: Collection[int] | None = None
+) -> dict[str, str]:
+    """Pseudonym -> username, for the accounts in `user_ids` (every account when None): the way back,
+    for the features that must name an account (a case timeline, the simulator's output)."""
+    query = select(UserRow.id, UserRow.username)
+    if user_ids is not None:
+        query = query.where(UserRow.id.in_(list(user_ids)))
+    return {pseudonym(ctx.pseudonym_key, i): name for i, name in (await session.execute(query)).all()}
+
+
+def renamed(event: MetadataEvent, names: Mapping[str, str]) -> MetadataEvent:
+    """`event` with its accounts (actor and target) found in `names` replaced by their mapping."""
+    rec: dict[str, object] = dict(event_to_record(event))
+    for key in ("s", "r"):
+        if isinstance(value := rec.get(key), str) and value in names:
+            rec[key] = names[value]
+    return event_from_record(rec)
+
+
+async def load_events(
+    session: AsyncSession, since_ms: int, until_ms: int, *, names: Mapping[str, str] | None = None
+) -> list[MetadataEvent]:
+    """Events with `since_ms <= at < until_ms`, in time order, accounts by pseudonym (or renamed through
+    `names`, from `pseudonyms_to_usernames`)."""
+    events = [event_of_row(r) for r in await MetadataRepository(session).between(since_ms, until_ms)]
+    return events if names is None else [renamed(e, names) for e in events]
+
+
+async def timeline(
+    ctx: ServerContext, session: AsyncSession, user_id: int, *, limit: int = 50
+) -> Sequence[MetadataEvent]:
+    """The latest `limit` events the account took part in, oldest first, accounts by username (for a
+    case's reviewers)."""
+    rows = await MetadataRepository(session).latest_involving(pseudonym_of(ctx, user_id), limit)
+    names = await pseudonyms_to_usernames(ctx, session)
+    return [renamed(event_of_row(r), names) for r in reversed(rows)]
 
 
 async def sweep_expired_events(ctx: ServerContext, now_ms: int | None = None) -> int:
@@ -168,4 +224,5 @@ async def sweep_expired_events(ctx: ServerContext, now_ms: int | None = None) ->
     cutoff = now - ctx.settings.metadata_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
         held = await held_data(session)
-        return await MetadataRepository(session).delete_before(cutoff, keep_usernames=held.usernames)
+        keep = {pseudonym_of(ctx, user_id) for user_id in held.user_ids}
+        return await MetadataRepository(session).delete_before(cutoff, keep_accounts=keep)

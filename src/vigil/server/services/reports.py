@@ -215,10 +215,10 @@ async def submit_report(
             ]
         )
         await metadata.record(
-            session, metadata.report_event(now_ms, by.username, reported.username, request.reason)
+            ctx, session, metadata.report_event(now_ms, by.username, reported.username, request.reason)
         )
         if request.block and await BlockRepository(session).add(by.user_id, reported.id, now_ms):
-            await metadata.record(session, metadata.block_event(now_ms, by.username, reported.username))
+            await metadata.record(ctx, session, metadata.block_event(now_ms, by.username, reported.username))
         await append_audit(
             session,
             now_ms=now_ms,
@@ -251,7 +251,8 @@ async def block_user(ctx: ServerContext, by: AuthenticatedDevice, username: str)
         if target.id == by.user_id:
             raise ValidationError("you cannot block yourself")
         if await BlockRepository(session).add(by.user_id, target.id, ctx.clock_ms()):
-            await metadata.record(session, metadata.block_event(ctx.clock_ms(), by.username, target.username))
+            event = metadata.block_event(ctx.clock_ms(), by.username, target.username)
+            await metadata.record(ctx, session, event)
 
 
 async def unblock_user(ctx: ServerContext, by: AuthenticatedDevice, username: str) -> None:

@@ -172,7 +172,7 @@ async def _apply(
             session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now, queue=routed
         )
         case_id = case.id
-        timeline = await metadata.timeline(session, UserId(subject.username), limit=TIMELINE_EVENTS)
+        timeline = await metadata.timeline(ctx, session, subject.id, limit=TIMELINE_EVENTS)
         # The timeline is case evidence under the case's key; the audit entry only references it.
         evidence_id = await store_case_evidence(
             ctx.report_key,
@@ -230,17 +230,18 @@ async def run_risk_scoring(
                 FeatureExtractor(window_days=WINDOW_DAYS), now, window_start, window_start, set(), {}
             )
         facts = await users.facts()
-        for _, username, band, created_at_ms in facts:
-            state.extractor.register_account(AccountFacts(UserId(username), AgeBand(band), created_at_ms))
+        # The behaviour layer knows accounts by their metadata-log pseudonyms, as the events name them.
+        name_of = {user_id: metadata.pseudonym_of(ctx, user_id) for user_id, _, _, _ in facts}
+        for user_id, _, band, created_at_ms in facts:
+            state.extractor.register_account(AccountFacts(name_of[user_id], AgeBand(band), created_at_ms))
         # Connections older than the window are history, not new contacts (the warm-up artefact: a
         # parent's first message to their child in the window counted as a new conversation with a minor).
         # A later pass adds those the window has left behind since (their events were observed already).
-        name_of = {user_id: username for user_id, username, _, _ in facts}
         for low, high, since in await ContactRepository(session).connections_before(
             window_start, since_ms=ties_since
         ):
             if low in name_of and high in name_of:
-                state.extractor.register_tie(UserId(name_of[low]), UserId(name_of[high]), since)
+                state.extractor.register_tie(name_of[low], name_of[high], since)
         state.ties_until_ms = max(state.ties_until_ms, window_start)
         rows = await MetadataRepository(session).columns_between(
             max(window_start, state.read_until_ms - REREAD_MS), now + 1
@@ -256,7 +257,12 @@ async def run_risk_scoring(
         active = set(state.last_active_ms)
         decisions = assess_and_decide(state.extractor, model, model.thresholds, active, now)
         involved = {d.user for d in decisions} | {m for d in decisions for m in d.notify}
-        by_name = {u.username: u for u in await users.by_usernames(involved)} if involved else {}
+        id_of = {name: user_id for user_id, name in name_of.items() if name in involved}
+        by_name: dict[str, UserRow] = (
+            {metadata.pseudonym_of(ctx, u.id): u for u in await users.by_ids(list(id_of.values()))}
+            if id_of
+            else {}
+        )
         applied = [a for d in decisions if (a := await _apply(ctx, session, d, by_name, now)) is not None]
     state.last_now_ms = now
     ctx.risk_state = state

@@ -25,7 +25,7 @@ from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
-from vigil.server.services import deletion, retention
+from vigil.server.services import deletion, metadata, retention
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import verify_chain
 from vigil.server.services.preservation import PRESERVATION_DAYS, place_hold, release_hold
@@ -331,7 +331,7 @@ async def test_closed_membership_periods_go_after_the_history_window(ctx: Server
 
 
 async def test_a_held_deleted_account_is_finished_once_its_hold_and_case_end(ctx: ServerContext) -> None:
-    _alice, bob = await _users(ctx)
+    alice, bob = await _users(ctx)
     await _device(ctx, bob, "dev-b")
     async with ctx.sessions() as session, session.begin():
         case = CaseRow(
@@ -356,7 +356,9 @@ async def test_a_held_deleted_account_is_finished_once_its_hold_and_case_end(ctx
             now_ms=T0,
         )
         hold_id = hold.id
-        session.add(MetadataEventRow(at_ms=T0, kind="msg", actor="bob", target="alice"))
+        bob_alias, alice_alias = metadata.pseudonym_of(ctx, bob), metadata.pseudonym_of(ctx, alice)
+        session.add(MetadataEventRow(at_ms=T0, kind="msg", actor=bob_alias, target=alice_alias))
+        session.add(MetadataEventRow(at_ms=T0, kind="msg", actor=alice_alias, target=None))
     await _message(ctx, bob, "held", T0, queued=False)
     by = AuthenticatedDevice(bob, UserId("bob"), DeviceId("dev-b"), AgeBand.ADULT)
     answer = await deletion.delete_account(ctx, by)
@@ -378,6 +380,6 @@ async def test_a_held_deleted_account_is_finished_once_its_hold_and_case_end(ctx
         user = await session.get(UserRow, bob)
         assert user is not None and user.username.startswith("deleted_")
         assert user.deletion_pending_since_ms is None
-        assert await _count(ctx, MetadataEventRow) == 0
+        assert await _count(ctx, MetadataEventRow) == 1  # alice's own event stays; bob's went
         assert await _count(ctx, MessageRow) == 0
         assert (await verify_chain(session)).ok

@@ -64,12 +64,12 @@ async def test_a_pass_reads_only_new_events_and_decides_as_a_full_pass(tmp_path:
                     for f in facts
                 ],
             )
-            await metadata.record_many(session, first)
+            await metadata.record_many(ctx, session, first)
         before = await run_risk_scoring(ctx, now_ms=middle)
         assert before.events == len(first)
 
         async with ctx.sessions() as session, session.begin():
-            await metadata.record_many(session, second)
+            await metadata.record_many(ctx, session, second)
         incremental = await run_risk_scoring(ctx, now_ms=end)
         assert incremental.events == len(second)  # nothing read twice
         nothing_new = await run_risk_scoring(ctx, now_ms=end)
