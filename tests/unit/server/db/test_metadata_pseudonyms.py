@@ -1,5 +1,5 @@
 """The metadata log names accounts by pseudonym (issue 16): a keyed HMAC of the account id, stable for
-one key, different under another; migration 0017 rewrites existing rows and refuses to guess without
+one key, different under another; migration 0018 rewrites existing rows and refuses to guess without
 the key."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _to(revision: str, key: bytes | None) -> Callable[[Connection], None]:
 async def _old_log(path: Path) -> AsyncEngine:
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     async with engine.begin() as connection:
-        await connection.run_sync(_to("0016_blob_chunks", None))
+        await connection.run_sync(_to("0017_appeals", None))
         await connection.execute(
             text(
                 "INSERT INTO users (id, username, age_band, created_at_ms) VALUES "

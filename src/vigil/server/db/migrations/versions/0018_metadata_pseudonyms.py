@@ -1,7 +1,7 @@
 """metadata_events: accounts named by pseudonym (a keyed HMAC of the account id), not by username
 
-Revision ID: 0017_metadata_pseudonyms
-Revises: 0016_blob_chunks
+Revision ID: 0018_metadata_pseudonyms
+Revises: 0017_appeals
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import context, op
 
 from vigil.server.db.pseudonyms import pseudonym
 
-revision = "0017_metadata_pseudonyms"
-down_revision = "0016_blob_chunks"
+revision = "0018_metadata_pseudonyms"
+down_revision = "0017_appeals"
 branch_labels = None
 depends_on = None
 
@@ -27,7 +27,7 @@ def upgrade() -> None:
     key = context.config.attributes.get("pseudonym_key")
     if key is None:
         raise RuntimeError(
-            "migration 0017 rewrites the metadata log's account names and needs the server's keys: "
+            "migration 0018 rewrites the metadata log's account names and needs the server's keys: "
             "run it through `vigil serve` (which migrates with VIGIL_REPORT_KEY)"
         )
     # Every account is renamed, in both columns, with one indexed statement per account and column. (Account
@@ -44,7 +44,7 @@ def downgrade() -> None:
     if key is None:
         if connection.execute(sa.select(sa.func.count()).select_from(_events)).scalar_one() == 0:
             return
-        raise RuntimeError("downgrading 0017 needs the server's keys to name the accounts again")
+        raise RuntimeError("downgrading 0018 needs the server's keys to name the accounts again")
     for user_id, username in connection.execute(sa.select(_users.c.id, _users.c.username)).all():
         alias = pseudonym(key, user_id)
         for column in (_events.c.actor, _events.c.target):
