@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pydantic
@@ -95,9 +96,13 @@ async def _read_acks(
             )
             continue
         await acknowledge(ctx, device, request)
-        pushed.acked(request.delivery_ids)
-        if mailbox.needs_fetch:
-            mailbox.wake.set()  # the pusher was waiting for room to read the queue
+        _acknowledged(pushed, mailbox, request.delivery_ids)
+
+
+def _acknowledged(pushed: _Pushed, mailbox: Mailbox, entry_ids: list[int]) -> None:
+    pushed.acked(entry_ids)
+    if mailbox.needs_fetch:
+        mailbox.wake.set()  # the pusher was waiting for room to read the queue
 
 
 async def _send(websocket: WebSocket, deliveries: list[dict[str, Any]]) -> None:
@@ -117,34 +122,15 @@ async def stream(websocket: WebSocket) -> None:
     mailbox = ctx.delivery.subscribe(device.device_id)
     pushed = _Pushed()
     reader = asyncio.create_task(_read_acks(websocket, ctx, device, pushed, mailbox))
+
+    async def fetch(limit: int) -> tuple[list[dict[str, Any]], bool]:
+        return await fetch_pending_wire(ctx, device.device_id, limit=limit, skip=pushed.in_flight)
+
+    async def send(deliveries: list[dict[str, Any]]) -> None:
+        await _send(websocket, deliveries)
+
     try:
-        while not reader.done():
-            needs_fetch, handed = mailbox.take()
-            # The queue read first: it returns every committed entry in order, handed ones included.
-            while needs_fetch and len(pushed.in_flight) < MAX_IN_FLIGHT:
-                batch, more = await fetch_pending_wire(
-                    ctx,
-                    device.device_id,
-                    limit=min(ctx.settings.fetch_batch, MAX_IN_FLIGHT - len(pushed.in_flight)),
-                    skip=pushed.in_flight,
-                )
-                if batch:
-                    pushed.in_flight.update(d["delivery_id"] for d in batch)
-                    await _send(websocket, batch)
-                needs_fetch = more
-            fresh = [d for d in handed if not pushed.seen(d["delivery_id"])]
-            if fresh and len(pushed.in_flight) + len(fresh) <= MAX_IN_FLIGHT:
-                pushed.in_flight.update(d["delivery_id"] for d in fresh)
-                await _send(websocket, fresh)
-            elif fresh or needs_fetch:
-                mailbox.needs_fetch = True  # too many in flight: read the queue once acks make room
-            if mailbox.wake.is_set() and len(pushed.in_flight) < MAX_IN_FLIGHT:
-                continue
-            waiter = asyncio.create_task(mailbox.wake.wait())
-            await asyncio.wait({waiter, reader}, timeout=IDLE_FETCH_S, return_when=asyncio.FIRST_COMPLETED)
-            if not waiter.done():
-                mailbox.needs_fetch = True
-            waiter.cancel()
+        await _push(mailbox, pushed, reader, fetch, send, ctx.settings.fetch_batch)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -152,3 +138,40 @@ async def stream(websocket: WebSocket) -> None:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+async def _push(
+    mailbox: Mailbox,
+    pushed: _Pushed,
+    reader: asyncio.Task[None],
+    fetch: Callable[[int], Awaitable[tuple[list[dict[str, Any]], bool]]],
+    send: Callable[[list[dict[str, Any]]], Awaitable[None]],
+    fetch_batch: int,
+) -> None:
+    """Pushes until `reader` ends: reads the queue (`fetch(limit)`: up to `limit` entries not in flight,
+    and whether more wait) when the mailbox says so, else pushes what was handed over."""
+    while not reader.done():
+        needs_fetch, handed = mailbox.take()
+        # The queue read first: it returns every committed entry in order, handed ones included.
+        while needs_fetch and len(pushed.in_flight) < MAX_IN_FLIGHT:
+            batch, more = await fetch(min(fetch_batch, MAX_IN_FLIGHT - len(pushed.in_flight)))
+            if batch:
+                pushed.in_flight.update(d["delivery_id"] for d in batch)
+                await send(batch)
+            needs_fetch = more
+        fresh = [d for d in handed if not pushed.seen(d["delivery_id"])]
+        if fresh and len(pushed.in_flight) + len(fresh) <= MAX_IN_FLIGHT:
+            pushed.in_flight.update(d["delivery_id"] for d in fresh)
+            await send(fresh)
+        elif fresh or needs_fetch:
+            mailbox.needs_fetch = True  # too many to push at once: read the queue (now if there is room)
+        # A queue read still owed while there is room goes round again instead of waiting: with little
+        # or nothing in flight no ack may come to wake us (a hand-off larger than the room left), and
+        # waiting would leave the entries to the idle read.
+        if (mailbox.wake.is_set() or mailbox.needs_fetch) and len(pushed.in_flight) < MAX_IN_FLIGHT:
+            continue
+        waiter = asyncio.create_task(mailbox.wake.wait())
+        await asyncio.wait({waiter, reader}, timeout=IDLE_FETCH_S, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            mailbox.needs_fetch = True
+        waiter.cancel()
