@@ -18,7 +18,7 @@ from vigil.protocol.reports import ReportReason
 from vigil.safety.behavior.model import load_default_model
 from vigil.server.db.cases import QueueFilter
 from vigil.server.db.contacts import ConnectionRow
-from vigil.server.services import cases
+from vigil.server.services import cases, metadata
 from vigil.server.services.risk import WINDOW_DAYS, run_risk_scoring
 
 TODAY = dt.date.today()
@@ -43,8 +43,12 @@ async def test_a_minors_report_reaches_the_queue_whatever_the_score(
 
     async with server_context(server.data_dir, server.database_url) as ctx:
         run = await run_risk_scoring(ctx)
+        async with ctx.sessions() as session:
+            names = await metadata.pseudonyms_to_usernames(ctx, session)
+        # The behaviour layer knows accounts by the metadata log's pseudonym, never by username.
+        scored = next(p for p, n in names.items() if n == adult.username)
         model = load_default_model()
-        score = float(model.score_matrix(run.extractor.feature_matrix([adult.username], run.now_ms))[0])
+        score = float(model.score_matrix(run.extractor.feature_matrix([scored], run.now_ms))[0])
         assert score < model.thresholds.restrict_minor_contact  # the model alone would not act
         queue = await cases.queue(ctx, QueueFilter())
         subjects = [c.subject for c in queue]
@@ -54,14 +58,14 @@ async def test_a_minors_report_reaches_the_queue_whatever_the_score(
         assert subjects.index(adult.username) < subjects.index(other.username)
 
         # Warm-up: the same tie made long before the window is history, not a new conversation.
-        assert run.extractor.features(adult.username, run.now_ms)["new_minor_conversations_per_day"] > 0
+        assert run.extractor.features(scored, run.now_ms)["new_minor_conversations_per_day"] > 0
         async with ctx.sessions() as session, session.begin():
             await session.execute(update(ConnectionRow).values(created_at_ms=ctx.clock_ms() - 60 * DAY_MS))
         # History rewritten behind the scorer's back: score as a fresh process does (an incremental pass
         # keeps what it already observed of this conversation).
         ctx.risk_state = None
         later = await run_risk_scoring(ctx, now_ms=ctx.clock_ms() + WINDOW_DAYS * DAY_MS - DAY_MS)
-        features = later.extractor.features(adult.username, later.now_ms)
+        features = later.extractor.features(scored, later.now_ms)
         assert features["new_minor_conversations_per_day"] == 0.0
         assert features["distinct_minors_contacted"] == 1.0
     for client in (adult, teen, other, bystander):

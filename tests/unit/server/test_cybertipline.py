@@ -149,6 +149,10 @@ def logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> p
     session (import-linter in test_architecture) may have disabled existing loggers via dictConfig."""
     for name in ("vigil.server.cybertipline", "httpx", "httpcore"):
         monkeypatch.setattr(logging.getLogger(name), "disabled", False)
+    # An in-process server earlier in the session (vigil.server.access_log.log_config) sets the `vigil`
+    # logger's level and stops its records at its own handler; caplog listens on the root.
+    monkeypatch.setattr(logging.getLogger("vigil"), "propagate", True)
+    caplog.set_level(logging.DEBUG, logger="vigil")
     caplog.set_level(logging.DEBUG)
     return caplog
 
