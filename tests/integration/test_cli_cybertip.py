@@ -4,61 +4,20 @@ the password never printed."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cli_runner import vigil
+from cybertip_helpers import PASSWORD, USER, running_stand_in
 from live_server import free_port
-
-USER = "rehearsal"
-PASSWORD = "pw-Kx3-rehearsal-only"
 
 
 @pytest.fixture(scope="module")
 def stand_in() -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "VIGIL_CYBERTIPLINE_USERNAME": USER, "VIGIL_CYBERTIPLINE_PASSWORD": PASSWORD}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vigil",
-            "cybertip",
-            "stand-in",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                httpx.get(f"{url}/status", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the stand-in did not start listening within 30 s"
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_stand_in() as running:
+        yield running.url
 
 
 def _env(url: str, password: str, tmp_path: Path) -> dict[str, str]:
