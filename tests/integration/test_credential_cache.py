@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from safety_helpers import server_context
 from vigil.client.client import Client
 from vigil.protocol.reports import ReportReason
 from vigil.server.offline import offline_context
-from vigil.server.services import cases
+from vigil.server.services import cases, policies
 from vigil.server.services.cases import CaseAction
 from vigil.server.settings import Settings
 
@@ -72,7 +73,8 @@ async def test_a_suspension_from_another_process_is_refused_at_once(
     credential = mallory.store.get_secret("credential")
     assert await _statuses(server.url, credential) == [200] * REQUESTS  # cached now
     async with server_context(server.data_dir, server.database_url) as ctx:
-        await cases.apply_action(ctx, "reviewer:t", None, case_id, CaseAction.SUSPEND)
+        policy = await policies.add_policy(ctx, "reviewer:t", f"SP-{secrets.token_hex(3)}", "Spam")
+        await cases.apply_action(ctx, "reviewer:t", None, case_id, CaseAction.SUSPEND, policy_id=policy.id)
     assert await _statuses(server.url, credential) == [403] * REQUESTS
     assert await _socket_refused(server.url, credential)
     async with server_context(server.data_dir, server.database_url) as ctx:
@@ -102,7 +104,8 @@ async def test_a_suspension_reaches_both_workers_through_redis(tmp_path: Path) -
         # A console elsewhere: its own data directory (no shared marker file), the same database and Redis.
         console = Settings(data_dir=tmp_path / "console", database_url=url, redis_url=REDIS_URL)
         async with offline_context(console) as ctx:
-            await cases.apply_action(ctx, "reviewer:t", None, case_id, CaseAction.SUSPEND)
+            policy = await policies.add_policy(ctx, "reviewer:t", f"SP-{secrets.token_hex(3)}", "Spam")
+        await cases.apply_action(ctx, "reviewer:t", None, case_id, CaseAction.SUSPEND, policy_id=policy.id)
         assert await _statuses(server.url, credential) == [403] * REQUESTS
         assert await _socket_refused(server.url, credential)
         await mallory.close()

@@ -19,7 +19,7 @@ from vigil.safety.policy import NEUTRAL_REFUSAL
 from vigil.server.db.accounts import UserRepository
 from vigil.server.db.cases import QueueFilter
 from vigil.server.db.messaging import MessageRepository
-from vigil.server.services import cases, reports, retention
+from vigil.server.services import cases, policies, reports, retention
 from vigil.server.services.audit import recent_entries, verify_chain
 from vigil.server.services.cases import CaseAction
 
@@ -148,11 +148,16 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
     async with server_context(server.data_dir, server.database_url) as ctx:
         [summary] = await cases.queue(ctx, QueueFilter())
         assert summary.priority_label == "high"
-        await cases.apply_action(ctx, "reviewer:t", None, accepted.case_id, CaseAction.WARN)
+        policy = await policies.add_policy(ctx, "reviewer:t", f"GR-{secrets.token_hex(3)}", "Grooming")
+        await cases.apply_action(
+            ctx, "reviewer:t", None, accepted.case_id, CaseAction.WARN, policy_id=policy.id
+        )
         [notice] = await mallory.notices()
         assert notice.kind == "warning"
 
-        await cases.apply_action(ctx, "reviewer:t", None, accepted.case_id, CaseAction.RESTRICT)
+        await cases.apply_action(
+            ctx, "reviewer:t", None, accepted.case_id, CaseAction.RESTRICT, policy_id=policy.id
+        )
         # The restricted account is told of its restriction once, as a notice; its refused sends are
         # the neutral refusal (the refusal to reach a minor must not say the recipient is one).
         assert [n.kind for n in await mallory.notices()] == ["warning", "restriction"]
@@ -162,7 +167,9 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
         with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
             await mallory.send_text(carol.username, "hello stranger")
 
-        await cases.apply_action(ctx, "reviewer:t", None, accepted.case_id, CaseAction.SUSPEND)
+        await cases.apply_action(
+            ctx, "reviewer:t", None, accepted.case_id, CaseAction.SUSPEND, policy_id=policy.id
+        )
         with pytest.raises(PolicyViolation, match="suspended"):
             await mallory.send_text(bob.username, "suspended")
         with pytest.raises(PolicyViolation, match="suspended"):
@@ -250,7 +257,6 @@ def test_select_records_takes_the_message_and_the_ones_before_it() -> None:
 async def test_case_workflow_notes_assignment_escalation_and_reopen(server, tmp_path: Path) -> None:
     from vigil.console.auth import Role, create_reviewer
     from vigil.errors import ConflictError, ValidationError
-    from vigil.server.services import policies
 
     alice = await register(server.url, tmp_path, "alice")
     bob = await register(server.url, tmp_path, "bob")

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     strike_thresholds: str = "restrict=3,suspend=5"
     # Images a reviewer may reveal in a UTC day before the console suggests a break (soft: never blocks).
     console_exposure_soft_limit: int = Field(default=40, gt=0)
+    # How long "claim next" locks a case to its reviewer before another reviewer may take it.
+    claim_minutes: int = Field(default=30, gt=0, le=24 * 60)
     console_mounted: bool = True  # `vigil serve` serves the review console under /console
     console_secure_cookies: bool = True
     console_session_minutes: int = Field(default=8 * 60, gt=0)

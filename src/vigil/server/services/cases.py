@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +32,7 @@ from vigil.server.db.cases import (
     ReportRepository,
     ReportRow,
 )
+from vigil.server.db.cybertip import CyberTipFilingRepository
 from vigil.server.db.notices import NoticeRepository, NoticeRow
 from vigil.server.db.policies import PolicyRepository
 from vigil.server.services.accounts import AuthenticatedDevice
@@ -64,7 +66,7 @@ __all__ = [
 ]
 
 _DAY_MS = 24 * 3600 * 1000
-CLAIM_MINUTES = 30  # how long "claim next" locks a case to its reviewer
+_MERGE_LEASE_MS = 60_000  # only held inside the merge's transaction; bounds a merge that died holding it
 
 WARNING_TEXT = (
     "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
@@ -227,12 +229,12 @@ async def queue_count(ctx: ServerContext, where: QueueFilter) -> int:
 
 
 async def claim_next(ctx: ServerContext, actor: str, reviewer_id: int, queue_name: QueueName) -> int | None:
-    """Claims the most urgent unclaimed case in the queue for `CLAIM_MINUTES`; returns its id, or None
+    """Claims the most urgent unclaimed case in the queue for `VIGIL_CLAIM_MINUTES`; returns its id, or None
     when the queue has nothing to claim. The caller has checked the reviewer may work the queue."""
     now = ctx.clock_ms()
     async with ctx.sessions() as session, session.begin():
         case = await CaseRepository(session).claim_next(
-            queue_name.value, reviewer_id, now, now + CLAIM_MINUTES * 60_000
+            queue_name.value, reviewer_id, now, now + ctx.settings.claim_minutes * 60_000
         )
         if case is None:
             return None
@@ -383,8 +385,9 @@ async def apply_action(
     policy_id: int | None = None,
 ) -> CaseState:
     """Applies `action` to the case's account and moves the case on; returns the new state. A decision
-    (`DECISIONS`) by a reviewer cites an active policy. Raises NotFoundError, ConflictError when the case
-    is already closed (dismiss/escalate), ValidationError for a decision without a valid policy."""
+    (`DECISIONS`) cites an active policy, whether or not a reviewer makes it. Raises NotFoundError,
+    ConflictError when the case is already closed (dismiss/escalate), ValidationError for a decision
+    without a valid policy."""
     now = ctx.clock_ms()
     async with ctx.sessions() as session, session.begin():
         case = await CaseRepository(session).get(case_id)
@@ -393,7 +396,9 @@ async def apply_action(
         policy = None if policy_id is None else await PolicyRepository(session).get(policy_id)
         if policy_id is not None and (policy is None or not policy.active):
             raise ValidationError("policy: no such active policy")
-        if action in DECISIONS and reviewer_id is not None and policy is None:
+        # Every decision cites a policy, whoever makes it (a reviewer, a lead's script, a system actor):
+        # without one the strike under that policy would go uncounted and escalation would never come.
+        if action in DECISIONS and policy is None:
             raise ValidationError("policy: every decision cites a policy; choose one")
         chosen, strikes = action, 0
         if policy is not None and action.value in set(Sanction):
@@ -611,20 +616,31 @@ async def merge_case(ctx: ServerContext, actor: str, source_id: int, target_id: 
     """Moves every report of case `source_id` into the open case `target_id` about the same account (a
     report's sealed items are bound to the report, not the case) and closes the source as dismissed, so
     duplicate reports about one item are decided once. Raises NotFoundError, ValidationError (different
-    accounts, the same case, an appeal), ConflictError (either case closed, or the source was filed to
-    NCMEC: its filings and holds stay with it)."""
+    accounts, the same case, an appeal), ConflictError (either case closed or being filed to NCMEC right
+    now, or the source was filed to NCMEC: its filings and holds stay with it).
+
+    Atomic against filings and other merges: the transaction first takes both cases' CyberTipline filing
+    leases (in case-id order, so two merges of one pair cannot deadlock), then checks filings and states
+    and moves the reports, then gives the leases back. A filer holds its case's lease from before it reads
+    the reports until the filing ends, so a case is never merged away while it is being filed, and a merge
+    that lost a race sees the winner's outcome (the source closed) instead of moving reports twice."""
     if source_id == target_id:
         raise ValidationError("merge: a case cannot be merged into itself")
-    from vigil.server.services.cybertip_filing import list_filings  # cybertip_filing imports this module
-
-    if await list_filings(ctx, case_id=source_id):
-        raise ConflictError("merge: this case was filed to NCMEC; merge the other case into it instead")
     now = ctx.clock_ms()
+    owner = f"merge:{secrets.token_hex(8)}"
     async with ctx.sessions() as session, session.begin():
+        filings = CyberTipFilingRepository(session)
+        for case_id in sorted((source_id, target_id)):
+            if not await filings.take_lease(case_id, owner, now, now + _MERGE_LEASE_MS):
+                raise ConflictError(
+                    f"merge: case {case_id} is being filed to NCMEC right now; try again later"
+                )
         repository = CaseRepository(session)
         source, target = await repository.get(source_id), await repository.get(target_id)
         if source is None or target is None:
             raise NotFoundError("merge: no such case")
+        if await filings.of_case(source_id):
+            raise ConflictError("merge: this case was filed to NCMEC; merge the other case into it instead")
         if source.subject_user_id != target.subject_user_id:
             raise ValidationError("merge: the cases are about different accounts")
         if QueueName.APPEALS.value in (source.queue, target.queue):
@@ -653,3 +669,5 @@ async def merge_case(ctx: ServerContext, actor: str, source_id: int, target_id: 
                 target=f"case:{case_id}",
                 details={"case": other, "reports": moved},
             )
+        for case_id in (source_id, target_id):
+            await filings.release_lease(case_id, owner)

@@ -23,6 +23,7 @@ from vigil.server.services.case_evidence import (
     store_case_evidence,
 )
 from vigil.server.services.cases import CaseAction, apply_action, case_detail, open_or_join_case
+from vigil.server.services.policies import add_policy
 from vigil.server.settings import Settings
 
 T0 = 1_800_000_000_000
@@ -43,7 +44,8 @@ async def _case(ctx: ServerContext, name: str) -> int:
 
 async def test_an_action_note_is_evidence_and_the_audit_keeps_only_its_id(ctx: ServerContext) -> None:
     case_id = await _case(ctx, "mallory")
-    await apply_action(ctx, "reviewer:rita", None, case_id, CaseAction.WARN, NOTE)
+    policy = await add_policy(ctx, "reviewer:rita", "HAR-1", "Harassment")
+    await apply_action(ctx, "reviewer:rita", None, case_id, CaseAction.WARN, NOTE, policy_id=policy.id)
     async with ctx.sessions() as session:
         audit = "\n".join(row.details for row in await session.scalars(select(AuditRow)))
         assert NOTE not in audit and "note_evidence" in audit

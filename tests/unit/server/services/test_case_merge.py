@@ -4,6 +4,7 @@ cases about different accounts, closed cases and appeals are refused."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.audit import AuditRow
 from vigil.server.db.cases import CaseRepository, CaseRow, ReportRow
+from vigil.server.db.cybertip import CyberTipFilingRepository, CyberTipFilingRow
 from vigil.server.services import cases
 from vigil.server.settings import Settings
 
@@ -107,3 +109,62 @@ async def test_merging_moves_the_reports_and_closes_the_source(ctx: ServerContex
         assert sorted(audited) == ["case.merged_from", "case.merged_into"]
     with pytest.raises(ConflictError, match="open"):
         await cases.merge_case(ctx, "reviewer:lead", second, first)  # the source is closed now
+
+
+async def test_two_concurrent_merges_of_one_pair_never_both_move_the_reports(ctx: ServerContext) -> None:
+    first, second, _other = await _setup(ctx)
+    outcomes = await asyncio.gather(
+        cases.merge_case(ctx, "reviewer:ana", second, first),
+        cases.merge_case(ctx, "reviewer:ben", first, second),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, ConflictError)]
+    assert outcomes.count(None) == 1 and len(refused) == 1, outcomes
+    async with ctx.sessions() as session:
+        states = {
+            c.id: c.state
+            for c in await session.scalars(select(CaseRow).where(CaseRow.id.in_((first, second))))
+        }
+        assert sorted(states.values()) == ["dismissed", "open"]
+        [kept] = [case_id for case_id, state in states.items() if state == "open"]
+        placed = (
+            await session.scalars(select(ReportRow.case_id).where(ReportRow.reported_user_id != 0))
+        ).all()
+        assert placed.count(kept) == 2  # both reports about mallory in the open case, none left behind
+        merged = (
+            await session.scalars(select(AuditRow.action).where(AuditRow.action.like("case.merged%")))
+        ).all()
+        assert sorted(merged) == ["case.merged_from", "case.merged_into"]  # one merge, audited once
+
+
+async def test_a_case_being_filed_or_filed_to_ncmec_is_not_merged_away(ctx: ServerContext) -> None:
+    first, second, _other = await _setup(ctx)
+    async with ctx.sessions() as session, session.begin():  # a filer holds the source's lease
+        assert await CyberTipFilingRepository(session).take_lease(second, "filer", T0, T0 + 60_000)
+    with pytest.raises(ConflictError, match="being filed"):
+        await cases.merge_case(ctx, "reviewer:lead", second, first)
+    async with ctx.sessions() as session, session.begin():
+        await CyberTipFilingRepository(session).release_lease(second, "filer")
+        session.add(
+            CyberTipFilingRow(
+                case_id=second,
+                subject_user_id=(await CaseRepository(session).get(second)).subject_user_id,  # type: ignore[union-attr]
+                state="finished",
+                incident_type="child_pornography",
+                base_url="http://127.0.0.1:1",
+                is_test=True,
+                report_enc=b"",
+                attempts=1,
+                retries=0,
+                recoveries=0,
+                filed_by="reviewer:lead",
+                created_at_ms=T0,
+                updated_at_ms=T0,
+            )
+        )
+    with pytest.raises(ConflictError, match="filed to NCMEC"):
+        await cases.merge_case(ctx, "reviewer:lead", second, first)
+    async with ctx.sessions() as session:
+        assert (await CaseRepository(session).get(second)).state == "open"  # type: ignore[union-attr]
+        assert await CyberTipFilingRepository(session).lease(second) is None  # the merge left no lease
+    await cases.merge_case(ctx, "reviewer:lead", first, second)  # the other way round is allowed

@@ -21,10 +21,11 @@ from vigil.server.db.audit import AuditRow
 from vigil.server.db.cases import QueueFilter
 from vigil.server.db.reviewers import ReviewerRow
 from vigil.server.services import cases
-from vigil.server.services.cases import CLAIM_MINUTES, open_or_join_case
+from vigil.server.services.cases import open_or_join_case
 from vigil.server.settings import Settings
 
 T0 = 1_800_000_000_000
+CLAIM_MINUTES = 7  # VIGIL_CLAIM_MINUTES for these tests (the default is 30)
 
 
 class Clock:
@@ -42,13 +43,15 @@ async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[S
         database, url = create_postgres_database()
         try:
             async with ServerContext.open(
-                Settings(data_dir=tmp_path, database_url=url), clock_ms=Clock()
+                Settings(data_dir=tmp_path, database_url=url, claim_minutes=CLAIM_MINUTES), clock_ms=Clock()
             ) as c:
                 yield c
         finally:
             drop_postgres_database(database)
     else:
-        async with ServerContext.open(Settings(data_dir=tmp_path), clock_ms=Clock()) as c:
+        async with ServerContext.open(
+            Settings(data_dir=tmp_path, claim_minutes=CLAIM_MINUTES), clock_ms=Clock()
+        ) as c:
             yield c
 
 
@@ -108,6 +111,7 @@ async def test_claims_lapse_and_release_and_hold(ctx: ServerContext) -> None:
     assert first == ids[1]  # priority 11 beats 10
     summary = await cases.case_summary(ctx, ids[1])
     assert summary.claimed_by(T0) == ana and summary.state == "in_review"
+    assert summary.claim_expires_at_ms == T0 + CLAIM_MINUTES * 60_000  # the setting, not a constant
     with pytest.raises(PermissionDenied):
         await cases.release(ctx, "reviewer:ben", ben, ids[1], lead=False)
     # Ana's claim lapses; Ben's next claim takes the lapsed case (it is the most urgent).
@@ -166,3 +170,25 @@ async def test_strikes_under_one_policy_escalate_the_decision(ctx: ServerContext
 async def _last_action(ctx: ServerContext, row: type) -> str:
     async with ctx.sessions() as session:
         return str(await session.scalar(select(row.action).order_by(row.id.desc()).limit(1)))
+
+
+async def test_a_decision_without_a_reviewer_still_cites_a_policy_and_counts_a_strike(
+    ctx: ServerContext,
+) -> None:
+    """Regression: the policy rule was skipped when `reviewer_id` was None (a script or system actor), so
+    such decisions cited nothing and their strikes never counted towards escalation."""
+    from vigil.errors import ValidationError
+    from vigil.server.db.accounts import AccountActionRow
+    from vigil.server.services import policies
+    from vigil.server.services.cases import CaseAction, apply_action
+
+    [case_id] = await _cases(ctx, 1, QueueName.GENERAL)
+    with pytest.raises(ValidationError, match="policy"):
+        await apply_action(ctx, "system:script", None, case_id, CaseAction.WARN)
+    assert (await cases.case_summary(ctx, case_id)).decided_at_ms is None  # nothing was applied
+    har = await policies.add_policy(ctx, "test", "HAR-2", "Harassment")
+    for _ in range(3):
+        await apply_action(ctx, "system:script", None, case_id, CaseAction.WARN, policy_id=har.id)
+    assert await _last_action(ctx, AccountActionRow) == "restrict"  # the 3rd strike escalates
+    # Lifting is no decision and needs no policy.
+    await apply_action(ctx, "system:script", None, case_id, CaseAction.LIFT)
