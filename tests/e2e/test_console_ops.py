@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,10 +18,13 @@ from cli_runner import vigil_in_thread
 from helpers import register
 from live_server import ServerProcess, start_server
 from safety_helpers import server_context
+from sqlalchemy import select
 
 from vigil.console.auth import Role, create_reviewer, list_reviewers, set_queues
 from vigil.protocol.reports import ReportReason
 from vigil.safety.routing import QueueName
+from vigil.server.db.audit import AuditRow
+from vigil.server.services.policies import add_policy
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -226,3 +230,64 @@ async def test_keyboard_first_decisions_cite_a_policy_confirm_suspend_and_move_o
     assert await kim.locator("ul.account-cases li").count() == 1
     missing = await kim.goto(f"{live.url}/console/accounts?username=nobody_here")
     assert missing is not None and missing.status == 404
+
+
+async def test_bulk_dismissal_of_duplicate_reports_cites_a_policy_and_is_audited_per_report(
+    live: ServerProcess, browser: Any, tmp_path: Path
+) -> None:
+    async with server_context(live.data_dir, live.database_url) as ctx:
+        await create_reviewer(ctx, "dee", PASSWORD, Role.REVIEWER, "test")
+        await add_policy(ctx, "test", "DUP-1", "Duplicate or unfounded report")
+    subject = await register(live.url, tmp_path, "brigaded")
+    reporters = [await register(live.url, tmp_path, f"piler{n}") for n in range(3)]
+    case_ids = {
+        (await r.report_account(subject.username, ReportReason.SPAM, block=False)).case_id for r in reporters
+    }
+    witness = await register(live.url, tmp_path, "witness")
+    await subject.send_text(witness.username, "a real threat")
+    [event] = await witness.fetch()
+    case_ids.add((await witness.report(event, ReportReason.HARASSMENT)).case_id)
+    [case_id] = case_ids  # four reports, one open case about the account
+
+    dee = await _sign_in(browser, live.url, "dee", PASSWORD)
+    await dee.goto(f"{live.url}/console/cases/{case_id}")
+    articles = dee.locator("article.report")
+    assert await articles.count() == 4
+    account_reports = [
+        int(await a.get_attribute("data-report") or 0)
+        for a in await articles.all()
+        if "a real threat" not in await a.inner_text()
+    ]
+    assert len(account_reports) == 3
+
+    # Without a policy the form does not submit; the server refuses it too.
+    for report in account_reports:
+        await dee.get_by_label(f"Select report {report} as a duplicate").check()
+    await dee.get_by_role("button", name="Dismiss selected duplicate reports").click()
+    assert await dee.locator("article.report .dismissed-duplicate").count() == 0
+    csrf = await dee.locator("input[name=csrf]").first.get_attribute("value") or ""
+    refused = await dee.request.post(
+        f"{live.url}/console/cases/{case_id}/reports/dismiss",
+        form={"csrf": csrf, "report": str(account_reports[0])},
+    )
+    assert refused.status == 400 and "policy" in await refused.text()
+
+    await dee.locator("#dismiss-policy").select_option(label="DUP-1: Duplicate or unfounded report")
+    await dee.get_by_role("button", name="Dismiss selected duplicate reports").click()
+    await dee.wait_for_load_state()
+    assert await dee.locator("article.report .dismissed-duplicate").count() == 3
+    threat = dee.locator("article.report", has_text="a real threat")
+    assert await threat.locator(".dismissed-duplicate").count() == 0
+    state = (await dee.locator(".case-head .state").inner_text()).lower()
+    assert state in ("open", "in review")  # the case goes on with the report that stands
+    assert (await dee.locator("ol.audit").inner_text()).count("report.dismissed") == 3
+
+    async with server_context(live.data_dir, live.database_url) as ctx, ctx.sessions() as session:
+        rows = (
+            await session.scalars(
+                select(AuditRow).where(AuditRow.action == "report.dismissed").order_by(AuditRow.id)
+            )
+        ).all()
+        assert sorted(json.loads(r.details)["report"] for r in rows) == sorted(account_reports)
+        assert {json.loads(r.details)["policy"] for r in rows} == {"DUP-1"}
+        assert {r.actor for r in rows} == {"reviewer:dee"}

@@ -22,6 +22,7 @@ from vigil.server.services import (
     cybertip_filing,
     labels,
     policies,
+    report_dismissals,
     reporters,
     vouchers,
     wellness,
@@ -124,6 +125,29 @@ async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
         if following is None:
             return redirect(request, f"/queue?queue={queue.value}&empty=1")
         return redirect(request, f"/cases/{following}")
+    return redirect(request, f"/cases/{case_id}")
+
+
+@router.post("/cases/{case_id}/reports/dismiss")
+async def case_dismiss_reports(
+    request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId
+) -> Response:
+    """Dismisses several duplicate reports about one item in one action, citing a policy."""
+    await _holding(ctx, me, case_id)
+    chosen = [value for value in form.getlist("report") if isinstance(value, str)]
+    if not all(value.isdigit() for value in chosen):
+        raise ValidationError("report: not a report id")
+    policy = field(form, "policy")
+    if policy and not policy.isdigit():
+        raise ValidationError("policy: not a policy id")
+    await report_dismissals.dismiss_duplicate_reports(
+        ctx,
+        me.reviewer.actor,
+        me.reviewer.id,
+        case_id,
+        [int(value) for value in chosen],
+        int(policy) if policy else None,
+    )
     return redirect(request, f"/cases/{case_id}")
 
 

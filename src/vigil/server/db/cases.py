@@ -82,6 +82,11 @@ class ReportRow(Base):
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    # Set when a reviewer dismisses this report on its own (e.g. one of many duplicates about one item)
+    # while the case stays open for the rest.
+    dismissed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    dismissed_by: Mapped[int | None] = mapped_column(ForeignKey("reviewers.id"), nullable=True)
+    dismissed_policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id"), nullable=True)
 
 
 class ReportItemRow(Base):

@@ -535,6 +535,9 @@ INVENTORY: tuple[TableInventory, ...] = (
             "blocked": "whether the reporter also blocked",
             "created_at_ms": _CREATED,
             "expires_at_ms": "retention",
+            "dismissed_at_ms": "when a reviewer dismissed this report alone (duplicates about one item)",
+            "dismissed_by": "who dismissed it (accountability)",
+            "dismissed_policy_id": "the policy the dismissal cited",
         },
     ),
     TableInventory(

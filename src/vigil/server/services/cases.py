@@ -51,6 +51,7 @@ __all__ = [
     "ReportView",
     "add_note",
     "apply_action",
+    "apply_action_in",
     "assign",
     "case_detail",
     "case_summary",
@@ -162,6 +163,7 @@ class ReportView:
     blocked: bool
     created_at_ms: int
     items: list[EvidenceItem]
+    dismissed_at_ms: int | None = None  # dismissed on its own (a duplicate), the case going on without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +339,7 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
                     blocked=report.blocked,
                     created_at_ms=report.created_at_ms,
                     items=sorted(evidence, key=lambda e: -e.position),
+                    dismissed_at_ms=report.dismissed_at_ms,
                 )
             )
         notes: list[tuple[int, int | None, str]] = [
@@ -388,106 +391,123 @@ async def apply_action(
     (`DECISIONS`) cites an active policy, whether or not a reviewer makes it. Raises NotFoundError,
     ConflictError when the case is already closed (dismiss/escalate), ValidationError for a decision
     without a valid policy."""
-    now = ctx.clock_ms()
     async with ctx.sessions() as session, session.begin():
-        case = await CaseRepository(session).get(case_id)
-        if case is None:
-            raise NotFoundError("no such case")
-        policy = None if policy_id is None else await PolicyRepository(session).get(policy_id)
-        if policy_id is not None and (policy is None or not policy.active):
-            raise ValidationError("policy: no such active policy")
-        # Every decision cites a policy, whoever makes it (a reviewer, a lead's script, a system actor):
-        # without one the strike under that policy would go uncounted and escalation would never come.
-        if action in DECISIONS and policy is None:
-            raise ValidationError("policy: every decision cites a policy; choose one")
-        chosen, strikes = action, 0
-        if policy is not None and action.value in set(Sanction):
-            strikes = 1 + await StandingRepository(session).count_actions(
-                case.subject_user_id, policy.id, [s.value for s in Sanction]
-            )
-            thresholds = parse_thresholds(ctx.settings.strike_thresholds)
-            action = CaseAction(escalate(Sanction(action.value), strikes, thresholds).value)
-        closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
-        match action:
-            case CaseAction.WARN:
-                NoticeRepository(session).add(
-                    NoticeRow(
-                        user_id=case.subject_user_id, kind="warning", text=WARNING_TEXT, created_at_ms=now
-                    )
-                )
-                state = CaseState.ACTIONED
-            case CaseAction.RESTRICT:
-                await _set_standing(now, session, case.subject_user_id, Standing.RESTRICTED)
-                # Told to the account itself (its own standing), unlike the neutral refusals others see.
-                NoticeRepository(session).add(
-                    NoticeRow(
-                        user_id=case.subject_user_id,
-                        kind="restriction",
-                        text=RESTRICTION_TEXT,
-                        created_at_ms=now,
-                    )
-                )
-                state = CaseState.ACTIONED
-            case CaseAction.SUSPEND:
-                await _set_standing(now, session, case.subject_user_id, Standing.SUSPENDED)
-                state = CaseState.ACTIONED
-            case CaseAction.LIFT:
-                await _set_standing(now, session, case.subject_user_id, Standing.ACTIVE)
-                state = CaseState(case.state)
-            case CaseAction.DISMISS | CaseAction.ESCALATE:
-                if closed:
-                    raise ConflictError("the case is closed; a lead can reopen it")
-                state = CaseState.DISMISSED if action is CaseAction.DISMISS else CaseState.ESCALATED
-        StandingRepository(session).add_action(
-            AccountActionRow(
-                user_id=case.subject_user_id,
-                action=action.value,
-                case_id=case.id,
-                reviewer_id=reviewer_id,
-                created_at_ms=now,
-                policy_id=policy.id if policy is not None else None,
-            )
+        state, applied, subject_user_id = await apply_action_in(
+            ctx, session, actor, reviewer_id, case_id, action, note, policy_id=policy_id
         )
-        if policy is not None:
-            case.decision_policy_id = policy.id
-        case.state, case.updated_at_ms = state.value, now
-        if case.first_action_at_ms is None:
-            case.first_action_at_ms = now
-        if state in (CaseState.ACTIONED, CaseState.DISMISSED) and case.decided_at_ms is None:
-            case.decided_at_ms = now
-        if state is not CaseState.ESCALATED:
-            case.claim_expires_at_ms = None
-        details: dict[str, object] = {"action": action.value, "state": state.value}
-        if policy is not None:
-            details["policy"] = policy.code
-        if strikes:
-            details["strikes"] = strikes
-            if action is not chosen:
-                details["escalated_from"] = chosen.value
-        if note:
-            # The note is case evidence under the case's key; the audit entry only references it.
-            details["note_evidence"] = await store_case_evidence(
-                ctx.report_key,
-                session,
-                case_id=case_id,
-                kind=EvidenceKind.ACTION_NOTE,
-                author=actor,
-                content=note[:500].encode(),
-                now_ms=now,
-            )
-        await append_audit(
-            session,
-            now_ms=now,
-            actor=actor,
-            action=f"case.{action.value}",
-            target=f"case:{case_id}",
-            details=details,
-        )
-        subject_user_id = case.subject_user_id
-    if action is CaseAction.SUSPEND:
+    if applied is CaseAction.SUSPEND:
         # After the commit: a credential checked from here on reads the suspension.
         await ctx.credentials_changed(user_ids=[subject_user_id])
     return state
+
+
+async def apply_action_in(
+    ctx: ServerContext,
+    session: AsyncSession,
+    actor: str,
+    reviewer_id: int | None,
+    case_id: int,
+    action: CaseAction,
+    note: str = "",
+    *,
+    policy_id: int | None = None,
+) -> tuple[CaseState, CaseAction, int]:
+    """`apply_action` inside the caller's transaction; returns the new state, the action applied (after
+    strike escalation) and the case's account id. A suspension applied here is the caller's to announce
+    (`ctx.credentials_changed`) after its commit. Raises as `apply_action`."""
+    now = ctx.clock_ms()
+    case = await CaseRepository(session).get(case_id)
+    if case is None:
+        raise NotFoundError("no such case")
+    policy = None if policy_id is None else await PolicyRepository(session).get(policy_id)
+    if policy_id is not None and (policy is None or not policy.active):
+        raise ValidationError("policy: no such active policy")
+    # Every decision cites a policy, whoever makes it (a reviewer, a lead's script, a system actor):
+    # without one the strike under that policy would go uncounted and escalation would never come.
+    if action in DECISIONS and policy is None:
+        raise ValidationError("policy: every decision cites a policy; choose one")
+    chosen, strikes = action, 0
+    if policy is not None and action.value in set(Sanction):
+        strikes = 1 + await StandingRepository(session).count_actions(
+            case.subject_user_id, policy.id, [s.value for s in Sanction]
+        )
+        thresholds = parse_thresholds(ctx.settings.strike_thresholds)
+        action = CaseAction(escalate(Sanction(action.value), strikes, thresholds).value)
+    closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
+    match action:
+        case CaseAction.WARN:
+            NoticeRepository(session).add(
+                NoticeRow(user_id=case.subject_user_id, kind="warning", text=WARNING_TEXT, created_at_ms=now)
+            )
+            state = CaseState.ACTIONED
+        case CaseAction.RESTRICT:
+            await _set_standing(now, session, case.subject_user_id, Standing.RESTRICTED)
+            # Told to the account itself (its own standing), unlike the neutral refusals others see.
+            NoticeRepository(session).add(
+                NoticeRow(
+                    user_id=case.subject_user_id,
+                    kind="restriction",
+                    text=RESTRICTION_TEXT,
+                    created_at_ms=now,
+                )
+            )
+            state = CaseState.ACTIONED
+        case CaseAction.SUSPEND:
+            await _set_standing(now, session, case.subject_user_id, Standing.SUSPENDED)
+            state = CaseState.ACTIONED
+        case CaseAction.LIFT:
+            await _set_standing(now, session, case.subject_user_id, Standing.ACTIVE)
+            state = CaseState(case.state)
+        case CaseAction.DISMISS | CaseAction.ESCALATE:
+            if closed:
+                raise ConflictError("the case is closed; a lead can reopen it")
+            state = CaseState.DISMISSED if action is CaseAction.DISMISS else CaseState.ESCALATED
+    StandingRepository(session).add_action(
+        AccountActionRow(
+            user_id=case.subject_user_id,
+            action=action.value,
+            case_id=case.id,
+            reviewer_id=reviewer_id,
+            created_at_ms=now,
+            policy_id=policy.id if policy is not None else None,
+        )
+    )
+    if policy is not None:
+        case.decision_policy_id = policy.id
+    case.state, case.updated_at_ms = state.value, now
+    if case.first_action_at_ms is None:
+        case.first_action_at_ms = now
+    if state in (CaseState.ACTIONED, CaseState.DISMISSED) and case.decided_at_ms is None:
+        case.decided_at_ms = now
+    if state is not CaseState.ESCALATED:
+        case.claim_expires_at_ms = None
+    details: dict[str, object] = {"action": action.value, "state": state.value}
+    if policy is not None:
+        details["policy"] = policy.code
+    if strikes:
+        details["strikes"] = strikes
+        if action is not chosen:
+            details["escalated_from"] = chosen.value
+    if note:
+        # The note is case evidence under the case's key; the audit entry only references it.
+        details["note_evidence"] = await store_case_evidence(
+            ctx.report_key,
+            session,
+            case_id=case_id,
+            kind=EvidenceKind.ACTION_NOTE,
+            author=actor,
+            content=note[:500].encode(),
+            now_ms=now,
+        )
+    await append_audit(
+        session,
+        now_ms=now,
+        actor=actor,
+        action=f"case.{action.value}",
+        target=f"case:{case_id}",
+        details=details,
+    )
+    return state, action, case.subject_user_id
 
 
 async def add_note(ctx: ServerContext, actor: str, reviewer_id: int, case_id: int, text: str) -> None:
