@@ -19,6 +19,7 @@ from vigil.server.blobstore_s3 import S3BlobStore, S3Location
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.db.pseudonyms import derive_pseudonym_key
 from vigil.server.delivery import DeliveryHub
+from vigil.server.hashindex import BankMatcherCache
 from vigil.server.ratelimit import RateLimiter
 from vigil.server.retention_metrics import RetentionMetrics
 from vigil.server.settings import BlobBackendKind, Settings
@@ -49,6 +50,9 @@ class ServerContext:
     # The risk scorer's state between passes (`services.risk.RiskScoringState`; typed there, because this
     # module sits below the services).
     risk_state: object | None = None
+    # The server-side PDQ matcher for the enabled banks (`services.hashlist.match_image`), saved under
+    # the data directory so a restart loads it instead of rebuilding.
+    bank_matchers: BankMatcherCache = field(default_factory=lambda: BankMatcherCache(None))
 
     @property
     def pseudonym_key(self) -> bytes:
@@ -109,6 +113,7 @@ class ServerContext:
                     clock_ms=clock_ms,
                     limiter=limiter if limiter is not None else RateLimiter.disabled(),
                     credentials=credentials,
+                    bank_matchers=BankMatcherCache(settings.data_dir / "pdq-index"),
                 )
         finally:
             await engine.dispose()

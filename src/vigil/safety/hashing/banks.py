@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NewType
 
+import numpy as np
+import numpy.typing as npt
+
 from vigil.errors import ValidationError
 from vigil.safety.hashing.index import HashIndex, MultiIndexHashIndex, hashes_to_array
 from vigil.safety.hashing.pdq import (
@@ -39,6 +42,7 @@ __all__ = [
     "Match",
     "MatchResult",
     "Matcher",
+    "indexed_hashes",
     "parse_csv",
     "parse_threatexchange_file",
 ]
@@ -188,6 +192,11 @@ def parse_csv(text: str) -> list[BankEntry]:
     return entries
 
 
+def indexed_hashes(banks: Iterable[Bank]) -> npt.NDArray[np.uint8]:
+    """The packed hashes a `Matcher` indexes for `banks`, in id order: every enabled bank's entries."""
+    return hashes_to_array(e.hash for bank in banks if bank.enabled for e in bank.entries)
+
+
 class Matcher:
     """Looks hashes up in a fixed set of banks through one index.
 
@@ -197,22 +206,38 @@ class Matcher:
     """
 
     def __init__(
-        self, banks: Iterable[Bank], *, index_factory: Callable[[], HashIndex] = MultiIndexHashIndex
+        self,
+        banks: Iterable[Bank],
+        *,
+        index_factory: Callable[[], HashIndex] = MultiIndexHashIndex,
+        index: HashIndex | None = None,
     ) -> None:
+        """`index`, if given, is one built earlier (e.g. loaded from disk) over exactly
+        `indexed_hashes(banks)`, used as is; otherwise `index_factory` makes one and the banks are added."""
         self._banks = tuple(banks)
         names = [b.name for b in self._banks]
         if len(set(names)) != len(names):
             raise ValidationError("bank names must be unique")
-        self._index = index_factory()
         self._slots: list[tuple[Bank, BankEntry]] = []
         self._radius = 0
         for bank in self._banks:
             if not bank.enabled:
                 continue
-            self._index.add_array(hashes_to_array(e.hash for e in bank.entries))
             for entry in bank.entries:
                 self._slots.append((bank, entry))
                 self._radius = max(self._radius, bank.threshold_for(entry))
+        if index is None:
+            index = index_factory()
+            index.add_array(indexed_hashes(self._banks))
+        elif len(index) != len(self._slots):
+            raise ValidationError(
+                f"the index holds {len(index)} hashes, the enabled banks {len(self._slots)}"
+            )
+        self._index = index
+
+    @property
+    def index(self) -> HashIndex:
+        return self._index
 
     @property
     def banks(self) -> tuple[Bank, ...]:

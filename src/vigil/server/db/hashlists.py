@@ -21,6 +21,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -50,6 +51,9 @@ class BankRow(Base):
     threshold: Mapped[int] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # Bumped by every change to the bank or its entries: with the other columns it tells a server whether
+    # the matching index it holds (in memory or saved on disk) is still the banks' current state.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class BankEntryRow(Base):
@@ -154,6 +158,22 @@ class BankRepository:
 
     async def all(self) -> Sequence[BankRow]:
         return (await self._session.scalars(select(BankRow).order_by(BankRow.name))).all()
+
+    async def revisions(self) -> list[tuple[int, str, int, bool, int]]:
+        """(id, kind, threshold, enabled, revision) of every bank, by id: changes whenever what the
+        enabled banks match changes."""
+        rows = await self._session.execute(
+            select(BankRow.id, BankRow.kind, BankRow.threshold, BankRow.enabled, BankRow.revision).order_by(
+                BankRow.id
+            )
+        )
+        return [(int(i), str(k), int(t), bool(e), int(r)) for i, k, t, e, r in rows.all()]
+
+    async def bump_revision(self, bank_id: int) -> None:
+        """Marks the bank changed (an increment in the database, so concurrent changes each count)."""
+        await self._session.execute(
+            update(BankRow).where(BankRow.id == bank_id).values(revision=BankRow.revision + 1)
+        )
 
     async def entry_counts(self) -> dict[int, int]:
         rows = await self._session.execute(

@@ -353,6 +353,7 @@ INVENTORY: tuple[TableInventory, ...] = (
             "threshold": "match distance",
             "enabled": "whether it goes into the published list",
             "created_at_ms": _CREATED,
+            "revision": "how many times the bank or its entries changed",
         },
     ),
     TableInventory(

@@ -8,6 +8,8 @@ foreign log is refused, never extended), computes a delta from the previous vers
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -37,7 +39,6 @@ from vigil.safety.hashing.hashlist import (
     TransparencyLog,
     check_client_list,
 )
-from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import MATCH_DISTANCE_THRESHOLD, ImageHash, PdqHash
 from vigil.server.context import ServerContext
 from vigil.server.db.hashlists import (
@@ -56,6 +57,7 @@ __all__ = [
     "ImportFormat",
     "Published",
     "SyncResult",
+    "bank_matcher",
     "create_bank",
     "current_head",
     "enabled_banks",
@@ -183,6 +185,8 @@ async def import_entries(
                 for e in fresh
             ]
         )
+        if fresh:
+            await banks.bump_revision(bank.id)
         await append_audit(
             session,
             now_ms=now,
@@ -219,6 +223,8 @@ async def sync_bank_entries(
             ]
         )
         await banks.remove_entries(bank.id, gone)
+        if fresh or gone:
+            await banks.bump_revision(bank.id)
         await append_audit(
             session,
             now_ms=now,
@@ -247,6 +253,7 @@ async def set_bank_enabled(
         if row is None:
             raise NotFoundError(f"no bank named {name!r}")
         row.enabled = enabled
+        await banks.bump_revision(row.id)
         await append_audit(
             session,
             now_ms=ctx.clock_ms(),
@@ -390,8 +397,31 @@ async def verify_client_list(
     )
 
 
+async def bank_matcher(ctx: ServerContext) -> Matcher:
+    """The matcher for the enabled banks as they are now: this process's cached one while no bank has
+    changed (one small query to tell), else built in a worker thread, or loaded from the index saved
+    under the data directory when that was built from the same banks (another worker, a restart)."""
+    async with ctx.sessions() as session:
+        revision = _revision_key(await BankRepository(session).revisions())
+    cache = ctx.bank_matchers
+    matcher = cache.current(revision)
+    if matcher is not None:
+        return matcher
+    async with cache.lock:
+        matcher = cache.current(revision)
+        if matcher is None:
+            # Read after the revision: if a bank changes in between, the next call sees a newer revision
+            # and builds again; a matcher never lags its revision.
+            banks = await enabled_banks(ctx)
+            matcher = await asyncio.to_thread(cache.install, revision, banks)
+        return matcher
+
+
+def _revision_key(revisions: list[tuple[int, str, int, bool, int]]) -> str:
+    return hashlib.sha256(json.dumps(revisions).encode()).hexdigest()
+
+
 async def match_image(ctx: ServerContext, image: ImageHash) -> MatchResult:
     """Matches a server-side image (an unencrypted surface) against the enabled banks.
     Raises LowQualityImageError when the image is below the matching quality."""
-    banks = await enabled_banks(ctx)
-    return Matcher(banks, index_factory=BruteForceIndex).match_image(image)
+    return (await bank_matcher(ctx)).match_image(image)
