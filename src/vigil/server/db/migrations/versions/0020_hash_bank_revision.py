@@ -1,7 +1,7 @@
 """hash_banks.revision: bumped by every change to a bank, so a server knows when its matching index is stale
 
-Revision ID: 0019_hash_bank_revision
-Revises: 0018_metadata_pseudonyms
+Revision ID: 0020_hash_bank_revision
+Revises: 0019_report_dismissals
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_hash_bank_revision"
-down_revision = "0018_metadata_pseudonyms"
+revision = "0020_hash_bank_revision"
+down_revision = "0019_report_dismissals"
 branch_labels = None
 depends_on = None
 
