@@ -152,15 +152,16 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
         await cases.apply_action(
             ctx, "reviewer:t", None, accepted.case_id, CaseAction.WARN, policy_id=policy.id
         )
-        [notice] = await mallory.notices()
-        assert notice.kind == "warning"
+        # The actioned account is told in a signed notice about itself (verified by its client).
+        [notice] = await mallory.safety_notices()
+        assert (notice.kind, notice.subject, notice.actions) == ("action_warn", mallory.username, ())
 
         await cases.apply_action(
             ctx, "reviewer:t", None, accepted.case_id, CaseAction.RESTRICT, policy_id=policy.id
         )
         # The restricted account is told of its restriction once, as a notice; its refused sends are
         # the neutral refusal (the refusal to reach a minor must not say the recipient is one).
-        assert [n.kind for n in await mallory.notices()] == ["warning", "restriction"]
+        assert [n.kind for n in await mallory.safety_notices()] == ["action_warn", "action_restrict"]
         await mallory.send_text(bob.username, "existing adult conversation still works")
         with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
             await mallory.send_text(teen.username, "still there?")
@@ -174,6 +175,8 @@ async def test_actions_are_enforced_by_the_server(server, tmp_path: Path) -> Non
             await mallory.send_text(bob.username, "suspended")
         with pytest.raises(PolicyViolation, match="suspended"):
             await mallory.fetch()  # cannot sign in at all
+        # ... but reads why: the suspension's notice (and an appeal's outcome, later) stays readable
+        assert [n.kind for n in await mallory.safety_notices()][-1] == "action_suspend"
 
         await cases.apply_action(ctx, "reviewer:t", None, accepted.case_id, CaseAction.LIFT)
         await mallory.send_text(carol.username, "lifted")

@@ -17,7 +17,7 @@ from vigil.protocol.contacts import (
 )
 from vigil.protocol.reports import ReportAccepted
 from vigil.protocol.wire import MAX_WIRE_INT
-from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.api.deps import AppealingDevice, AuthDevice, Context
 from vigil.server.ratelimit import Limit
 from vigil.server.services import contacts, notices
 from vigil.server.services.contacts import RequestAnswer
@@ -60,8 +60,9 @@ async def report_account(request: AccountReportRequest, ctx: Context, device: Au
 
 @router.get("/safety/notices")
 async def safety_notices(
-    ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0
+    ctx: Context, device: AppealingDevice, after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0
 ) -> SignedNoticeList:
+    """Readable while suspended: the suspension's notice and the appeal's outcome arrive here."""
     return await notices.list_safety_notices(ctx, device, after)
 
 

@@ -44,7 +44,8 @@ AuthDevice = Annotated[AuthenticatedDevice, Depends(get_device)]
 
 
 async def get_appealing_device(request: Request, ctx: Context) -> AuthenticatedDevice:
-    """Like `AuthDevice`, but a suspended account passes: it may still appeal its suspension."""
+    """Like `AuthDevice`, but a suspended account passes. Only for the endpoints a suspended account needs
+    to learn why and to answer: reading the notices sent to it and appealing (nothing else)."""
     credential = bearer_credential(request.headers.get("authorization"))
     return await authenticate(ctx, credential, allow_suspended=True)
 

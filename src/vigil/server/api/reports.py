@@ -33,7 +33,7 @@ async def submit(request: ReportRequest, ctx: Context, device: AuthDevice) -> Re
 
 @router.post("/appeals", status_code=201)
 async def appeal(request: AppealRequest, ctx: Context, device: AppealingDevice) -> AppealAccepted:
-    """The one endpoint a suspended account can reach: appealing the action taken on it."""
+    """Reachable while suspended (as the notices are): appealing the action taken on the account."""
     return await appeals.file_appeal(ctx, device, request)
 
 
@@ -56,6 +56,7 @@ async def blocks(ctx: Context, device: AuthDevice) -> BlockList:
 
 @router.get("/notices")
 async def notices(
-    ctx: Context, device: AuthDevice, after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0
+    ctx: Context, device: AppealingDevice, after: Annotated[int, Query(ge=0, le=MAX_WIRE_INT)] = 0
 ) -> NoticeList:
+    """Readable while suspended, as the signed notices are."""
     return await reports.list_notices(ctx, device, after)

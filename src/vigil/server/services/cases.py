@@ -33,12 +33,12 @@ from vigil.server.db.cases import (
     ReportRow,
 )
 from vigil.server.db.cybertip import CyberTipFilingRepository
-from vigil.server.db.notices import NoticeRepository, NoticeRow
 from vigil.server.db.policies import PolicyRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
 from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence, store_case_evidence
 from vigil.server.services.evidence import evidence_box, item_content_context
+from vigil.server.services.notices import ACTION_TEXTS, issue_action_notice
 
 __all__ = [
     "DECISIONS",
@@ -69,14 +69,6 @@ __all__ = [
 _DAY_MS = 24 * 3600 * 1000
 _MERGE_LEASE_MS = 60_000  # only held inside the merge's transaction; bounds a merge that died holding it
 
-WARNING_TEXT = (
-    "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
-    "Further violations can lead to your account being restricted or suspended."
-)
-RESTRICTION_TEXT = (
-    "After a review by Vigil's safety team, your account is restricted: you cannot start new "
-    "conversations or contact minors. Existing conversations with adults continue."
-)
 
 
 class CaseState(enum.StrEnum):
@@ -436,21 +428,9 @@ async def apply_action_in(
     closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
     match action:
         case CaseAction.WARN:
-            NoticeRepository(session).add(
-                NoticeRow(user_id=case.subject_user_id, kind="warning", text=WARNING_TEXT, created_at_ms=now)
-            )
             state = CaseState.ACTIONED
         case CaseAction.RESTRICT:
             await _set_standing(now, session, case.subject_user_id, Standing.RESTRICTED)
-            # Told to the account itself (its own standing), unlike the neutral refusals others see.
-            NoticeRepository(session).add(
-                NoticeRow(
-                    user_id=case.subject_user_id,
-                    kind="restriction",
-                    text=RESTRICTION_TEXT,
-                    created_at_ms=now,
-                )
-            )
             state = CaseState.ACTIONED
         case CaseAction.SUSPEND:
             await _set_standing(now, session, case.subject_user_id, Standing.SUSPENDED)
@@ -462,6 +442,12 @@ async def apply_action_in(
             if closed:
                 raise ConflictError("the case is closed; a lead can reopen it")
             state = CaseState.DISMISSED if action is CaseAction.DISMISS else CaseState.ESCALATED
+    if action.value in ACTION_TEXTS:
+        # Told to the account itself in a signed notice (its own standing, unlike the neutral refusals
+        # others see); readable, and appealable, even while suspended.
+        subject = await UserRepository(session).by_id(case.subject_user_id)
+        if subject is not None:
+            await issue_action_notice(ctx, session, user=subject, action=action.value, now_ms=now)
     StandingRepository(session).add_action(
         AccountActionRow(
             user_id=case.subject_user_id,

@@ -1,6 +1,8 @@
 """Signed safety notices: when an unconnected adult, or an account whose risk is elevated, reaches a
-minor, the minor's client shows a notice with block and report actions. The server signs each notice
-with its notice key (`VIGIL_NOTICE_SIGNING_KEY`); clients verify it (`vigil.protocol.notices`).
+minor, the minor's client shows a notice with block and report actions; an account a reviewer actioned
+(warned, restricted, suspended) is told so, and later the outcome of its appeal, in a notice about itself.
+The server signs each notice with its notice key (`VIGIL_NOTICE_SIGNING_KEY`); clients verify it
+(`vigil.protocol.notices`). A suspended account can still read its notices (`api.deps.AppealingDevice`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from vigil.server.db.notices import NoticeRepository, SafetyNoticeRow
 from vigil.server.services.accounts import AuthenticatedDevice
 
 __all__ = [
+    "ACTION_NOTICE_PREFIX",
+    "ACTION_TEXTS",
     "ELEVATED_RISK_TEXT",
     "UNCONNECTED_ADULT_TEXT",
+    "issue_action_notice",
     "issue_notice",
     "list_safety_notices",
     "public_notice_key",
@@ -37,6 +42,25 @@ ELEVATED_RISK_TEXT = (
     "Be careful with {subject}: this account has been behaving in ways that often come before harm "
     "to young people. Never share photos or move to another app. You can block or report them."
 )
+
+ACTION_NOTICE_PREFIX = "action_"  # the kind of an action's notice: action_warn, action_restrict, ...
+# What the actioned account is told, by the action (`safety.strikes.Sanction` values).
+ACTION_TEXTS = {
+    "warn": (
+        "A message you sent was reported and reviewed by Vigil's safety team. It broke our rules. "
+        "Further violations can lead to your account being restricted or suspended. You can appeal this "
+        "decision once."
+    ),
+    "restrict": (
+        "After a review by Vigil's safety team, your account is restricted: you cannot start new "
+        "conversations or contact minors. Existing conversations with adults continue. You can appeal "
+        "this decision once."
+    ),
+    "suspend": (
+        "After a review by Vigil's safety team, your account is suspended: you cannot send or receive "
+        "messages. You can appeal this decision once; the answer will arrive here."
+    ),
+}
 
 
 def public_notice_key(ctx: ServerContext) -> NoticeKey:
@@ -77,6 +101,23 @@ async def issue_notice(
     row.payload = b64decode(signed.payload, field="payload")
     row.signature = b64decode(signed.signature, field="signature")
     return row
+
+
+async def issue_action_notice(
+    ctx: ServerContext, session: AsyncSession, *, user: UserRow, action: str, now_ms: int
+) -> SafetyNoticeRow:
+    """Tells `user`, in a signed notice about their own account, of the action a reviewer took on it
+    (`action` is a key of `ACTION_TEXTS`). In the caller's transaction."""
+    return await issue_notice(
+        ctx,
+        session,
+        recipient=user,
+        subject=user,
+        kind=ACTION_NOTICE_PREFIX + action,
+        text=ACTION_TEXTS[action],
+        now_ms=now_ms,
+        actions=(),  # about the account itself: nothing to block or report, only to appeal
+    )
 
 
 async def list_safety_notices(

@@ -1,0 +1,112 @@
+"""A suspended account reaches exactly three endpoints: reading the notices sent to it (the signed ones and
+the safety team's) and appealing. Every other endpoint that authenticates a device refuses it with 403
+`policy_violation`, found by walking the app's routes (a new authenticated route is covered without
+editing this test). Once the suspension is overturned the account works everywhere again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from helpers import register
+from in_process import in_process_server
+
+from vigil.console.auth import Role, create_reviewer
+from vigil.protocol.reports import ReportReason
+from vigil.server.api.deps import get_appealing_device, get_device
+from vigil.server.context import ServerContext
+from vigil.server.db.cases import QueueFilter
+from vigil.server.services import cases, policies
+from vigil.server.services.appeals import AppealOutcome, decide_appeal
+from vigil.server.services.cases import CaseAction
+from vigil.server.settings import Settings
+
+READABLE_WHILE_SUSPENDED = {("GET", "/v1/notices"), ("GET", "/v1/safety/notices"), ("POST", "/v1/appeals")}
+
+
+def _calls(dependant: Dependant) -> Iterator[object]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+def _flat(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router (FastAPI keeps it whole)
+            yield from _flat(route.original_router.routes)
+
+
+def _authenticated_routes(routes: list[Any]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """(routes that refuse a suspended account, routes that let it in), as (method, path)."""
+    strict: set[tuple[str, str]] = set()
+    lenient: set[tuple[str, str]] = set()
+    for route in _flat(routes):
+        calls = set(_calls(route.dependant))
+        for method in route.methods:
+            if get_appealing_device in calls:
+                lenient.add((method, route.path))
+            elif get_device in calls:
+                strict.add((method, route.path))
+    return strict, lenient
+
+
+def _concrete(path: str) -> str:
+    """A path template with each parameter filled in (auth is checked before the values are)."""
+    parts = [("1" if p.startswith("{") else p) for p in path.split("/")]
+    return "/".join(parts)
+
+
+async def test_a_suspended_account_reads_its_notices_and_appeals_and_nothing_else(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "server", database_url=f"sqlite+aiosqlite:///{tmp_path / 'server' / 'vigil.db'}"
+    )
+    async with in_process_server(settings) as server:
+        ctx: ServerContext = server.app.state.context
+        mallory = await register(server.url, tmp_path, "mallory")
+        bob = await register(server.url, tmp_path, "bob")
+        await mallory.send_text(bob.username, "you will regret this")
+        [event] = await bob.fetch()
+        report = await bob.report(event, ReportReason.HARASSMENT)
+        policy = await policies.add_policy(ctx, "test", "HAR1", "Harassment")
+        await cases.apply_action(ctx, "reviewer:t", None, report.case_id, CaseAction.SUSPEND)
+
+        strict, lenient = _authenticated_routes(server.app.routes)
+        assert lenient == READABLE_WHILE_SUSPENDED
+        assert len(strict) > 20  # the walk found the API (messages, keys, groups, blobs, ...)
+        auth = {"Authorization": f"Bearer {mallory.store.get_secret('credential')}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=auth) as http:
+            for method, path in sorted(strict):
+                refused = await http.request(method, _concrete(path), json={})
+                assert refused.status_code == 403, (method, path, refused.status_code, refused.text)
+                assert refused.json() == {
+                    "error": "policy_violation",
+                    "detail": "this account is suspended",
+                }, (method, path)
+
+            # The three it may use: why it was suspended (verified by its client), and the appeal.
+            assert (await http.get("/v1/notices")).status_code == 200
+            [notice] = await mallory.safety_notices()
+            assert (notice.kind, notice.subject) == ("action_suspend", mallory.username)
+            assert "suspended" in notice.text and "appeal" in notice.text
+            accepted = await mallory.appeal("It was a joke between friends")
+            assert accepted.action == "suspend"
+
+            # Overturned: the outcome arrives as a notice, and the whole API answers again.
+            [appeal_case] = await cases.queue(ctx, QueueFilter(queues=("appeals",)))
+            reviewer = await create_reviewer(ctx, "rita", "a long reviewer password", Role.REVIEWER, "test")
+            await decide_appeal(
+                ctx, "reviewer:rita", reviewer.id, appeal_case.id, AppealOutcome.OVERTURN, policy.id
+            )
+            kinds = [n.kind for n in await mallory.safety_notices()]
+            assert kinds == ["action_suspend", "appeal_overturned"]
+            assert (await http.get("/v1/messages")).status_code == 200
+        await mallory.send_text(bob.username, "sorry")
+        assert [e.text for e in await bob.fetch()] == ["sorry"]
+        await mallory.close()
+        await bob.close()
