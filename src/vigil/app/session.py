@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -36,11 +37,12 @@ from vigil.client.events import (
     now_ms,
 )
 from vigil.client.safety import AuthorityPin
-from vigil.errors import StorageError, VigilError
+from vigil.errors import ConflictError, PolicyViolation, StorageError, VigilError
 from vigil.protocol.contacts import ContactRequestList
 from vigil.protocol.wire import AgeBand
+from vigil.safety.policy import Refusal
 
-__all__ = ["POLL_SECONDS", "AppSession", "SasView"]
+__all__ = ["POLL_SECONDS", "AccountStanding", "AppSession", "SasView", "is_suspension"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,24 @@ POLL_SECONDS: Final = 1.0  # how often the local process catches up with the ser
 SLOW_POLL_EVERY: Final = 3  # contact requests, notices, groups: every third round
 COULD_NOT_SHOW: Final = "This image could not be shown."
 COULD_NOT_SEND: Final = "This image could not be sent."
+APPEAL_FIELD: Final = "app_appeal"  # the appeal sent from this device: {"appeal_id", "action", "notice_id"}
+ACTION_KIND_PREFIX: Final = "action_"  # a reviewer's action on this account (server: ACTION_NOTICE_PREFIX)
+APPEAL_KIND_PREFIX: Final = "appeal_"  # the outcome of its appeal: appeal_upheld, appeal_overturned
+
+
+def is_suspension(error: Exception) -> bool:
+    """The server refused because this account is suspended (told as itself, never neutrally)."""
+    return isinstance(error, PolicyViolation) and error.detail == Refusal.SUSPENDED.value
+
+
+@dataclass(frozen=True)
+class AccountStanding:
+    """What the app shows about the account itself: the latest action's verified notice, whether it can
+    be appealed from here, the appeal's state and its outcome's verified notice."""
+
+    action: SafetyNotice | None
+    appeal: str  # "none" (nothing to appeal), "open" (may appeal), "pending", "upheld", "overturned"
+    outcome: SafetyNotice | None
 
 
 @dataclass
@@ -86,6 +106,7 @@ class AppSession:
         self.team_notices: list[str] = []
         self.sas: dict[str, SasView] = {}
         self.flash: str | None = None
+        self.suspended = False  # the server refuses this account everything but its notices and appeal
         self.reported: dict[str, str] = {}  # message id -> what the report returned (shown once)
         self._subscribers: set[asyncio.Queue[str]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -184,21 +205,33 @@ class AppSession:
         changed = False
         try:
             async with self.lock:
-                events = await client.fetch()
+                try:
+                    events = await client.fetch()
+                except PolicyViolation as error:
+                    if not is_suspension(error):
+                        raise
+                    # Suspended: nothing else answers, but why (and the appeal's outcome) can be read.
+                    changed = not self.suspended
+                    self.suspended = True
+                    if slow or changed:
+                        changed |= await self._refresh_notices(client)
+                    return
+                lifted = self.suspended  # overturned or lifted: show the account (and why) at once
+                changed, self.suspended = lifted, False
                 for event in events:
                     await self._apply(client, event)
                 if events:
                     self.view.save(client.store)
                     client.consume()  # applied and saved: never handed out again
                     changed = True
-                if slow:
+                if slow or lifted:
                     changed |= await self._refresh_lists(client)
         finally:
             if changed:  # the pages hear of what was applied even when a later step of the round failed
                 self.changed()
 
     async def _refresh_lists(self, client: Client) -> bool:
-        before = (self.contacts, self.group_names, self.requests, len(self.safety_notices))
+        before = (self.contacts, self.group_names, self.requests)
         self.contacts = sorted(await client.contacts())
         groups = (await client.groups.list_groups()).groups
         # groups left or removed from keep their name in the list (their history stays on the device)
@@ -211,14 +244,74 @@ class AppSession:
             if gid is not None and gid not in self.group_names:
                 self.group_names[gid] = self.group_name(gid)
         self.requests = await client.contact_requests()
+        notices_changed = await self._refresh_notices(client)
+        self._warnings(client)
+        return notices_changed or before != (self.contacts, self.group_names, self.requests)
+
+    async def _refresh_notices(self, client: Client) -> bool:
+        """New signed safety notices (verified by the SDK) and safety-team notices; True if any came."""
         after = self.safety_notices[-1].id if self.safety_notices else 0
-        self.safety_notices += await client.safety_notices(after=after)
+        fresh = await client.safety_notices(after=after)
+        self.safety_notices += fresh
         team_after = int(client.store.get_secret("app_team_notice") or 0)
-        for notice in await client.notices(after=team_after):
+        team = await client.notices(after=team_after)
+        for notice in team:
             self.team_notices.append(notice.text)
             client.store.set_secret("app_team_notice", str(notice.id))
-        self._warnings(client)
-        return before != (self.contacts, self.group_names, self.requests, len(self.safety_notices))
+        return bool(fresh or team)
+
+    # ---- the account's own standing and its appeal -------------------------------------------------
+
+    def notices_about_others(self) -> list[SafetyNotice]:
+        me = self.me()
+        return [n for n in self.safety_notices if n.subject != me]
+
+    def account_notices(self) -> list[SafetyNotice]:
+        """Verified notices about this account itself (actions taken on it, appeal outcomes), oldest
+        first."""
+        me = self.me()
+        return [n for n in self.safety_notices if n.subject == me]
+
+    def standing(self) -> AccountStanding:
+        mine = self.account_notices()
+        actions = [n for n in mine if n.kind.startswith(ACTION_KIND_PREFIX)]
+        if not actions:
+            return AccountStanding(None, "none", None)
+        action = actions[-1]
+        outcome = next((n for n in mine if n.kind.startswith(APPEAL_KIND_PREFIX) and n.id > action.id), None)
+        if outcome is not None:
+            return AccountStanding(action, outcome.kind.removeprefix(APPEAL_KIND_PREFIX), outcome)
+        sent = self._sent_appeal()
+        pending = sent is not None and sent.get("notice_id") == action.id
+        return AccountStanding(action, "pending" if pending else "open", None)
+
+    def _sent_appeal(self) -> dict[str, object] | None:
+        raw = self.require().store.get_secret(APPEAL_FIELD)
+        return None if raw is None else dict(json.loads(raw))
+
+    async def appeal(self, reason: str) -> str:
+        """Appeals the latest action on this account (the server allows one appeal per action); returns
+        what to tell the user. Raises ValidationError (no reason), NotFoundError (nothing to appeal)."""
+        client = self.require()
+        action = self.standing().action
+        async with self.lock:
+            try:
+                accepted = await client.appeal(reason)
+            except ConflictError:
+                accepted = None
+            # Remembered either way: this action's appeal is with the safety team (sent from here or
+            # from another device), so the form is not offered again.
+            record: dict[str, object] = {"notice_id": action.id if action is not None else None}
+            if accepted is not None:
+                record |= {"appeal_id": accepted.appeal_id, "action": accepted.action}
+            client.store.set_secret(APPEAL_FIELD, json.dumps(record))
+        self.changed()
+        if accepted is None:
+            return "This decision was already appealed; an action can be appealed once."
+        return (
+            f"Your appeal against the {accepted.action} decision went to Vigil's safety team. "
+            "Their answer will appear here."
+        )
 
     def group_name(self, group_id: str) -> str:
         meta = self.require().groups.meta(group_id)

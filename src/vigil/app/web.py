@@ -19,11 +19,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from vigil.app.account import add_account_routes
 from vigil.app.session import COULD_NOT_SEND, AppSession
 from vigil.app.view import build_timeline, conversation_rows, keep_image, kept_image
 from vigil.client.events import GROUP_PREFIX, group_id_of, now_ms
 from vigil.client.reporting import DEFAULT_CONTEXT, HISTORY_SCAN, select_records
 from vigil.client.safety import ImageWithheldError
+from vigil.client.verification import VerificationRequired
 from vigil.errors import (
     ConflictError,
     NotFoundError,
@@ -96,7 +98,13 @@ def create_local_app(session: AppSession) -> FastAPI:
 
     def fail(error: VigilError) -> None:
         detail = error.detail
-        if isinstance(error, PolicyViolation) and detail == NEUTRAL_REFUSAL:
+        if isinstance(error, VerificationRequired):
+            names = ", ".join(error.usernames)
+            detail = (
+                f"{names}'s keys changed since you verified them. Nothing was sent. Check with them, then "
+                "open their details to accept the new keys or verify them again."
+            )
+        elif isinstance(error, PolicyViolation) and detail == NEUTRAL_REFUSAL:
             detail = (
                 "You can't message this account yet. If you know them, send a contact request "
                 "(New chat → Ask to connect); you can write once they accept."
@@ -128,6 +136,8 @@ def create_local_app(session: AppSession) -> FastAPI:
     async def home() -> Response:
         if session.client is None:
             return page("unlock.html", registered=session.registered, server=session.server_url or "")
+        if session.suspended:  # nothing but the account page works: say why, and offer the appeal
+            return back("/account")
         return page("home.html")
 
     @app.post("/unlock")
@@ -282,8 +292,11 @@ def create_local_app(session: AppSession) -> FastAPI:
             await client.groups.member_devices(gid, refresh=True)
         else:
             await client.refresh_devices(conversation)
-        for warning in client.verification.take_warnings():
+        warnings = client.verification.take_warnings()
+        for warning in warnings:
             session._key_change(warning)
+        if warnings:  # kept even when the send that found them is then held back
+            session.view.save(client.store)
 
     async def _send_image(conversation: str, data: bytes, mime: str, name: str, caption: str) -> None:
         client = session.require()
@@ -586,6 +599,8 @@ def create_local_app(session: AppSession) -> FastAPI:
                 case _:
                     raise ValidationError(f"unknown action {action!r}")
         return back("/")
+
+    add_account_routes(app, session, page, back)
 
     # ---- settings ---------------------------------------------------------------------------------
 

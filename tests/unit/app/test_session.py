@@ -1,16 +1,23 @@
 """What the app's session does with client events, without a server: key-change warnings and withheld
-images land in the right timeline, SAS steps in the verification view, and a minor always gets the blur."""
+images land in the right timeline, SAS steps in the verification view, a minor always gets the blur, and a
+suspended account's catch-up reads only its notices, whose state drives the account page's appeal."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from vigil.app.session import COULD_NOT_SHOW, AppSession
+from vigil.app.session import COULD_NOT_SHOW, AppSession, is_suspension
+from vigil.client.contacts import SafetyNotice
 from vigil.client.events import ImageWithheld, KeyChangeWarning, SasShowCode
+from vigil.errors import PermissionDenied, PolicyViolation
+from vigil.protocol.contacts import ContactRequestList
 from vigil.protocol.ids import DeviceId, MessageId, UserId
+from vigil.protocol.reports import AppealAccepted
 from vigil.protocol.verification import SasEmoji
 from vigil.protocol.wire import AgeBand
+from vigil.safety.policy import NEUTRAL_REFUSAL, Refusal
 
 
 def _session(tmp_path: Path) -> AppSession:
@@ -55,3 +62,91 @@ def test_minors_always_get_the_blur_adults_by_choice(tmp_path: Path) -> None:
     assert not session.blur
     session.view.settings.blur_for_adult = True
     assert session.blur
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+
+    def get_secret(self, name: str) -> str | None:
+        return self.secrets.get(name)
+
+    def set_secret(self, name: str, value: str) -> None:
+        self.secrets[name] = value
+
+
+class _SuspendedClient:
+    """The SDK surface the poller uses, answering as the server does for a suspended account."""
+
+    def __init__(self, notices: list[SafetyNotice]) -> None:
+        self.username, self.store, self.pending = "mal", _Store(), notices
+        self.suspended = True
+
+    async def fetch(self) -> list[Any]:
+        if self.suspended:
+            raise PolicyViolation(Refusal.SUSPENDED.value)
+        return []
+
+    async def safety_notices(self, after: int = 0) -> list[SafetyNotice]:
+        return [n for n in self.pending if n.id > after]
+
+    async def notices(self, after: int = 0) -> list[Any]:
+        return []
+
+    async def appeal(self, reason: str) -> AppealAccepted:
+        return AppealAccepted(appeal_id=7, action="suspend")
+
+    async def contacts(self) -> list[str]:
+        return []
+
+    async def contact_requests(self) -> ContactRequestList:
+        return ContactRequestList(incoming=[], outgoing=[])
+
+    @property
+    def groups(self) -> Any:
+        async def list_groups() -> Any:
+            return SimpleNamespace(groups=[])
+
+        return SimpleNamespace(list_groups=list_groups)
+
+    @property
+    def verification(self) -> Any:
+        return SimpleNamespace(take_warnings=list)
+
+
+def _notice(notice_id: int, kind: str, subject: str = "mal") -> SafetyNotice:
+    return SafetyNotice(notice_id, subject, kind, f"text of {kind}", (), notice_id * 1000)
+
+
+async def test_a_suspension_shows_its_notice_then_the_appeal_and_its_outcome(tmp_path: Path) -> None:
+    session = _session(tmp_path)
+    client = _SuspendedClient([_notice(1, "elevated_risk", subject="sam"), _notice(2, "action_suspend")])
+    session.client = client  # type: ignore[assignment]
+    assert session.standing().appeal == "none"
+
+    await session.poll(slow=False)  # refused as suspended: only the notices are read
+    assert session.suspended
+    assert [n.kind for n in session.account_notices()] == ["action_suspend"]
+    assert [n.subject for n in session.notices_about_others()] == ["sam"]
+    standing = session.standing()
+    assert standing.appeal == "open" and standing.action is not None and standing.action.id == 2
+
+    told = await session.appeal("a joke between friends")
+    assert "suspend decision" in told and session.standing().appeal == "pending"
+
+    client.pending.append(_notice(3, "appeal_overturned"))
+    client.suspended = False
+    await session.poll(slow=False)
+    assert not session.suspended  # the next catch-up succeeded, and read the outcome at once
+    standing = session.standing()
+    assert standing.appeal == "overturned" and standing.outcome is not None and standing.outcome.id == 3
+
+    client.pending.append(_notice(4, "action_warn"))  # a later action can be appealed again
+    await session._refresh_notices(client)  # type: ignore[arg-type]
+    assert session.standing().appeal == "open"
+
+
+async def test_a_non_suspension_refusal_is_not_taken_for_a_suspension(tmp_path: Path) -> None:
+    assert is_suspension(PolicyViolation(Refusal.SUSPENDED.value))
+    assert not is_suspension(PolicyViolation(NEUTRAL_REFUSAL))
+    assert not is_suspension(PermissionDenied(Refusal.SUSPENDED.value))

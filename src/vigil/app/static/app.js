@@ -42,6 +42,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const update = () => {
       refresh("timeline");
       refresh("sidebar");
+      refresh("account");
       reloadIfChanged("sas");
     };
     const events = new EventSource("/events");
