@@ -74,7 +74,9 @@ async def test_a_suspended_account_reads_its_notices_and_appeals_and_nothing_els
         [event] = await bob.fetch()
         report = await bob.report(event, ReportReason.HARASSMENT)
         policy = await policies.add_policy(ctx, "test", "HAR1", "Harassment")
-        await cases.apply_action(ctx, "reviewer:t", None, report.case_id, CaseAction.SUSPEND)
+        await cases.apply_action(
+            ctx, "reviewer:t", None, report.case_id, CaseAction.SUSPEND, policy_id=policy.id
+        )
 
         strict, lenient = _authenticated_routes(server.app.routes)
         assert lenient == READABLE_WHILE_SUSPENDED

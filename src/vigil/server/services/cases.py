@@ -70,7 +70,6 @@ _DAY_MS = 24 * 3600 * 1000
 _MERGE_LEASE_MS = 60_000  # only held inside the merge's transaction; bounds a merge that died holding it
 
 
-
 class CaseState(enum.StrEnum):
     OPEN = "open"
     IN_REVIEW = "in_review"
