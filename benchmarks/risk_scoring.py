@@ -31,7 +31,7 @@ import numpy as np
 from sqlalchemy import insert, select
 
 from vigil.protocol.wire import AgeBand
-from vigil.safety.behavior.events import MetadataEvent
+from vigil.safety.behavior.events import AccountFacts, MetadataEvent, UserId
 from vigil.safety.behavior.features import FeatureExtractor
 from vigil.safety.behavior.scoring import assess_and_decide
 from vigil.server.context import ServerContext
@@ -60,9 +60,9 @@ def _row(event: MetadataEvent) -> dict[str, object]:
     return {c: getattr(row, c) for c in ("at_ms", "kind", "actor", "target", "group_id", "content", "reason")}
 
 
-async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEvent]) -> None:
-    from vigil.safety.behavior.events import AccountFacts
-
+async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEvent]) -> dict[str, UserId]:
+    """Inserts the accounts and the events (named by pseudonym, as the server logs them); returns
+    username -> pseudonym."""
     users = []
     for f in facts:
         assert isinstance(f, AccountFacts)
@@ -82,10 +82,11 @@ async def _fill(ctx: ServerContext, facts: list[object], events: list[MetadataEv
         alias = {name: metadata.pseudonym_of(ctx, user_id) for name, user_id in ids}
         rows = [_row(e) for e in events]
         for row in rows:
-            row["actor"] = alias[row["actor"]]
-            row["target"] = None if row["target"] is None else alias[row["target"]]
+            row["actor"] = alias[str(row["actor"])]
+            row["target"] = None if row["target"] is None else alias[str(row["target"])]
         for i in range(0, len(rows), BATCH):
             await session.execute(insert(MetadataEventRow), rows[i : i + BATCH])
+    return alias
 
 
 async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
@@ -112,8 +113,12 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     settings = Settings(data_dir=tmp / "server", database_url=args.database_url)
     async with ServerContext.open(settings) as ctx:
         t = time.perf_counter()
-        await _fill(ctx, list(facts), events)
+        alias = await _fill(ctx, list(facts), events)
         fill_s = time.perf_counter() - t
+        # The baselines see what the server sees: accounts by their log pseudonyms.
+        facts = [AccountFacts(alias[f.user], f.age_band, f.created_at_ms) for f in facts]
+        events = [metadata.renamed(e, alias) for e in events]
+        pure_slices = [[metadata.renamed(e, alias) for e in new] for new in slices]
         model = _model()
 
         # Baseline: the same events, in memory, through the same extractor and decision code.
@@ -157,7 +162,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         pure_extractor.observe_all(events)
         pure_extractor.drain_dirty()
         incremental, pure_incremental, new_events = [], [], 0
-        for end, new in zip(slice_ends, slices, strict=True):
+        for end, new, pure_new in zip(slice_ends, slices, pure_slices, strict=True):
             async with ctx.sessions() as session, session.begin():
                 await metadata.record_many(ctx, session, new)
             t = time.perf_counter()
@@ -167,7 +172,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             new_events += len(new)
             scored = set(getattr(ctx.risk_state, "last_active_ms", {}))
             t = time.perf_counter()
-            pure_extractor.observe_all(new)
+            pure_extractor.observe_all(pure_new)
             pure_extractor.drain_dirty()
             assess_and_decide(pure_extractor, model, model.thresholds, scored, end)
             pure_incremental.append(time.perf_counter() - t)

@@ -115,12 +115,10 @@ class UserRepository:
             await self._session.scalars(select(UserRow).where(UserRow.band_changes_on <= today_iso))
         ).all()
 
-    async def facts(self) -> list[tuple[int, str, str, int]]:
-        """(id, username, age band, created at) of every account, as plain tuples (Core: no ORM objects)."""
-        rows = await self._session.execute(
-            select(UserRow.id, UserRow.username, UserRow.age_band, UserRow.created_at_ms)
-        )
-        return [(int(i), str(u), str(b), int(c)) for i, u, b, c in rows]
+    async def age_facts(self) -> list[tuple[int, str, int]]:
+        """(id, age band, created at) of every account, as plain tuples (Core: no ORM objects)."""
+        rows = await self._session.execute(select(UserRow.id, UserRow.age_band, UserRow.created_at_ms))
+        return [(int(i), str(b), int(c)) for i, b, c in rows]
 
     async def by_ids(self, user_ids: Collection[int]) -> Sequence[UserRow]:
         return (await self._session.scalars(select(UserRow).where(UserRow.id.in_(list(user_ids))))).all()

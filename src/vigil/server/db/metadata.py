@@ -111,5 +111,14 @@ class RiskStateRepository:
     async def get(self, user_id: int) -> RiskStateRow | None:
         return await self._session.get(RiskStateRow, user_id)
 
+    async def levels_of(self, user_ids: Collection[int]) -> dict[int, str]:
+        """The level applied so far to each of `user_ids` that has one, in one query."""
+        if not user_ids:
+            return {}
+        rows = await self._session.execute(
+            select(RiskStateRow.user_id, RiskStateRow.level).where(RiskStateRow.user_id.in_(list(user_ids)))
+        )
+        return {int(user_id): str(level) for user_id, level in rows.all()}
+
     def add(self, row: RiskStateRow) -> None:
         self._session.add(row)

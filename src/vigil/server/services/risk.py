@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +76,22 @@ class RiskScoringState:
     ties_until_ms: int  # connections made before this are registered as ties
     recent_ids: set[int]
     last_active_ms: dict[UserId, int]
+    # Each account's log pseudonym (an HMAC: computed once per process) and the facts registered for it.
+    name_of: dict[int, UserId] = field(default_factory=dict)
+    facts_of: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+    def register_accounts(
+        self, facts: Sequence[tuple[int, str, int]], pseudonym_of: Callable[[int], UserId]
+    ) -> None:
+        """Registers the accounts that are new or whose facts (age band, creation) changed since."""
+        for user_id, band, created_at_ms in facts:
+            if self.facts_of.get(user_id) == (band, created_at_ms):
+                continue
+            name = self.name_of.get(user_id)
+            if name is None:
+                name = self.name_of[user_id] = pseudonym_of(user_id)
+            self.extractor.register_account(AccountFacts(name, AgeBand(band), created_at_ms))
+            self.facts_of[user_id] = (band, created_at_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +226,34 @@ async def _apply(
     return AppliedDecision(subject.username, decision.level, state.score, reasons, tuple(notified), case_id)
 
 
+async def _apply_all(
+    ctx: ServerContext,
+    session: AsyncSession,
+    decisions: list[Decision],
+    name_of: dict[int, UserId],
+    now: int,
+) -> list[AppliedDecision]:
+    """Applies the decisions that move an account up the ladder. Most accounts a pass decides on are at
+    their level already: one query tells which, and only the others are loaded and acted on."""
+    decided = {d.user for d in decisions}
+    id_of = {name: user_id for user_id, name in name_of.items() if name in decided}
+    levels = await RiskStateRepository(session).levels_of(list(id_of.values()))
+    rising = [
+        d
+        for d in decisions
+        if d.user in id_of
+        and d.level.severity > ProtectiveAction(levels.get(id_of[d.user], "none") or "none").severity
+    ]
+    if not rising:
+        return []
+    involved = {d.user for d in rising} | {m for d in rising for m in d.notify}
+    id_of = {name: user_id for user_id, name in name_of.items() if name in involved}
+    by_name: dict[str, UserRow] = {
+        name_of[u.id]: u for u in await UserRepository(session).by_ids(list(id_of.values()))
+    }
+    return [a for d in rising if (a := await _apply(ctx, session, d, by_name, now)) is not None]
+
+
 async def run_risk_scoring(
     ctx: ServerContext, *, now_ms: int | None = None, model: RiskModel | None = None
 ) -> RiskRun:
@@ -229,11 +274,8 @@ async def run_risk_scoring(
             state = RiskScoringState(
                 FeatureExtractor(window_days=WINDOW_DAYS), now, window_start, window_start, set(), {}
             )
-        facts = await users.facts()
-        # The behaviour layer knows accounts by their metadata-log pseudonyms, as the events name them.
-        name_of = {user_id: metadata.pseudonym_of(ctx, user_id) for user_id, _, _, _ in facts}
-        for user_id, _, band, created_at_ms in facts:
-            state.extractor.register_account(AccountFacts(name_of[user_id], AgeBand(band), created_at_ms))
+        state.register_accounts(await users.age_facts(), lambda user_id: metadata.pseudonym_of(ctx, user_id))
+        name_of = state.name_of
         # Connections older than the window are history, not new contacts (the warm-up artefact: a
         # parent's first message to their child in the window counted as a new conversation with a minor).
         # A later pass adds those the window has left behind since (their events were observed already).
@@ -256,14 +298,7 @@ async def run_risk_scoring(
         state.last_active_ms = {u: t for u, t in state.last_active_ms.items() if t >= window_start}
         active = set(state.last_active_ms)
         decisions = assess_and_decide(state.extractor, model, model.thresholds, active, now)
-        involved = {d.user for d in decisions} | {m for d in decisions for m in d.notify}
-        id_of = {name: user_id for user_id, name in name_of.items() if name in involved}
-        by_name: dict[str, UserRow] = (
-            {metadata.pseudonym_of(ctx, u.id): u for u in await users.by_ids(list(id_of.values()))}
-            if id_of
-            else {}
-        )
-        applied = [a for d in decisions if (a := await _apply(ctx, session, d, by_name, now)) is not None]
+        applied = await _apply_all(ctx, session, decisions, name_of, now)
     state.last_now_ms = now
     ctx.risk_state = state
     return RiskRun(now, len(fresh), len(active), decisions, applied, state.extractor)
