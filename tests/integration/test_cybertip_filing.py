@@ -34,6 +34,7 @@ from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
 from vigil.server.services import cybertip_filing as filing
 from vigil.server.services import metadata
 from vigil.server.services.accounts import AuthenticatedDevice
+from vigil.server.services.audit import verify_chain
 from vigil.server.services.blobs import download_blob, sweep_expired_blobs
 from vigil.server.services.cases import open_or_join_case
 from vigil.server.services.cybertip_filing import (
@@ -44,6 +45,7 @@ from vigil.server.services.cybertip_filing import (
 )
 from vigil.server.services.evidence import reveal_image
 from vigil.server.services.metadata import sweep_expired_events
+from vigil.server.services.preservation import preserved_copies
 from vigil.server.services.reports import sweep_expired_reports
 from vigil.server.services.vouchers import reveal_match_image
 from vigil.server.settings import Settings
@@ -371,9 +373,12 @@ async def test_recovery_retracts_a_filing_with_files_not_uploaded(
     assert stand_in.report(stuck.ncmec_report_id)["state"] == "retracted"
 
 
-async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_after_its_date(
+async def test_a_hold_copies_its_case_and_pins_its_blobs_until_an_admin_releases_it_after_its_date(
     ctx: ServerContext,
 ) -> None:
+    """The finished report's hold seals the case's reports and the account's metadata into the case; the
+    originals then expire like the unheld case's; only the reported blob is pinned in place. Release (by
+    an admin, after the date) erases the copy and unpins the blob; the audit chain still verifies."""
     seeded = await seed_csam_case(ctx, "hold", with_match=False)
     other = await seed_csam_case(ctx, "nohold", with_match=False)
     now = ctx.clock_ms()
@@ -410,11 +415,22 @@ async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_af
             actors = {e.actor for e in await MetadataRepository(session).between(0, now + 1)}
         return reports, blob_ids, actors
 
-    assert await sweep_expired_reports(ctx) == 1
-    assert await sweep_expired_blobs(ctx) == 1
-    assert await sweep_expired_events(ctx, now_ms=now) == 1
     held_actor = metadata.pseudonym_of(ctx, seeded.subject_id)
-    assert await remaining() == ({seeded.case_id}, {seeded.blob_id}, {held_actor})
+    assert await remaining() == (
+        {seeded.case_id, other.case_id},
+        {seeded.blob_id, other.blob_id},
+        {held_actor, metadata.pseudonym_of(ctx, other.subject_id)},
+    )
+    assert await sweep_expired_reports(ctx) == 2
+    assert await sweep_expired_blobs(ctx) == 1
+    assert await sweep_expired_events(ctx, now_ms=now) == 2
+    assert await remaining() == (set(), {seeded.blob_id}, set())
+    (copy,) = await preserved_copies(ctx, seeded.case_id)
+    assert copy["pinned_blob_ids"] == [seeded.blob_id]
+    assert [r["case_id"] for r in copy["tables"]["reports"]] == [seeded.case_id]
+    assert copy["tables"]["report_items"] and copy["tables"]["report_items"][0]["content_enc"]["b64"]
+    assert [e["actor"] for e in copy["tables"]["metadata_events"]] == [held_actor]
+    assert await preserved_copies(ctx, other.case_id) == []
 
     (hold,) = await filing.list_holds(ctx)
     with pytest.raises(PermissionDenied):
@@ -427,11 +443,12 @@ async def test_retention_skips_held_evidence_until_an_admin_releases_the_hold_af
     assert released.released_by == "reviewer:admin-ada" and not released.in_force
     with pytest.raises(ConflictError, match="already released"):
         await filing.release_hold(ctx, hold.id, actor="reviewer:admin-ada", is_admin=True, now=now + YEAR_MS)
-    assert (await sweep_expired_reports(ctx), await sweep_expired_blobs(ctx)) == (1, 1)
-    assert await sweep_expired_events(ctx, now_ms=now) == 1
+    assert (await sweep_expired_reports(ctx), await sweep_expired_blobs(ctx)) == (0, 1)
     assert await remaining() == (set(), set(), set())
+    assert await preserved_copies(ctx, seeded.case_id) == []
     async with ctx.sessions() as session:
         actions = [r.action for r in await AuditRepository(session).for_target(f"case:{seeded.case_id}", 100)]
+        assert (await verify_chain(session)).ok
     assert "preservation.release_refused" in actions and "preservation.hold_released" in actions
 
 

@@ -1,5 +1,6 @@
-"""Device and account deletion through a real server: a user deletes a device or the account; what a
-preservation hold or an open case needs is kept, the rest goes, and the answer says which."""
+"""Device and account deletion through a real server: a user deletes a device or the account; what an
+open case needs is kept, a preservation hold keeps only its sealed copy in the case, the rest goes, and
+the answer says which."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.services import metadata
 from vigil.server.services.preservation import (
     place_hold,
+    preserved_copies,
     release_hold,  # noqa: F401  (documents the way out of a hold)
 )
 
@@ -161,6 +163,7 @@ async def test_deleting_an_account_under_a_hold_keeps_only_the_held_data(
             assert case is not None
             case.state = "closed"  # the hold alone must keep the data, not the open case
             await place_hold(
+                ctx,
                 session,
                 case_id=accepted.case_id,
                 subject_user_id=suspect_id,
@@ -176,14 +179,19 @@ async def test_deleting_an_account_under_a_hold_keeps_only_the_held_data(
 
     report = await suspect.delete_account()
     [held] = [k for k in report.kept if "preservation hold" in k.why]
-    assert "metadata" in held.what and "hold" in held.until
-    assert "the username" not in report.deleted
+    assert "sealed copy" in held.what and "releases the hold" in held.until
+    assert "the username" in report.deleted  # the hold keeps its copy, not the account's own records
     async with server_context(server.data_dir, server.database_url) as ctx:
-        # kept: what the hold covers
-        assert await _count(ctx, UserRow, UserRow.username == suspect.username) == 1
-        assert await _count(ctx, MetadataEventRow, suspect_events) == events_before
-        assert await _count(ctx, MessageRow, MessageRow.sender_user_id == suspect_id) >= 1
-        # gone: everything else
+        # kept: only the held data, the sealed copy in the case
+        (copy,) = await preserved_copies(ctx, accepted.case_id)
+        assert copy["subject"]["username"] == suspect.username
+        alias = metadata.pseudonym_of(ctx, suspect_id)
+        assert sum(e["actor"] == alias for e in copy["tables"]["metadata_events"]) == events_before
+        assert any(m["sender_user_id"] == suspect_id for m in copy["tables"]["messages"])
+        # gone: the originals, and everything else
+        assert await _count(ctx, UserRow, UserRow.username == suspect.username) == 0
+        assert await _count(ctx, MetadataEventRow, suspect_events) == 0
+        assert await _count(ctx, MessageRow, MessageRow.sender_user_id == suspect_id) == 0
         assert await _count(ctx, DeviceRow, DeviceRow.user_id == suspect_id) == 0
         assert await _count(ctx, ProfilePhotoRow, ProfilePhotoRow.user_id == suspect_id) == 0
         assert await _count(ctx, GroupMemberRow, GroupMemberRow.user_id == suspect_id) == 0

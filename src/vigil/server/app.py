@@ -23,6 +23,7 @@ from vigil.server.context import ServerContext
 from vigil.server.delivery import DeliveryHub
 from vigil.server.ratelimit import RateLimiter
 from vigil.server.services.cybertip_filing import recover_unfinished_filings
+from vigil.server.services.preservation import copy_uncopied_holds
 from vigil.server.services.retention import start_sweeps
 from vigil.server.services.risk import risk_loop
 from vigil.server.settings import Settings
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with ServerContext.open(settings, delivery, limiter=limiter) as ctx:
             await delivery.start()
             app.state.context = ctx
+            # Holds from before holds copied their data must be copied before any sweep deletes it.
+            await copy_uncopied_holds(ctx)
             background = [
                 asyncio.create_task(risk_loop(ctx)),
                 asyncio.create_task(_recover_cybertip_filings_forever(ctx)),

@@ -59,6 +59,7 @@ async def _hold(ctx: ServerContext) -> int:
         session.add(case)
         await session.flush()
         hold = await place_hold(
+            ctx,
             session,
             case_id=case.id,
             subject_user_id=user.id,

@@ -59,6 +59,11 @@ class CaseEvidenceRepository:
         )
         return rows.all()
 
+    async def delete_item(self, evidence_id: int) -> int:
+        """Deletes one evidence row (the case key stays for the rest); returns 1, or 0 if it was gone."""
+        result = await self._session.execute(delete(CaseEvidenceRow).where(CaseEvidenceRow.id == evidence_id))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def erase(self, case_id: int) -> int:
         """Deletes the case's evidence rows and its key; returns how many rows."""
         result = await self._session.execute(

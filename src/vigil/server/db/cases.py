@@ -6,7 +6,7 @@ Reported content is the only plaintext the server ever holds; it is stored here 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -349,20 +349,9 @@ class ReportRepository:
         self._session.add_all(rows)
         await self._session.flush()
 
-    async def expired(
-        self,
-        now_ms: int,
-        limit: int = 500,
-        *,
-        keep_cases: Collection[int] = (),
-        keep_reported: Collection[int] = (),
-    ) -> Sequence[int]:
-        """Reports past retention, except those of `keep_cases` or about `keep_reported` (held)."""
+    async def expired(self, now_ms: int, limit: int = 500) -> Sequence[int]:
+        """Reports past retention."""
         query = select(ReportRow.id).where(ReportRow.expires_at_ms <= now_ms)
-        if keep_cases:
-            query = query.where(ReportRow.case_id.not_in(keep_cases))
-        if keep_reported:
-            query = query.where(ReportRow.reported_user_id.not_in(keep_reported))
         rows = await self._session.scalars(query.limit(limit))
         return rows.all()
 

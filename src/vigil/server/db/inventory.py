@@ -51,8 +51,9 @@ INVENTORY: tuple[TableInventory, ...] = (
         "users",
         "one account",
         "until the account is deleted (`DELETE /v1/accounts/me`); then a row with a random tombstone name "
-        "remains for what other records reference, or the username too while a preservation hold or an "
-        "open case needs it, until the deleted_accounts sweep finds neither left",
+        "remains for what other records reference, or the username too while an open case or an unopened "
+        "voucher needs it, until the deleted_accounts sweep finds neither left (a preservation hold keeps "
+        "its own sealed copy of the username in the case)",
         "server; the username to other accounts; age band and age to reviewers",
         {
             "id": _ID,
@@ -140,7 +141,7 @@ INVENTORY: tuple[TableInventory, ...] = (
         "deleted once every queue entry is delivered and the retry window "
         "(`VIGIL_DELIVERY_RETRY_HOURS`) has passed; a reported message verifies from its franking tag "
         "alone (a received one from its delivery, a reporter's own from the send's answer), so no report "
-        "needs this row; a preservation hold keeps the held account's records",
+        "needs this row; a preservation hold keeps a sealed copy in its case, not this row",
         "server",
         {
             "id": _ID,
@@ -173,7 +174,9 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "blobs",
         "an encrypted attachment (its bytes in the `VIGIL_BLOB_BACKEND` store)",
-        "until every recipient device fetched it or `VIGIL_BLOB_TTL_SECONDS` passed",
+        "until every recipient device fetched it or `VIGIL_BLOB_TTL_SECONDS` passed; a blob a preservation "
+        "hold names is pinned (not copied: it is ciphertext whose key is in the sealed report) until an "
+        "admin releases the hold",
         "server; the ciphertext to the devices allowed to fetch it",
         {
             "id": _ID,
@@ -229,8 +232,8 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "group_membership_periods",
         "one stretch of an account's membership of a group",
-        "open while a member; a closed period is deleted `VIGIL_MEMBERSHIP_HISTORY_DAYS` after it ended, "
-        "unless a preservation hold covers the account",
+        "open while a member; a closed period is deleted `VIGIL_MEMBERSHIP_HISTORY_DAYS` after it ended "
+        "(a preservation hold keeps a sealed copy in its case)",
         "server (report verification of group messages)",
         {
             "id": _ID,
@@ -244,8 +247,8 @@ INVENTORY: tuple[TableInventory, ...] = (
         "contact_requests",
         "a request to connect and its answer",
         "pending requests are ignored after 14 days; answered ones are deleted "
-        "`VIGIL_CONTACT_REQUEST_RETENTION_DAYS` after the answer, unless a preservation hold covers either "
-        "account",
+        "`VIGIL_CONTACT_REQUEST_RETENTION_DAYS` after the answer (a preservation hold keeps a sealed copy "
+        "in its case)",
         "server; the two accounts",
         {
             "id": _ID,
@@ -328,8 +331,8 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "safety_notices",
         "a signed safety notice to a minor about an account",
-        "deleted `VIGIL_NOTICE_RETENTION_DAYS` after it was created, unless a preservation hold covers "
-        "its subject",
+        "deleted `VIGIL_NOTICE_RETENTION_DAYS` after it was created (a preservation hold keeps a sealed "
+        "copy in its case)",
         "the recipient account",
         {
             "id": _ID,
@@ -523,7 +526,8 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "reports",
         "one user report",
-        "deleted `VIGIL_REPORT_RETENTION_DAYS` after it was made, unless a preservation hold keeps it",
+        "deleted `VIGIL_REPORT_RETENTION_DAYS` after it was made (a preservation hold keeps a sealed copy, "
+        "with its items, in its case)",
         "reviewers",
         {
             "id": _ID,
@@ -575,15 +579,18 @@ INVENTORY: tuple[TableInventory, ...] = (
     ),
     TableInventory(
         "case_evidence",
-        "a reviewer's action note or a risk case's metadata timeline, referenced from the audit log",
-        "until the case's evidence is erased",
+        "a reviewer's action note, a risk case's metadata timeline, a user's appeal, or what a preservation "
+        "hold keeps (the held account's records copied when the hold was placed), referenced from the "
+        "audit log",
+        "until the case's evidence is erased; a hold's copy until an admin releases the hold (a year or "
+        "more), and it cannot be erased before",
         "reviewers",
         {
             "id": "the reference the audit entry carries",
             "case_id": "which case (and which key)",
-            "kind": "action note or risk timeline",
+            "kind": "action note, risk timeline, appeal reason or preserved data",
             "author": "which reviewer or system part wrote it",
-            "body_enc": "encrypted (per-case key): the note or timeline",
+            "body_enc": "encrypted (per-case key): the note, timeline, reason or preserved copy",
             "created_at_ms": _CREATED,
         },
     ),
@@ -730,16 +737,17 @@ INVENTORY: tuple[TableInventory, ...] = (
         "reviewers (the holds page); only admins release",
         {
             "id": _ID,
-            "case_id": "the held case (its reports and evidence)",
-            "subject_user_id": "the reported account (its metadata events, vouchers, image matches)",
+            "case_id": "the held case (its reports, copied into its evidence)",
+            "subject_user_id": "the reported account (its records were copied into the case)",
             "filing_id": "the report that placed it",
             "reason": "why (the NCMEC report id)",
-            "blob_ids": "blobs the held evidence names (the blob sweep skips them)",
+            "blob_ids": "blobs the held evidence names: pinned, not copied (the blob sweep skips them)",
             "created_by": "who placed it (the filer)",
             "created_at_ms": _CREATED,
             "hold_until_ms": "the earliest release date",
             "released_at_ms": "when an admin released it",
             "released_by": "which admin",
+            "evidence_id": "the case evidence item sealing the copy the hold keeps (erased on release)",
         },
     ),
 )

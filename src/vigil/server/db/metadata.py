@@ -91,15 +91,10 @@ class MetadataRepository:
         )
         return rows.all()
 
-    async def delete_before(self, cutoff_ms: int, *, keep_accounts: Collection[str] = ()) -> int:
-        """Deletes events older than `cutoff_ms`, except those naming one of `keep_accounts` (pseudonyms of
-        held accounts) as actor or target; returns how many."""
+    async def delete_before(self, cutoff_ms: int) -> int:
+        """Deletes events older than `cutoff_ms` (a preservation hold keeps its copy in the case); returns
+        how many."""
         statement = delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
-        if keep_accounts:
-            statement = statement.where(
-                MetadataEventRow.actor.not_in(keep_accounts),
-                or_(MetadataEventRow.target.is_(None), MetadataEventRow.target.not_in(keep_accounts)),
-            )
         result = await self._session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 

@@ -1,17 +1,26 @@
 """Preservation holds (18 U.S.C. 2258A(h)): a finished CyberTipline report asks the provider to keep the
-reported contents and related data for one year. A hold names the case, the reported account and the
-blobs the case's evidence refers to; retention sweeps skip everything a hold in force covers."""
+reported contents and related data for one year. A hold names the case, the reported account, the blobs
+the case's evidence refers to (pinned in place: retention skips them) and the case evidence item that
+holds the sealed copy of everything else it keeps (`held_records`); the originals follow their own
+retention."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, select
+from sqlalchemy import BigInteger, ForeignKey, Integer, Select, String, Text, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
+from vigil.server.db.cases import ReportItemRow, ReportRow
+from vigil.server.db.contacts import ContactRequestRow
+from vigil.server.db.groups import MembershipPeriodRow
+from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
+from vigil.server.db.messaging import MessageRow
+from vigil.server.db.metadata import MetadataEventRow
+from vigil.server.db.notices import SafetyNoticeRow
 
 __all__ = ["PreservationHoldRow", "PreservationRepository"]
 
@@ -32,6 +41,8 @@ class PreservationHoldRow(Base):
     hold_until_ms: Mapped[int] = mapped_column(BigInteger)
     released_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
     released_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    # The case evidence item (`case_evidence.id`) sealing the copy this hold keeps; erased on release.
+    evidence_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class PreservationRepository:
@@ -53,9 +64,49 @@ class PreservationRepository:
         )
         return rows.all()
 
-    async def usernames(self, user_ids: Collection[int]) -> Sequence[str]:
-        """The names of held accounts (metadata events name accounts by username)."""
-        rows = await self._session.scalars(select(UserRow.username).where(UserRow.id.in_(user_ids)))
+    async def held_records(
+        self, *, case_id: int, user_id: int, username: str, alias: str
+    ) -> dict[str, Sequence[Base]]:
+        """What a hold on `case_id` about account `user_id` copies into the case, by table: the case's
+        reports and reported items; the account's metadata events (`alias` is its pseudonym), delivery
+        records it sent or that were sent to it (`username`: direct conversations name the peer), group
+        membership periods, contact requests either way, safety notices about it, its vouchers and
+        image-match cases."""
+        session = self._session
+        reports = (await session.scalars(select(ReportRow).where(ReportRow.case_id == case_id))).all()
+        report_ids = [r.id for r in reports]
+        queries: dict[str, Select[Any]] = {
+            "report_items": select(ReportItemRow).where(ReportItemRow.report_id.in_(report_ids)),
+            "metadata_events": select(MetadataEventRow).where(
+                or_(MetadataEventRow.actor == alias, MetadataEventRow.target == alias)
+            ),
+            "messages": select(MessageRow).where(
+                or_(MessageRow.sender_user_id == user_id, MessageRow.conversation == username)
+            ),
+            "membership_periods": select(MembershipPeriodRow).where(MembershipPeriodRow.user_id == user_id),
+            "contact_requests": select(ContactRequestRow).where(
+                or_(
+                    ContactRequestRow.requester_user_id == user_id,
+                    ContactRequestRow.recipient_user_id == user_id,
+                )
+            ),
+            "safety_notices": select(SafetyNoticeRow).where(SafetyNoticeRow.subject_user_id == user_id),
+            "vouchers": select(VoucherRow).where(VoucherRow.user_id == user_id),
+            "image_match_cases": select(ImageMatchCaseRow).where(
+                ImageMatchCaseRow.subject_user_id == user_id
+            ),
+        }
+        records: dict[str, Sequence[Base]] = {"reports": reports}
+        for table, query in queries.items():
+            records[table] = (await session.scalars(query)).all()
+        return records
+
+    async def in_force_for_case(self, case_id: int) -> Sequence[PreservationHoldRow]:
+        rows = await self._session.scalars(
+            select(PreservationHoldRow).where(
+                PreservationHoldRow.case_id == case_id, PreservationHoldRow.released_at_ms.is_(None)
+            )
+        )
         return rows.all()
 
     async def in_force(self) -> Sequence[PreservationHoldRow]:

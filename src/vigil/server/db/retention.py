@@ -4,16 +4,15 @@ Repositories never commit; every method returns how many rows it deleted."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Delete, delete, exists, or_, select
+from sqlalchemy import Delete, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import ContactRequestState
 from vigil.server.db.contacts import ContactRequestRow
 from vigil.server.db.groups import MembershipPeriodRow
-from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
+from vigil.server.db.hashlists import VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow
@@ -29,78 +28,44 @@ class RetentionRepository:
         result: Any = await self._session.execute(statement.execution_options(synchronize_session=False))
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def delete_answered_contact_requests(
-        self, answered_before_ms: int, *, keep_about: Collection[int] = ()
-    ) -> int:
-        """Answered (accepted, ignored or blocked) requests answered before the cutoff, except those
-        involving an account in `keep_about` (under a preservation hold)."""
-        statement = delete(ContactRequestRow).where(
-            ContactRequestRow.state != ContactRequestState.PENDING.value,
-            ContactRequestRow.answered_at_ms < answered_before_ms,
-        )
-        if keep_about:
-            statement = statement.where(
-                ContactRequestRow.requester_user_id.not_in(keep_about),
-                ContactRequestRow.recipient_user_id.not_in(keep_about),
+    async def delete_answered_contact_requests(self, answered_before_ms: int) -> int:
+        """Answered (accepted, ignored or blocked) requests answered before the cutoff."""
+        return await self._count(
+            delete(ContactRequestRow).where(
+                ContactRequestRow.state != ContactRequestState.PENDING.value,
+                ContactRequestRow.answered_at_ms < answered_before_ms,
             )
-        return await self._count(statement)
+        )
 
     async def delete_expired_console_sessions(self, now_ms: int) -> int:
         return await self._count(delete(ConsoleSessionRow).where(ConsoleSessionRow.expires_at_ms <= now_ms))
 
-    async def delete_notices(self, created_before_ms: int, *, keep_about: Collection[int] = ()) -> int:
-        """Plain and signed safety notices created before the cutoff, except safety notices about an
-        account in `keep_about` (under a preservation hold: who was warned about it, and when)."""
+    async def delete_notices(self, created_before_ms: int) -> int:
+        """Plain and signed safety notices created before the cutoff."""
         plain = await self._count(delete(NoticeRow).where(NoticeRow.created_at_ms < created_before_ms))
-        signed = delete(SafetyNoticeRow).where(SafetyNoticeRow.created_at_ms < created_before_ms)
-        if keep_about:
-            signed = signed.where(SafetyNoticeRow.subject_user_id.not_in(keep_about))
-        return plain + await self._count(signed)
+        return plain + await self._count(
+            delete(SafetyNoticeRow).where(SafetyNoticeRow.created_at_ms < created_before_ms)
+        )
 
-    async def delete_vouchers(self, created_before_ms: int, *, keep_about: Collection[int] = ()) -> int:
-        """Vouchers that arrived before the cutoff (an opened one lives on in its image-match case), except
-        those submitted by or matched about an account in `keep_about` (under a preservation hold)."""
-        statement = delete(VoucherRow).where(VoucherRow.created_at_ms < created_before_ms)
-        if keep_about:
-            held_matches = select(ImageMatchCaseRow.id).where(
-                ImageMatchCaseRow.subject_user_id.in_(keep_about)
-            )
-            statement = statement.where(
-                VoucherRow.user_id.not_in(keep_about),
-                or_(VoucherRow.case_id.is_(None), VoucherRow.case_id.not_in(held_matches)),
-            )
-        return await self._count(statement)
+    async def delete_vouchers(self, created_before_ms: int) -> int:
+        """Vouchers that arrived before the cutoff (an opened one lives on in its image-match case)."""
+        return await self._count(delete(VoucherRow).where(VoucherRow.created_at_ms < created_before_ms))
 
     async def delete_abandoned_queue_entries(self, sent_before_ms: int) -> int:
         """Queue entries of messages sent before the cutoff that their device never fetched."""
         old = select(MessageRow.id).where(MessageRow.server_ts_ms < sent_before_ms)
         return await self._count(delete(QueueRow).where(QueueRow.message_id.in_(old)))
 
-    async def delete_delivered_messages(
-        self,
-        sent_before_ms: int,
-        *,
-        keep_user_ids: Collection[int] = (),
-        keep_usernames: Collection[str] = (),
-    ) -> int:
+    async def delete_delivered_messages(self, sent_before_ms: int) -> int:
         """Delivery records of messages sent before the cutoff with no queue entry left (delivered to
-        every device, or abandoned), except those sent by an account in `keep_user_ids` or directly to
-        one in `keep_usernames` (under a preservation hold)."""
+        every device, or abandoned)."""
         pending = exists().where(QueueRow.message_id == MessageRow.id)
-        statement = delete(MessageRow).where(MessageRow.server_ts_ms < sent_before_ms, ~pending)
-        if keep_user_ids:
-            statement = statement.where(MessageRow.sender_user_id.not_in(keep_user_ids))
-        if keep_usernames:
-            statement = statement.where(MessageRow.conversation.not_in(keep_usernames))
-        return await self._count(statement)
+        return await self._count(delete(MessageRow).where(MessageRow.server_ts_ms < sent_before_ms, ~pending))
 
-    async def delete_closed_membership_periods(
-        self, left_before_ms: int, *, keep_about: Collection[int] = ()
-    ) -> int:
-        """Membership periods that ended before the cutoff, except those of accounts in `keep_about`."""
-        statement = delete(MembershipPeriodRow).where(
-            MembershipPeriodRow.left_at_ms.is_not(None), MembershipPeriodRow.left_at_ms < left_before_ms
+    async def delete_closed_membership_periods(self, left_before_ms: int) -> int:
+        """Membership periods that ended before the cutoff."""
+        return await self._count(
+            delete(MembershipPeriodRow).where(
+                MembershipPeriodRow.left_at_ms.is_not(None), MembershipPeriodRow.left_at_ms < left_before_ms
+            )
         )
-        if keep_about:
-            statement = statement.where(MembershipPeriodRow.user_id.not_in(keep_about))
-        return await self._count(statement)

@@ -10,24 +10,34 @@ naming the case; content is bound to its case and kind the same way (`vigil.serv
 from __future__ import annotations
 
 import enum
+import json
 import os
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.errors import NotFoundError
+from vigil.errors import ConflictError, NotFoundError
 from vigil.server.context import ServerContext
 from vigil.server.db.case_evidence import CaseEvidenceRepository, CaseEvidenceRow, CaseKeyRow
 from vigil.server.db.cases import CaseRepository
+from vigil.server.db.preservation import PreservationRepository
 from vigil.server.services.audit import append_audit
 from vigil.server.services.evidence import EvidenceBox
 
-__all__ = ["CaseEvidence", "EvidenceKind", "erase_case_evidence", "read_case_evidence", "store_case_evidence"]
+__all__ = [
+    "CaseEvidence",
+    "EvidenceKind",
+    "erase_case_evidence",
+    "preserved_summary",
+    "read_case_evidence",
+    "store_case_evidence",
+]
 
 
 class EvidenceKind(enum.StrEnum):
     ACTION_NOTE = "action_note"  # what a reviewer wrote with a decision
     RISK_TIMELINE = "risk_timeline"  # the metadata events a risk case was opened on (JSON records)
     APPEAL_REASON = "appeal_reason"  # what the user wrote when appealing an action on their account
+    PRESERVED_DATA = "preserved_data"  # what a preservation hold keeps (`services.preservation`; JSON)
 
 
 CaseEvidence = tuple[int, EvidenceKind, str, int, bytes]  # (id, kind, author, created_at_ms, plaintext)
@@ -74,6 +84,13 @@ async def store_case_evidence(
     return row.id
 
 
+def preserved_summary(content: bytes) -> str:
+    """One line for a preserved copy (`services.preservation`): whose data, and how many rows per table."""
+    document = json.loads(content)
+    tables = ", ".join(f"{len(rows)} {table}" for table, rows in sorted(document["tables"].items()))
+    return f"copy of {document['subject']['username']}'s records: {tables}"
+
+
 async def read_case_evidence(report_key: bytes, session: AsyncSession, case_id: int) -> list[CaseEvidence]:
     """The case's evidence, oldest first (none once erased). Raises StorageError on tampering."""
     rows = await CaseEvidenceRepository(session).of_case(case_id)
@@ -94,10 +111,13 @@ async def read_case_evidence(report_key: bytes, session: AsyncSession, case_id: 
 
 async def erase_case_evidence(ctx: ServerContext, actor: str, case_id: int) -> int:
     """Deletes the case's evidence and its key (audited, by count only); returns how many items went.
-    Raises NotFoundError."""
+    Raises NotFoundError, ConflictError while a preservation hold is in force on the case (its copy is
+    case evidence; releasing the hold erases it)."""
     async with ctx.sessions() as session, session.begin():
         if await CaseRepository(session).get(case_id) is None:
             raise NotFoundError("no such case")
+        if await PreservationRepository(session).in_force_for_case(case_id):
+            raise ConflictError("a preservation hold is in force on this case: an admin releases it first")
         erased = await CaseEvidenceRepository(session).erase(case_id)
         await append_audit(
             session,

@@ -36,7 +36,12 @@ from vigil.server.db.cybertip import CyberTipFilingRepository
 from vigil.server.db.policies import PolicyRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
-from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence, store_case_evidence
+from vigil.server.services.case_evidence import (
+    EvidenceKind,
+    preserved_summary,
+    read_case_evidence,
+    store_case_evidence,
+)
 from vigil.server.services.evidence import evidence_box, item_content_context
 from vigil.server.services.notices import ACTION_TEXTS, issue_action_notice
 
@@ -347,6 +352,11 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
             (at, None, f"[the user's appeal] {content.decode()}")
             for _id, kind, _author, at, content in sealed
             if kind is EvidenceKind.APPEAL_REASON
+        ]
+        notes += [
+            (at, None, f"[preserved under a legal hold by {author}] {preserved_summary(content)}")
+            for _id, kind, author, at, content in sealed
+            if kind is EvidenceKind.PRESERVED_DATA
         ]
         notes.sort(key=lambda note: note[0])
         facts = await cases.account_facts(subject)

@@ -247,6 +247,7 @@ class Filer:
                 if state is FilingState.FINISHED:
                     row.finished_at_ms = now
                     await place_hold(
+                        self.ctx,
                         session,
                         case_id=row.case_id,
                         subject_user_id=row.subject_user_id,

@@ -3,13 +3,16 @@ preservation hold or an open safety case needs is kept, everything else goes, an
 
 Deleting the account always removes its devices (keys, queued ciphertexts), profile photo, connections,
 blocks, group memberships, pending contact requests, notices addressed to it and uploaded blobs (except
-blobs a hold names). When no hold, open case or unopened voucher covers the account, its metadata goes
-too (metadata events, delivery records, contact requests, safety notices about it, risk and enforcement
-state) and the username is replaced by a random tombstone, so what stays (reports it made about others,
-closed cases about it) names no one. When one does, the username and that metadata are kept for the
-case or hold, and the account is marked (`deletion_pending_since_ms`); the deleted_accounts retention sweep
-(`finish_pending_deletions`) finishes the deletion once the hold is released, the case closed and the
-voucher opened.
+blobs a hold pins). When no open case or unopened voucher covers the account, its metadata goes too
+(metadata events, delivery records, contact requests, safety notices about it, risk and enforcement state)
+and the username is replaced by a random tombstone, so what stays (reports it made about others, closed
+cases about it) names no one. When one does, the username and that metadata are kept for the case, and
+the account is marked (`deletion_pending_since_ms`); the deleted_accounts retention sweep
+(`finish_pending_deletions`) finishes the deletion once the case is closed and the voucher opened.
+
+A preservation hold does not keep the originals: it copied what it keeps into its case when it was placed
+(`services.preservation`), so the account's own records go as above and the answer says that the sealed
+copy stays until an admin releases the hold.
 """
 
 from __future__ import annotations
@@ -26,16 +29,14 @@ from vigil.server.db.deletion import DeletionRepository
 from vigil.server.db.pseudonyms import pseudonym
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
-from vigil.server.services.preservation import HeldData, held_data
+from vigil.server.services.preservation import held_data
 
 __all__ = ["delete_account", "delete_device", "finish_pending_deletions"]
 
 
-async def _reasons_to_keep(repository: DeletionRepository, held: HeldData, user_id: int) -> list[str]:
+async def _reasons_to_keep(repository: DeletionRepository, user_id: int) -> list[str]:
     """Why the account's username and metadata must stay; empty when nothing needs them."""
     reasons = []
-    if user_id in held.user_ids:
-        reasons.append("a legal preservation hold (after a report to NCMEC) covers this account")
     if await repository.open_cases_about(user_id):
         reasons.append("a safety case about this account is open")
     if await repository.unopened_vouchers_from(user_id):
@@ -54,8 +55,8 @@ async def _erase_identity(ctx: ServerContext, repository: DeletionRepository, us
 
 
 async def finish_pending_deletions(ctx: ServerContext, now_ms: int) -> int:
-    """The deleted_accounts sweep: for each deleted account kept for a hold, open case or unopened
-    voucher that no longer has any, deletes its metadata and tombstones its username. Returns how many
+    """The deleted_accounts sweep: for each deleted account kept for an open case or unopened voucher
+    that no longer has any, deletes its metadata and tombstones its username. Returns how many
     accounts it finished."""
     async with ctx.sessions() as session, session.begin():
         return await _finish_pending(ctx, session, now_ms)
@@ -63,10 +64,9 @@ async def finish_pending_deletions(ctx: ServerContext, now_ms: int) -> int:
 
 async def _finish_pending(ctx: ServerContext, session: AsyncSession, now_ms: int) -> int:
     repository = DeletionRepository(session)
-    held = await held_data(session)
     finished = 0
     for user in await repository.pending_deletions():
-        if await _reasons_to_keep(repository, held, user.id):
+        if await _reasons_to_keep(repository, user.id):
             continue
         removed = await _erase_identity(ctx, repository, user)
         finished += 1
@@ -113,7 +113,7 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
         if user is None:
             raise NotFoundError("no such account")
         held = await held_data(session)
-        reasons = await _reasons_to_keep(repository, held, by.user_id)
+        reasons = await _reasons_to_keep(repository, by.user_id)
 
         device_ids = list(await repository.devices_of(by.user_id))
         devices, queued = await repository.delete_devices(device_ids)
@@ -127,13 +127,22 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
         blob_ids = list(await repository.blobs_uploaded_by(by.user_id, held.blob_ids))
         deleted.append(f"{await repository.delete_blobs(blob_ids)} uploaded attachments")
 
+        if by.user_id in held.user_ids:
+            kept.append(
+                KeptRecord(
+                    what="a sealed copy, made when the hold was placed, of this account's username, the "
+                    "metadata of its activity and the reported messages, and the attachments reported",
+                    why="a legal preservation hold (after a report to NCMEC) covers this account",
+                    until="an admin releases the hold, a year or more after it was placed; then it is erased",
+                )
+            )
         if reasons:
             kept.append(
                 KeptRecord(
                     what="the username and the metadata of this account's activity (who it messaged and "
                     "when, contact requests, safety notices about it, reports, standing and actions)",
                     why="; ".join(reasons),
-                    until="the case is closed or the hold released; then retention deletes them",
+                    until="the case is closed; then retention deletes them",
                 )
             )
             user.deletion_pending_since_ms = now
@@ -165,7 +174,7 @@ async def delete_account(ctx: ServerContext, by: AuthenticatedDevice) -> Deletio
             actor="system:deletion",
             action="account.deleted",
             target=f"user:{by.user_id}",
-            details={"kept_for_case_or_hold": bool(reasons)},
+            details={"kept_for_case": bool(reasons), "held": by.user_id in held.user_ids},
         )
     await ctx.credentials_changed(user_ids=[by.user_id], device_ids=device_ids)
     for blob_id in blob_ids:

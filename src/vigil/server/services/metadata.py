@@ -33,7 +33,6 @@ from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.metadata import MetadataEventRow, MetadataRepository
 from vigil.server.db.pseudonyms import pseudonym
-from vigil.server.services.preservation import held_data
 
 __all__ = [
     "DAY_MS",
@@ -239,11 +238,9 @@ async def timeline(
 
 
 async def sweep_expired_events(ctx: ServerContext, now_ms: int | None = None) -> int:
-    """Deletes events older than the retention limit, except those of accounts under a preservation hold;
+    """Deletes events older than the retention limit (a preservation hold keeps its own copy in the case);
     returns how many."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     cutoff = now - ctx.settings.metadata_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        held = await held_data(session)
-        keep = {pseudonym_of(ctx, user_id) for user_id in held.user_ids}
-        return await MetadataRepository(session).delete_before(cutoff, keep_accounts=keep)
+        return await MetadataRepository(session).delete_before(cutoff)

@@ -43,7 +43,6 @@ from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit
 from vigil.server.services.cases import file_report, open_or_join_case
 from vigil.server.services.evidence import EvidenceBox, evidence_box, item_content_context
-from vigil.server.services.preservation import held_data
 from vigil.server.services.reporters import is_bad_faith
 
 __all__ = [
@@ -279,13 +278,12 @@ async def list_notices(ctx: ServerContext, by: AuthenticatedDevice, after: int =
 
 async def sweep_expired_reports(ctx: ServerContext, now_ms: int | None = None) -> int:
     """Deletes reports (and their encrypted content) past retention at `now_ms` (default: the server
-    clock), except what a preservation hold covers; returns how many. Cases stay, as metadata, with their
-    audit trail."""
+    clock); returns how many. Cases stay, as metadata, with their audit trail; a preservation hold keeps
+    its own sealed copy of its case's reports."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     async with ctx.sessions() as session, session.begin():
         reports = ReportRepository(session)
-        held = await held_data(session)
-        expired = list(await reports.expired(now, keep_cases=held.case_ids, keep_reported=held.user_ids))
+        expired = list(await reports.expired(now))
         await reports.delete(expired)
         if expired:
             await append_audit(

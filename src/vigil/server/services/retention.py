@@ -25,9 +25,9 @@ What each sweep deletes:
 and the age-band job (`accounts.move_age_bands`): minors' bands move on on their birthdays (its count is
 accounts moved, not rows deleted).
 
-Every sweep that touches evidence or an account's metadata (metadata events, delivery records, contact
-requests, safety notices, vouchers, reports, blobs) skips what a preservation hold covers
-(`vigil.server.services.preservation.held_data`, issue 9).
+A preservation hold keeps nothing in place except the attachment blobs it pins: placing it copies what it
+keeps into the case (`vigil.server.services.preservation`), so every other sweep deletes held accounts'
+records at the same time as anyone else's. The blob sweep skips `held_data().blob_ids`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from vigil.server.context import ServerContext
 from vigil.server.db.retention import RetentionRepository
 from vigil.server.services import accounts, blobs, contacts, deletion, metadata, reports
-from vigil.server.services.preservation import held_data
 
 __all__ = ["SWEEPS", "Sweep", "run_sweep", "start_sweeps", "sweep_forever"]
 
@@ -64,10 +63,7 @@ async def sweep_metadata_events(ctx: ServerContext, now_ms: int) -> int:
 async def sweep_delivered_messages(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.delivery_retry_hours * HOUR_MS
     async with ctx.sessions() as session, session.begin():
-        held = await held_data(session)
-        return await RetentionRepository(session).delete_delivered_messages(
-            cutoff, keep_user_ids=held.user_ids, keep_usernames=held.usernames
-        )
+        return await RetentionRepository(session).delete_delivered_messages(cutoff)
 
 
 async def sweep_abandoned_queue_entries(ctx: ServerContext, now_ms: int) -> int:
@@ -82,10 +78,7 @@ async def sweep_contact_requests(ctx: ServerContext, now_ms: int) -> int:
     await contacts.expire_requests(ctx, now_ms)
     cutoff = now_ms - ctx.settings.contact_request_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        held = await held_data(session)
-        return await RetentionRepository(session).delete_answered_contact_requests(
-            cutoff, keep_about=held.user_ids
-        )
+        return await RetentionRepository(session).delete_answered_contact_requests(cutoff)
 
 
 async def sweep_console_sessions(ctx: ServerContext, now_ms: int) -> int:
@@ -96,24 +89,19 @@ async def sweep_console_sessions(ctx: ServerContext, now_ms: int) -> int:
 async def sweep_notices(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.notice_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        held = await held_data(session)
-        return await RetentionRepository(session).delete_notices(cutoff, keep_about=held.user_ids)
+        return await RetentionRepository(session).delete_notices(cutoff)
 
 
 async def sweep_vouchers(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.voucher_retention_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        held = await held_data(session)
-        return await RetentionRepository(session).delete_vouchers(cutoff, keep_about=held.user_ids)
+        return await RetentionRepository(session).delete_vouchers(cutoff)
 
 
 async def sweep_membership_periods(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.membership_history_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
-        held = await held_data(session)
-        return await RetentionRepository(session).delete_closed_membership_periods(
-            cutoff, keep_about=held.user_ids
-        )
+        return await RetentionRepository(session).delete_closed_membership_periods(cutoff)
 
 
 async def sweep_reports(ctx: ServerContext, now_ms: int) -> int:

@@ -4,6 +4,7 @@ the metrics `GET /v1/retention` serves."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import pytest
 from live_server import create_postgres_database, drop_postgres_database, require_backend
 from sqlalchemy import func, select
 
+from vigil.errors import ConflictError
 from vigil.protocol.contacts import ContactRequestState
 from vigil.protocol.ids import DeviceId, UserId
 from vigil.protocol.wire import AgeBand
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
+from vigil.server.db.case_evidence import CaseEvidenceRow
 from vigil.server.db.cases import CaseRow
 from vigil.server.db.contacts import ContactRequestRow
 from vigil.server.db.groups import GroupRow, MembershipPeriodRow
@@ -25,10 +28,11 @@ from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
-from vigil.server.services import deletion, metadata, retention
+from vigil.server.services import cases, deletion, metadata, retention
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import verify_chain
-from vigil.server.services.preservation import PRESERVATION_DAYS, place_hold, release_hold
+from vigil.server.services.case_evidence import erase_case_evidence
+from vigil.server.services.preservation import PRESERVATION_DAYS, place_hold, preserved_copies, release_hold
 from vigil.server.settings import Settings
 
 T0 = 1_800_000_000_000
@@ -245,11 +249,10 @@ async def test_each_run_is_counted_and_a_failure_is_recorded_by_type(ctx: Server
     assert ctx.retention.sweeps["broken"].last_error == "RuntimeError"
 
 
-async def test_a_preservation_hold_keeps_the_held_accounts_records(ctx: ServerContext) -> None:
-    alice, bob = await _users(ctx)
+async def _open_case(ctx: ServerContext, subject: int) -> int:
     async with ctx.sessions() as session, session.begin():
         case = CaseRow(
-            subject_user_id=bob,
+            subject_user_id=subject,
             state="open",
             priority=50,
             top_reason="other",
@@ -258,16 +261,37 @@ async def test_a_preservation_hold_keeps_the_held_accounts_records(ctx: ServerCo
         )
         session.add(case)
         await session.flush()
-        await place_hold(
+        return case.id
+
+
+async def _hold(ctx: ServerContext, case_id: int, subject: int) -> int:
+    async with ctx.sessions() as session, session.begin():
+        hold = await place_hold(
+            ctx,
             session,
-            case_id=case.id,
-            subject_user_id=bob,
+            case_id=case_id,
+            subject_user_id=subject,
             filing_id=None,
             reason="CyberTipline report",
             blob_ids=frozenset(),
             actor="admin:t",
             now_ms=T0,
         )
+        return hold.id
+
+
+async def test_a_hold_copies_into_the_case_and_the_originals_go_at_their_normal_time(
+    ctx: ServerContext,
+) -> None:
+    """Placing a hold seals the held account's records into the case; every sweep then deletes the
+    originals on the same clock as anyone else's; a reviewer still reads the copy; releasing the hold after
+    its date erases it and the audit chain still verifies."""
+    alice, bob = await _users(ctx)
+    case_id = await _open_case(ctx, bob)
+    bob_alias, alice_alias = metadata.pseudonym_of(ctx, bob), metadata.pseudonym_of(ctx, alice)
+    async with ctx.sessions() as session, session.begin():
+        session.add(GroupRow(id="g1", created_by_user_id=alice, created_at_ms=T0))
+        await session.flush()
         session.add_all(
             [
                 ContactRequestRow(
@@ -285,14 +309,9 @@ async def test_a_preservation_hold_keeps_the_held_accounts_records(ctx: ServerCo
                     signature=b"s" * 64,
                     created_at_ms=T0,
                 ),
-                SafetyNoticeRow(
-                    user_id=bob,
-                    subject_user_id=alice,
-                    kind="k",
-                    payload=b"p",
-                    signature=b"s" * 64,
-                    created_at_ms=T0,
-                ),
+                MembershipPeriodRow(group_id="g1", user_id=bob, joined_at_ms=T0, left_at_ms=T0 + HOUR),
+                MetadataEventRow(at_ms=T0, kind="msg", actor=bob_alias, target=alice_alias),
+                MetadataEventRow(at_ms=T0, kind="msg", actor=alice_alias, target=None),
             ]
         )
     await _message(ctx, bob, "from the held account", T0, queued=False)
@@ -302,14 +321,51 @@ async def test_a_preservation_hold_keeps_the_held_accounts_records(ctx: ServerCo
         row = await session.scalar(select(MessageRow).where(MessageRow.client_id == "elsewhere"))
         assert row is not None
         row.conversation = "carol"
+    hold_id = await _hold(ctx, case_id, bob)
+
+    # The originals go at their normal time, held or not: nothing a moment early...
+    retry = ctx.settings.delivery_retry_hours * HOUR
+    assert await _sweep(ctx, "delivered_messages", T0 + retry - 1) == 0
+    assert await _sweep(ctx, "metadata_events", T0 + ctx.settings.metadata_retention_days * DAY) == 0
+    # ...and everything once its own time is up.
+    assert await _sweep(ctx, "delivered_messages", T0 + retry + 1) == 3
+    assert await _sweep(ctx, "metadata_events", T0 + ctx.settings.metadata_retention_days * DAY + 1) == 2
     late = T0 + 400 * DAY
-    assert await _sweep(ctx, "delivered_messages", late) == 1
-    assert await _sweep(ctx, "contact_requests", late) == 0
-    assert await _sweep(ctx, "notices", late) == 1  # the notice to bob about alice; not the one about bob
+    assert await _sweep(ctx, "contact_requests", late) == 1
+    assert await _sweep(ctx, "notices", late) == 1
+    assert await _sweep(ctx, "membership_periods", late) == 1
+    for model in (MessageRow, MetadataEventRow, ContactRequestRow, SafetyNoticeRow, MembershipPeriodRow):
+        assert await _count(ctx, model) == 0, model.__tablename__
+
+    # The copy remains, and reads back as what was held (bob's rows only, not alice's own event).
+    (copy,) = await preserved_copies(ctx, case_id)
+    assert copy["subject"]["username"] == "bob" and copy["subject"]["pseudonym"] == bob_alias
+    tables = copy["tables"]
+    assert sorted(m["client_id"] for m in tables["messages"]) == [
+        "from the held account",
+        "to the held account",
+    ]
+    assert [(e["actor"], e["target"]) for e in tables["metadata_events"]] == [(bob_alias, alice_alias)]
+    assert [r["state"] for r in tables["contact_requests"]] == [ContactRequestState.BLOCKED.value]
+    assert [n["subject_user_id"] for n in tables["safety_notices"]] == [bob]
+    assert tables["safety_notices"][0]["signature"] == {"b64": base64.b64encode(b"s" * 64).decode()}
+    assert [(p["group_id"], p["left_at_ms"]) for p in tables["membership_periods"]] == [("g1", T0 + HOUR)]
+    detail = await cases.case_detail(ctx, "reviewer:r", case_id, frozenset())
+    assert any("copy of bob's records" in text and "2 messages" in text for _at, _by, text in detail.notes)
     async with ctx.sessions() as session:
-        kept = sorted(await session.scalars(select(MessageRow.client_id)))
-        assert kept == ["from the held account", "to the held account"]
-        assert list(await session.scalars(select(SafetyNoticeRow.subject_user_id))) == [bob]
+        sealed = (await session.scalars(select(CaseEvidenceRow.body_enc))).all()
+        assert len(sealed) == 1 and b"bob" not in sealed[0] and b"held account" not in sealed[0]
+
+    # Erasing the case's evidence is refused while the hold is in force; release erases the copy.
+    with pytest.raises(ConflictError):
+        await erase_case_evidence(ctx, "reviewer:r", case_id)
+    with pytest.raises(ConflictError):
+        await release_hold(ctx, hold_id, actor="admin:t", is_admin=True, now=late - 36 * DAY)
+    await release_hold(ctx, hold_id, actor="admin:t", is_admin=True, now=T0 + PRESERVATION_DAYS * DAY)
+    assert await preserved_copies(ctx, case_id) == []
+    assert await _count(ctx, CaseEvidenceRow) == 0
+    async with ctx.sessions() as session:
+        assert (await verify_chain(session)).ok
 
 
 async def test_closed_membership_periods_go_after_the_history_window(ctx: ServerContext) -> None:
@@ -330,56 +386,42 @@ async def test_closed_membership_periods_go_after_the_history_window(ctx: Server
         assert list(await session.scalars(select(MembershipPeriodRow.user_id))) == [alice]  # still a member
 
 
-async def test_a_held_deleted_account_is_finished_once_its_hold_and_case_end(ctx: ServerContext) -> None:
+async def test_a_deleted_held_account_keeps_only_the_case_copy_and_what_its_open_case_needs(
+    ctx: ServerContext,
+) -> None:
+    """The hold no longer keeps the originals (its copy is in the case); the open case does, until it
+    closes; then only the sealed copy names the account, until the hold is released."""
     alice, bob = await _users(ctx)
     await _device(ctx, bob, "dev-b")
+    case_id = await _open_case(ctx, bob)
+    bob_alias, alice_alias = metadata.pseudonym_of(ctx, bob), metadata.pseudonym_of(ctx, alice)
     async with ctx.sessions() as session, session.begin():
-        case = CaseRow(
-            subject_user_id=bob,
-            state="open",
-            priority=50,
-            top_reason="other",
-            created_at_ms=T0,
-            updated_at_ms=T0,
-        )
-        session.add(case)
-        await session.flush()
-        case_id = case.id
-        hold = await place_hold(
-            session,
-            case_id=case_id,
-            subject_user_id=bob,
-            filing_id=None,
-            reason="CyberTipline report",
-            blob_ids=frozenset(),
-            actor="admin:t",
-            now_ms=T0,
-        )
-        hold_id = hold.id
-        bob_alias, alice_alias = metadata.pseudonym_of(ctx, bob), metadata.pseudonym_of(ctx, alice)
         session.add(MetadataEventRow(at_ms=T0, kind="msg", actor=bob_alias, target=alice_alias))
         session.add(MetadataEventRow(at_ms=T0, kind="msg", actor=alice_alias, target=None))
     await _message(ctx, bob, "held", T0, queued=False)
+    hold_id = await _hold(ctx, case_id, bob)
     by = AuthenticatedDevice(bob, UserId("bob"), DeviceId("dev-b"), AgeBand.ADULT)
     answer = await deletion.delete_account(ctx, by)
-    assert "the username" not in answer.deleted and answer.kept
-    assert await _sweep(ctx, "deleted_accounts", T0 + DAY) == 0  # the hold and the open case keep it
-    released = T0 + (PRESERVATION_DAYS + 1) * DAY
-    await release_hold(ctx, hold_id, actor="admin:t", is_admin=True, now=released)
-    assert await _sweep(ctx, "deleted_accounts", released) == 0  # the case is still open
-    async with ctx.sessions() as session:
-        user = await session.get(UserRow, bob)
-        assert user is not None and user.username == "bob" and user.deletion_pending_since_ms == T0
+    assert "the username" not in answer.deleted
+    whys = [k.why for k in answer.kept]
+    assert any("preservation hold" in why for why in whys) and any("case" in why for why in whys)
+    assert await _sweep(ctx, "deleted_accounts", T0 + DAY) == 0  # the open case keeps the originals
     async with ctx.sessions() as session, session.begin():
         closed = await session.get(CaseRow, case_id)
         assert closed is not None
         closed.state = "closed"
-    assert await _sweep(ctx, "deleted_accounts", released + 1) == 1
-    assert await _sweep(ctx, "deleted_accounts", released + 2) == 0  # finished once
+    assert await _sweep(ctx, "deleted_accounts", T0 + DAY + 1) == 1  # the hold does not keep them
+    assert await _sweep(ctx, "deleted_accounts", T0 + DAY + 2) == 0  # finished once
     async with ctx.sessions() as session:
         user = await session.get(UserRow, bob)
         assert user is not None and user.username.startswith("deleted_")
         assert user.deletion_pending_since_ms is None
-        assert await _count(ctx, MetadataEventRow) == 1  # alice's own event stays; bob's went
-        assert await _count(ctx, MessageRow) == 0
+    assert await _count(ctx, MetadataEventRow) == 1  # alice's own event stays; bob's went
+    assert await _count(ctx, MessageRow) == 0
+    (copy,) = await preserved_copies(ctx, case_id)  # held data only: the sealed copy
+    assert copy["subject"]["username"] == "bob" and len(copy["tables"]["messages"]) == 1
+    released = T0 + (PRESERVATION_DAYS + 1) * DAY
+    await release_hold(ctx, hold_id, actor="admin:t", is_admin=True, now=released)
+    assert await preserved_copies(ctx, case_id) == []
+    async with ctx.sessions() as session:
         assert (await verify_chain(session)).ok
