@@ -731,6 +731,17 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "job_leases",
+        "which process runs a periodic job that must run in one place at a time (the risk scoring)",
+        "one row per job, overwritten at each round",
+        "server",
+        {
+            "job": "which job",
+            "owner": "a random token of the process running it",
+            "until_ms": "when the lease lapses unless renewed",
+        },
+    ),
+    TableInventory(
         "preservation_holds",
         "a preservation hold (2258A(h)) placed by a finished CyberTipline report",
         "kept as the record; in force until an admin releases it, at the earliest a year after it was placed",

@@ -15,6 +15,7 @@ from vigil.server.db import (  # noqa: F401 - imported to register their tables
     groups,
     hashlists,
     labels,
+    leases,
     messaging,
     notices,
     policies,

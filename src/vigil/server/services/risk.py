@@ -2,7 +2,8 @@
 the shipped risk model -> protective actions, with the reasons in words for every decision.
 
 `run_risk_scoring` is one pass (tests and the simulator's server mode call it directly); `risk_loop`
-runs it every `VIGIL_RISK_SCORING_INTERVAL_SECONDS` in the app lifespan (retention runs on its own, in
+runs it every `VIGIL_RISK_SCORING_INTERVAL_SECONDS` in the app lifespan, in the one process (of every
+worker on every node) that holds the scoring lease (`risk_round`) (retention runs on its own, in
 `vigil.server.services.retention`).
 
 Scoring is incremental: the feature state (`RiskScoringState`) stays in the server context between
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -44,6 +46,7 @@ from vigil.server.db.accounts import (
     UserRow,
 )
 from vigil.server.db.contacts import ContactRepository
+from vigil.server.db.leases import JobLeaseRepository
 from vigil.server.db.metadata import MetadataRepository, RiskStateRepository, RiskStateRow
 from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata, notices
@@ -51,7 +54,7 @@ from vigil.server.services.audit import append_audit
 from vigil.server.services.case_evidence import EvidenceKind, store_case_evidence
 from vigil.server.services.cases import open_or_join_case
 
-__all__ = ["AppliedDecision", "RiskRun", "RiskScoringState", "risk_loop", "run_risk_scoring"]
+__all__ = ["AppliedDecision", "RiskRun", "RiskScoringState", "risk_loop", "risk_round", "run_risk_scoring"]
 
 log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
@@ -63,6 +66,9 @@ _MODEL: RiskModel | None = None
 # PostgreSQL an event's row becomes visible at its transaction's commit, which can come after a later
 # event's. A transaction that logs an event and commits more than this later is not scored.
 REREAD_MS = 60_000
+# The scoring lease (`risk_round`) lasts two intervals, so a holder that stopped is replaced within that.
+RISK_JOB = "risk_scoring"
+LEASE_MIN_MS = 60_000
 
 
 @dataclass(slots=True)
@@ -304,16 +310,32 @@ async def run_risk_scoring(
     return RiskRun(now, len(fresh), len(active), decisions, applied, state.extractor)
 
 
+async def risk_round(ctx: ServerContext, owner: str) -> RiskRun | None:
+    """One round of `risk_loop`: takes (or renews) the scoring lease for `owner` and runs a pass; None
+    when another process holds the lease. Every worker of every node runs the loop, and one scores: two
+    scorers would each act on what the other acts on. A process that does not hold the lease drops its
+    state, so when it takes the job over it starts from the window (what it kept is behind the log)."""
+    now = ctx.clock_ms()
+    lease_ms = max(2 * ctx.settings.risk_scoring_interval_seconds * 1000, LEASE_MIN_MS)
+    async with ctx.sessions() as session, session.begin():
+        held = await JobLeaseRepository(session).take(RISK_JOB, owner, now, now + lease_ms)
+    if not held:
+        ctx.risk_state = None
+        return None
+    return await run_risk_scoring(ctx, now_ms=now)
+
+
 async def risk_loop(ctx: ServerContext) -> None:
     """Runs forever in the app lifespan; a failed round is logged and retried next interval."""
     interval = ctx.settings.risk_scoring_interval_seconds
     if interval <= 0:
         return
+    owner = secrets.token_hex(16)
     while True:
         await asyncio.sleep(interval)
         try:
-            run = await run_risk_scoring(ctx)
-            if run.applied:
+            run = await risk_round(ctx, owner)
+            if run is not None and run.applied:
                 log.info("risk scoring: %d accounts scored, %d actions", run.scored, len(run.applied))
         except Exception as error:  # never fatal for the server
             log.warning("risk scoring failed: %s", type(error).__name__)
