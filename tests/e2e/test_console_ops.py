@@ -21,10 +21,15 @@ from safety_helpers import server_context
 from sqlalchemy import select
 
 from vigil.console.auth import Role, create_reviewer, list_reviewers, set_queues
+from vigil.protocol.ids import UserId
 from vigil.protocol.reports import ReportReason
+from vigil.safety.behavior.assessment import Reason, RiskAssessment
+from vigil.safety.behavior.policy import Decision, ProtectiveAction
 from vigil.safety.routing import QueueName
+from vigil.server.db.accounts import UserRepository
 from vigil.server.db.audit import AuditRow
 from vigil.server.services.policies import add_policy
+from vigil.server.services.risk_history import record_assessments
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -291,3 +296,56 @@ async def test_bulk_dismissal_of_duplicate_reports_cites_a_policy_and_is_audited
         assert sorted(json.loads(r.details)["report"] for r in rows) == sorted(account_reports)
         assert {json.loads(r.details)["policy"] for r in rows} == {"DUP-1"}
         assert {r.actor for r in rows} == {"reviewer:dee"}
+
+
+async def test_account_lookup_shows_risk_over_time_and_contact_graph_neighbours(
+    live: ServerProcess, browser: Any, tmp_path: Path
+) -> None:
+    suspect = await register(live.url, tmp_path, "suspect")
+    friend = await register(live.url, tmp_path, "friend")
+    teen = await register(
+        live.url, tmp_path, "teenpal", birth_date=dt.date.today() - dt.timedelta(days=14 * 366)
+    )
+    for other in (friend, teen):  # accepted contact requests: the contact graph the server holds
+        request = await suspect.request_contact(other.username)
+        await other.accept_request(request.id)
+    await register(live.url, tmp_path, "unlinked")
+    async with server_context(live.data_dir, live.database_url) as ctx:
+        await create_reviewer(ctx, "ivy", PASSWORD, Role.REVIEWER, "test")
+        async with ctx.sessions() as session, session.begin():
+            row = await UserRepository(session).by_username(suspect.username)
+            assert row is not None
+            for at, score, level, reason in (
+                (
+                    1_790_000_000_000,
+                    0.55,
+                    ProtectiveAction.SAFETY_NOTICE,
+                    "messaged 3 minors it had no tie to",
+                ),
+                (1_790_090_000_000, 0.91, ProtectiveAction.OPEN_CASE, "messaged 8 minors it had no tie to"),
+            ):
+                assessment = RiskAssessment(
+                    UserId("p"), at, score, (Reason("minors_contacted", 8.0, 2.0, reason),), "risk-v2"
+                )
+                decision = Decision(UserId("p"), level, frozenset({level}), (), assessment)
+                assert await record_assessments(session, [decision], {"p": row.id}, at) == 1
+
+    ivy = await _sign_in(browser, live.url, "ivy", PASSWORD)
+    await ivy.goto(f"{live.url}/console/accounts")
+    await ivy.get_by_label("Username").fill(suspect.username)
+    await ivy.get_by_role("button", name="Look up (audited)").click()
+    await ivy.wait_for_load_state()
+    rows = ivy.locator("table.risk-history tbody tr")
+    assert await rows.count() == 2  # the history, oldest first, not only the latest
+    assert [await s.inner_text() for s in await ivy.locator("td.risk-score").all()] == ["0.55", "0.91"]
+    assert "messaged 8 minors it had no tie to" in await rows.nth(1).inner_text()
+    assert "open case" in await rows.nth(1).inner_text()
+    contacts = ivy.locator("ul.contacts li")
+    assert await contacts.count() == 2
+    text = await ivy.locator("ul.contacts").inner_text()
+    assert friend.username in text and teen.username in text and "unlinked" not in text
+    assert "minor" in await contacts.filter(has_text=teen.username).inner_text()
+    await contacts.filter(has_text=friend.username).get_by_role("link").click()  # follow the graph
+    await ivy.wait_for_load_state()
+    assert suspect.username in await ivy.locator("ul.contacts").inner_text()
+    assert "Never scored" in await ivy.locator(".risk-none").inner_text()

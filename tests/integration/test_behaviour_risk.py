@@ -23,7 +23,7 @@ from vigil.safety.policy import NEUTRAL_REFUSAL, Standing
 from vigil.server.db.audit import AuditRow
 from vigil.server.db.cases import CaseRow
 from vigil.server.db.metadata import MetadataEventRow
-from vigil.server.services import metadata
+from vigil.server.services import investigation, metadata
 from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence
 from vigil.server.services.enforcement import standing_of
 from vigil.server.services.risk import run_risk_scoring
@@ -137,6 +137,10 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
         notices = await kids[0].safety_notices()
         assert {n.kind for n in notices} >= {"unconnected_adult", "elevated_risk"}
         assert (await run_risk_scoring(ctx)).applied == []
+        # The investigation's risk history: the assessment once (the second pass changed nothing).
+        history = (await investigation.look_up(ctx, "reviewer:t", groomer.username)).risk
+        assert [(p.level, p.reasons) for p in history] == [("open_case", flagged.reasons)]
+        assert history[0].score == round(flagged.score, 4)
     for client in (groomer, coach, *kids, *team):
         await client.close()
 

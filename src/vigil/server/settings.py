@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     new_account_days: int = Field(default=30, ge=0)
     # The 28-day risk-scoring window plus a 7-day margin; shorter starves the scoring of its window.
     metadata_retention_days: int = Field(default=35, ge=28)
+    # Risk assessments kept for investigations (scores and reasons over time, `risk_history`).
+    risk_history_retention_days: int = Field(default=180, gt=0)
     risk_scoring_interval_seconds: int = Field(default=3600, ge=0)  # 0: no periodic run
     # Retention (issue 16, docs/threat-model.md): every sweep runs on its own every this many seconds,
     # whatever the other settings say; the periods below are what each rule keeps.

@@ -17,7 +17,7 @@ from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
 from vigil.server.db.groups import GroupMemberRow, GroupRow, MembershipPeriodRow
 from vigil.server.db.hashlists import ImageMatchCaseRow, ProfilePhotoRow, VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
-from vigil.server.db.metadata import MetadataEventRow, RiskStateRow
+from vigil.server.db.metadata import MetadataEventRow, RiskHistoryRow, RiskStateRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reporters import BadFaithMarkRow
 
@@ -188,7 +188,7 @@ class DeletionRepository:
         notices = await self._count(delete(SafetyNoticeRow).where(SafetyNoticeRow.subject_user_id == user_id))
         periods = await self._count(delete(MembershipPeriodRow).where(MembershipPeriodRow.user_id == user_id))
         state = 0
-        for model in (RiskStateRow, AccountStandingRow, AccountActionRow, BadFaithMarkRow):
+        for model in (RiskStateRow, RiskHistoryRow, AccountStandingRow, AccountActionRow, BadFaithMarkRow):
             state += await self._count(delete(model).where(model.user_id == user_id))
         vouchers = await self._count(delete(VoucherRow).where(VoucherRow.user_id == user_id))
         return events + messages + requests + notices + periods + state + vouchers

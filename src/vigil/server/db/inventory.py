@@ -316,6 +316,22 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "risk_history",
+        "one risk assessment of an account as it was then (score, level, reasons), when it changed",
+        "deleted `VIGIL_RISK_HISTORY_RETENTION_DAYS` (180) after it was made (the `risk_history` sweep), "
+        "and with the account",
+        "reviewers (the account lookup)",
+        {
+            "id": _ID,
+            "user_id": "which account",
+            "at_ms": "when the scoring pass assessed it (the history's order, retention)",
+            "score": "the model's score then",
+            "level": "the protective level the score reached then",
+            "model": "which model version scored it",
+            "reasons": "the reasons in words (features, never content)",
+        },
+    ),
+    TableInventory(
         "notices",
         "a plain notice to an account (e.g. a decision on its report)",
         "deleted `VIGIL_NOTICE_RETENTION_DAYS` after it was created",

@@ -6,14 +6,34 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, Row, String, Text, delete, insert, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    Row,
+    String,
+    Text,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.protocol.ids import UserId
 from vigil.server.db.base import Base
 
-__all__ = ["MetadataEventRow", "MetadataRepository", "RiskStateRepository", "RiskStateRow"]
+__all__ = [
+    "MetadataEventRow",
+    "MetadataRepository",
+    "RiskHistoryRepository",
+    "RiskHistoryRow",
+    "RiskStateRepository",
+    "RiskStateRow",
+]
 
 
 class MetadataEventRow(Base):
@@ -47,6 +67,22 @@ class RiskStateRow(Base):
     reasons: Mapped[str] = mapped_column(Text)  # JSON list of sentences
     case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RiskHistoryRow(Base):
+    """One risk assessment of an account as it was at the time, so an investigation sees the score and its
+    reasons over time (the risk state keeps only the level actions were taken at). Written when a pass's
+    assessment differs from the account's previous row (`vigil.server.services.risk_history`)."""
+
+    __tablename__ = "risk_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    score: Mapped[float] = mapped_column(Float)
+    level: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(40))
+    reasons: Mapped[str] = mapped_column(Text)  # JSON list of sentences
 
 
 class MetadataRepository:
@@ -117,3 +153,40 @@ class RiskStateRepository:
 
     def add(self, row: RiskStateRow) -> None:
         self._session.add(row)
+
+
+class RiskHistoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(self, row: RiskHistoryRow) -> None:
+        self._session.add(row)
+
+    async def latest(self, user_ids: Collection[int]) -> dict[int, RiskHistoryRow]:
+        """Each account's newest row, for the accounts that have one."""
+        if not user_ids:
+            return {}
+        newest = (
+            select(RiskHistoryRow.user_id, func.max(RiskHistoryRow.id).label("id"))
+            .where(RiskHistoryRow.user_id.in_(user_ids))
+            .group_by(RiskHistoryRow.user_id)
+            .subquery()
+        )
+        rows = await self._session.scalars(
+            select(RiskHistoryRow).join(newest, newest.c.id == RiskHistoryRow.id)
+        )
+        return {row.user_id: row for row in rows}
+
+    async def of_user(self, user_id: int, limit: int) -> Sequence[RiskHistoryRow]:
+        """The account's newest `limit` rows, oldest first."""
+        rows = await self._session.scalars(
+            select(RiskHistoryRow)
+            .where(RiskHistoryRow.user_id == user_id)
+            .order_by(RiskHistoryRow.id.desc())
+            .limit(limit)
+        )
+        return list(reversed(rows.all()))
+
+    async def delete_before(self, cutoff_ms: int) -> int:
+        result = await self._session.execute(delete(RiskHistoryRow).where(RiskHistoryRow.at_ms < cutoff_ms))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

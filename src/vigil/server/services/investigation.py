@@ -1,20 +1,23 @@
 """Looking an account up for an investigation: its cases and decisions, reports it made and received,
-labels, and accounts related through metadata the server already holds (shared groups), never content.
-Every lookup is audited."""
+risk scores with their reasons over time, labels, and accounts related through metadata the server
+already holds (shared groups, and contact-graph neighbours: accepted contacts), never content. Every
+lookup is audited."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
 from vigil.errors import NotFoundError
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import AccountActionRow, UserRepository, UserRow
 from vigil.server.db.cases import CaseRow, ReportRow
+from vigil.server.db.contacts import ConnectionRow
 from vigil.server.db.groups import GroupMemberRow
 from vigil.server.services.audit import append_audit
+from vigil.server.services.risk_history import RiskPoint, history_of
 
 __all__ = ["AccountLookup", "look_up"]
 
@@ -29,6 +32,8 @@ class AccountLookup:
     reports_made: list[tuple[int, str, str]]  # (created_at_ms, reported username, reason)
     reports_received: list[tuple[int, str, str]]  # (created_at_ms, reporter username, reason)
     shared_groups: list[tuple[str, int]]  # (username, groups shared)
+    contacts: list[tuple[str, str, int]]  # contact-graph neighbours: (username, age band, connected since)
+    risk: list[RiskPoint]  # assessments over time, oldest first
 
 
 async def look_up(ctx: ServerContext, actor: str, username: str) -> AccountLookup:
@@ -77,6 +82,20 @@ async def look_up(ctx: ServerContext, actor: str, username: str) -> AccountLooku
                 .where(GroupMemberRow.group_id.in_(mine), GroupMemberRow.user_id != user.id)
             )
         ).all()
+        neighbours = (
+            await session.execute(
+                select(other.username, other.age_band, ConnectionRow.created_at_ms)
+                .join(
+                    ConnectionRow,
+                    or_(
+                        (ConnectionRow.low_user_id == user.id) & (ConnectionRow.high_user_id == other.id),
+                        (ConnectionRow.high_user_id == user.id) & (ConnectionRow.low_user_id == other.id),
+                    ),
+                )
+                .order_by(ConnectionRow.created_at_ms, other.username)
+            )
+        ).all()
+        risk = await history_of(session, user.id)
         await append_audit(
             session, now_ms=now, actor=actor, action="account.looked_up", target=f"user:{user.username}"
         )
@@ -92,4 +111,6 @@ async def look_up(ctx: ServerContext, actor: str, username: str) -> AccountLooku
             reports_made=[(r[0], r[1], r[2]) for r in made],
             reports_received=[(r[0], r[1], r[2]) for r in received],
             shared_groups=sorted(shared.items(), key=lambda kv: (-kv[1], kv[0])),
+            contacts=[(r[0], r[1], r[2]) for r in neighbours],
+            risk=risk,
         )

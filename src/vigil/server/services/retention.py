@@ -19,6 +19,7 @@ What each sweep deletes:
                             reported group message older than that no longer verifies its membership)
   reports                   reports past VIGIL_REPORT_RETENTION_DAYS (`reports.sweep_expired_reports`)
   blobs                     attachments past VIGIL_BLOB_TTL_SECONDS (`blobs.sweep_expired_blobs`)
+  risk_history              risk assessments older than VIGIL_RISK_HISTORY_RETENTION_DAYS
   deleted_accounts          a deleted account kept for a hold, open case or unopened voucher: once none
                             is left, its metadata and username go (`deletion.finish_pending_deletions`;
                             its count is accounts finished)
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 
 from vigil.server.context import ServerContext
 from vigil.server.db.retention import RetentionRepository
-from vigil.server.services import accounts, blobs, contacts, deletion, metadata, reports
+from vigil.server.services import accounts, blobs, contacts, deletion, metadata, reports, risk_history
 
 __all__ = ["SWEEPS", "Sweep", "run_sweep", "start_sweeps", "sweep_forever"]
 
@@ -123,6 +124,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("membership_periods", sweep_membership_periods),
     Sweep("reports", sweep_reports),
     Sweep("blobs", sweep_blobs),
+    Sweep("risk_history", risk_history.sweep_risk_history),
     Sweep("deleted_accounts", deletion.finish_pending_deletions),
     # Not a deletion but the same kind of job: bands move on by date, so no birth date needs keeping.
     Sweep("age_bands", accounts.move_age_bands),

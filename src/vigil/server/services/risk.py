@@ -49,7 +49,7 @@ from vigil.server.db.contacts import ContactRepository
 from vigil.server.db.leases import JobLeaseRepository
 from vigil.server.db.metadata import MetadataRepository, RiskStateRepository, RiskStateRow
 from vigil.server.db.notices import NoticeRepository
-from vigil.server.services import metadata, notices
+from vigil.server.services import metadata, notices, risk_history
 from vigil.server.services.audit import append_audit
 from vigil.server.services.case_evidence import EvidenceKind, store_case_evidence
 from vigil.server.services.cases import open_or_join_case
@@ -305,6 +305,10 @@ async def run_risk_scoring(
         active = set(state.last_active_ms)
         decisions = assess_and_decide(state.extractor, model, model.thresholds, active, now)
         applied = await _apply_all(ctx, session, decisions, name_of, now)
+        decided = {d.user for d in decisions}
+        await risk_history.record_assessments(
+            session, decisions, {name: user_id for user_id, name in name_of.items() if name in decided}, now
+        )
     state.last_now_ms = now
     ctx.risk_state = state
     return RiskRun(now, len(fresh), len(active), decisions, applied, state.extractor)
