@@ -1,7 +1,7 @@
 """risk assessments over time per account (score, level, model, reasons), for investigations
 
-Revision ID: 0022_risk_history
-Revises: 0021_preserved_copies
+Revision ID: 0023_risk_history
+Revises: 0022_job_leases
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0022_risk_history"
-down_revision = "0021_preserved_copies"
+revision = "0023_risk_history"
+down_revision = "0022_job_leases"
 branch_labels = None
 depends_on = None
 
