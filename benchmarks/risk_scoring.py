@@ -6,7 +6,9 @@ the incremental passes the server runs afterwards (only the events logged since 
 Baselines in the same run: the pure pipeline over the very same events in memory (`FeatureExtractor.
 observe_all`, then the same `assess_and_decide` over the same accounts), so the ratios show what the
 database round trip and the decision writes cost on top. The last `--new-hours` of the generated log
-arrive after the full pass, in `--repeat` slices, one incremental pass each. Prints one JSON line.
+arrive after the full pass, in `--repeat` slices, one incremental pass each. Prints one JSON line: wall
+ratios and CPU ratios (`process_time` of this process: on SQLite that includes the database's work, which
+runs in a thread here; on PostgreSQL it leaves out the database server's own work).
 
     .venv/bin/python benchmarks/risk_scoring.py [--minors N --adults N --days N]
     .venv/bin/python benchmarks/risk_scoring.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/DB
@@ -122,9 +124,9 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         model = _model()
 
         # Baseline: the same events, in memory, through the same extractor and decision code.
-        pure_features, pure_total = [], []
+        pure_features, pure_total, pure_cpu = [], [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ex = FeatureExtractor(window_days=WINDOW_DAYS)
             for f in facts:
                 ex.register_account(f)
@@ -133,6 +135,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             decisions = assess_and_decide(ex, model, model.thresholds, ex.drain_dirty(), history_end)
             pure_features.append(t1 - t0)
             pure_total.append(time.perf_counter() - t0)
+            pure_cpu.append(time.process_time() - c0)
 
         t = time.perf_counter()
         async with ctx.sessions() as session:
@@ -146,12 +149,13 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         t = time.perf_counter()
         first = await run_risk_scoring(ctx, now_ms=history_end, model=model)
         first_s = time.perf_counter() - t
-        again = []
+        again, again_cpu = [], []
         for _ in range(args.repeat):
             ctx.risk_state = None
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             run = await run_risk_scoring(ctx, now_ms=history_end, model=model)
             again.append(time.perf_counter() - t)
+            again_cpu.append(time.process_time() - c)
             assert run.applied == [] and run.events == len(events)
 
         # Incremental: each slice is logged, then one pass reads it. The baseline continues an in-memory
@@ -162,20 +166,23 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         pure_extractor.observe_all(events)
         pure_extractor.drain_dirty()
         incremental, pure_incremental, new_events = [], [], 0
+        incremental_cpu, pure_incremental_cpu = [], []
         for end, new, pure_new in zip(slice_ends, slices, pure_slices, strict=True):
             async with ctx.sessions() as session, session.begin():
                 await metadata.record_many(ctx, session, new)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             run = await run_risk_scoring(ctx, now_ms=end, model=model)
             incremental.append(time.perf_counter() - t)
+            incremental_cpu.append(time.process_time() - c)
             assert run.events == len(new)
             new_events += len(new)
             scored = set(getattr(ctx.risk_state, "last_active_ms", {}))
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             pure_extractor.observe_all(pure_new)
             pure_extractor.drain_dirty()
             assess_and_decide(pure_extractor, model, model.thresholds, scored, end)
             pure_incremental.append(time.perf_counter() - t)
+            pure_incremental_cpu.append(time.process_time() - c)
 
     n = len(events)
     per10k = 10_000 / n
@@ -199,11 +206,17 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "baseline_pure_pipeline_ms_per_10k_events": round(pure_s * per10k * 1000, 1),
         "ratio_server_to_pure_features": round(server_s / features_s, 2),
         "ratio_server_to_pure_pipeline": round(server_s / pure_s, 2),
+        "cpu_ratio_server_to_pure_pipeline": round(
+            statistics.median(again_cpu) / statistics.median(pure_cpu), 2
+        ),
         "incremental_passes": args.repeat,
         "incremental_new_events_per_pass": round(new_events / args.repeat),
         "incremental_server_ms_per_pass": round(statistics.median(incremental) * 1000, 1),
         "incremental_baseline_pure_ms_per_pass": round(statistics.median(pure_incremental) * 1000, 1),
         "ratio_incremental_server_to_pure": round(sum(incremental) / sum(pure_incremental), 2),
+        "incremental_server_cpu_ms_per_pass": round(statistics.median(incremental_cpu) * 1000, 1),
+        "incremental_baseline_pure_cpu_ms_per_pass": round(statistics.median(pure_incremental_cpu) * 1000, 1),
+        "cpu_ratio_incremental_server_to_pure": round(sum(incremental_cpu) / sum(pure_incremental_cpu), 2),
         "fill_database_s": round(fill_s, 1),
         "repeat": args.repeat,
         "python": platform.python_version(),
