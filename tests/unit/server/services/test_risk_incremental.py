@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert
 
-from vigil.safety.behavior.events import MetadataEvent
+from vigil.protocol.wire import AgeBand, MessageKind
+from vigil.safety.behavior.events import AccountFacts, MessageSent, MetadataEvent, UserId
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import UserRow
+from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.services import metadata
 from vigil.server.services.risk import RiskRun, run_risk_scoring
 from vigil.server.settings import Settings
@@ -19,6 +20,13 @@ from vigil.sim.population import build_population
 from vigil.sim.scenario import default_scenario
 
 DAY_MS = 86_400_000
+
+
+async def _id_of(ctx: ServerContext, username: str) -> int:
+    async with ctx.sessions() as session:
+        user = await UserRepository(session).by_username(username)
+    assert user is not None
+    return user.id
 
 
 class _Collect:
@@ -33,9 +41,9 @@ def _decided(run: RiskRun) -> list[tuple[str, str, float]]:
     return sorted((d.user, d.level.value, round(d.assessment.score, 9)) for d in run.decisions)
 
 
-async def test_a_pass_reads_only_new_events_and_decides_as_a_full_pass(tmp_path: Path) -> None:
+def _population(days: int) -> tuple[int, list[AccountFacts], list[MetadataEvent]]:
     scenario = default_scenario().with_overrides(
-        days=6, history_days=6, population={"minors": 60, "adults": 80}
+        days=days, history_days=days, population={"minors": 60, "adults": 80}
     )
     rng = np.random.default_rng(7)
     sink = _Collect()
@@ -44,40 +52,75 @@ async def test_a_pass_reads_only_new_events_and_decides_as_a_full_pass(tmp_path:
     generator.emit_history()
     for day in range(scenario.days):
         generator.run_day(day)
-    events = sorted(sink.events, key=lambda e: e.at_ms)
-    middle = scenario.start_ms + 3 * DAY_MS
-    end = scenario.start_ms + scenario.days * DAY_MS
-    first, second = [e for e in events if e.at_ms < middle], [e for e in events if e.at_ms >= middle]
-    assert first and second
+    return scenario.start_ms, list(facts), sorted(sink.events, key=lambda e: e.at_ms)
+
+
+async def _add_accounts(ctx: ServerContext, facts: list[AccountFacts]) -> None:
+    async with ctx.sessions() as session, session.begin():
+        await session.execute(
+            insert(UserRow),
+            [
+                {"username": f.user, "age_band": f.age_band.value, "created_at_ms": f.created_at_ms}
+                for f in facts
+            ],
+        )
+
+
+async def _log(ctx: ServerContext, events: list[MetadataEvent]) -> None:
+    async with ctx.sessions() as session, session.begin():
+        await metadata.record_many(ctx, session, events)
+
+
+async def test_a_pass_reads_only_new_events_and_decides_as_a_full_pass(tmp_path: Path) -> None:
+    start, facts, events = _population(6)
+    middle, end = start + 3 * DAY_MS, start + 6 * DAY_MS
+    first = [e for e in events if e.at_ms < middle]
+    later = [e for e in events if e.at_ms >= middle]
+    assert first and later
+    # The rest arrives in slices, one pass each, and an account created after the first pass (its facts
+    # are read again) reaches minors of the population in the last slice.
+    slice_ms = (end - middle) // 3 + 1
+    slices = [
+        [e for e in later if middle + i * slice_ms <= e.at_ms < middle + (i + 1) * slice_ms] for i in range(3)
+    ]
+    newcomer = AccountFacts(UserId("newcomer"), AgeBand.ADULT, middle + slice_ms)
+    minors = [f.user for f in facts if f.age_band.is_minor][:12]
+    at = middle + 2 * slice_ms + 1000
+    approach: list[MetadataEvent] = [
+        MessageSent(
+            at + i * 60_000, newcomer.user, minor, None, 1, MessageKind.IMAGE if i % 2 else MessageKind.TEXT
+        )
+        for i, minor in enumerate(minors * 3)
+    ]
+    slices[2] = sorted(slices[2] + approach, key=lambda e: e.at_ms)
 
     async with ServerContext.open(Settings(data_dir=tmp_path)) as ctx:
-        async with ctx.sessions() as session, session.begin():
-            await session.execute(
-                insert(UserRow),
-                [
-                    {
-                        "username": f.user,
-                        "age_band": f.age_band.value,
-                        "adult_on": "2000-01-01",
-                        "created_at_ms": f.created_at_ms,
-                    }
-                    for f in facts
-                ],
-            )
-            await metadata.record_many(ctx, session, first)
+        await _add_accounts(ctx, facts)
+        await _log(ctx, first)
         before = await run_risk_scoring(ctx, now_ms=middle)
         assert before.events == len(first)
 
-        async with ctx.sessions() as session, session.begin():
-            await metadata.record_many(ctx, session, second)
-        incremental = await run_risk_scoring(ctx, now_ms=end)
-        assert incremental.events == len(second)  # nothing read twice
-        nothing_new = await run_risk_scoring(ctx, now_ms=end)
-        assert nothing_new.events == 0
+        applied = [(a.user, a.level) for a in before.applied]
+        for i, new in enumerate(slices):
+            if i == 1:
+                await _add_accounts(ctx, [newcomer])
+            await _log(ctx, new)
+            incremental = await run_risk_scoring(ctx, now_ms=middle + (i + 1) * slice_ms)
+            assert incremental.events == len(new)  # nothing read twice
+            applied += [(a.user, a.level) for a in incremental.applied]
+        # Each account moves up each rung once: a later pass finds it at its level.
+        assert applied and len(applied) == len(set(applied))
+        assert any(user == "newcomer" for user, _ in applied)  # registered by a later pass, and acted on
+        nothing_new = await run_risk_scoring(ctx, now_ms=middle + 3 * slice_ms)
+        assert nothing_new.events == 0 and nothing_new.applied == []
+        assert _decided(nothing_new) == _decided(incremental)
 
         ctx.risk_state = None  # a fresh process: reads the whole window
-        full = await run_risk_scoring(ctx, now_ms=end)
-        assert full.events == len(events)
+        full = await run_risk_scoring(ctx, now_ms=middle + 3 * slice_ms)
+        assert full.events == len(events) + len(approach)
         assert _decided(incremental) == _decided(full)
         assert incremental.scored == full.scored
         assert incremental.decisions  # the scenario has accounts worth deciding on
+        assert full.applied == []  # the incremental passes applied everything a full pass decides
+        newcomer_name = metadata.pseudonym_of(ctx, await _id_of(ctx, "newcomer"))
+        assert newcomer_name in incremental.extractor.accounts()
