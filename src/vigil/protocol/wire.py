@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from vigil.protocol.encoding import b64decode, canonical_json
 
 __all__ = [
+    "MAX_ACK_IDS",
     "MAX_CIPHERTEXTS_PER_SEND",
     "MAX_OLM_CIPHERTEXT_BYTES",
     "MAX_WIRE_INT",
@@ -259,8 +260,13 @@ class FetchResponse(_Response):
     more: bool
 
 
+MAX_ACK_IDS = 1000
+
+
 class AckRequest(_Request):
-    delivery_ids: list[Annotated[int, Field(ge=1, le=MAX_WIRE_INT)]] = Field(min_length=1, max_length=1000)
+    delivery_ids: list[Annotated[int, Field(ge=1, le=MAX_WIRE_INT)]] = Field(
+        min_length=1, max_length=MAX_ACK_IDS
+    )
 
 
 class BlobUploaded(_Response):

@@ -4,6 +4,7 @@ nothing a client sent (ciphertext, keys) lands in an error body or a log line.""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -33,7 +34,14 @@ from vigil.server.capacity import (
 )
 from vigil.server.services.messaging import StaleDevicesError
 
-__all__ = ["ERROR_RESPONSES", "documented_errors", "error_response", "install_error_handlers", "status_for"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "documented_errors",
+    "error_response",
+    "install_error_handlers",
+    "status_for",
+    "validation_details",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +114,17 @@ def error_response(
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
-def _validation_details(error: RequestValidationError) -> list[dict[str, Any]]:
+def validation_details(
+    errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """`detail` of a 422: where each error is (`prefix`, e.g. `body`, then the field path) and what it is;
+    never the input."""
     return [
-        {"loc": [str(part) for part in item.get("loc", ())], "msg": str(item.get("msg", "invalid"))}
-        for item in error.errors()
+        {
+            "loc": [*prefix, *(str(part) for part in item.get("loc", ()))],
+            "msg": str(item.get("msg", "invalid")),
+        }
+        for item in errors
     ]
 
 
@@ -130,7 +145,7 @@ async def _on_request_validation(_request: Request, error: Exception) -> JSONRes
     assert isinstance(error, RequestValidationError)
     if any(item.get("type") == "json_invalid" for item in error.errors()):
         return error_response(400, "malformed_json", "the request body is not valid JSON")
-    return error_response(422, "invalid_request", _validation_details(error))
+    return error_response(422, "invalid_request", validation_details(error.errors()))
 
 
 async def _on_http_error(_request: Request, error: Exception) -> JSONResponse:

@@ -1,21 +1,84 @@
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+import pydantic
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from vigil.protocol.wire import MAX_WIRE_INT, AckRequest, FetchResponse, SendAccepted, SendRequest
-from vigil.server.api.deps import AuthDevice, Context
+from vigil.server.api.deps import AuthDevice, Context, bearer_credential
+from vigil.server.api.errors import error_response, validation_details
+from vigil.server.context import ServerContext
 from vigil.server.ratelimit import Limit
 from vigil.server.services import messaging
+from vigil.server.services.accounts import authenticate
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
 
-@router.post("", status_code=202)
 async def send(request: SendRequest, ctx: Context, device: AuthDevice) -> SendAccepted:
     await ctx.limiter.hit(Limit.SENDS_PER_DEVICE, device.device_id)
     return await messaging.send_message(ctx, device, request)
+
+
+async def _serve_send(http: Request) -> Response:
+    """`send` without FastAPI's per-request machinery (dependency resolution, body validation through
+    python objects, response-model validation: ~18% of the relay's server CPU): the same steps in the
+    same order (authenticate, validate the body, rate limit, send) and the same error answers."""
+    ctx: ServerContext = http.app.state.context
+    device = await authenticate(ctx, bearer_credential(http.headers.get("authorization")))
+    parsed = _send_request(await http.body(), http.headers.get("content-type"))
+    if isinstance(parsed, Response):
+        return parsed
+    accepted = await send(parsed, ctx, device)
+    return Response(accepted.model_dump_json(), status_code=202, media_type="application/json")
+
+
+_NOT_AN_OBJECT = [
+    {"loc": ["body"], "msg": "Input should be a valid dictionary or object to extract fields from"}
+]
+
+
+def _send_request(body: bytes, content_type: str | None) -> SendRequest | Response:
+    """The body as FastAPI would have read it: JSON unless another content type is declared, 400 for
+    JSON that does not parse, 422 naming every field that is wrong."""
+    if not body:
+        return error_response(422, "invalid_request", [{"loc": ["body"], "msg": "Field required"}])
+    if content_type and not _is_json(content_type):
+        return error_response(422, "invalid_request", _NOT_AN_OBJECT)
+    try:
+        return SendRequest.model_validate_json(body)
+    except pydantic.ValidationError as error:
+        errors = error.errors(include_url=False, include_input=False)
+        if any(item["type"] == "json_invalid" for item in errors):
+            return error_response(400, "malformed_json", "the request body is not valid JSON")
+        return error_response(422, "invalid_request", validation_details(errors, prefix=("body",)))
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+class _LeanSendRoute(APIRoute):
+    """Documented from `send`'s signature like every route (OpenAPI, the fuzz test), served by
+    `_serve_send`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return _serve_send
+
+
+router.add_api_route(
+    "",
+    send,
+    methods=["POST"],
+    status_code=202,
+    response_model=SendAccepted,
+    route_class_override=_LeanSendRoute,
+)
 
 
 @router.get("")

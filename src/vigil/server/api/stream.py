@@ -21,12 +21,12 @@ import pydantic
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vigil.errors import AuthenticationError
-from vigil.protocol.wire import AckRequest
+from vigil.protocol.wire import MAX_ACK_IDS, MAX_WIRE_INT, AckRequest
 from vigil.server.api.deps import bearer_credential
 from vigil.server.context import ServerContext
 from vigil.server.delivery import Mailbox
 from vigil.server.services.accounts import AuthenticatedDevice, authenticate
-from vigil.server.services.messaging import acknowledge, fetch_pending_wire
+from vigil.server.services.messaging import acknowledge_ids, fetch_pending_wire
 
 router = APIRouter(tags=["stream"])
 
@@ -85,7 +85,7 @@ async def _read_acks(
             frame = json.loads(text)
             if not isinstance(frame, dict) or frame.get("type") != "ack":
                 raise ValueError("unknown frame type")
-            request = AckRequest.model_validate({"delivery_ids": frame.get("delivery_ids")})
+            delivery_ids = _ack_ids(frame.get("delivery_ids"))
         except (ValueError, pydantic.ValidationError):
             await websocket.send_json(
                 {
@@ -95,8 +95,21 @@ async def _read_acks(
                 }
             )
             continue
-        await acknowledge(ctx, device, request)
-        _acknowledged(pushed, mailbox, request.delivery_ids)
+        await acknowledge_ids(ctx, device.device_id, delivery_ids)
+        _acknowledged(pushed, mailbox, delivery_ids)
+
+
+def _ack_ids(value: object) -> list[int]:
+    """The frame's `delivery_ids` as `AckRequest` reads them. The usual frame (a list of plain ints in
+    range) is checked here without building the model; anything else goes through the model, so the
+    same frames are accepted and refused either way. Raises pydantic.ValidationError."""
+    if (
+        type(value) is list
+        and 0 < len(value) <= MAX_ACK_IDS
+        and all(type(i) is int and 0 < i <= MAX_WIRE_INT for i in value)
+    ):
+        return value
+    return AckRequest.model_validate({"delivery_ids": value}).delivery_ids
 
 
 def _acknowledged(pushed: _Pushed, mailbox: Mailbox, entry_ids: list[int]) -> None:

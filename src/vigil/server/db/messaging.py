@@ -4,7 +4,7 @@ metadata the server legitimately sees."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -27,7 +27,7 @@ from vigil.protocol.ids import UserId
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
-__all__ = ["MessageRepository", "MessageRow", "PendingEntry", "QueueRow"]
+__all__ = ["AcceptedMessage", "MessageRepository", "MessageRow", "PendingEntry", "QueueRow"]
 
 
 class MessageRow(Base):
@@ -90,14 +90,21 @@ class MessageRepository:
             )
         )
 
-    async def by_client_ids(self, keys: Collection[tuple[int, str]]) -> list[MessageRow]:
-        """The messages with any of these (sender user id, client id) pairs, in one query."""
+    async def by_client_ids(self, keys: Collection[tuple[int, str]]) -> list[AcceptedMessage]:
+        """The messages with any of these (sender user id, client id) pairs, in one Core query (the send
+        batch's duplicate check: usually nothing is found, and no ORM machinery is paid for it)."""
         if not keys:
             return []
-        rows = await self._session.scalars(
-            select(MessageRow).where(tuple_(MessageRow.sender_user_id, MessageRow.client_id).in_(list(keys)))
+        rows = await self._session.execute(
+            select(
+                MessageRow.sender_user_id,
+                MessageRow.client_id,
+                MessageRow.server_ts_ms,
+                MessageRow.device_count,
+                MessageRow.franking_tag,
+            ).where(tuple_(MessageRow.sender_user_id, MessageRow.client_id).in_(padded(list(keys))))
         )
-        return list(rows)
+        return [AcceptedMessage._make(row) for row in rows]
 
     async def add_many(
         self, messages: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]]
@@ -170,7 +177,9 @@ class MessageRepository:
         for start in range(0, len(wanted), DELETE_CHUNK):
             result = await self._session.execute(
                 delete(QueueRow)
-                .where(tuple_(QueueRow.device_id, QueueRow.id).in_(wanted[start : start + DELETE_CHUNK]))
+                .where(
+                    tuple_(QueueRow.device_id, QueueRow.id).in_(padded(wanted[start : start + DELETE_CHUNK]))
+                )
                 .returning(QueueRow.device_id, QueueRow.id)
             )
             deleted.update((str(device_id), int(entry_id)) for device_id, entry_id in result)
@@ -179,6 +188,28 @@ class MessageRepository:
 
 # Two bound parameters a pair: far below every driver's limit.
 DELETE_CHUNK = 4000
+
+T = TypeVar("T")
+
+
+def padded(values: list[T]) -> list[T]:
+    """`values` with its last item repeated up to the next power of two: an IN list of any length then
+    renders as one of a few statements, which the driver prepares once and reuses (asyncpg keeps a
+    bounded cache of prepared statements keyed by their text; every distinct length was a new one)."""
+    size = 1
+    while size < len(values):
+        size *= 2
+    return values + values[-1:] * (size - len(values))
+
+
+class AcceptedMessage(NamedTuple):
+    """What a retried send is answered with."""
+
+    sender_user_id: int
+    client_id: str
+    server_ts_ms: int
+    device_count: int
+    franking_tag: bytes
 
 
 class PendingEntry(NamedTuple):

@@ -7,6 +7,7 @@ most three small indexed queries on the send path, one primary-key lookup on aut
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,15 @@ from vigil.server.db.accounts import StandingRepository, UserRow
 from vigil.server.db.contacts import BlockRepository, ContactRepository
 from vigil.server.db.messaging import MessageRepository
 
-__all__ = ["check_group_add", "check_login", "check_send", "is_connected", "standing_of"]
+__all__ = [
+    "SendParties",
+    "check_group_add",
+    "check_login",
+    "check_send",
+    "check_send_given",
+    "is_connected",
+    "standing_of",
+]
 
 
 async def standing_of(session: AsyncSession, user_id: int) -> Standing:
@@ -52,21 +61,56 @@ async def check_send(
         return
     standing = await standing_of(session, sender_user_id)
     blocked = await BlockRepository(session).exists(recipient.id, sender_user_id)
+    connected = True
+    if AgeBand(recipient.age_band).is_minor:
+        connected = await is_connected(session, sender_user_id, recipient.id)
+    await check_send_given(
+        session,
+        SendParties(
+            sender_user_id, sender_username, recipient.id, UserId(recipient.username), recipient.age_band
+        ),
+        standing,
+        blocked_by_recipient=blocked,
+        connected=connected,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendParties:
+    sender_user_id: int
+    sender_username: UserId
+    recipient_user_id: int
+    recipient_username: UserId
+    recipient_age_band: str
+
+
+async def check_send_given(
+    session: AsyncSession,
+    parties: SendParties,
+    standing: Standing,
+    *,
+    blocked_by_recipient: bool,
+    connected: bool,
+) -> None:
+    """`check_send` with its inputs already looked up (the send path reads them with the recipient, in
+    one query); only a restricted sender's "existing conversation" is looked up here."""
+    if parties.recipient_user_id == parties.sender_user_id:
+        return
     existing = True
     if standing is Standing.RESTRICTED:
         existing = await MessageRepository(session).has_conversation(
-            sender_user_id, sender_username, recipient.id, UserId(recipient.username)
+            parties.sender_user_id,
+            parties.sender_username,
+            parties.recipient_user_id,
+            parties.recipient_username,
         )
-    recipient_is_minor = AgeBand(recipient.age_band).is_minor
-    connected = True
-    if recipient_is_minor:
-        connected = await is_connected(session, sender_user_id, recipient.id)
+    recipient_is_minor = AgeBand(parties.recipient_age_band).is_minor
     refusal = decide_send(
         standing,
-        blocked_by_recipient=blocked,
+        blocked_by_recipient=blocked_by_recipient,
         recipient_is_minor=recipient_is_minor,
         existing_conversation=existing,
-        connected=connected,
+        connected=connected or not recipient_is_minor,
     )
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))

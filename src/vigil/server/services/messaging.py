@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.errors import ConflictError, NotFoundError, ValidationError, VigilError
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.franking import FrankingContext, server_tag
+from vigil.protocol.ids import UserId
 from vigil.protocol.wire import (
     AckRequest,
     Delivery,
@@ -23,11 +24,14 @@ from vigil.protocol.wire import (
     StaleDevices,
 )
 from vigil.safety.behavior.events import MetadataEvent
+from vigil.safety.policy import Standing
 from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import DeviceRepository, DeviceRow, UserRepository, UserRow
+from vigil.server.db.accounts import DeviceRepository
 from vigil.server.db.blobs import BlobRepository, BlobRow
+from vigil.server.db.engine import one_statement_engine
 from vigil.server.db.messaging import MessageRepository, PendingEntry
+from vigil.server.db.sending import Recipient, SendingRepository
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
@@ -35,6 +39,7 @@ from vigil.server.services.keys import device_info
 __all__ = [
     "StaleDevicesError",
     "acknowledge",
+    "acknowledge_ids",
     "committed_delivery",
     "fetch_pending",
     "fetch_pending_wire",
@@ -101,14 +106,13 @@ class _Planned:
 @dataclass(slots=True)
 class _BatchState:
     """What one batch transaction already looked up. Sends change none of it (users, devices, standing,
-    blocks, connections), so a lookup made for an earlier message of the batch holds for a later one.
-    Only passed sender/recipient checks are kept: a refusal is looked up again (a restricted sender's
-    "existing conversation" can start within the batch)."""
+    blocks, connections), so a recipient looked up for an earlier message of the batch holds for a later
+    one. Only recipients whose send check passed are kept: a refusal is looked up again (a restricted
+    sender's "existing conversation" can start within the batch)."""
 
     existing: dict[tuple[int, str], SendAccepted] = field(default_factory=dict)
-    users: dict[str, UserRow] = field(default_factory=dict)
-    allowed: set[tuple[int, int]] = field(default_factory=set)
-    devices: dict[tuple[int, int], dict[int, list[DeviceRow]]] = field(default_factory=dict)
+    allowed: dict[tuple[int, str], Recipient] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)  # of every sender and recipient, by username
 
 
 async def _send_batch(
@@ -142,7 +146,9 @@ async def _send_batch(
                 results.append(accepted)
             if planned:
                 inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
-                await metadata.record_many(ctx, session, [p.event for p in planned if p.event is not None])
+                await metadata.record_many(
+                    ctx, session, [p.event for p in planned if p.event is not None], state.user_ids
+                )
     except Exception:
         if len(items) == 1:
             raise
@@ -216,24 +222,31 @@ async def _prepare(
     previous = state.existing.get((by.user_id, request.id))
     if previous is not None:
         return previous
-    recipient = state.users.get(request.to)
+    recipient = state.allowed.get((by.user_id, request.to))
     if recipient is None:
-        recipient = await UserRepository(session).by_username(request.to)
+        recipient = await SendingRepository(session).recipient(by.user_id, request.to)
         if recipient is None:
             raise NotFoundError(f"no user named {request.to}")
-        state.users[request.to] = recipient
-    if (by.user_id, recipient.id) not in state.allowed:
-        await enforcement.check_send(session, by.user_id, by.username, recipient)
-        state.allowed.add((by.user_id, recipient.id))
-    by_user = state.devices.get((by.user_id, recipient.id))
-    if by_user is None:
-        by_user = await DeviceRepository(session).of_users({recipient.id, by.user_id})
-        state.devices[(by.user_id, recipient.id)] = by_user
-    recipient_devices = by_user[recipient.id]
-    own_devices = [] if recipient.id == by.user_id else by_user[by.user_id]
-    expected = {
-        d.id: _Target(d.id, recipient.username) for d in recipient_devices if d.id != by.device_id
-    } | {d.id: _Target(d.id, by.username) for d in own_devices if d.id != by.device_id}
+        standing = (
+            Standing.ACTIVE if recipient.sender_standing is None else Standing(recipient.sender_standing)
+        )
+        await enforcement.check_send_given(
+            session,
+            enforcement.SendParties(
+                by.user_id, by.username, recipient.user_id, UserId(recipient.username), recipient.age_band
+            ),
+            standing,
+            blocked_by_recipient=recipient.blocked_by_recipient,
+            connected=recipient.connected,
+        )
+        state.allowed[(by.user_id, request.to)] = recipient
+        state.user_ids[by.username] = by.user_id
+        state.user_ids[recipient.username] = recipient.user_id
+    recipient_devices = recipient.device_ids[recipient.user_id]
+    own_devices = [] if recipient.user_id == by.user_id else recipient.device_ids[by.user_id]
+    expected = {d: _Target(d, recipient.username) for d in recipient_devices if d != by.device_id} | {
+        d: _Target(d, by.username) for d in own_devices if d != by.device_id
+    }
     provided = {c.device_id for c in request.ciphertexts}
     if provided != set(expected):
         missing: dict[str, list[str]] = {}
@@ -242,11 +255,12 @@ async def _prepare(
             missing.setdefault(expected[device_id].username, []).append(device_id)
         if provided - set(expected):
             extra[request.to] = sorted(provided - set(expected))
+        by_user = await DeviceRepository(session).of_users({recipient.user_id, by.user_id})
         current: dict[str, list[DeviceInfo]] = {
-            request.to: [device_info(d) for d in recipient_devices if d.id != by.device_id]
+            request.to: [device_info(d) for d in by_user[recipient.user_id] if d.id != by.device_id]
         }
         if own_devices:
-            current[by.username] = [device_info(d) for d in own_devices if d.id != by.device_id]
+            current[by.username] = [device_info(d) for d in by_user[by.user_id] if d.id != by.device_id]
         raise StaleDevicesError(
             StaleDevices(
                 detail="the device list is out of date; encrypt for exactly these devices",
@@ -288,7 +302,7 @@ async def _prepare(
     }
     entries = [{"device_id": d, "message_type": kind, "body": body} for d, (kind, body) in bodies.items()]
     event = None
-    if recipient.id != by.user_id:
+    if recipient.user_id != by.user_id:
         event = metadata.message_event(
             now_ms,
             by.username,
@@ -361,8 +375,13 @@ async def acknowledge(ctx: ServerContext, by: AuthenticatedDevice, request: AckR
     """Deletes acknowledged entries of the caller's own queue; returns how many were deleted. Acking an
     entry twice, or another device's entry, deletes nothing. Concurrent acks (of every socket and
     request) are coalesced into one DELETE per batch."""
+    return await acknowledge_ids(ctx, by.device_id, request.delivery_ids)
+
+
+async def acknowledge_ids(ctx: ServerContext, device_id: str, delivery_ids: Sequence[int]) -> int:
+    """`acknowledge` for ids already checked (`AckRequest`'s bounds)."""
     batcher: _AckBatcher = ctx.batchers.get("ack", lambda items: _ack_batch(ctx, items))
-    return await batcher.submit((by.device_id, tuple(request.delivery_ids)))
+    return await batcher.submit((device_id, tuple(delivery_ids)))
 
 
 _AckBatcher = Batcher[tuple[str, tuple[int, ...]], int]
@@ -372,7 +391,12 @@ async def _ack_batch(
     ctx: ServerContext, items: Sequence[tuple[str, tuple[int, ...]]]
 ) -> list[int | Exception]:
     pairs = {(device_id, entry_id) for device_id, ids in items for entry_id in ids}
-    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+    # One DELETE per DELETE_CHUNK pairs, each atomic and idempotent: no transaction around them.
+    async with (
+        write_lock(ctx.engine),
+        ctx.sessions(bind=one_statement_engine(ctx.engine)) as session,
+        session.begin(),
+    ):
         deleted = await MessageRepository(session).delete_entries_of(pairs)
     # Each caller counts its own deletions; a pair acked twice in one batch counts for the first caller.
     results: list[int | Exception] = []

@@ -174,18 +174,29 @@ async def record(ctx: ServerContext, session: AsyncSession, event: MetadataEvent
     await record_many(ctx, session, [event])
 
 
-async def record_many(ctx: ServerContext, session: AsyncSession, events: Sequence[MetadataEvent]) -> None:
+async def record_many(
+    ctx: ServerContext,
+    session: AsyncSession,
+    events: Sequence[MetadataEvent],
+    user_ids: Mapping[str, int] | None = None,
+) -> None:
     """Adds the events to the log in the caller's transaction with one Core statement (a send batch's
     events: the ORM unit of work cost more than the insert), each account named by its pseudonym.
+    `user_ids` are account ids the caller already holds, by username (the others are looked up).
     Raises ValidationError when an event names no account."""
     if not events:
         return
     rows = [values_of_event(e) for e in events]
     names = {r["actor"] for r in rows} | {r["target"] for r in rows if r["target"] is not None}
-    found = await session.execute(select(UserRow.username, UserRow.id).where(UserRow.username.in_(names)))
-    pseudonym_of_name = {name: pseudonym(ctx.pseudonym_key, user_id) for name, user_id in found.all()}
-    if missing := names - pseudonym_of_name.keys():
+    ids = {name: user_ids[name] for name in names if user_ids is not None and name in user_ids}
+    if unknown := names - ids.keys():
+        found = await session.execute(
+            select(UserRow.username, UserRow.id).where(UserRow.username.in_(unknown))
+        )
+        ids.update({str(name): int(user_id) for name, user_id in found.all()})
+    if missing := names - ids.keys():
         raise ValidationError(f"metadata event names {len(missing)} unknown account(s)")
+    pseudonym_of_name = {name: pseudonym(ctx.pseudonym_key, user_id) for name, user_id in ids.items()}
     for row in rows:
         row["actor"] = pseudonym_of_name[row["actor"]]
         if row["target"] is not None:
