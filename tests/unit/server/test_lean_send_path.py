@@ -1,0 +1,173 @@
+"""The lean relay path (issue 12): the one-query recipient lookup against the rows it replaces, the
+hand-written body and ack parsing against the models they stand in for, and IN-list padding."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+from live_server import create_postgres_database, drop_postgres_database, require_backend
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.protocol.wire import AckRequest, SendRequest
+from vigil.server.api.messages import _send_request
+from vigil.server.api.stream import _ack_ids
+from vigil.server.db.accounts import DeviceRepository, DeviceRow, StandingRepository, UserRepository, UserRow
+from vigil.server.db.contacts import BlockRepository, ContactRepository
+from vigil.server.db.engine import create_engine, migrate, session_factory
+from vigil.server.db.messaging import padded
+from vigil.server.db.sending import SendingRepository
+
+T0 = 1_800_000_000_000
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def session(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncSession]:
+    require_backend(request.param)
+    database = None
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sending.db'}"
+    if request.param == "postgres":
+        database, url = create_postgres_database()
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+        async with session_factory(engine)() as session, session.begin():
+            yield session
+    finally:
+        await engine.dispose()
+        if database is not None:
+            drop_postgres_database(database)
+
+
+async def _user(session: AsyncSession, name: str, band: str, devices: int) -> UserRow:
+    user = await UserRepository(session).add(UserRow(username=name, age_band=band, created_at_ms=T0))
+    for i in range(devices):
+        await DeviceRepository(session).add(
+            DeviceRow(
+                id=f"{name}-d{i}",
+                user_id=user.id,
+                curve25519="c",
+                ed25519="e",
+                signature="s",
+                credential_sha256=b"x" * 32,
+                created_at_ms=T0 + (devices - i),  # registration order is not the id order
+            )
+        )
+    return user
+
+
+async def test_recipient_in_one_query_matches_the_separate_lookups(session: AsyncSession) -> None:
+    adult = await _user(session, "adult", "adult", 2)
+    minor = await _user(session, "minor", "13-15", 1)
+    deviceless = await _user(session, "deviceless", "adult", 0)
+    sending = SendingRepository(session)
+
+    assert await sending.recipient(adult.id, "nobody") is None
+    found = await sending.recipient(adult.id, "minor")
+    assert found is not None
+    assert (found.user_id, found.username, found.age_band) == (minor.id, "minor", "13-15")
+    assert (found.sender_standing, found.blocked_by_recipient, found.connected) == (None, False, False)
+    assert found.device_ids == {minor.id: ["minor-d0"], adult.id: ["adult-d1", "adult-d0"]}
+
+    await BlockRepository(session).add(minor.id, adult.id, T0)
+    ContactRepository(session).connect(minor.id, adult.id, T0)
+    await StandingRepository(session).set(adult.id, "restricted", T0)
+    await session.flush()
+    found = await sending.recipient(adult.id, "minor")
+    assert found is not None
+    assert (found.sender_standing, found.blocked_by_recipient, found.connected) == ("restricted", True, True)
+    # The other direction: the block and the standing are the sender's, the connection is symmetric.
+    back = await sending.recipient(minor.id, "adult")
+    assert back is not None
+    assert (back.sender_standing, back.blocked_by_recipient, back.connected) == (None, False, True)
+
+    empty = await sending.recipient(minor.id, "deviceless")
+    assert empty is not None and empty.device_ids == {deviceless.id: [], minor.id: ["minor-d0"]}
+    own = await sending.recipient(adult.id, "adult")
+    assert own is not None and own.device_ids == {adult.id: ["adult-d1", "adult-d0"]}
+
+
+GOOD = {
+    "id": "0b6f7f2e-3f8c-4c7e-9d8e-2b7f3c9d1a11",
+    "to": "bob",
+    "kind": "text",
+    "commitment": "Y" * 43 + "=",
+    "ciphertexts": [{"device_id": "dev", "type": 1, "body": "b3BhcXVl"}],
+}
+
+
+def _answer(parsed: SendRequest | Any) -> tuple[int, dict[str, Any]]:
+    assert not isinstance(parsed, SendRequest)
+    return parsed.status_code, json.loads(parsed.body)
+
+
+def test_send_body_parsed_as_fastapi_did() -> None:
+    assert _send_request(json.dumps(GOOD).encode(), "application/json") == SendRequest.model_validate(GOOD)
+    assert isinstance(_send_request(json.dumps(GOOD).encode(), None), SendRequest)
+    assert isinstance(
+        _send_request(json.dumps(GOOD).encode(), "application/vnd.x+json; charset=utf-8"), SendRequest
+    )
+
+    status, body = _answer(_send_request(b"", "application/json"))
+    assert (status, body["error"], body["detail"][0]["loc"]) == (422, "invalid_request", ["body"])
+    status, body = _answer(_send_request(json.dumps(GOOD).encode(), "text/plain"))
+    assert (status, body["error"]) == (422, "invalid_request")
+    status, body = _answer(_send_request(b"{not json", "application/json"))
+    assert (status, body) == (
+        400,
+        {"error": "malformed_json", "detail": "the request body is not valid JSON"},
+    )
+    status, body = _answer(_send_request(json.dumps({**GOOD, "kind": "video-call", "x": 1}).encode(), None))
+    assert status == 422 and body["error"] == "invalid_request"
+    assert sorted(d["loc"] for d in body["detail"]) == [["body", "kind"], ["body", "x"]]
+    # Nothing the client sent is echoed back.
+    secret = "c2VjcmV0c2VjcmV0c2VjcmV0"
+    status, body = _answer(
+        _send_request(
+            json.dumps({**GOOD, "ciphertexts": [{"device_id": secret, "type": 7, "body": secret}]}).encode(),
+            None,
+        )
+    )
+    assert status == 422 and secret not in json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [1, 2, 3],
+        [2**63 - 1],
+        [],
+        [0],
+        [-1],
+        [2**63],
+        ["5"],
+        [5.0],
+        [True],
+        None,
+        "1",
+        list(range(1, 1002)),
+        [{"a": 1}],
+    ],
+)
+def test_ack_ids_accept_and_refuse_as_the_model_does(ids: object) -> None:
+    try:
+        expected: list[int] | None = AckRequest.model_validate({"delivery_ids": ids}).delivery_ids
+    except pydantic.ValidationError:
+        expected = None
+    try:
+        got: list[int] | None = _ack_ids(ids)
+    except pydantic.ValidationError:
+        got = None
+    assert got == expected
+
+
+def test_padded_in_lists_come_in_powers_of_two() -> None:
+    assert padded([]) == []
+    assert padded([7]) == [7]
+    assert padded([1, 2, 3]) == [1, 2, 3, 3]
+    assert len(padded(list(range(1000)))) == 1024
+    assert set(padded(list(range(1000)))) == set(range(1000))
