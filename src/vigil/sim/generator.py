@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -54,7 +54,7 @@ _BUCKET_BY_CODE = (0, 4, 5)
 _TEXT = MessageKind.TEXT
 _IMAGE = MessageKind.IMAGE
 IntArray = npt.NDArray[np.int64]
-_BENIGN_ADULT_ROLES = frozenset({Role.ADULT, Role.PARENT, Role.RELATIVE, Role.COACH})
+_BENIGN_ADULT_ROLES = frozenset({Role.ADULT, Role.PARENT, Role.RELATIVE, Role.COACH, Role.MENTOR})
 
 
 class Enforcement(Protocol):
@@ -109,6 +109,19 @@ class _GroomerPlan:
         self.joined_at = -1
 
 
+class _Tending(NamedTuple):
+    """How an abuser keeps up its private conversations with victims (groomers and insiders)."""
+
+    messages_per_day: float
+    reply_ratio: float
+    night_share: float
+    media_share: float
+    victim_media_prob: float
+    known_image_prob: float
+    block_prob: float
+    report_prob: float
+
+
 class EventGenerator:
     """Generates the scenario's events. Pure given the RNG; all output goes to `sink`."""
 
@@ -135,16 +148,29 @@ class EventGenerator:
         self.older_minors = np.array(
             [i for i in self.minors.tolist() if pop.bands[i] is AgeBand.TEEN_16_17], dtype=np.int64
         )
-        benign_adults = (Role.ADULT, Role.PARENT, Role.RELATIVE, Role.RING_MEMBER, Role.GROOMER, Role.COACH)
-        self.adults = np.array([i for i, r in enumerate(pop.roles) if r in benign_adults], dtype=np.int64)
+        adult_roles = (
+            Role.ADULT,
+            Role.PARENT,
+            Role.RELATIVE,
+            Role.RING_MEMBER,
+            Role.GROOMER,
+            Role.COACH,
+            Role.MENTOR,
+            Role.INSIDER,
+        )
+        self.adults = np.array([i for i, r in enumerate(pop.roles) if r in adult_roles], dtype=np.int64)
         self.is_minor = np.array([r is Role.MINOR for r in pop.roles])
 
-        # Static DM graph: every pre-existing tie except coach-pupil (the coach agent drives those).
-        coach = np.array([r is Role.COACH for r in pop.roles])
+        # Static DM graph: every pre-existing tie except coach-pupil and mentor-pupil (their own agents
+        # drive those). A coach who is an insider keeps coaching.
+        coach = np.zeros(n, dtype=np.bool_)
+        coach[[t.coach for t in pop.teams]] = True
+        driven = coach.copy()
+        driven[list(pop.mentor_pupils)] = True
         pairs = [
             (a, b)
             for a, b in pop.edges
-            if not ((coach[a] and self.is_minor[b]) or (coach[b] and self.is_minor[a]))
+            if not ((driven[a] and self.is_minor[b]) or (driven[b] and self.is_minor[a]))
         ]
         src = np.array([a for a, b in pairs] + [b for a, b in pairs], dtype=np.int64)
         dst = np.array([b for a, b in pairs] + [a for a, b in pairs], dtype=np.int64)
@@ -230,6 +256,13 @@ class EventGenerator:
                 age = int(rng.integers(lo, hi, endpoint=True))
                 self.created[i] = self.start + first * DAY_MS - age * DAY_MS - int(rng.integers(0, DAY_MS))
         self._team_joins: list[tuple[int, int]] = []
+        self.pupils = {m: list(kids) for m, kids in pop.mentor_pupils.items()}
+        self._pupil_joins: list[tuple[int, int]] = []
+        # Insiders turn on one or two of the minors they already know, from a day in the run on.
+        self.insider_start: dict[int, int] = {
+            who: int(rng.integers(0, max(1, sc.days - 1))) for who in pop.insider_minors
+        }
+        self.insider_victims: dict[int, list[_Victim]] = {who: [] for who in pop.insider_minors}
 
     # ------------------------------------------------------------------------------------- plumbing
     def account_facts(self) -> list[AccountFacts]:
@@ -419,11 +452,16 @@ class EventGenerator:
             team = next(t for t in self.pop.teams if t.coach == coach_idx)
             team.members.append(kid)
         self._team_joins = []
+        for mentor, kid in self._pupil_joins:
+            self.pupils[mentor].append(kid)
+        self._pupil_joins = []
         self._benign_dms(base)
         self._group_messages(base)
         self._benign_new_ties(base)
         self._coaches(base)
+        self._mentors(base)
         self._groomers(base)
+        self._insiders(day, base)
         self._sextortion(day, base)
         return self._flush()
 
@@ -606,6 +644,91 @@ class EventGenerator:
             frm = rng.choice(members, size=m)
             self._messages(self._times(m, base, 0.05), frm, np.full(m, c), self._kinds(m, 0.05))
 
+    def _mentors(self, base: int) -> None:
+        """Tutors, youth workers, new-club coaches: each week a new pupil or member they share no contact
+        with (sometimes met through a parent, sometimes in an interest group joined by link, as a group-first
+        groomer would), then regular daytime sessions. Benign: this is the honest hard case for features
+        that count new contact with unknown minors."""
+        rng, mc = self.rng, self.sc.mentors
+        for m, pupils in self.pupils.items():
+            if self.created[m] > base:
+                continue
+            allowed = self.enforcement.may_contact_minors(m)
+            if allowed and len(self.minors) and rng.random() < mc.new_minors_per_week / 7:
+                t = int(self._times(1, base, 0.0)[0])
+                kid = -1
+                if self.interest_group_ids and rng.random() < mc.via_group_share:
+                    index = int(rng.integers(len(self.interest_group_ids)))
+                    self._join_interest_group(m, index, t - 2 * HOUR_MS)
+                    young = self._interest_minors(index)
+                    if young:
+                        kid = young[int(rng.integers(len(young)))]
+                if kid < 0:
+                    kid = int(rng.choice(self.minors))
+                if kid not in pupils:
+                    for par in self.pop.parents_of.get(kid, [])[:1]:
+                        if rng.random() < mc.parent_first_prob:
+                            self._request(t - HOUR_MS, m, par, RequestOutcome.ACCEPTED, t - 30 * MIN_MS)
+                    outcome = self._outcome(mc.accept_prob, (1 - mc.accept_prob) / 2)
+                    ta = t + self._answer_delay(outcome)
+                    self._request(t, m, kid, outcome, ta)
+                    if outcome is RequestOutcome.ACCEPTED:
+                        for j in range(1 + int(rng.poisson(2))):
+                            self._dm(ta + (j + 1) * 9 * MIN_MS, m, kid)
+                            self._dm(ta + (j + 1) * 9 * MIN_MS + 2 * MIN_MS, kid, m)
+                        self._pupil_joins.append((m, kid))
+            if not pupils or not allowed:
+                continue
+            to = np.array(pupils, dtype=np.int64)
+            n = int(rng.poisson(len(to) * mc.messages_per_pupil_per_day))
+            self._messages(
+                self._times(n, base, mc.night_share),
+                np.full(n, m),
+                rng.choice(to, size=n),
+                self._kinds(n, mc.media_share),
+            )
+            k = int(rng.poisson(n * mc.pupil_reply_ratio))
+            self._messages(
+                self._times(k, base, mc.night_share),
+                rng.choice(to, size=k),
+                np.full(k, m),
+                self._kinds(k, 0.1),
+            )
+
+    def _insiders(self, day: int, base: int) -> None:
+        """Relatives and coaches who abuse a tie they already have: no request, no new contact; the
+        conversation with one or two minors they know intensifies, moves toward the night and escalates."""
+        rng, ins = self.rng, self.sc.insiders
+        tending = _Tending(
+            ins.messages_per_victim_per_day,
+            ins.victim_reply_ratio,
+            ins.night_share,
+            ins.media_share,
+            ins.victim_media_prob_per_day,
+            0.0,
+            ins.block_prob_per_day,
+            ins.report_prob,
+        )
+        for who, first in self.insider_start.items():
+            if day < first:
+                continue
+            victims = self.insider_victims[who]
+            known = self.pop.insider_minors[who]
+            if day == first and known:
+                k = min(len(known), int(rng.integers(ins.victims[0], ins.victims[1], endpoint=True)))
+                t = int(self._times(1, base, 0.0)[0])
+                lo, hi = ins.escalation_days
+                for kid in rng.choice(known, size=k, replace=False).tolist():
+                    victims.append(_Victim(int(kid), t, t + int(rng.integers(lo * DAY_MS, hi * DAY_MS + 1))))
+                if victims and self.enforcement.may_contact_minors(who):
+                    self.harm_start[who] = t
+                    self.engaged[who] = t
+            self._suppress = not self.enforcement.may_contact_minors(who)
+            try:
+                self._tend(who, victims, base, base + DAY_MS, tending)
+            finally:
+                self._suppress = False
+
     def _new_team_member(self, school: int, members: list[int]) -> int | None:
         rng = self.rng
         if rng.random() < self.sc.coaches.cross_school_share or not members:
@@ -676,26 +799,47 @@ class EventGenerator:
                 self._block(
                     ta + MIN_MS, kid, g, ReportReason.GROOMING if rng.random() < gb.report_prob else None
                 )
+        self._tend(
+            g,
+            victims,
+            base,
+            day_end,
+            _Tending(
+                plan.messages_per_day,
+                gb.victim_reply_ratio,
+                plan.night_share,
+                gb.media_share,
+                gb.victim_media_prob_per_day,
+                gb.known_image_prob_per_day,
+                gb.block_prob_per_day,
+                gb.report_prob,
+            ),
+        )
+
+    def _tend(self, g: int, victims: list[_Victim], base: int, day_end: int, p: _Tending) -> None:
+        """A day of an abuser's private conversations with its victims: messages both ways, escalation
+        (enticement), coerced and known images, and the victim's block (with a report, sometimes)."""
+        rng = self.rng
         for v in victims:
             if v.blocked or v.accepted_at >= day_end:
                 continue
             lo = max(base, v.accepted_at + MIN_MS)
-            n = int(rng.poisson(plan.messages_per_day))
-            times = np.maximum(self._times(n, base, plan.night_share), lo)
-            self._messages(times, np.full(n, g), np.full(n, v.kid), self._kinds(n, gb.media_share))
-            m = int(rng.poisson(n * gb.victim_reply_ratio))
-            times = np.maximum(self._times(m, base, plan.night_share), lo + MIN_MS)
+            n = int(rng.poisson(p.messages_per_day))
+            times = np.maximum(self._times(n, base, p.night_share), lo)
+            self._messages(times, np.full(n, g), np.full(n, v.kid), self._kinds(n, p.media_share))
+            m = int(rng.poisson(n * p.reply_ratio))
+            times = np.maximum(self._times(m, base, p.night_share), lo + MIN_MS)
             self._messages(times, np.full(m, v.kid), np.full(m, g), np.zeros(m, dtype=np.int64))
             if v.escalate_at < day_end:
-                at = max(lo, v.escalate_at, int(self._times(1, base, plan.night_share)[0]))
+                at = max(lo, v.escalate_at, int(self._times(1, base, p.night_share)[0]))
                 if not v.escalated:
                     v.escalated = True
                     self._dm(at, g, v.kid)
                     self._log(IncidentType.ENTICEMENT, at, g, v.kid, image=False)
-                if rng.random() < gb.victim_media_prob_per_day:
+                if rng.random() < p.victim_media_prob:
                     self._dm(at + MIN_MS, v.kid, g, _IMAGE)
                     self._log(IncidentType.COERCED_NEW_IMAGE, at + MIN_MS, g, v.kid, image=True, sender=v.kid)
-                if rng.random() < gb.known_image_prob_per_day:
+                if rng.random() < p.known_image_prob:
                     self._dm(at + 2 * MIN_MS, g, v.kid, _IMAGE)
                     self._log(
                         IncidentType.KNOWN_IMAGE_SHARED,
@@ -705,11 +849,11 @@ class EventGenerator:
                         image=True,
                         hash_matchable=True,
                     )
-            if rng.random() < gb.block_prob_per_day:
+            if rng.random() < p.block_prob:
                 v.blocked = True
-                at = max(lo, int(self._times(1, base, plan.night_share)[0]))
-                reason = ReportReason.GROOMING if v.escalated and rng.random() < gb.report_prob else None
-                if reason is None and rng.random() < gb.report_prob / 3:
+                at = max(lo, int(self._times(1, base, p.night_share)[0]))
+                reason = ReportReason.GROOMING if v.escalated and rng.random() < p.report_prob else None
+                if reason is None and rng.random() < p.report_prob / 3:
                     reason = ReportReason.HARASSMENT  # an early block rarely names grooming
                 self._block(at, v.kid, g, reason)
 

@@ -33,15 +33,17 @@ class Role(enum.StrEnum):
     GROOMER = "groomer"
     SEXTORTION = "sextortion"
     RING_MEMBER = "ring_member"
+    MENTOR = "mentor"  # tutor, youth worker, coach at a new club: new contact with unknown minors, benign
+    INSIDER = "insider"  # a relative or coach who abuses an existing tie
 
     @property
     def harmful_to_minors(self) -> bool:
         """Ground-truth label: ring members share abuse images, so they count as harmful too (before,
         rings were scored as benign)."""
         match self:
-            case Role.GROOMER | Role.SEXTORTION | Role.RING_MEMBER:
+            case Role.GROOMER | Role.SEXTORTION | Role.RING_MEMBER | Role.INSIDER:
                 return True
-            case Role.MINOR | Role.ADULT | Role.PARENT | Role.RELATIVE | Role.COACH:
+            case Role.MINOR | Role.ADULT | Role.PARENT | Role.RELATIVE | Role.COACH | Role.MENTOR:
                 return False
 
 
@@ -86,6 +88,8 @@ class Population:
     replaces: dict[int, int] = field(default_factory=dict)  # dormant replacement -> original account
     aged_sextortion: set[int] = field(default_factory=set)
     children_of: dict[int, list[int]] = field(default_factory=dict)
+    mentor_pupils: dict[int, list[int]] = field(default_factory=dict)  # mentor -> pupils (history ties)
+    insider_minors: dict[int, list[int]] = field(default_factory=dict)  # insider -> minors it is tied to
 
     def index_range(self, role: Role) -> list[int]:
         return [i for i, r in enumerate(self.roles) if r is role]
@@ -321,6 +325,44 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
         if rng.random() < sc.detection.offender_modified_client_share:
             modified.add(who)
 
+    # Mentors (tutors, youth workers, new-club coaches) come last so every other index stays put: an
+    # ordinary adult life and a few pupils from before the run.
+    mentor_pupils: dict[int, list[int]] = {}
+    for _ in range(round(sc.population.mentor_share * n_ad)):
+        who = len(roles)
+        roles.append(Role.MENTOR)
+        bands.append(AgeBand.ADULT)
+        created = np.append(created, start - int(rng.integers(sc.history_days + 30, 3 * 365)) * DAY_MS)
+        school_of = np.append(school_of, -1)
+        class_of = np.append(class_of, -1)
+        adult_friends(who, sc.adults.friends)
+        lo_p, hi_p = sc.mentors.pupils_at_start
+        pupils = (
+            [int(k) for k in rng.choice(n_min, size=int(rng.integers(lo_p, hi_p, endpoint=True)))]
+            if n_min
+            else []
+        )
+        mentor_pupils[who] = sorted(set(pupils))
+        edges += [(who, kid) for kid in mentor_pupils[who]]
+
+    # Insiders: relatives or coaches who abuse a tie they already have (ground truth changes, ties stay).
+    insider_minors: dict[int, list[int]] = {}
+    minor_ties: dict[int, list[int]] = {}
+    for a, b in edges:
+        if roles[a] is Role.RELATIVE and b < n_min:
+            minor_ties.setdefault(a, []).append(b)
+    coach_ties = {team.coach: list(team.members) for team in teams if team.members}
+    relatives_pool = [int(x) for x in rng.permutation(sorted(minor_ties))]
+    coaches_pool = [int(x) for x in rng.permutation(sorted(coach_ties))]
+    for _ in range(round(sc.population.insider_share * n_ad)):
+        wants_coach = bool(rng.random() < sc.insiders.coach_share)
+        pool = coaches_pool if (wants_coach and coaches_pool) or not relatives_pool else relatives_pool
+        if not pool:
+            break
+        who = pool.pop()
+        insider_minors[who] = sorted(set((coach_ties if pool is coaches_pool else minor_ties)[who]))
+        roles[who] = Role.INSIDER
+
     # Benign adults who join during the run: their ties (edges) form after they join.
     new_accounts: set[int] = set()
     for a in range(first_adult, first_adult + n_ad):
@@ -362,6 +404,10 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
         if n_min + n_ad + n_co <= who and who not in in_hobby and adult_groups:
             adult_groups[int(rng.integers(len(adult_groups)))].append(int(who))
 
+    if len(ids) != len(roles):
+        # Mentors were appended: shuffle every id again so an id still says nothing about its role.
+        ids = [UserId(f"u{int(k):07d}") for k in rng.permutation(len(roles))]
+
     # Dedupe undirected ties, keep the first requester.
     seen: set[tuple[int, int]] = set()
     uniq: list[tuple[int, int]] = []
@@ -393,6 +439,8 @@ def build_population(sc: Scenario, rng: np.random.Generator) -> Population:
         group_first_group=group_first_group,
         replaces=replaces,
         aged_sextortion=aged_sextortion,
+        mentor_pupils=mentor_pupils,
+        insider_minors=insider_minors,
         children_of={
             par: [k for k, ps in parents_of.items() if par in ps] for par in {a for a, _ in parent_child}
         },

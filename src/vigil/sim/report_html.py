@@ -179,6 +179,32 @@ def render_html(runs: Sequence[RunScore], agg: Mapping[str, Any]) -> str:
             "hours from first report to restriction",
             (0, 6, 12, 24, 48),
         ),
+        "<p>A minor's grooming or sextortion report, per role of the reported account: how many were "
+        "reviewed, the longest wait from the first report to review, and how many accounts were restricted "
+        "(median hours from the first report, by any channel).</p>",
+        _table(
+            (
+                "reported role",
+                "accounts reported",
+                "reviewed",
+                "longest wait (h)",
+                "restricted",
+                "median (h)",
+            ),
+            [
+                (
+                    role,
+                    row["reported"],
+                    row["reviewed"],
+                    "-" if row["max_hours_to_review"] is None else f"{row['max_hours_to_review']:.1f}",
+                    row["restricted"],
+                    "-"
+                    if row["median_hours_to_restriction"] is None
+                    else f"{row['median_hours_to_restriction']:.1f}",
+                )
+                for role, row in agg.get("report_to_review", {}).items()
+            ],
+        ),
         "<h2>False alarms at restriction per week</h2>",
         "<p>Share of each benign group first restricted in that week (week 1 includes warm-up).</p>",
         _weekly_chart(agg["weekly_false_alarms"], "false alarms per week"),

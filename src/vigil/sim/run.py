@@ -7,6 +7,8 @@ Output directory layout (read back by `vigil.sim.score`):
                       (what only the simulator knows)
   incidents.jsonl     the incident log (`vigil.sim.incidents`): every harmful act, prevented ones marked
   events.jsonl        the metadata event log (if `write_events`), one compact record a line
+  reviews.jsonl       every review of a minor's grooming or sextortion report: account, report time, review
+                      time, outcome (`restricted`, `no action`, `already acted on`)
   actions.jsonl       every escalation Vigil decided: user, level, time, score, reasons, minors notified,
                       source (`risk`: the model; `review`: a reviewer acting on a minor's report)
   summary.json        counts and timings
@@ -67,6 +69,7 @@ class SimulationResult:
     events: int
     seconds: float
     reports: list[ReportFiled]
+    reviews: list[tuple[UserId, int, int, str]]
 
 
 class _Pipeline:
@@ -101,6 +104,8 @@ class _Pipeline:
         self.review_after_ms = review_after_ms
         self.reviewer_restricts = reviewer_restricts
         self.reviews: list[tuple[int, UserId]] = []
+        # Every review the reviewer did: (account, report time, review time, outcome).
+        self.reviewed: list[tuple[UserId, int, int, str]] = []
         self.reports: list[ReportFiled] = []
 
     def emit(self, event: MetadataEvent) -> None:
@@ -132,11 +137,15 @@ class _Pipeline:
             return
         self.reviews = [(at, user) for at, user in self.reviews if at > now_ms]
         for at, user in sorted(due):
+            reported_at = at - (self.review_after_ms or 0)
             previous = self.level.get(user, ProtectiveAction.NONE)
             if previous.severity >= ProtectiveAction.OPEN_CASE.severity:
+                self.reviewed.append((user, reported_at, at, "already acted on"))
                 continue
             if self.reviewer_restricts is None or not self.reviewer_restricts(user):
+                self.reviewed.append((user, reported_at, at, "no action"))
                 continue
+            self.reviewed.append((user, reported_at, at, "restricted"))
             self.level[user] = ProtectiveAction.OPEN_CASE
             self.restricted.add(self.index_of[user])
             self.actions.append(
@@ -235,7 +244,15 @@ def simulate(
         pipeline.checkpoint(pipeline.next_check)
         pipeline.next_check += interval
     return SimulationResult(
-        sc, pop, gen, extractor, pipeline.actions, pipeline.events, time.perf_counter() - t0, pipeline.reports
+        sc,
+        pop,
+        gen,
+        extractor,
+        pipeline.actions,
+        pipeline.events,
+        time.perf_counter() - t0,
+        pipeline.reports,
+        pipeline.reviewed,
     )
 
 
@@ -349,6 +366,10 @@ def run_scenario(
         write_truth(out_dir, gen, pop, result.reports)
         if recorder is not None:
             recorder.save(out_dir / "snapshots.npz")
+        _write_jsonl(
+            out_dir / "reviews.jsonl",
+            [{"u": u, "reported": r, "reviewed": t, "outcome": o} for u, r, t, o in result.reviews],
+        )
         _write_jsonl(
             out_dir / "actions.jsonl",
             [

@@ -23,6 +23,8 @@ __all__ = [
     "FamilyBehaviour",
     "GroomerBehaviour",
     "GroupSettings",
+    "InsiderBehaviour",
+    "MentorBehaviour",
     "MinorBehaviour",
     "Population",
     "RingBehaviour",
@@ -52,6 +54,18 @@ class Population(_Section):
     groomers: int = Field(default=40, ge=0)
     sextortion: int = Field(default=40, ge=0)
     ring_members: int = Field(default=30, ge=0)
+    mentor_share: float = Field(
+        default=0.012,
+        ge=0,
+        le=1,
+        description="mentors per benign adult: tutors, youth workers, new-club coaches (benign, extra)",
+    )
+    insider_share: float = Field(
+        default=0.002,
+        ge=0,
+        le=1,
+        description="insiders per benign adult: relatives or coaches who abuse an existing tie (harmful)",
+    )
     school_size: int = Field(default=400, ge=10)
     class_size: int = Field(default=25, ge=2)
     share_16_17: Probability = Field(default=0.45, ge=0, le=1)
@@ -127,6 +141,56 @@ class CoachBehaviour(_Section):
     @model_validator(mode="after")
     def _check(self) -> Self:
         _range_ok(*self.team_size, "team_size")
+        return self
+
+
+class MentorBehaviour(_Section):
+    """Benign adults whose work or hobby is to meet minors they share no contact with: a private tutor,
+    a youth worker, a coach at a new club, an older peer in an online study or gaming group."""
+
+    new_minors_per_week: float = Field(default=1.5, ge=0, description="new pupils or members a week")
+    parent_first_prob: Probability = Field(
+        default=0.3, ge=0, le=1, description="connects with a parent first (then they share a contact)"
+    )
+    via_group_share: Probability = Field(
+        default=0.3, ge=0, le=1, description="joins an interest group by link and meets the minor there"
+    )
+    accept_prob: Probability = Field(default=0.8, ge=0, le=1)
+    messages_per_pupil_per_day: float = Field(default=1.5, ge=0)
+    pupil_reply_ratio: float = Field(default=0.8, ge=0)
+    night_share: Probability = Field(default=0.06, ge=0, le=1)
+    media_share: Probability = Field(default=0.2, ge=0, le=1, description="worksheets, photos of notes")
+    pupils_at_start: tuple[int, int] = Field(
+        default=(2, 10), description="pupils from before the run (history ties)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _range_ok(*self.pupils_at_start, "pupils_at_start")
+        return self
+
+
+class InsiderBehaviour(_Section):
+    """Harmful adults who abuse a tie they already have (a relative, a coach, a family friend): no new
+    contact, no request, nothing a stranger-contact feature can see."""
+
+    coach_share: Probability = Field(default=0.3, ge=0, le=1, description="insiders who are coaches")
+    victims: tuple[int, int] = (1, 2)
+    messages_per_victim_per_day: float = Field(default=3.0, ge=0)
+    victim_reply_ratio: float = Field(default=0.7, ge=0)
+    night_share: Probability = Field(default=0.2, ge=0, le=1)
+    media_share: Probability = Field(default=0.15, ge=0, le=1)
+    escalation_days: tuple[int, int] = (2, 10)
+    victim_media_prob_per_day: Probability = Field(default=0.04, ge=0, le=1)
+    block_prob_per_day: Probability = Field(default=0.01, ge=0, le=1)
+    report_prob: Probability = Field(
+        default=0.2, ge=0, le=1, description="a block comes with a report (less often: a known adult)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        _range_ok(*self.victims, "victims")
+        _range_ok(*self.escalation_days, "escalation_days")
         return self
 
 
@@ -306,6 +370,8 @@ class Scenario(_Section):
     adults: AdultBehaviour = Field(default_factory=AdultBehaviour)
     families: FamilyBehaviour = Field(default_factory=FamilyBehaviour)
     coaches: CoachBehaviour = Field(default_factory=CoachBehaviour)
+    mentors: MentorBehaviour = Field(default_factory=MentorBehaviour)
+    insiders: InsiderBehaviour = Field(default_factory=InsiderBehaviour)
     groomers: GroomerBehaviour = Field(default_factory=GroomerBehaviour)
     sextortion: SextortionBehaviour = Field(default_factory=SextortionBehaviour)
     rings: RingBehaviour = Field(default_factory=RingBehaviour)

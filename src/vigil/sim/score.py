@@ -196,7 +196,10 @@ def format_report(report: ScoreReport) -> str:
 # The full evaluation of one run directory, and its aggregate over seeds.
 
 PREVALENCES = (0.01, 0.001, 0.0001)
-_BENIGN_ADULTS = (Role.ADULT, Role.PARENT, Role.RELATIVE, Role.COACH)
+_BENIGN_ADULTS = (Role.ADULT, Role.PARENT, Role.RELATIVE, Role.COACH, Role.MENTOR)
+# Insiders abuse a tie they already have; metadata scoring is not expected to find most of them, and they
+# are reported on their own line, not in the headline recall over stranger offenders ("all").
+_STRANGER_HARM = (Role.GROOMER, Role.SEXTORTION, Role.RING_MEMBER)
 _RESTRICTED = ProtectiveAction.RESTRICT_MINOR_CONTACT.severity
 _WEEK_MS = 7 * 24 * HOUR_MS
 # Two-sided 95% Student t quantiles by degrees of freedom (1..10); 1.96 beyond.
@@ -213,6 +216,7 @@ class RunScore:
     engaged: Mapping[str, Any]  # recall over harmful accounts that engaged a minor, by role and style
     hours_from_contact: list[float]  # engaged harmful: first contact -> restriction
     hours_from_report: list[float]  # first report by a minor -> restriction
+    report_to_review: Mapping[str, Any]  # per role: first urgent report by a minor -> review, -> restriction
     weekly_false_alarms: Mapping[str, list[float]]  # benign group -> share first restricted in week k
     prevalence: Mapping[str, Mapping[str, float | None]]
     prevented_requests: int
@@ -226,6 +230,7 @@ class RunScore:
             "engaged": self.engaged,
             "hours_from_contact": _summary(self.hours_from_contact),
             "hours_from_report": _summary(self.hours_from_report),
+            "report_to_review": self.report_to_review,
             "weekly_false_alarms": {
                 k: [round(v, 5) for v in vs] for k, vs in self.weekly_false_alarms.items()
             },
@@ -325,7 +330,7 @@ def score_run(out_dir: Path) -> RunScore:
             continue
         user = UserId(r["u"])
         hit = user in restricted_at
-        keys = ["all", role.value]
+        keys = ["all", role.value] if role in _STRANGER_HARM else [role.value]
         if r.get("style"):
             keys.append(f"{role.value}:{r['style']}")
         if r.get("replaces"):
@@ -352,11 +357,16 @@ def score_run(out_dir: Path) -> RunScore:
         if u in restricted_at and restricted_at[u] >= at
     ]
 
+    report_to_review = _report_to_review(
+        reports, _optional_jsonl(out_dir / "reviews.jsonl"), role_of, restricted_at
+    )
+
     start, days = scenario.start_ms, scenario.days
     weeks = max(1, -(-days // 7))
     benign_groups = {
         "families": (Role.PARENT, Role.RELATIVE),
         "coaches": (Role.COACH,),
+        "mentors": (Role.MENTOR,),
         "benign adults": _BENIGN_ADULTS,
     }
     weekly: dict[str, list[float]] = {}
@@ -388,11 +398,47 @@ def score_run(out_dir: Path) -> RunScore:
         engaged,
         from_contact,
         from_report,
+        report_to_review,
         weekly,
         prevalence,
         prevented,
         {},
     )
+
+
+def _report_to_review(
+    reports: Sequence[Any],
+    reviews: Sequence[Mapping[str, Any]],
+    role_of: Mapping[UserId, Role],
+    restricted_at: Mapping[UserId, int],
+) -> dict[str, Any]:
+    """Per role of the reported account: accounts a minor reported for grooming or sextortion, hours from
+    the first such report to its first review (`reviews.jsonl`; fast mode's simulated reviewer) and to
+    restriction by any channel (0 when the account was already restricted)."""
+    from vigil.safety.behavior.events import ReportReason
+
+    urgent = (ReportReason.GROOMING, ReportReason.SEXTORTION)
+    first: dict[UserId, int] = {}
+    for rep in reports:
+        if rep.reason in urgent and role_of.get(rep.reporter) is Role.MINOR:
+            first[rep.reported] = min(rep.at_ms, first.get(rep.reported, rep.at_ms))
+    reviewed: dict[UserId, int] = {}
+    for row in reviews:
+        user = UserId(str(row["u"]))
+        reviewed[user] = min(int(row["reviewed"]), reviewed.get(user, int(row["reviewed"])))
+    out: dict[str, Any] = {}
+    for role in sorted({role_of.get(u, Role.ADULT) for u in first}, key=lambda r: r.value):
+        users = [u for u in first if role_of.get(u, Role.ADULT) is role]
+        to_review = [(reviewed[u] - first[u]) / HOUR_MS for u in users if u in reviewed]
+        to_action = [max(0, restricted_at[u] - first[u]) / HOUR_MS for u in users if u in restricted_at]
+        out[role.value] = {
+            "reported": len(users),
+            "reviewed": len(to_review),
+            "to_review": _summary(to_review),
+            "restricted": len(to_action),
+            "to_restriction": _summary(to_action),
+        }
+    return out
 
 
 def _optional_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -437,6 +483,33 @@ def aggregate(runs: Sequence[RunScore]) -> dict[str, Any]:
         }
     out["hours_from_contact"] = _summary([h for r in runs for h in r.hours_from_contact])
     out["hours_from_report"] = _summary([h for r in runs for h in r.hours_from_report])
+    per_role: dict[str, dict[str, int]] = {}
+    for r in runs:
+        for role, row in r.report_to_review.items():
+            counted = per_role.setdefault(role, {"reported": 0, "reviewed": 0, "restricted": 0})
+            for key in counted:
+                counted[key] += int(row[key])
+    out["report_to_review"] = {
+        role: {
+            **counts,
+            "max_hours_to_review": max(
+                (
+                    float(r.report_to_review[role]["to_review"]["max"])
+                    for r in runs
+                    if role in r.report_to_review and r.report_to_review[role]["to_review"]
+                ),
+                default=None,
+            ),
+            "median_hours_to_restriction": _median_of(
+                [
+                    float(r.report_to_review[role]["to_restriction"]["median"])
+                    for r in runs
+                    if role in r.report_to_review and r.report_to_review[role]["to_restriction"]
+                ]
+            ),
+        }
+        for role, counts in per_role.items()
+    }
     weeks: dict[str, list[float]] = {}
     for r in runs:
         for name, values in r.weekly_false_alarms.items():
@@ -453,6 +526,10 @@ def aggregate(runs: Sequence[RunScore]) -> dict[str, Any]:
         for p in (runs[0].prevalence if runs else {})
     }
     return out
+
+
+def _median_of(values: Sequence[float]) -> float | None:
+    return round(_quantile(sorted(values), 0.5), 2) if values else None
 
 
 def _mean_or_none(values: Sequence[float | None]) -> float | None:
@@ -502,6 +579,19 @@ def format_evaluation(runs: Sequence[RunScore], agg: Mapping[str, Any]) -> str:
         v = agg[key]
         text = "none" if v is None else f"median {v['median']:.1f} h, p90 {v['p90']:.1f} h (n={v['n']})"
         lines.append(f"hours from {name} to restriction: {text}")
+    lines.append(
+        "a minor's grooming or sextortion report, per role of the reported account "
+        "(first report -> review / -> restriction):"
+    )
+    for role, row in agg["report_to_review"].items():
+        worst = row["max_hours_to_review"]
+        med = row["median_hours_to_restriction"]
+        lines.append(
+            f"  {role:<12} {row['reported']:>4} reported, {row['reviewed']:>4} reviewed"
+            + ("" if worst is None else f" (at most {worst:.1f} h after the report)")
+            + f", {row['restricted']:>4} restricted"
+            + ("" if med is None else f" (median {med:.1f} h)")
+        )
     lines.append(
         "false alarms at restriction, share first restricted in each week (week 1 includes warm-up):"
     )

@@ -148,7 +148,12 @@ def test_generator_logs_every_type_and_prevents_after_restriction() -> None:
         and e.at_ms >= day5
     ]
     assert not late
-    assert all(i.prevented for i in gen.incidents if i.offender in harmful and i.at_ms >= day5 + DAY_MS)
+    # A threat is drawn when the victim's image arrives (before day 5) and lands up to a day later.
+    assert all(
+        i.prevented
+        for i in gen.incidents
+        if i.offender in harmful and i.at_ms >= day5 + DAY_MS and i.kind is not T.SEXTORTION_THREAT
+    )
     assert sum(gen.prevented_requests.values()) > 0
 
 

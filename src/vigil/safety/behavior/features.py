@@ -102,7 +102,7 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("minor_reply_ratio", False, "minors answer {v:.2f} messages per message it sends them", 0),
     FeatureSpec("mean_band_gap", False, "mean age-band gap to its contacts is {v:.1f}"),
     FeatureSpec("night_share", False, "{v:.0%} of its messages are sent at night"),
-    FeatureSpec("night_share_to_minors", False, "{v:.0%} of its messages to minors are sent at night"),
+    FeatureSpec("night_share_to_minors", False, "{v:.0%} of its messages to minors are sent at night", 0),
     FeatureSpec("media_share_to_minors", False, "{v:.0%} of its messages to minors are images or files"),
     FeatureSpec("early_media_from_minors", True, "{v:.0f} newly met minors sent it images within 3 days"),
     FeatureSpec("groups_created_with_minors", True, "created {v:.0f} groups that include minors"),
@@ -124,6 +124,27 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
         True,
         "sends {v:.1f} messages a day to minors it recently reached",
     ),
+    # Persistence toward minors: a minor the account reached itself and then kept writing to on three or
+    # more days. A club leader's hello or a friend's-child contact does not get there; history ties never do.
+    FeatureSpec(
+        "sustained_new_minor_conversations",
+        True,
+        "kept up private conversations with {v:.0f} minors it reached itself",
+    ),
+    # The group-to-DM move: minors it first wrote to privately whom it knew only from a group it joined by
+    # link in the window (a group-first approach). Groups from before the window are history.
+    FeatureSpec(
+        "minors_met_in_joined_groups",
+        True,
+        "wrote privately to {v:.0f} minors met only in groups it recently joined",
+    ),
+    # Secrecy in time, over the minors it reached itself only: a parent's or relative's late messages to
+    # their own children do not count (night_share_to_minors mixed them in; it is no longer used).
+    FeatureSpec(
+        "night_share_to_new_minors",
+        False,
+        "{v:.0%} of its messages to minors it recently reached are sent at night",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURE_SPECS)
 # Features the account itself can cheaply move toward benign values (an evader's levers): a model must
@@ -141,6 +162,7 @@ ACCOUNT_CONTROLLED: tuple[str, ...] = (
     "mean_band_gap",
     "night_share",
     "night_share_to_minors",
+    "night_share_to_new_minors",
     "media_share_to_minors",
     "groups_created_with_minors",
     "minors_added_to_groups",
@@ -176,8 +198,13 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
     _JOINED_MINOR_GROUP,
     _NEW_MINOR_NO_CONTEXT,
     _SENT_NEW_MINOR,
-) = range(25)
-_N_COUNTERS = 25
+    _SUSTAINED_NEW_MINOR,
+    _NEW_MINOR_JOINED_GROUP,
+    _NIGHT_NEW_MINOR,
+) = range(28)
+_N_COUNTERS = 28
+# Days with outgoing messages after which a conversation with a newly met minor counts as sustained.
+_SUSTAINED_DAYS = 3
 
 # Shares are shrunk toward a typical value until there are enough observations: three messages, all
 # sent at 2 a.m., are not evidence of a night-time habit (the first scorer run flagged parents on exactly
@@ -222,7 +249,9 @@ class _Link:
         "early_media_seen",
         "first_ms",
         "initiated",
+        "last_out_day",
         "last_out_ms",
+        "out_days",
         "received",
         "sent",
     )
@@ -231,6 +260,8 @@ class _Link:
         self.first_ms = first_ms
         self.initiated = initiated
         self.last_out_ms = -1
+        self.last_out_day = -1
+        self.out_days = 0
         self.sent = 0
         self.received = 0
         self.connected = False
@@ -247,6 +278,7 @@ class _Account:
         "groups",
         "groups_created",
         "hist",
+        "joined",
         "links",
         "minor",
     )
@@ -262,6 +294,7 @@ class _Account:
         self.friends: set[UserId] = set()
         self.groups_created: list[tuple[int, GroupId]] = []
         self.groups: set[GroupId] = set()  # groups it is a member of
+        self.joined: set[GroupId] = set()  # groups it joined by link since observation began
 
 
 class _Group:
@@ -340,6 +373,7 @@ class FeatureExtractor:
             acct.cur = [0] * _N_COUNTERS
             acct.day = -(2**62)
             acct.groups_created = []
+            acct.joined = set()
             for link in acct.links.values():
                 link.initiated = False
         self._observed_since_ms = now_ms
@@ -454,6 +488,8 @@ class FeatureExtractor:
                 bucket[_NEW_MINOR_NO_MUTUAL] += 1
                 if acct.groups.isdisjoint(peer.groups):
                     bucket[_NEW_MINOR_NO_CONTEXT] += 1
+                elif not acct.joined.isdisjoint(peer.groups):
+                    bucket[_NEW_MINOR_JOINED_GROUP] += 1
         return link
 
     @staticmethod
@@ -495,6 +531,13 @@ class FeatureExtractor:
             sb[_SENT_MINOR] += 1
             if link.initiated:
                 sb[_SENT_NEW_MINOR] += 1
+                if night:
+                    sb[_NIGHT_NEW_MINOR] += 1
+                if day != link.last_out_day:
+                    link.last_out_day = day
+                    link.out_days += 1
+                    if link.out_days == _SUSTAINED_DAYS:
+                        sb[_SUSTAINED_NEW_MINOR] += 1
             if night:
                 sb[_NIGHT_MINOR] += 1
             if media:
@@ -600,6 +643,7 @@ class FeatureExtractor:
         group = self._group(e.group)
         had_minors = group.minors > 0
         self._add_member(group, e.member, e.group)
+        acct.joined.add(e.group)
         if had_minors and not acct.minor:
             day = e.at_ms // DAY_MS
             b = acct.cur if acct.day == day else self._roll(acct, day)
@@ -690,4 +734,7 @@ class FeatureExtractor:
             float(totals[_JOINED_MINOR_GROUP]),
             _smoothed(totals[_NEW_MINOR_NO_CONTEXT], new_minor, _PRIOR_NO_MUTUAL),
             totals[_SENT_NEW_MINOR] / eff_days,
+            float(totals[_SUSTAINED_NEW_MINOR]),
+            float(totals[_NEW_MINOR_JOINED_GROUP]),
+            _smoothed(totals[_NIGHT_NEW_MINOR], totals[_SENT_NEW_MINOR], _PRIOR_NIGHT),
         ]

@@ -59,7 +59,7 @@ def ex() -> FeatureExtractor:
 
 
 def test_feature_names_are_stable_and_unique() -> None:
-    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 32
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 35
     assert FEATURE_NAMES[:5] == (
         "account_age_days",
         "is_adult",
@@ -241,3 +241,63 @@ def test_shared_group_is_context(ex: FeatureExtractor) -> None:
     f = ex.features(ADULT, T0 + HOUR_MS)
     # Two new minors, neither with a mutual contact; only KID2 shares no group either.
     assert f["minors_no_mutual_share"] > f["minors_no_context_share"] > 0.1
+
+
+def test_sustained_conversations_with_newly_met_minors() -> None:
+    """Three days of writing to a minor the account reached itself is sustained; a history tie never is,
+    nor is one day of many messages."""
+    ex = FeatureExtractor(window_days=28)
+    stranger, parent, kid, child = UserId("s"), UserId("p"), UserId("k"), UserId("c")
+    for user, band in ((stranger, AgeBand.ADULT), (parent, AgeBand.ADULT), (kid, AgeBand.TEEN_13_15)):
+        ex.register_account(AccountFacts(user, band, T0 - 400 * DAY_MS))
+    ex.register_account(AccountFacts(child, AgeBand.TEEN_13_15, T0 - 400 * DAY_MS))
+    ex.register_tie(parent, child, T0 - 200 * DAY_MS)
+    ex.observe(ContactRequestSent(T0, stranger, kid))
+    for d in range(2):
+        ex.observe_all([dm(T0 + d * DAY_MS + NOON + j, stranger, kid) for j in range(5)])
+        ex.observe_all([dm(T0 + d * DAY_MS + NOON + j, parent, child) for j in range(5)])
+    assert ex.features(stranger, T0 + 2 * DAY_MS)["sustained_new_minor_conversations"] == 0.0
+    ex.observe(dm(T0 + 2 * DAY_MS + NOON, stranger, kid))
+    ex.observe(dm(T0 + 2 * DAY_MS + NOON, parent, child))
+    assert ex.features(stranger, T0 + 3 * DAY_MS)["sustained_new_minor_conversations"] == 1.0
+    assert ex.features(parent, T0 + 3 * DAY_MS)["sustained_new_minor_conversations"] == 0.0
+    # Counted once, on the day it became sustained; it leaves the window with that day.
+    ex.observe(dm(T0 + 3 * DAY_MS + NOON, stranger, kid))
+    assert ex.features(stranger, T0 + 4 * DAY_MS)["sustained_new_minor_conversations"] == 1.0
+    assert ex.features(stranger, T0 + 31 * DAY_MS)["sustained_new_minor_conversations"] == 0.0
+
+
+def test_group_to_dm_move_and_night_share_over_newly_met_minors() -> None:
+    """A minor met only in a group the account joined by link in the window is a group-to-DM move; a
+    group from before the window (history) is context, not the move. Night messages to the account's own
+    children do not count toward the night share over newly met minors."""
+    ex = FeatureExtractor(window_days=28)
+    joiner, old_member, kid1, kid2, parent, child = (UserId(x) for x in ("j", "o", "k1", "k2", "p", "c"))
+    for user in (joiner, old_member, parent):
+        ex.register_account(AccountFacts(user, AgeBand.ADULT, T0 - 400 * DAY_MS))
+    for user in (kid1, kid2, child):
+        ex.register_account(AccountFacts(user, AgeBand.TEEN_13_15, T0 - 400 * DAY_MS))
+    old, new = GroupId("old-club"), GroupId("new-club")
+    ex.observe_all([GroupJoined(T0 - DAY_MS, m, old) for m in (old_member, kid1)])
+    ex.register_tie(parent, child, T0 - 200 * DAY_MS)
+    ex.mark_history(T0)
+    ex.observe_all(
+        [
+            GroupJoined(T0 + HOUR_MS, kid2, new),
+            GroupJoined(T0 + 2 * HOUR_MS, joiner, new),
+            ContactRequestSent(T0 + 3 * HOUR_MS, joiner, kid2),
+            ContactRequestSent(T0 + 3 * HOUR_MS, old_member, kid1),
+            # 23:00 and 01:00: night; noon: day.
+            dm(T0 + 23 * HOUR_MS, joiner, kid2),
+            dm(T0 + 25 * HOUR_MS, joiner, kid2),
+            dm(T0 + 36 * HOUR_MS, joiner, kid2),
+            dm(T0 + 23 * HOUR_MS, parent, child),
+            dm(T0 + 25 * HOUR_MS, parent, child),
+        ]
+    )
+    now = T0 + 2 * DAY_MS
+    assert ex.features(joiner, now)["minors_met_in_joined_groups"] == 1.0
+    assert ex.features(old_member, now)["minors_met_in_joined_groups"] == 0.0
+    assert ex.features(joiner, now)["night_share_to_new_minors"] == pytest.approx(smoothed(2, 3, 0.07, 20.0))
+    assert ex.features(parent, now)["night_share_to_new_minors"] == pytest.approx(0.07)
+    assert ex.features(parent, now)["night_share_to_minors"] > 0.07

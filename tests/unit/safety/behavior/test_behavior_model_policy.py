@@ -63,7 +63,7 @@ def test_json_round_trip_without_pickle(tmp_path: Path) -> None:
 
 def test_shipped_model_is_valid() -> None:
     model = load_default_model()
-    assert model.version == "risk-v2"
+    assert model.version == "risk-v3"
     th = model.thresholds
     assert 0.5 <= th.safety_notice <= th.restrict_minor_contact <= th.open_case < 1
 
