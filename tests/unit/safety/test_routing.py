@@ -51,3 +51,34 @@ def test_sla_breach_is_strictly_after_the_limit() -> None:
     assert not sla_breached(QueueName.IMAGE_MATCHES, 1000, 1000 + sla)
     assert sla_breached(QueueName.IMAGE_MATCHES, 1000, 1001 + sla)
     assert QueueName.IMAGE_MATCHES.sla_ms < QueueName.MINORS.sla_ms < QueueName.GENERAL.sla_ms
+
+
+def test_every_queue_a_minors_grooming_or_sextortion_report_reaches_meets_the_24_hour_bound() -> None:
+    from vigil.safety.routing import MINOR_REPORT_BOUND_MS, under_minor_report_bound
+
+    assert MINOR_REPORT_BOUND_MS == 24 * 3_600_000
+    for band in (AgeBand.UNDER_13, AgeBand.TEEN_13_15, AgeBand.TEEN_16_17):
+        for reason in (ReportReason.GROOMING, ReportReason.SEXTORTION):
+            assert under_minor_report_bound(reason, band)
+            for source in (CaseSource.MESSAGE_REPORT, CaseSource.ACCOUNT_REPORT):
+                for has_image in (False, True):
+                    queue = route(RoutingInput(source, reason, band, has_image))
+                    # whatever queue the account's case was in before, it only moves to a more urgent one
+                    for earlier in QueueName:
+                        if earlier is QueueName.APPEALS:
+                            continue  # reports never join an appeal's case
+                        landed = more_urgent_queue(earlier, queue)
+                        assert landed.sla_ms <= MINOR_REPORT_BOUND_MS, (landed, reason, band)
+    assert not under_minor_report_bound(ReportReason.GROOMING, AgeBand.ADULT)
+    assert not under_minor_report_bound(ReportReason.SPAM, AgeBand.TEEN_13_15)
+
+
+def test_reviewed_within_the_bound_counts_from_the_report_and_breaches_once_it_runs_out() -> None:
+    from vigil.safety.routing import MINOR_REPORT_BOUND_MS, reviewed_within_bound
+
+    t, bound = 1_000_000, MINOR_REPORT_BOUND_MS
+    assert reviewed_within_bound(t, t + bound, t + 2 * bound) is True
+    assert reviewed_within_bound(t, t + bound + 1, t + 2 * bound) is False  # reviewed, but late
+    assert reviewed_within_bound(t, t - 5, t + 2 * bound) is True  # joined a case already being worked
+    assert reviewed_within_bound(t, None, t + bound) is None  # still within the bound
+    assert reviewed_within_bound(t, None, t + bound + 1) is False  # overdue: a visible breach

@@ -14,7 +14,14 @@ from vigil.console.pages import age, redirect, render, set_cookie
 from vigil.console.routes.image_matches import match_key
 from vigil.errors import ConflictError, PermissionDenied, ValidationError
 from vigil.protocol.ids import CaseId
-from vigil.safety.routing import QueueName
+from vigil.protocol.reports import ReportReason
+from vigil.protocol.wire import AgeBand
+from vigil.safety.routing import (
+    MINOR_REPORT_BOUND_MS,
+    QueueName,
+    reviewed_within_bound,
+    under_minor_report_bound,
+)
 from vigil.server.context import ServerContext
 from vigil.server.services import (
     appeals,
@@ -88,7 +95,23 @@ async def case_page(request: Request, ctx: Ctx, me: Me, case_id: CaseId) -> Resp
         decision_policy=next((p for p in every_policy if p.id == detail.case.decision_policy_id), None),
         last_action=detail.facts.actions[-1][1] if detail.facts.actions else None,
         appeal=await appeals.appeal_of_case(ctx, case_id),
+        minors_bound=_minors_bound(detail, ctx.clock_ms()),
     )
+
+
+def _minors_bound(detail: cases.CaseDetail, now_ms: int) -> tuple[int, bool | None] | None:
+    """For a case holding a minor's grooming or sextortion report: the bound's deadline (from the
+    earliest such report) and whether it was met (None: not yet known)."""
+    covered = [
+        r.created_at_ms
+        for r in detail.reports
+        if under_minor_report_bound(ReportReason(r.reason), AgeBand(r.reporter_age_band))
+    ]
+    if not covered:
+        return None
+    first = min(covered)
+    met = reviewed_within_bound(first, detail.case.first_action_at_ms, now_ms)
+    return first + MINOR_REPORT_BOUND_MS, met
 
 
 @router.post("/cases/{case_id}/action")

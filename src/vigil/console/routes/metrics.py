@@ -60,6 +60,20 @@ async def metrics_csv(ctx: Ctx, _me: Me, _lead: Lead) -> Response:
             "" if rate is None else f"{rate:.4f}",
         ]
     )
+    bound = metrics.minors_bound
+    share = bound.share_within
+    # opened = every covered report with a known outcome, decided = those in front of a reviewer in time
+    writer.writerow(
+        [
+            "minors_within_24h",
+            f"late={bound.late};overdue={bound.overdue};waiting={bound.waiting}",
+            bound.within + bound.late + bound.overdue,
+            bound.within,
+            "",
+            "",
+            "" if share is None else f"{share:.4f}",
+        ]
+    )
     return Response(
         out.getvalue(),
         media_type="text/csv",

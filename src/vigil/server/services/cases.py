@@ -119,6 +119,7 @@ class CaseSummary:
     sla_ms: int
     decided_at_ms: int | None
     decision_policy_id: int | None
+    first_action_at_ms: int | None = None
 
     def age_ms(self, now_ms: int) -> int:
         return max(0, (self.decided_at_ms or now_ms) - self.created_at_ms)
@@ -159,6 +160,7 @@ class ReportView:
     blocked: bool
     created_at_ms: int
     items: list[EvidenceItem]
+    reason: str = ""
     dismissed_at_ms: int | None = None  # dismissed on its own (a duplicate), the case going on without it
 
 
@@ -192,6 +194,7 @@ def _summary(case: CaseRow, subject: str, reports: int) -> CaseSummary:
         sla_ms=QueueName(case.queue).sla_ms,
         decided_at_ms=case.decided_at_ms,
         decision_policy_id=case.decision_policy_id,
+        first_action_at_ms=case.first_action_at_ms,
     )
 
 
@@ -335,6 +338,7 @@ async def case_detail(ctx: ServerContext, actor: str, case_id: int, revealed: fr
                     blocked=report.blocked,
                     created_at_ms=report.created_at_ms,
                     items=sorted(evidence, key=lambda e: -e.position),
+                    reason=report.reason,
                     dismissed_at_ms=report.dismissed_at_ms,
                 )
             )

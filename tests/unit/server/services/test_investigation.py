@@ -65,7 +65,7 @@ async def test_risk_scores_with_reasons_over_time_and_related_accounts(ctx: Serv
     async with ctx.sessions() as session, session.begin():
         users = UserRepository(session)
         mallory = await users.add(UserRow(username="mallory", age_band="adult", created_at_ms=T0))
-        teen = await users.add(UserRow(username="teen", age_band="teen_13_15", created_at_ms=T0))
+        teen = await users.add(UserRow(username="teen", age_band="13_15", created_at_ms=T0))
         pal = await users.add(UserRow(username="pal", age_band="adult", created_at_ms=T0))
         stranger = await users.add(UserRow(username="stranger", age_band="adult", created_at_ms=T0))
         for a, b, at in ((mallory, pal, T0 + 1), (teen, mallory, T0 + 2), (pal, stranger, T0 + 3)):
@@ -92,7 +92,7 @@ async def test_risk_scores_with_reasons_over_time_and_related_accounts(ctx: Serv
     assert found.risk[1].reasons == ("contacted 9 minors this week", "new account")
     # Contact-graph neighbours: accepted contacts only, in the order they connected; pal's contact
     # 'stranger' is no neighbour of mallory.
-    assert found.contacts == [("pal", "adult", T0 + 1), ("teen", "teen_13_15", T0 + 2)]
+    assert found.contacts == [("pal", "adult", T0 + 1), ("teen", "13_15", T0 + 2)]
     assert [
         name
         for name, _band, _since in (await investigation.look_up(ctx, "reviewer:ivy", "stranger")).contacts
