@@ -219,7 +219,12 @@ class AppSession:
                 lifted = self.suspended  # overturned or lifted: show the account (and why) at once
                 changed, self.suspended = lifted, False
                 for event in events:
-                    await self._apply(client, event)
+                    try:
+                        await self._apply(client, event)
+                    except (
+                        Exception
+                    ):  # the next fetch consumes the batch: one bad event must not lose the rest
+                        log.exception("could not show a %s", type(event).__name__)
                 if events:
                     self.view.save(client.store)
                     client.consume()  # applied and saved: never handed out again

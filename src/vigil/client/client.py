@@ -270,6 +270,7 @@ class Client:
         network down mid-way), nothing is lost: the events already decrypted are returned by the next
         call."""
         self.consume()
+        await self.verification.resend_unsent()  # a SAS answer that failed to go out last time
         while True:
             # Acknowledged entries are deleted, so each round simply asks for the oldest pending ones.
             batch = await self.transport.fetch()

@@ -23,6 +23,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from vigil.client.device import DeviceCore
 from vigil.client.engine import PeerDevice
 from vigil.client.events import (
@@ -33,6 +35,7 @@ from vigil.client.events import (
     SasShowCode,
     VerificationEvent,
 )
+from vigil.client.transport import ServerError
 from vigil.errors import PermissionDenied, ProtocolError, TamperError, ValidationError
 from vigil.protocol.ids import DeviceId, UserId
 from vigil.protocol.olm import verify_device_keys
@@ -105,6 +108,7 @@ class _Flow:
     peer_mac: SasMac | None = None
     pending_start: SasStart | None = None
     events: list[Any] = field(default_factory=list)
+    unsent: list[SasKey] = field(default_factory=list)  # answers that failed to go out, oldest first
 
 
 class VerificationManager:
@@ -214,6 +218,27 @@ class VerificationManager:
         device = await self._peer(flow.peer_user, flow.peer_device)
         await self._core.send_to_devices(flow.peer_user, [device], [message])
 
+    async def _answer(self, flow: _Flow, message: SasKey) -> None:
+        """Sends the answer to a step that arrived in a delivery. That delivery's Olm message is already
+        consumed, so the step cannot run again: an answer that fails to go out (the server busy, the
+        network down) stays queued on the flow and `resend_unsent` (every `Client.fetch`) sends it,
+        instead of the verification stalling for good."""
+        flow.unsent.append(message)
+        await self._flush(flow)
+
+    async def _flush(self, flow: _Flow) -> None:
+        try:
+            while flow.unsent:
+                await self._send(flow, flow.unsent[0])
+                flow.unsent.pop(0)
+        except (httpx.HTTPError, ServerError):
+            return  # still queued: sent again by the next `resend_unsent`
+
+    async def resend_unsent(self) -> None:
+        """Sends the SAS answers that failed to go out earlier (kept, in order, until they do)."""
+        for flow in list(self._flows.values()):
+            await self._flush(flow)
+
     async def start_sas(self, username: str, device_id: str | None = None) -> str:
         """Starts SAS with one of `username`'s devices; returns the transaction id."""
         peer = await self._peer(username, device_id)
@@ -318,14 +343,14 @@ class VerificationManager:
                 flow.peer_device,
             ):
                 raise ProtocolError("unexpected SAS accept")
-            await self._send(flow, flow.started.receive_accept(message))
+            await self._answer(flow, flow.started.receive_accept(message))
             return None
         if isinstance(message, SasKey):
             if flow.started is None or flow.established is not None:
                 raise ProtocolError("unexpected SAS key")
             flow.established = flow.started.receive_key(message)
             if flow.established.own_key_message is not None:
-                await self._send(flow, flow.established.own_key_message)
+                await self._answer(flow, flow.established.own_key_message)
             return SasShowCode(
                 tid, flow.peer_user, flow.peer_device, flow.established.emoji(), flow.established.decimals()
             )

@@ -150,3 +150,31 @@ async def test_a_non_suspension_refusal_is_not_taken_for_a_suspension(tmp_path: 
     assert is_suspension(PolicyViolation(Refusal.SUSPENDED.value))
     assert not is_suspension(PolicyViolation(NEUTRAL_REFUSAL))
     assert not is_suspension(PermissionDenied(Refusal.SUSPENDED.value))
+
+
+async def test_one_event_that_cannot_be_shown_does_not_lose_the_rest_of_its_batch(tmp_path: Path) -> None:
+    """The next fetch consumes the whole batch, so the poller applies each event on its own."""
+    session = _session(tmp_path)
+    emoji = tuple(SasEmoji(i, "🐶", f"Dog{i}") for i in range(7))
+    code = SasShowCode("t1", UserId("sam"), DeviceId("D"), emoji, (1, 2, 3))
+    client = _SuspendedClient([])
+    client.suspended = False
+    consumed: list[bool] = []
+
+    async def fetch() -> list[Any]:
+        return [object(), code]  # something the app cannot show, then an emoji code
+
+    client.fetch = fetch  # type: ignore[method-assign]
+    client.consume = lambda: consumed.append(True)  # type: ignore[attr-defined]
+    session.client = client  # type: ignore[assignment]
+    applied = session._apply
+
+    async def apply(client: Any, event: Any) -> None:
+        if not isinstance(event, SasShowCode):
+            raise RuntimeError("cannot show this")
+        await applied(client, event)
+
+    session._apply = apply  # type: ignore[method-assign]
+    session.view.save = lambda store: None  # type: ignore[method-assign]
+    await session.poll(slow=False)
+    assert session.sas["sam"].state == "compare" and consumed == [True]

@@ -4,12 +4,14 @@ state that blocks sends, and a full SAS run with real Olm between two devices.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FakeServer, new_client, start
 
 from vigil.client.client import Client
 from vigil.client.events import Event, KeyChangeWarning, SasCompleted, SasRequested, SasShowCode
+from vigil.client.transport import ServerError
 from vigil.client.verification import VerificationRequired, VerificationState
 from vigil.errors import TamperError
 
@@ -80,4 +82,39 @@ async def test_safety_numbers_agree_and_confirming_a_wrong_one_changes_nothing(t
         await alice.verification.confirm_safety_number("bob", "0" * 60)
     assert alice.verification.state("bob") is VerificationState.UNVERIFIED
     await alice.verification.confirm_safety_number("bob", str(theirs))
+    assert alice.verification.state("bob") is VerificationState.VERIFIED
+
+
+async def test_a_sas_answer_that_fails_to_go_out_is_sent_again_not_lost(tmp_path: Path) -> None:
+    """Under load the answer to a step can fail to send (a 503, a dropped connection) after the step's
+    Olm message was consumed: that step cannot run again, so the answer stays queued and the next fetch
+    sends it. Before, the verification stalled for good (the emoji-verification flake under load)."""
+    server = FakeServer()
+    alice = await start(new_client(server, tmp_path, "alice"))
+    bob = await start(new_client(server, tmp_path, "bob"))
+    transaction = await alice.verification.start_sas(bob.username)
+    only(await bob.fetch(), SasRequested)
+    await bob.verification.accept_sas(transaction)
+
+    real = alice.transport.to_device
+    failures = 0
+
+    async def unavailable(request: Any) -> Any:
+        nonlocal failures
+        failures += 1
+        raise ServerError(503, "unavailable", "the database is unreachable")
+
+    alice.transport.to_device = unavailable  # type: ignore[method-assign]
+    assert await alice.fetch() == []  # bob's accept handled; alice's key did not go out
+    assert failures == 1 and await bob.fetch() == []
+    alice.transport.to_device = real  # type: ignore[method-assign]
+
+    assert await alice.fetch() == []  # the next fetch sends the queued key
+    [bob_code] = only(await bob.fetch(), SasShowCode)
+    [alice_code] = only(await alice.fetch(), SasShowCode)
+    assert alice_code.emoji == bob_code.emoji
+    assert await alice.verification.confirm_sas(transaction) is None
+    assert await bob.fetch() == []  # alice's MAC
+    assert await bob.verification.confirm_sas(transaction) == SasCompleted(transaction, "alice", "ALICE1")
+    assert only(await alice.fetch(), SasCompleted) == [SasCompleted(transaction, "bob", "BOB1")]
     assert alice.verification.state("bob") is VerificationState.VERIFIED
