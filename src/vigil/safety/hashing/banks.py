@@ -249,18 +249,25 @@ class Matcher:
 
         Raises `LowQualityImageError` if the image's quality is below the matching minimum.
         """
-        return self.match_hashes(image.query_hashes())
+        return self.match_hashes(image.query_hashes(), image.query_variants())
 
-    def match_hashes(self, hashes: Sequence[PdqHash]) -> MatchResult:
-        """Match raw hashes laid out as `ImageHash.query_hashes`: position i is reported as
-        `Dihedral(i % 8)`, trimmed from position 8 on.
+    def match_hashes(
+        self, hashes: Sequence[PdqHash], variants: Sequence[tuple[Dihedral, bool]] | None = None
+    ) -> MatchResult:
+        """Match raw hashes; `variants` says each one's orientation and whether it was trimmed
+        (`ImageHash.query_variants`); without it position i is reported as `Dihedral(i % 8)`, trimmed
+        from position 8 on.
 
         The caller vouches for quality: use `match_image` for anything hashed on this device.
         """
         if len(hashes) > MAX_QUERY_HASHES:
             raise ValidationError(
-                f"at most {MAX_QUERY_HASHES} query hashes (the orientations, trimmed and not)"
+                f"at most {MAX_QUERY_HASHES} query hashes (the orientations, trimmed and not, and rescaled)"
             )
+        if variants is None:
+            variants = [(Dihedral(i % len(Dihedral)), i >= len(Dihedral)) for i in range(len(hashes))]
+        elif len(variants) != len(hashes):
+            raise ValidationError("one variant per query hash")
         best: dict[tuple[BankName, EntryId], Match] = {}
         for variant, hits in enumerate(self._index.query_many(hashes, self._radius)):
             for hit in hits:
@@ -270,7 +277,7 @@ class Matcher:
                 key = (bank.name, entry.id)
                 previous = best.get(key)
                 if previous is None or hit.distance < previous.distance:
-                    orientation, trimmed = Dihedral(variant % len(Dihedral)), variant >= len(Dihedral)
+                    orientation, trimmed = variants[variant]
                     best[key] = Match(bank.name, entry, hit.distance, orientation, trimmed)
         ranked = sorted(best.values(), key=lambda m: (m.distance, m.bank, m.entry.id))
         kinds = {b.name: b.kind for b in self._banks}

@@ -19,6 +19,13 @@ Looking an image up takes more than its one hash, because PDQ alone misses commo
   frequencies; an added border missed every time. Uniform borders are trimmed and the trimmed image's 8
   orientations are looked up as well (the untrimmed ones stay: the known image may have a border itself).
 
+- Resizing down. PDQ low-passes with a box filter as wide as the image over 128 before sampling 64 x 64,
+  so an image a few hundred pixels across is barely filtered and aliases: a 50% copy of a 512-pixel
+  texture hashed 58 bits from the original, while the same copy scaled back up to 512 pixels (bicubic)
+  hashes 2 bits away. An image under 683 pixels on its longer side is therefore also hashed scaled up to
+  each of 256, 512 and 1024 pixels that is at least 1.5 times its size (the original orientation only;
+  the plain hash still answers for a copy at the original's own size).
+
 To keep this affordable the 7 transformed orientations and the trimmed variants are hashed from a copy
 area-averaged by a whole factor to 512-1023 pixels on its longer side; PDQ itself averages down to
 64 x 64, and on the reference and sample images the reduced copy hashes within 6 bits of the full-size one.
@@ -63,8 +70,12 @@ MATCH_DISTANCE_THRESHOLD: Final = 31
 """PDQ's recommended match radius (the reference implementation's "confident match" threshold)."""
 MIN_MATCH_QUALITY: Final = 50
 """Below this quality the hash is not reliable enough to act on."""
-MAX_QUERY_HASHES: Final = 16
-"""The 8 orientations of an image plus the 8 orientations of its border-trimmed copy."""
+# The sides a small image is also scaled up to (longer side), when at least _MIN_UPSCALE times its own.
+_RESCALED_SIDES: Final = (256, 512, 1024)
+_MIN_UPSCALE: Final = 1.5
+MAX_QUERY_HASHES: Final = 2 * 8 + len(_RESCALED_SIDES)
+"""The 8 orientations of an image, the 8 orientations of its border-trimmed copy, and a small image's
+scaled-up copies."""
 
 # The transformed orientations are hashed from a copy reduced to at least this many pixels on its longer side.
 _ORIENTATION_SIDE: Final = 512
@@ -189,12 +200,14 @@ class ImageHash:
 
     `dihedral[Dihedral.ORIGINAL] == hash` whenever `dihedral` is non-empty. `trimmed` holds the 8
     orientations of the image with its uniform border removed, or nothing when it has no such border.
+    `rescaled` holds the hashes of a small image scaled up (original orientation), or nothing.
     """
 
     hash: PdqHash
     quality: int
     dihedral: tuple[PdqHash, ...] = ()
     trimmed: tuple[PdqHash, ...] = ()
+    rescaled: tuple[PdqHash, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.quality <= 100:
@@ -203,21 +216,35 @@ class ImageHash:
             raise ValidationError("dihedral hashes must be all 8, starting with the original")
         if self.trimmed and (len(self.trimmed) != len(Dihedral) or not self.dihedral):
             raise ValidationError("trimmed hashes must be all 8, alongside the 8 dihedral hashes")
+        if len(self.rescaled) > len(_RESCALED_SIDES) or (self.rescaled and not self.dihedral):
+            raise ValidationError(
+                f"at most {len(_RESCALED_SIDES)} rescaled hashes, alongside the 8 dihedral hashes"
+            )
 
     @property
     def matchable(self) -> bool:
         return self.quality >= MIN_MATCH_QUALITY
 
     def query_hashes(self) -> tuple[PdqHash, ...]:
-        """The hashes to look up for this image: the 8 orientations then the 8 trimmed ones if computed,
-        else just the hash. Position i is orientation `Dihedral(i % 8)`.
+        """The hashes to look up for this image: the 8 orientations, the 8 trimmed ones and the rescaled
+        ones if computed, else just the hash. `query_variants` says what each position is.
 
         Raises `LowQualityImageError` if the image is below the matching quality, so that a caller
         cannot look up an unreliable hash by accident.
         """
         if not self.matchable:
             raise LowQualityImageError(self.quality)
-        return (self.dihedral + self.trimmed) or (self.hash,)
+        return (self.dihedral + self.trimmed + self.rescaled) or (self.hash,)
+
+    def query_variants(self) -> tuple[tuple[Dihedral, bool], ...]:
+        """For each of `query_hashes`, its orientation and whether it is of the trimmed image."""
+        if not self.dihedral:
+            return ((Dihedral.ORIGINAL, False),)
+        return (
+            *((d, False) for d in Dihedral),
+            *((d, True) for d in Dihedral if self.trimmed),
+            *((Dihedral.ORIGINAL, False) for _ in self.rescaled),
+        )
 
 
 def _decode(data: bytes) -> npt.NDArray[np.uint8]:
@@ -344,11 +371,28 @@ def _trimmed_orientations(reduced: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]
     return _orientations(trimmed, original) if quality >= MIN_MATCH_QUALITY else ()
 
 
+def _rescaled(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
+    height, width = rgb.shape[:2]
+    longer = max(height, width)
+    hashes = []
+    for side in _RESCALED_SIDES:
+        if side < _MIN_UPSCALE * longer:
+            continue
+        scale = side / longer
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        # Bicubic, to any size: upscaling adds no aliasing of its own, so unlike a reduction a fractional
+        # factor does not hurt (the sample images were closer to their originals at 256/512/1024 exactly).
+        image = Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.BICUBIC)
+        hashes.append(_pdq(np.asarray(image, dtype=np.uint8))[0])
+    return tuple(hashes)
+
+
 def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHash:
     """PDQ-hash an H x W x 3 uint8 RGB array. Raises `ValidationError` on a wrong shape or dtype.
 
-    With `dihedral`, also hashes the image's 8 real orientations and, if it has a uniform border, the
-    8 orientations of the trimmed image (see the module docstring), unless the image is below the
+    With `dihedral`, also hashes the image's 8 real orientations, if it has a uniform border the 8
+    orientations of the trimmed image, and if it is small its scaled-up copies (see the module
+    docstring), unless the image is below the
     matching quality; `hash` is always the plain PDQ hash of the full-size pixels, the one other PDQ
     tools compute.
     """
@@ -363,6 +407,7 @@ def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHa
         quality=quality,
         dihedral=_orientations(reduced, original=plain),
         trimmed=_trimmed_orientations(reduced),
+        rescaled=_rescaled(rgb[:, :, :3]),
     )
 
 

@@ -16,7 +16,7 @@ from vigil.safety.hashing.banks import (
     parse_threatexchange_file,
 )
 from vigil.safety.hashing.index import BruteForceIndex
-from vigil.safety.hashing.pdq import Dihedral, ImageHash, LowQualityImageError, PdqHash
+from vigil.safety.hashing.pdq import MAX_QUERY_HASHES, Dihedral, ImageHash, LowQualityImageError, PdqHash
 
 BASE = PdqHash(bytes(range(32)))
 
@@ -142,7 +142,7 @@ def test_best_dihedral_is_reported() -> None:
     (match,) = Matcher([bank]).match_image(image).matches
     assert (match.distance, match.dihedral) == (4, Dihedral.ROTATE_270)
     with pytest.raises(ValidationError):
-        Matcher([bank]).match_hashes([far] * 17)
+        Matcher([bank]).match_hashes([far] * (MAX_QUERY_HASHES + 1))
 
 
 def test_trimmed_variant_is_reported() -> None:
