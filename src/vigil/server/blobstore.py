@@ -6,7 +6,8 @@ node), `DatabaseBlobStore` in `blobstore_database` (chunked rows in the Vigil da
 `S3BlobStore` in `blobstore_s3` (S3-compatible object storage); the last two are shared by every node.
 A backend's `receive` leaves nothing behind under the blob's id when it fails (a disconnect, too large,
 no room), and the blob's database row is only written after `receive` returned, so a half-written blob
-is never referenced."""
+is never referenced. What a crash leaves anyway (an unfinished upload, a blob whose row was deleted
+just before the crash) `sweep_leftovers` removes once it is old enough to be surely abandoned."""
 
 from __future__ import annotations
 
@@ -15,20 +16,32 @@ import errno
 import os
 import re
 import shutil
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from vigil.errors import NotFoundError, ValidationError
 from vigil.server.capacity import InsufficientStorage, PayloadTooLarge
 
-__all__ = ["READ_CHUNK_BYTES", "BlobBackend", "DiskBlobStore", "SizeGuard", "check_blob_id"]
+__all__ = [
+    "READ_CHUNK_BYTES",
+    "BlobBackend",
+    "DiskBlobStore",
+    "ReferencedBlobs",
+    "SizeGuard",
+    "check_blob_id",
+]
 
 _BLOB_ID = re.compile(r"^[a-f0-9]{32}$")
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # Chunks are gathered up to this size before a write, so a stream of small chunks costs few thread hops.
 _WRITE_BUFFER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 256 * 1024
+# How many stored blobs a leftovers sweep asks the database about at once.
+_LEFTOVER_BATCH = 500
+
+ReferencedBlobs = Callable[[Collection[str]], Awaitable[Collection[str]]]
+"""Which of these blob ids have a blob row (the database answers; the backend only stores bytes)."""
 
 
 class BlobBackend(Protocol):
@@ -48,6 +61,12 @@ class BlobBackend(Protocol):
 
     async def free_bytes(self) -> int | None:
         """Room left for blobs, or None when this node cannot measure it (shared remote storage)."""
+        ...
+
+    async def sweep_leftovers(self, before_ms: int, referenced: ReferencedBlobs) -> int:
+        """Deletes what failed or interrupted transfers left and nothing refers to: unfinished uploads,
+        and stored blobs without a blob row, untouched since `before_ms` (wall-clock ms). Returns how
+        many it deleted."""
         ...
 
 
@@ -126,6 +145,36 @@ class DiskBlobStore:
 
     async def delete(self, blob_id: str) -> None:
         await asyncio.to_thread(self._path(blob_id).unlink, missing_ok=True)
+
+    async def sweep_leftovers(self, before_ms: int, referenced: ReferencedBlobs) -> int:
+        partial, complete = await asyncio.to_thread(self._old_files, before_ms / 1000)
+        deleted = 0
+        for path in partial:
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            deleted += 1
+        for start in range(0, len(complete), _LEFTOVER_BATCH):
+            batch = complete[start : start + _LEFTOVER_BATCH]
+            kept = await referenced([path.name for path in batch])
+            for path in batch:
+                if path.name not in kept:
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                    deleted += 1
+        return deleted
+
+    def _old_files(self, before_s: float) -> tuple[list[Path], list[Path]]:
+        """Files last written before `before_s`: unfinished uploads (`.part`) and complete blobs."""
+        partial, complete = [], []
+        for path in self._root.glob("*/*"):
+            try:
+                if path.stat().st_mtime >= before_s:
+                    continue
+            except FileNotFoundError:
+                continue  # deleted meanwhile
+            if path.suffix == ".part":
+                partial.append(path)
+            elif _BLOB_ID.match(path.name):
+                complete.append(path)
+        return partial, complete
 
 
 async def _read_file(handle: BinaryIO) -> AsyncIterator[bytes]:

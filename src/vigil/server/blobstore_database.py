@@ -5,24 +5,30 @@ and never sits whole in memory."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vigil.errors import NotFoundError
-from vigil.server.blobstore import READ_CHUNK_BYTES, SizeGuard, check_blob_id
-from vigil.server.db.blobs import BlobChunkRow
+from vigil.server.blobstore import READ_CHUNK_BYTES, ReferencedBlobs, SizeGuard, check_blob_id
+from vigil.server.db.blobs import BlobChunkRow, BlobRepository
 
 __all__ = ["DatabaseBlobStore"]
 
 
 class DatabaseBlobStore:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], chunk_bytes: int = READ_CHUNK_BYTES
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        chunk_bytes: int = READ_CHUNK_BYTES,
+        *,
+        wall_clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self._sessions = sessions
         self._chunk_bytes = chunk_bytes
+        self._wall_clock_ms = wall_clock_ms
 
     async def free_bytes(self) -> None:
         return None  # the database's disk is not this node's to measure
@@ -50,7 +56,9 @@ class DatabaseBlobStore:
 
     async def _write(self, blob_id: str, seq: int, data: bytes) -> None:
         async with self._sessions() as session, session.begin():
-            session.add(BlobChunkRow(blob_id=blob_id, seq=seq, data=data))
+            session.add(
+                BlobChunkRow(blob_id=blob_id, seq=seq, data=data, created_at_ms=self._wall_clock_ms())
+            )
 
     async def _read(self, blob_id: str, seq: int) -> bytes | None:
         async with self._sessions() as session:
@@ -74,3 +82,16 @@ class DatabaseBlobStore:
     async def delete(self, blob_id: str) -> None:
         async with self._sessions() as session, session.begin():
             await session.execute(delete(BlobChunkRow).where(BlobChunkRow.blob_id == check_blob_id(blob_id)))
+
+    async def sweep_leftovers(self, before_ms: int, referenced: ReferencedBlobs) -> int:
+        # The chunks and the blob rows share a database: one query finds the unreferenced ones.
+        deleted = 0
+        while True:
+            async with self._sessions() as session, session.begin():
+                blobs = BlobRepository(session)
+                abandoned = await blobs.abandoned_chunk_blob_ids(before_ms)
+                if abandoned:
+                    await blobs.delete_chunks(abandoned)
+            deleted += len(abandoned)
+            if not abandoned:
+                return deleted

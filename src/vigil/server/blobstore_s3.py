@@ -1,11 +1,14 @@
 """The S3 blob backend (`VIGIL_BLOB_BACKEND=s3`): each blob is one object in a bucket of any
 S3-compatible store (AWS S3, MinIO, Ceph, ...), shared by every node. Uploads go up as a multipart upload
 in parts of `_PART_BYTES` (S3's smallest part), so a node holds at most one part of a blob at a time; a
-failed upload is aborted, leaving no object."""
+failed upload is aborted, leaving no object; one a crash cut off is aborted by `sweep_leftovers` once
+it is a day old (S3 keeps, and bills, an unfinished upload's parts until then)."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -14,12 +17,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from vigil.errors import NotFoundError, ValidationError
-from vigil.server.blobstore import READ_CHUNK_BYTES, SizeGuard, check_blob_id
+from vigil.server.blobstore import READ_CHUNK_BYTES, ReferencedBlobs, SizeGuard, check_blob_id
 
 __all__ = ["S3BlobStore", "S3Location"]
 
 _PART_BYTES = 5 * 1024 * 1024
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+_BLOB_KEY = re.compile(r"^[a-f0-9]{32}$")
 
 
 class S3Location:
@@ -121,6 +125,31 @@ class S3BlobStore:
 
     async def delete(self, blob_id: str) -> None:
         await self._client.delete_object(Bucket=self._bucket, Key=check_blob_id(blob_id))
+
+    async def sweep_leftovers(self, before_ms: int, referenced: ReferencedBlobs) -> int:
+        before = dt.datetime.fromtimestamp(before_ms / 1000, tz=dt.UTC)
+        deleted = 0
+        uploads = self._client.get_paginator("list_multipart_uploads")
+        async for page in uploads.paginate(Bucket=self._bucket):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < before:
+                    with contextlib.suppress(ClientError):  # finished or aborted meanwhile
+                        await self._client.abort_multipart_upload(
+                            Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        deleted += 1
+        objects = self._client.get_paginator("list_objects_v2")
+        async for page in objects.paginate(Bucket=self._bucket):
+            old = [o["Key"] for o in page.get("Contents", []) if o["LastModified"] < before]
+            if not old:
+                continue
+            kept = await referenced(old)
+            for key in old:
+                # Only keys shaped like our blob ids: the bucket may be shared with other things.
+                if key not in kept and _BLOB_KEY.match(key):
+                    await self._client.delete_object(Bucket=self._bucket, Key=key)
+                    deleted += 1
+        return deleted
 
 
 async def _read_body(body: Any) -> AsyncIterator[bytes]:

@@ -45,6 +45,7 @@ class BlobChunkRow(Base):
     blob_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class BlobRepository:
@@ -90,6 +91,28 @@ class BlobRepository:
             )
         )
         return int(total or 0)
+
+    async def existing(self, blob_ids: Collection[str]) -> set[str]:
+        """Which of `blob_ids` have a blob row."""
+        if not blob_ids:
+            return set()
+        return set((await self._session.scalars(select(BlobRow.id).where(BlobRow.id.in_(blob_ids)))).all())
+
+    async def abandoned_chunk_blob_ids(self, before_ms: int, limit: int = 500) -> Sequence[str]:
+        """Blob ids whose chunks have no blob row and none written since `before_ms`: an upload that
+        failed without cleaning up, or a blob whose row went while its chunks stayed (a crash between)."""
+        query = (
+            select(BlobChunkRow.blob_id)
+            .where(BlobChunkRow.blob_id.not_in(select(BlobRow.id)))
+            .group_by(BlobChunkRow.blob_id)
+            .having(func.max(BlobChunkRow.created_at_ms) < before_ms)
+            .limit(limit)
+        )
+        return (await self._session.scalars(query)).all()
+
+    async def delete_chunks(self, blob_ids: Collection[str]) -> int:
+        result = await self._session.execute(delete(BlobChunkRow).where(BlobChunkRow.blob_id.in_(blob_ids)))
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def expired(self, now_ms: int, limit: int = 500, *, keep: Collection[str] = ()) -> Sequence[str]:
         """Blobs past their TTL, except `keep` (held)."""

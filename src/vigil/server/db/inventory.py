@@ -198,12 +198,13 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "blob_chunks",
         "a piece of an encrypted attachment, only with `VIGIL_BLOB_BACKEND=postgres`",
-        "with its blob (deleted with the `blobs` row)",
+        "with its blob (deleted with the `blobs` row); an unfinished upload's a day after its last piece",
         "server; the ciphertext to the devices allowed to fetch the blob",
         {
             "blob_id": "which blob",
             "seq": "the piece's place in the blob",
             "data": "the ciphertext (end-to-end encrypted; the server cannot read it)",
+            "created_at_ms": "when the piece was written",
         },
     ),
     TableInventory(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Collection
 from dataclasses import dataclass
 
 from vigil.errors import NotFoundError, PermissionDenied
@@ -14,7 +14,17 @@ from vigil.server.db.blobs import BlobRepository, BlobRow
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.preservation import held_data
 
-__all__ = ["BlobDownload", "download_blob", "sweep_expired_blobs", "upload_blob"]
+__all__ = [
+    "ABANDONED_AFTER_MS",
+    "BlobDownload",
+    "download_blob",
+    "sweep_blob_leftovers",
+    "sweep_expired_blobs",
+    "upload_blob",
+]
+
+ABANDONED_AFTER_MS = 24 * 3600 * 1000
+"""An upload or stored blob untouched this long with no blob row is a leftover, never one in progress."""
 
 
 async def upload_blob(
@@ -135,3 +145,17 @@ async def sweep_expired_blobs(ctx: ServerContext, now_ms: int | None = None) -> 
     for blob_id in expired:
         await ctx.blobs.delete(blob_id)
     return len(expired)
+
+
+async def sweep_blob_leftovers(ctx: ServerContext, now_ms: int | None = None) -> int:
+    """Deletes from the blob backend what crashed or abandoned transfers left: unfinished uploads (S3
+    multipart uploads, database chunks, `.part` files) and stored blobs no blob row refers to, once
+    untouched for `ABANDONED_AFTER_MS` before `now_ms` (default: the server clock); returns how many.
+    A blob under a preservation hold keeps its row, so it is never a leftover."""
+    now = ctx.clock_ms() if now_ms is None else now_ms
+
+    async def referenced(blob_ids: Collection[str]) -> Collection[str]:
+        async with ctx.sessions() as session:
+            return await BlobRepository(session).existing(blob_ids)
+
+    return await ctx.blobs.sweep_leftovers(now - ABANDONED_AFTER_MS, referenced)

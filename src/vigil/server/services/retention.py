@@ -20,6 +20,9 @@ What each sweep deletes:
   reports                   reports past VIGIL_REPORT_RETENTION_DAYS (`reports.sweep_expired_reports`)
   blobs                     attachments past VIGIL_BLOB_TTL_SECONDS (`blobs.sweep_expired_blobs`)
   risk_history              risk assessments older than VIGIL_RISK_HISTORY_RETENTION_DAYS
+  blob_leftovers            what crashed or abandoned transfers left in the blob backend a day ago and
+                            nothing refers to: unfinished uploads (S3 multipart uploads, database chunks,
+                            partial files) and stored blobs without a blob row (`blobs.sweep_blob_leftovers`)
   deleted_accounts          a deleted account kept for a hold, open case or unopened voucher: once none
                             is left, its metadata and username go (`deletion.finish_pending_deletions`;
                             its count is accounts finished)
@@ -113,6 +116,10 @@ async def sweep_blobs(ctx: ServerContext, now_ms: int) -> int:
     return await blobs.sweep_expired_blobs(ctx, now_ms)
 
 
+async def sweep_blob_leftovers(ctx: ServerContext, now_ms: int) -> int:
+    return await blobs.sweep_blob_leftovers(ctx, now_ms)
+
+
 SWEEPS: tuple[Sweep, ...] = (
     Sweep("metadata_events", sweep_metadata_events),
     Sweep("delivered_messages", sweep_delivered_messages),
@@ -125,6 +132,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("reports", sweep_reports),
     Sweep("blobs", sweep_blobs),
     Sweep("risk_history", risk_history.sweep_risk_history),
+    Sweep("blob_leftovers", sweep_blob_leftovers),
     Sweep("deleted_accounts", deletion.finish_pending_deletions),
     # Not a deletion but the same kind of job: bands move on by date, so no birth date needs keeping.
     Sweep("age_bands", accounts.move_age_bands),
