@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from vigil.app.account import add_account_routes
+from vigil.app.people import add_people_routes
 from vigil.app.session import COULD_NOT_SEND, AppSession
 from vigil.app.view import build_timeline, conversation_rows, keep_image, kept_image
 from vigil.client.events import GROUP_PREFIX, group_id_of, now_ms
@@ -397,66 +398,7 @@ def create_local_app(session: AppSession) -> FastAPI:
         await session.poll()
         return back("/")
 
-    @app.get("/people/{username}")
-    async def person(username: str) -> Response:
-        client = session.require()
-        async with session.lock:
-            number = await client.verification.safety_number(username)
-        return page(
-            "person.html",
-            current=username,
-            username=username,
-            number=number.groups,
-            state=client.verification.state(username).value,
-            sas=session.sas.get(username),
-            sas_state=sas_state(username),
-            blocked=username in client.blocks,
-        )
-
-    def sas_state(username: str) -> str:
-        flow = session.sas.get(username)
-        state = session.require().verification.state(username).value
-        return f"{state}:{flow.transaction_id}:{flow.state}" if flow else state
-
-    @app.get("/people/{username}/sas-state")
-    async def person_sas_state(username: str) -> Response:
-        return Response(sas_state(username), media_type="text/plain")
-
-    @app.post("/people/{username}/{action}")
-    async def person_action(username: str, action: str) -> Response:
-        client = session.require()
-        async with session.lock:
-            match action:
-                case "sas":
-                    transaction = await client.verification.start_sas(username)
-                    from vigil.app.session import SasView
-
-                    session.sas[username] = SasView(transaction, "", "waiting")
-                case "sas-accept":
-                    flow = session.sas[username]
-                    await client.verification.accept_sas(flow.transaction_id)
-                    flow.state = "waiting"
-                case "sas-match":
-                    flow = session.sas[username]
-                    session.sas_result(await client.verification.confirm_sas(flow.transaction_id), username)
-                case "sas-mismatch":
-                    from vigil.protocol.verification import SasCancelCode
-
-                    flow = session.sas[username]
-                    await client.verification.cancel_sas(flow.transaction_id, SasCancelCode.MISMATCHED_SAS)
-                    flow.state = "cancelled"
-                    flow.reason = "the emoji did not match"
-                case "acknowledge":
-                    client.verification.acknowledge_key_change(username)
-                case "block":
-                    await client.block(username)
-                    session.flash = f"Blocked {username}."
-                case "unblock":
-                    await client.unblock(username)
-                case _:
-                    raise ValidationError(f"unknown action {action!r}")
-            session.view.save(client.store)
-        return back(f"/people/{username}")
+    add_people_routes(app, session, page, back)
 
     # ---- groups -----------------------------------------------------------------------------------
 
