@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from vigil.server.db.base import Base
 
 __all__ = [
+    "TOMBSTONE_PREFIX",
     "AccountActionRow",
     "AccountStandingRow",
     "DeviceRepository",
@@ -33,6 +34,11 @@ __all__ = [
     "UserRepository",
     "UserRow",
 ]
+
+
+# A deleted account keeps its row (its id stays valid for what remains) under a username of this form,
+# and its metadata is gone (`vigil.server.services.deletion`).
+TOMBSTONE_PREFIX = "deleted_"
 
 
 class UserRow(Base):
@@ -115,10 +121,17 @@ class UserRepository:
             await self._session.scalars(select(UserRow).where(UserRow.band_changes_on <= today_iso))
         ).all()
 
-    async def age_facts(self) -> list[tuple[int, str, int]]:
-        """(id, age band, created at) of every account, as plain tuples (Core: no ORM objects)."""
-        rows = await self._session.execute(select(UserRow.id, UserRow.age_band, UserRow.created_at_ms))
-        return [(int(i), str(b), int(c)) for i, b, c in rows]
+    async def age_facts(self) -> list[tuple[int, str, int, bool]]:
+        """(id, age band, created at, deleted) of every account, as plain tuples (Core: no ORM objects)."""
+        rows = await self._session.execute(
+            select(
+                UserRow.id,
+                UserRow.age_band,
+                UserRow.created_at_ms,
+                UserRow.username.startswith(TOMBSTONE_PREFIX, autoescape=True),
+            )
+        )
+        return [(int(i), str(b), int(c), bool(d)) for i, b, c, d in rows]
 
     async def by_ids(self, user_ids: Collection[int]) -> Sequence[UserRow]:
         return (await self._session.scalars(select(UserRow).where(UserRow.id.in_(list(user_ids))))).all()

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.errors import ConflictError, NotFoundError
 from vigil.protocol.deletion import DeletionReport, KeptRecord
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import DeviceRepository, UserRepository, UserRow
+from vigil.server.db.accounts import TOMBSTONE_PREFIX, DeviceRepository, UserRepository, UserRow
 from vigil.server.db.deletion import DeletionRepository
 from vigil.server.db.pseudonyms import pseudonym
 from vigil.server.services.accounts import AuthenticatedDevice
@@ -48,7 +48,7 @@ async def _erase_identity(ctx: ServerContext, repository: DeletionRepository, us
     """Deletes the account's metadata and replaces its username by a random tombstone; returns how many
     metadata records went."""
     removed = await repository.delete_metadata(user.id, user.username, pseudonym(ctx.pseudonym_key, user.id))
-    user.username = f"deleted_{secrets.token_hex(6)}"
+    user.username = f"{TOMBSTONE_PREFIX}{secrets.token_hex(6)}"
     user.band_changes_on = None
     user.deletion_pending_since_ms = None
     return removed

@@ -7,9 +7,12 @@ worker on every node) that holds the scoring lease (`risk_round`) (retention run
 `vigil.server.services.retention`).
 
 Scoring is incremental: the feature state (`RiskScoringState`) stays in the server context between
-passes, and a pass reads only the events logged since the previous one (the first pass of a process, or
-one asked for an earlier time than the last, reads the whole window). It still scores every account
-active in the window, as a full pass does, so the decisions are the same. Actions only ever go up the
+passes, and a pass reads only the events logged since the previous one (the first pass of a process, one
+asked for an earlier time than the last, and the first after an account's deletion read the whole
+window). It still scores every account active in the window, as a full pass does, so the decisions are
+the same. The state is not saved: a restarted process, or one taking the lease over, starts with a pass
+over the window (a saved copy would be derived metadata kept apart from the log, with its own retention
+and deletion to honour, and writing it each pass would cost more than the pass). Actions only ever go up the
 ladder:
   safety notice      signed notices to the minors the account reached
   restrict contact   account standing `restricted` (enforced on the send path: no contact with minors)
@@ -84,20 +87,26 @@ class RiskScoringState:
     last_active_ms: dict[UserId, int]
     # Each account's log pseudonym (an HMAC: computed once per process) and the facts registered for it.
     name_of: dict[int, UserId] = field(default_factory=dict)
-    facts_of: dict[int, tuple[str, int]] = field(default_factory=dict)
+    facts_of: dict[int, tuple[str, int, bool]] = field(default_factory=dict)
+
+    def forgets_a_deletion(self, facts: Sequence[tuple[int, str, int, bool]]) -> bool:
+        """Whether an account this state knows was deleted since: its events are gone from the log, and
+        what this state derived from them must go too (only a pass from the window forgets it)."""
+        known = self.facts_of
+        return any(deleted and not known[user_id][2] for user_id, _, _, deleted in facts if user_id in known)
 
     def register_accounts(
-        self, facts: Sequence[tuple[int, str, int]], pseudonym_of: Callable[[int], UserId]
+        self, facts: Sequence[tuple[int, str, int, bool]], pseudonym_of: Callable[[int], UserId]
     ) -> None:
         """Registers the accounts that are new or whose facts (age band, creation) changed since."""
-        for user_id, band, created_at_ms in facts:
-            if self.facts_of.get(user_id) == (band, created_at_ms):
+        for user_id, band, created_at_ms, deleted in facts:
+            if self.facts_of.get(user_id) == (band, created_at_ms, deleted):
                 continue
             name = self.name_of.get(user_id)
             if name is None:
                 name = self.name_of[user_id] = pseudonym_of(user_id)
             self.extractor.register_account(AccountFacts(name, AgeBand(band), created_at_ms))
-            self.facts_of[user_id] = (band, created_at_ms)
+            self.facts_of[user_id] = (band, created_at_ms, deleted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,12 +284,15 @@ async def run_risk_scoring(
         state = None  # asked about an earlier time: start again from the window
     async with ctx.sessions() as session, session.begin():
         users = UserRepository(session)
+        facts = await users.age_facts()
+        if state is not None and state.forgets_a_deletion(facts):
+            state = None
         ties_since: int | None = None if state is None else state.ties_until_ms
         if state is None:
             state = RiskScoringState(
                 FeatureExtractor(window_days=WINDOW_DAYS), now, window_start, window_start, set(), {}
             )
-        state.register_accounts(await users.age_facts(), lambda user_id: metadata.pseudonym_of(ctx, user_id))
+        state.register_accounts(facts, lambda user_id: metadata.pseudonym_of(ctx, user_id))
         name_of = state.name_of
         # Connections older than the window are history, not new contacts (the warm-up artefact: a
         # parent's first message to their child in the window counted as a new conversation with a minor).

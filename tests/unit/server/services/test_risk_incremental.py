@@ -12,8 +12,9 @@ from vigil.protocol.wire import AgeBand, MessageKind
 from vigil.safety.behavior.events import AccountFacts, MessageSent, MetadataEvent, UserId
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
-from vigil.server.services import metadata
-from vigil.server.services.risk import RiskRun, run_risk_scoring
+from vigil.server.db.metadata import MetadataRepository
+from vigil.server.services import deletion, metadata
+from vigil.server.services.risk import RiskRun, RiskScoringState, run_risk_scoring
 from vigil.server.settings import Settings
 from vigil.sim.generator import EventGenerator
 from vigil.sim.population import build_population
@@ -124,3 +125,31 @@ async def test_a_pass_reads_only_new_events_and_decides_as_a_full_pass(tmp_path:
         assert full.applied == []  # the incremental passes applied everything a full pass decides
         newcomer_name = metadata.pseudonym_of(ctx, await _id_of(ctx, "newcomer"))
         assert newcomer_name in incremental.extractor.accounts()
+
+
+async def test_the_pass_after_an_account_deletion_forgets_what_came_from_its_events(tmp_path: Path) -> None:
+    start, facts, events = _population(3)
+    end = start + 3 * DAY_MS
+    async with ServerContext.open(Settings(data_dir=tmp_path)) as ctx:
+        await _add_accounts(ctx, facts)
+        await _log(ctx, events)
+        first = await run_risk_scoring(ctx, now_ms=end)
+        assert isinstance(ctx.risk_state, RiskScoringState)
+        # A minor a flagged adult reached deletes their account: no case or hold keeps it.
+        gone = first.decisions[0].notify[0]
+        gone_id = next(user_id for user_id, name in ctx.risk_state.name_of.items() if name == gone)
+        async with ctx.sessions() as session, session.begin():
+            user = await UserRepository(session).by_id(gone_id)
+            assert user is not None
+            user.deletion_pending_since_ms = end
+        assert await deletion.finish_pending_deletions(ctx, end) == 1
+        async with ctx.sessions() as session:
+            left = len(await MetadataRepository(session).columns_between(0, end + 1))
+        assert 0 < left < len(events)
+
+        after = await run_risk_scoring(ctx, now_ms=end + 1000)
+        assert after.events == left  # read from the window again, without the deleted account's events
+        ctx.risk_state = None
+        fresh = await run_risk_scoring(ctx, now_ms=end + 1000)
+        assert _decided(after) == _decided(fresh)
+        assert all(gone not in d.notify for d in after.decisions)
