@@ -111,7 +111,6 @@ def serve(
     from vigil.cli.errors import CliError, root_cause
     from vigil.cli.serving import create_served_app, startup_banner
     from vigil.server.db.engine import create_engine, migrate
-    from vigil.server.db.pseudonyms import derive_pseudonym_key
     from vigil.server.serving import uvicorn_options
     from vigil.server.settings import Settings
 
@@ -133,7 +132,7 @@ def serve(
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url)
         try:
-            await migrate(engine, pseudonym_key=derive_pseudonym_key(settings.load_report_key()))
+            await migrate(engine, pseudonym_key=settings.load_pseudonym_key())
         finally:
             await engine.dispose()
 

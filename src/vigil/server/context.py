@@ -17,6 +17,7 @@ from vigil.server.blobstore import BlobBackend, DiskBlobStore
 from vigil.server.blobstore_database import DatabaseBlobStore
 from vigil.server.blobstore_s3 import S3BlobStore, S3Location
 from vigil.server.db.engine import create_engine, migrate, session_factory
+from vigil.server.db.metadata import MetadataRepository
 from vigil.server.db.pseudonyms import derive_pseudonym_key
 from vigil.server.delivery import DeliveryHub
 from vigil.server.hashindex import BankMatcherCache
@@ -54,9 +55,14 @@ class ServerContext:
     # the data directory so a restart loads it instead of rebuilding.
     bank_matchers: BankMatcherCache = field(default_factory=lambda: BankMatcherCache(None))
 
+    # VIGIL_METADATA_PSEUDONYM_KEY when configured (`open` sets it); None: derived from the report key.
+    metadata_pseudonym_key: bytes | None = None
+
     @property
     def pseudonym_key(self) -> bytes:
         """Keys the metadata log's account pseudonyms (`vigil.server.db.pseudonyms`)."""
+        if self.metadata_pseudonym_key is not None:
+            return self.metadata_pseudonym_key
         return derive_pseudonym_key(self.report_key)
 
     async def credentials_changed(
@@ -98,8 +104,13 @@ class ServerContext:
         )
         delivery.credentials = credentials
         try:
-            await migrate(engine, pseudonym_key=derive_pseudonym_key(report_key))
+            pseudonym_key = settings.load_pseudonym_key(report_key)
+            await migrate(engine, pseudonym_key=pseudonym_key)
             sessions = session_factory(engine)
+            previous_keys = settings.previous_pseudonym_keys(report_key)
+            if previous_keys:  # a rotation: one name per account before anything reads the log
+                async with sessions() as session, session.begin():
+                    await MetadataRepository(session).rename_pseudonyms(previous_keys, pseudonym_key)
             async with open_blob_backend(settings, sessions) as blobs:
                 yield cls(
                     settings=settings,
@@ -114,6 +125,7 @@ class ServerContext:
                     limiter=limiter if limiter is not None else RateLimiter.disabled(),
                     credentials=credentials,
                     bank_matchers=BankMatcherCache(settings.data_dir / "pdq-index"),
+                    metadata_pseudonym_key=pseudonym_key,
                 )
         finally:
             await engine.dispose()

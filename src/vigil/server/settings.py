@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.errors import ValidationError
 from vigil.safety.strikes import parse_thresholds
+from vigil.server.db.pseudonyms import derive_pseudonym_key
 from vigil.server.ratelimit import Limit, parse_rule
 
 __all__ = [
@@ -70,6 +71,12 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     # AES-256-GCM key for reported content at rest, hex (32 bytes). In dev generated into the data dir.
     report_key: SecretStr | None = None
+    # HMAC key naming accounts in the metadata event log (`vigil.server.db.pseudonyms`), hex (32 bytes).
+    # Unset: derived from VIGIL_REPORT_KEY under its own label. To rotate, set the new key here and the one
+    # the log was written under in the previous-key setting: every start-up renames the log's accounts
+    # from it (and from the derived key once a key is configured), so scoring sees one name per account.
+    metadata_pseudonym_key: SecretStr | None = None
+    metadata_pseudonym_previous_key: SecretStr | None = None
     report_retention_days: int = Field(default=365, gt=0)
     # Strikes under one policy at which a reviewer's decision escalates (`vigil.safety.strikes`).
     strike_thresholds: str = "restrict=3,suspend=5"
@@ -174,6 +181,11 @@ class Settings(BaseSettings):
         _check_hex_secret("VIGIL_FRANKING_KEY", self.franking_key, required=required, at_least=32)
         _check_hex_secret("VIGIL_REPORT_KEY", self.report_key, required=required, exactly=32)
         _check_hex_secret("VIGIL_NOTICE_SIGNING_KEY", self.notice_signing_key, required=required, exactly=32)
+        for name, key in (
+            ("VIGIL_METADATA_PSEUDONYM_KEY", self.metadata_pseudonym_key),
+            ("VIGIL_METADATA_PSEUDONYM_PREVIOUS_KEY", self.metadata_pseudonym_previous_key),
+        ):
+            _check_hex_secret(name, key, required=False, exactly=32)
         return self
 
     @property
@@ -207,6 +219,26 @@ class Settings(BaseSettings):
         """The AES-256-GCM key for reported content at rest. Raises ValidationError outside dev when
         unset; in dev it is generated once and kept in the data dir."""
         return self._secret_or_dev_file("VIGIL_REPORT_KEY", self.report_key, _REPORT_KEY_FILE)
+
+    def load_pseudonym_key(self, report_key: bytes | None = None) -> bytes:
+        """The metadata log's pseudonym key: VIGIL_METADATA_PSEUDONYM_KEY, or derived from the report key
+        (`report_key`, loaded when not given)."""
+        if self.metadata_pseudonym_key is not None:
+            return bytes.fromhex(self.metadata_pseudonym_key.get_secret_value())
+        return derive_pseudonym_key(self.load_report_key() if report_key is None else report_key)
+
+    def previous_pseudonym_keys(self, report_key: bytes | None = None) -> list[bytes]:
+        """Keys the log may still name accounts under, newest first: the configured previous key, and the
+        derived one once a key is configured (a move from the default); never the current key."""
+        current = self.load_pseudonym_key(report_key)
+        candidates = []
+        if self.metadata_pseudonym_previous_key is not None:
+            candidates.append(bytes.fromhex(self.metadata_pseudonym_previous_key.get_secret_value()))
+        if self.metadata_pseudonym_key is not None:
+            candidates.append(
+                derive_pseudonym_key(self.load_report_key() if report_key is None else report_key)
+            )
+        return [key for key in dict.fromkeys(candidates) if key != current]
 
     def load_notice_signing_key(self) -> bytes:
         """The Ed25519 seed that signs safety notices. Raises ValidationError outside dev when unset; in

@@ -150,8 +150,6 @@ INVENTORY: tuple[TableInventory, ...] = (
             "sender_device_id": "delivery (which Olm session decrypts it)",
             "conversation": "delivery (recipient or group) and the franking tag",
             "kind": "delivery (text/image/file/control)",
-            "size_bucket": "power-of-two size class; no feature reads it (the metadata log keeps none), it "
-            "lives only as long as the delivery record",
             "commitment": "franking: proves the sender's plaintext in a report",
             "franking_tag": "franking: the server's tag binding commitment, sender, conversation, time",
             "server_ts_ms": "delivery order and the franking tag",
@@ -294,8 +292,8 @@ INVENTORY: tuple[TableInventory, ...] = (
             "and spans of hours need no finer)",
             "kind": "which feature the event feeds",
             "actor": "whose behaviour it is, as the account's pseudonym (a keyed HMAC of its id under a "
-            "key derived from `VIGIL_REPORT_KEY`; never the username): a copy of the database alone does not "
-            "say who acted",
+            "key `VIGIL_METADATA_PSEUDONYM_KEY`, by default derived from `VIGIL_REPORT_KEY`; never the "
+            "username): a copy of the database alone does not say who acted",
             "target": "who it reached (minor contact features), as a pseudonym like `actor`",
             "group_id": "group fan-out features",
             "content": "content kind (text, image, file)",
@@ -436,7 +434,8 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "image_match_cases",
         "a case opened by a known-image match",
-        "while the case is open; then `VIGIL_REPORT_RETENTION_DAYS`, or as long as a preservation hold",
+        "while the case is open; once it is not, deleted `VIGIL_REPORT_RETENTION_DAYS` after it was opened "
+        "(the image_matches sweep; a preservation hold keeps a sealed copy in its case)",
         "reviewers",
         {
             "id": _ID,

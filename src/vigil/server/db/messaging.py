@@ -42,7 +42,6 @@ class MessageRow(Base):
     sender_device_id: Mapped[str] = mapped_column(String(64))
     conversation: Mapped[str] = mapped_column(String(80))
     kind: Mapped[str] = mapped_column(String(16))
-    size_bucket: Mapped[int] = mapped_column(Integer)
     commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
     franking_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
     server_ts_ms: Mapped[int] = mapped_column(BigInteger)

@@ -19,12 +19,15 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.protocol.ids import UserId
+from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
+from vigil.server.db.pseudonyms import pseudonym
 
 __all__ = [
     "MetadataEventRow",
@@ -133,6 +136,35 @@ class MetadataRepository:
         statement = delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
         result = await self._session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def rename_pseudonyms(self, previous_keys: Sequence[bytes], key: bytes) -> int:
+        """Renames every account the log names under one of `previous_keys` to its name under `key` (a key
+        rotation); returns how many events changed. One pass over the log's distinct names, then one indexed
+        update per account and column found, so a log already renamed costs one query."""
+        if not previous_keys:
+            return 0
+        names = set(await self._session.scalars(select(MetadataEventRow.actor).distinct()))
+        names |= set(
+            await self._session.scalars(
+                select(MetadataEventRow.target).where(MetadataEventRow.target.is_not(None)).distinct()
+            )
+        )
+        if not names:
+            return 0
+        renames: dict[str, str] = {}
+        for user_id in await self._session.scalars(select(UserRow.id)):
+            for previous in previous_keys:
+                old = pseudonym(previous, user_id)
+                if old in names:
+                    renames[old] = pseudonym(key, user_id)
+        changed = 0
+        for old, new in renames.items():
+            for column in (MetadataEventRow.actor, MetadataEventRow.target):
+                result = await self._session.execute(
+                    update(MetadataEventRow).where(column == old).values({column.key: new})
+                )
+                changed += int(getattr(result, "rowcount", 0) or 0)
+        return changed
 
 
 class RiskStateRepository:

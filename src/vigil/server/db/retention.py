@@ -10,9 +10,10 @@ from sqlalchemy import Delete, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import ContactRequestState
+from vigil.server.db.cases import OPEN_STATES
 from vigil.server.db.contacts import ContactRequestRow
 from vigil.server.db.groups import MembershipPeriodRow
-from vigil.server.db.hashlists import VoucherRow
+from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow
@@ -50,6 +51,15 @@ class RetentionRepository:
     async def delete_vouchers(self, created_before_ms: int) -> int:
         """Vouchers that arrived before the cutoff (an opened one lives on in its image-match case)."""
         return await self._count(delete(VoucherRow).where(VoucherRow.created_at_ms < created_before_ms))
+
+    async def delete_closed_image_matches(self, created_before_ms: int) -> int:
+        """Image-match cases no longer open that were opened before the cutoff (an open one stays)."""
+        return await self._count(
+            delete(ImageMatchCaseRow).where(
+                ImageMatchCaseRow.state.not_in(OPEN_STATES),
+                ImageMatchCaseRow.created_at_ms < created_before_ms,
+            )
+        )
 
     async def delete_abandoned_queue_entries(self, sent_before_ms: int) -> int:
         """Queue entries of messages sent before the cutoff that their device never fetched."""

@@ -248,7 +248,6 @@ async def send_group_message(
             "sender_device_id": by.device_id,
             "conversation": conversation,
             "kind": request.kind.value,
-            "size_bucket": bucket,
             "commitment": commitment,
             "franking_tag": tag,
             "server_ts_ms": now_ms,

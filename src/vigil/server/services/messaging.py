@@ -294,7 +294,6 @@ async def _prepare(
         "sender_device_id": by.device_id,
         "conversation": request.to,
         "kind": request.kind.value,
-        "size_bucket": bucket,
         "commitment": commitment,
         "franking_tag": tag,
         "server_ts_ms": now_ms,

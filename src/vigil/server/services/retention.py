@@ -15,6 +15,7 @@ What each sweep deletes:
   notices                   plain and safety notices older than VIGIL_NOTICE_RETENTION_DAYS
   vouchers                  vouchers older than VIGIL_VOUCHER_RETENTION_DAYS (an opened one lives on as
                             the encrypted copy in its image-match case)
+  image_matches             image-match cases no longer open, VIGIL_REPORT_RETENTION_DAYS after opening
   membership_periods        group membership periods that ended VIGIL_MEMBERSHIP_HISTORY_DAYS ago (a
                             reported group message older than that no longer verifies its membership)
   reports                   reports past VIGIL_REPORT_RETENTION_DAYS (`reports.sweep_expired_reports`)
@@ -102,6 +103,12 @@ async def sweep_vouchers(ctx: ServerContext, now_ms: int) -> int:
         return await RetentionRepository(session).delete_vouchers(cutoff)
 
 
+async def sweep_image_matches(ctx: ServerContext, now_ms: int) -> int:
+    cutoff = now_ms - ctx.settings.report_retention_days * DAY_MS
+    async with ctx.sessions() as session, session.begin():
+        return await RetentionRepository(session).delete_closed_image_matches(cutoff)
+
+
 async def sweep_membership_periods(ctx: ServerContext, now_ms: int) -> int:
     cutoff = now_ms - ctx.settings.membership_history_days * DAY_MS
     async with ctx.sessions() as session, session.begin():
@@ -128,6 +135,7 @@ SWEEPS: tuple[Sweep, ...] = (
     Sweep("console_sessions", sweep_console_sessions),
     Sweep("notices", sweep_notices),
     Sweep("vouchers", sweep_vouchers),
+    Sweep("image_matches", sweep_image_matches),
     Sweep("membership_periods", sweep_membership_periods),
     Sweep("reports", sweep_reports),
     Sweep("blobs", sweep_blobs),

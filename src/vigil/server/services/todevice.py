@@ -29,7 +29,6 @@ from vigil.server.db.groups import GroupRepository
 from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.services import enforcement
 from vigil.server.services.accounts import AuthenticatedDevice
-from vigil.server.services.messaging import size_bucket
 
 __all__ = ["NO_COMMITMENT", "send_to_device"]
 
@@ -77,7 +76,6 @@ async def send_to_device(
             sender_device_id=by.device_id,
             conversation=request.conversation,
             kind=MessageKind.CONTROL.value,
-            size_bucket=size_bucket(max(len(body) for _, body in bodies.values())),
             commitment=NO_COMMITMENT,
             franking_tag=server_tag(
                 ctx.franking_key,

@@ -98,7 +98,6 @@ async def test_a_conversation_exists_once_either_side_has_written(session: Async
             sender_device_id="B1",
             conversation="alice",
             kind="text",
-            size_bucket=1,
             commitment=bytes(32),
             franking_tag=bytes(32),
             server_ts_ms=T0,

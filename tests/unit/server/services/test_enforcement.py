@@ -87,7 +87,6 @@ async def test_a_restricted_account_may_only_continue_its_conversations(ctx: Ser
                 sender_device_id="B1",
                 conversation="alice",
                 kind="text",
-                size_bucket=1,
                 commitment=bytes(32),
                 franking_tag=bytes(32),
                 server_ts_ms=T0,

@@ -23,7 +23,7 @@ from vigil.server.db.case_evidence import CaseEvidenceRow
 from vigil.server.db.cases import CaseRow
 from vigil.server.db.contacts import ContactRequestRow
 from vigil.server.db.groups import GroupRow, MembershipPeriodRow
-from vigil.server.db.hashlists import VoucherRow
+from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
@@ -77,7 +77,6 @@ async def _message(ctx: ServerContext, sender: int, client_id: str, at_ms: int, 
             sender_device_id="dev-a",
             conversation="bob",
             kind="text",
-            size_bucket=256,
             commitment=b"c" * 32,
             franking_tag=b"t" * 32,
             server_ts_ms=at_ms,
@@ -227,6 +226,37 @@ async def test_old_notices_and_vouchers_go(ctx: ServerContext) -> None:
     assert await _sweep(ctx, "vouchers", T0 + vouchers - 1) == 0
     assert await _sweep(ctx, "vouchers", T0 + vouchers + 1) == 1
     assert await _count(ctx, VoucherRow) == 0
+
+
+async def test_a_closed_image_match_goes_after_report_retention_an_open_one_stays(ctx: ServerContext) -> None:
+    alice, _bob = await _users(ctx)
+
+    def match(state: str) -> ImageMatchCaseRow:
+        return ImageMatchCaseRow(
+            source="voucher",
+            subject_user_id=alice,
+            priority=100,
+            state=state,
+            direction="sent",
+            bank="b",
+            entry_hash="h" * 64,
+            pdq="p" * 64,
+            distance=0,
+            verification="",
+            mime="image/png",
+            image_ciphertext=b"c",
+            image_mac=b"m",
+            image_ephemeral_key=b"e",
+            created_at_ms=T0,
+        )
+
+    async with ctx.sessions() as session, session.begin():
+        session.add_all([match("open"), match("closed")])
+    keep = ctx.settings.report_retention_days * DAY
+    assert await _sweep(ctx, "image_matches", T0 + keep - 1) == 0
+    assert await _sweep(ctx, "image_matches", T0 + keep + 1) == 1
+    async with ctx.sessions() as session:
+        assert list(await session.scalars(select(ImageMatchCaseRow.state))) == ["open"]
 
 
 async def test_each_run_is_counted_and_a_failure_is_recorded_by_type(ctx: ServerContext) -> None:
