@@ -27,8 +27,9 @@ from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
 from vigil.server.db.messaging import MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
+from vigil.server.db.preservation import PreservationHoldRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
-from vigil.server.services import cases, deletion, metadata, retention
+from vigil.server.services import cases, deletion, metadata, preservation, retention
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import verify_chain
 from vigil.server.services.case_evidence import erase_case_evidence
@@ -414,6 +415,30 @@ async def test_closed_membership_periods_go_after_the_history_window(ctx: Server
     assert await _sweep(ctx, "membership_periods", T0 + DAY + keep + 1) == 1
     async with ctx.sessions() as session:
         assert list(await session.scalars(select(MembershipPeriodRow.user_id))) == [alice]  # still a member
+
+
+async def test_a_hold_from_before_holds_copied_is_copied_at_start_up(ctx: ServerContext) -> None:
+    """Holds placed before migration 0021 kept their data in place; start-up copies them once."""
+    _alice, bob = await _users(ctx)
+    case_id = await _open_case(ctx, bob)
+    await _message(ctx, bob, "from before", T0, queued=False)
+    async with ctx.sessions() as session, session.begin():
+        session.add(
+            PreservationHoldRow(
+                case_id=case_id,
+                subject_user_id=bob,
+                filing_id=None,
+                reason="CyberTipline report",
+                blob_ids="",
+                created_by="admin:t",
+                created_at_ms=T0,
+                hold_until_ms=T0 + PRESERVATION_DAYS * DAY,
+            )
+        )
+    assert await preservation.copy_uncopied_holds(ctx) == 1
+    assert await preservation.copy_uncopied_holds(ctx) == 0  # once
+    (copy,) = await preserved_copies(ctx, case_id)
+    assert [m["client_id"] for m in copy["tables"]["messages"]] == ["from before"]
 
 
 async def test_a_deleted_held_account_keeps_only_the_case_copy_and_what_its_open_case_needs(
