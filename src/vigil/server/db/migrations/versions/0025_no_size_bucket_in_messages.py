@@ -1,8 +1,8 @@
 """messages.size_bucket dropped: no feature reads a delivery record's size class (issue 16: less to begin
 with; the metadata log stopped keeping it in 0011)
 
-Revision ID: 0024_no_size_bucket_in_messages
-Revises: 0023_risk_history
+Revision ID: 0025_no_size_bucket_in_messages
+Revises: 0024_blob_chunk_times
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024_no_size_bucket_in_messages"
-down_revision = "0023_risk_history"
+revision = "0025_no_size_bucket_in_messages"
+down_revision = "0024_blob_chunk_times"
 branch_labels = None
 depends_on = None
 
