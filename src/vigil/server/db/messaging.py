@@ -4,7 +4,7 @@ metadata the server legitimately sees."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     delete,
     insert,
@@ -64,6 +65,10 @@ class QueueRow(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+_MESSAGES = cast(Table, MessageRow.__table__)
+_QUEUE = cast(Table, QueueRow.__table__)
+
+
 class MessageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -111,8 +116,9 @@ class MessageRepository:
         """Inserts several messages (column values without `id`) and their queue entries (`device_id`,
         `message_type`, `body`) with two statements; returns each message's id and its entries' ids, in
         order (the ids a committed send hands to the recipients' sockets)."""
+        # On the tables, not the mapped classes: the ORM's bulk insert processes every row in Python first.
         result = await self._session.execute(
-            insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
+            insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True),
             [values for values, _ in messages],
         )
         ids = [int(i) for i in result.scalars().all()]
@@ -148,7 +154,7 @@ class MessageRepository:
         if not rows:  # e.g. a group with no other device: an empty executemany would INSERT DEFAULT VALUES
             return []
         result = await self._session.execute(
-            insert(QueueRow).returning(QueueRow.id, sort_by_parameter_order=True), rows
+            insert(_QUEUE).returning(_QUEUE.c.id, sort_by_parameter_order=True), rows
         )
         return [int(i) for i in result.scalars().all()]
 

@@ -4,7 +4,7 @@ Metadata only: nothing here holds content."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     Row,
     String,
+    Table,
     Text,
     delete,
     func,
@@ -96,9 +97,10 @@ class MetadataRepository:
         self._session.add(row)
 
     async def add_values(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Inserts events given as column values, in one executemany."""
+        """Inserts events given as column values, in one executemany (on the table, not the mapped class:
+        the ORM's bulk insert processes every row in Python first)."""
         if rows:
-            await self._session.execute(insert(MetadataEventRow), rows)
+            await self._session.execute(insert(cast(Table, MetadataEventRow.__table__)), rows)
 
     async def columns_between(self, since_ms: int, until_ms: int) -> Sequence[Row[Any]]:
         """Events with `since_ms <= at < until_ms` in time order, as Core rows (the columns of
