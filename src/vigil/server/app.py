@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from vigil.server.access_log import AccessLog
 from vigil.server.api import accounts, blobs, health, keys, messages, stream
@@ -32,6 +33,16 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 CYBERTIP_RECOVERY_MAX_INTERVAL_S = 300
+# FastAPI's native OpenTelemetry, off: its spans and logs carry request paths (usernames, group and blob
+# ids) and exception messages to whatever provider the environment configures, which the access log's
+# rules forbid; and checking whether it is on cost every request a look at the environment.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 async def _recover_cybertip_filings_forever(ctx: ServerContext) -> None:
@@ -75,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
                 await delivery.stop()
 
-    app = FastAPI(title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES)
+    app = FastAPI(
+        title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES, telemetry=NO_TELEMETRY
+    )
     install_error_handlers(app)
     for router in (health.router, accounts.router, keys.router, messages.router, blobs.router, stream.router):
         app.include_router(router)

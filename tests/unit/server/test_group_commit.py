@@ -167,3 +167,36 @@ async def test_acks_of_many_sockets_coalesced_past_the_drivers_parameter_limit(c
     counts = await messaging._ack_batch(ctx, items)
     assert counts[0] == len(real) == 30 and counts[1:] == [0] * 19
     assert (await messaging.fetch_pending(ctx, bob, limit=100)).messages == []
+
+
+async def test_a_retry_of_an_accepted_message_is_a_duplicate_even_if_it_would_now_be_refused(
+    ctx: ServerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch does not look for earlier messages before its checks: a retry that passes them fails
+    the insert and the batch runs again looking first; one that fails them is looked up before the
+    refusal is answered. Either way the retry gets the first answer, and new messages beside it go in."""
+    alice, bob = await _user(ctx, "alice_retry"), await _user(ctx, "bob_retry")
+    first = [_request(bob.username, bob.device_id) for _ in range(4)]
+    answers = await asyncio.gather(*(messaging.send_message(ctx, alice, r) for r in first))
+    sizes = _count_batches(monkeypatch)
+    fresh = [_request(bob.username, bob.device_id) for _ in range(4)]
+    mixed = [fresh[0], first[1], fresh[1], fresh[2], first[3], fresh[3]]
+    again = await asyncio.gather(*(messaging.send_message(ctx, alice, r) for r in mixed))
+    assert max(sizes) > 1, sizes
+    assert [a.duplicate for a in again] == [False, True, False, False, True, False]
+    assert again[1].server_ts_ms == answers[1].server_ts_ms
+    assert again[4].franking_tag == answers[3].franking_tag
+    # The device list the retry was encrypted for is gone: still the duplicate, not a 409.
+    stale_retry = first[2].model_copy(
+        update={"ciphertexts": [first[2].ciphertexts[0].model_copy(update={"device_id": "gone"})]}
+    )
+    late = await asyncio.gather(
+        messaging.send_message(ctx, alice, stale_retry),
+        messaging.send_message(ctx, alice, _request(bob.username, "gone")),
+        return_exceptions=True,
+    )
+    assert isinstance(late[0], SendAccepted) and late[0].duplicate
+    assert late[0].server_ts_ms == answers[2].server_ts_ms
+    assert isinstance(late[1], messaging.StaleDevicesError)
+    pending = await messaging.fetch_pending(ctx, bob, limit=100)
+    assert sorted(d.message_id for d in pending.messages) == sorted(r.id for r in first + fresh)

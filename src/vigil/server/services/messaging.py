@@ -7,6 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.errors import ConflictError, NotFoundError, ValidationError, VigilError
@@ -120,35 +121,18 @@ async def _send_batch(
 ) -> list[SendAccepted | Exception]:
     """One transaction for the whole batch; a message refused by a check fails alone. If the transaction
     itself fails (e.g. a concurrent retry of the same id committed by another process), every message
-    of a multi-message batch is retried in its own transaction so a failure stays with its message."""
-    results: list[SendAccepted | Exception] = []
-    planned: list[_Planned] = []
+    of a multi-message batch is retried in its own transaction so a failure stays with its message.
+
+    Retries of messages committed earlier are rare, so the batch does not look for them before its
+    checks (a query less per batch) unless a message carries attachments (whose checks write). A
+    retry is still answered as the duplicate it is: a refused message is looked up before the refusal
+    is answered, and one that passed its checks fails the insert on the unique (sender, client id)
+    constraint, after which the batch runs again, looking first."""
     try:
-        async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
-            state = _BatchState(existing=await _existing(session, items))
-            for by, request in items:
-                try:
-                    outcome = await _prepare(ctx, session, state, by, request)
-                except VigilError as error:
-                    results.append(error)
-                    continue
-                if isinstance(outcome, SendAccepted):
-                    results.append(outcome)
-                    continue
-                planned.append(outcome)
-                accepted = SendAccepted(
-                    message_id=request.id,
-                    server_ts_ms=outcome.values["server_ts_ms"],
-                    devices=len(outcome.entries),
-                    franking_tag=b64encode(outcome.values["franking_tag"]),
-                )
-                state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
-                results.append(accepted)
-            if planned:
-                inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
-                await metadata.record_many(
-                    ctx, session, [p.event for p in planned if p.event is not None], state.user_ids
-                )
+        try:
+            return await _send_batch_once(ctx, items, look_up_first=False)
+        except IntegrityError:
+            return await _send_batch_once(ctx, items, look_up_first=True)
     except Exception:
         if len(items) == 1:
             raise
@@ -159,6 +143,46 @@ async def _send_batch(
             except Exception as error:  # this message's own failure
                 alone.append(error)
         return alone
+
+
+async def _send_batch_once(
+    ctx: ServerContext, items: Sequence[tuple[AuthenticatedDevice, SendRequest]], *, look_up_first: bool
+) -> list[SendAccepted | Exception]:
+    look_up_first = look_up_first or any(request.attachments for _, request in items)
+    results: list[SendAccepted | Exception] = []
+    refused: list[int] = []
+    planned: list[_Planned] = []
+    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+        state = _BatchState(existing=await _existing(session, items) if look_up_first else {})
+        for by, request in items:
+            try:
+                outcome = await _prepare(ctx, session, state, by, request)
+            except VigilError as error:
+                refused.append(len(results))
+                results.append(error)
+                continue
+            if isinstance(outcome, SendAccepted):
+                results.append(outcome)
+                continue
+            planned.append(outcome)
+            accepted = SendAccepted(
+                message_id=request.id,
+                server_ts_ms=outcome.values["server_ts_ms"],
+                devices=len(outcome.entries),
+                franking_tag=b64encode(outcome.values["franking_tag"]),
+            )
+            state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
+            results.append(accepted)
+        if refused and not look_up_first:  # a retry of an accepted message is answered, not refused
+            earlier = await _existing(session, [items[i] for i in refused])
+            for i in refused:
+                by, request = items[i]
+                results[i] = earlier.get((by.user_id, request.id), results[i])
+        if planned:
+            inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
+            await metadata.record_many(
+                ctx, session, [p.event for p in planned if p.event is not None], state.user_ids
+            )
     if planned:
         handed: dict[str, list[dict[str, Any]]] = {}
         for p, (_, entry_ids) in zip(planned, inserted, strict=True):
