@@ -90,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES, telemetry=NO_TELEMETRY
     )
     install_error_handlers(app)
-    for router in (health.router, accounts.router, keys.router, messages.router, blobs.router, stream.router):
+    # The relay's routes first: a request is matched against the routes in order (no two paths overlap).
+    for router in (messages.router, stream.router, health.router, accounts.router, keys.router, blobs.router):
         app.include_router(router)
     app.include_router(groups_api.router)
     app.include_router(hashlist_api.router)

@@ -101,12 +101,12 @@ class MessageRepository:
             return []
         rows = await self._session.execute(
             select(
-                MessageRow.sender_user_id,
-                MessageRow.client_id,
-                MessageRow.server_ts_ms,
-                MessageRow.device_count,
-                MessageRow.franking_tag,
-            ).where(tuple_(MessageRow.sender_user_id, MessageRow.client_id).in_(padded(list(keys))))
+                _MESSAGES.c.sender_user_id,
+                _MESSAGES.c.client_id,
+                _MESSAGES.c.server_ts_ms,
+                _MESSAGES.c.device_count,
+                _MESSAGES.c.franking_tag,
+            ).where(tuple_(_MESSAGES.c.sender_user_id, _MESSAGES.c.client_id).in_(padded(list(keys))))
         )
         return [AcceptedMessage._make(row) for row in rows]
 
@@ -181,11 +181,11 @@ class MessageRepository:
         deleted: set[tuple[str, int]] = set()
         for start in range(0, len(wanted), DELETE_CHUNK):
             result = await self._session.execute(
-                delete(QueueRow)
+                delete(_QUEUE)  # the table: an ORM delete also works out what to expire in the session
                 .where(
-                    tuple_(QueueRow.device_id, QueueRow.id).in_(padded(wanted[start : start + DELETE_CHUNK]))
+                    tuple_(_QUEUE.c.device_id, _QUEUE.c.id).in_(padded(wanted[start : start + DELETE_CHUNK]))
                 )
-                .returning(QueueRow.device_id, QueueRow.id)
+                .returning(_QUEUE.c.device_id, _QUEUE.c.id)
             )
             deleted.update((str(device_id), int(entry_id)) for device_id, entry_id in result)
         return deleted

@@ -5,9 +5,9 @@ devices); one compiled statement with bound parameters is reused for every send.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from sqlalchemy import and_, bindparam, exists, or_, select
+from sqlalchemy import Table, and_, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.server.db.accounts import AccountStandingRow, DeviceRow, UserRow
@@ -32,26 +32,35 @@ class Recipient(NamedTuple):
 _SENDER = bindparam("sender", type_=UserRow.id.type)
 _TO = bindparam("to", type_=UserRow.username.type)
 
+# On the tables, not the mapped classes: a plain Core statement, no ORM compilation or row loading.
+_USERS = cast(Table, UserRow.__table__).c
+_DEVICES = cast(Table, DeviceRow.__table__).c
+_STANDING = cast(Table, AccountStandingRow.__table__).c
+_BLOCKS = cast(Table, BlockRow.__table__).c
+_CONNECTIONS = cast(Table, ConnectionRow.__table__).c
+
 _RECIPIENT = (
     select(
-        UserRow.id,
-        UserRow.username,
-        UserRow.age_band,
-        select(AccountStandingRow.standing).where(AccountStandingRow.user_id == _SENDER).scalar_subquery(),
-        exists().where(BlockRow.blocker_user_id == UserRow.id, BlockRow.blocked_user_id == _SENDER),
+        _USERS.id,
+        _USERS.username,
+        _USERS.age_band,
+        select(_STANDING.standing).where(_STANDING.user_id == _SENDER).scalar_subquery(),
+        exists().where(_BLOCKS.blocker_user_id == _USERS.id, _BLOCKS.blocked_user_id == _SENDER),
         exists().where(
             or_(
-                and_(ConnectionRow.low_user_id == UserRow.id, ConnectionRow.high_user_id == _SENDER),
-                and_(ConnectionRow.low_user_id == _SENDER, ConnectionRow.high_user_id == UserRow.id),
+                and_(_CONNECTIONS.low_user_id == _USERS.id, _CONNECTIONS.high_user_id == _SENDER),
+                and_(_CONNECTIONS.low_user_id == _SENDER, _CONNECTIONS.high_user_id == _USERS.id),
             )
         ),
-        DeviceRow.id,
-        DeviceRow.user_id,
+        _DEVICES.id,
+        _DEVICES.user_id,
     )
-    .select_from(UserRow)
-    .outerjoin(DeviceRow, or_(DeviceRow.user_id == UserRow.id, DeviceRow.user_id == _SENDER))
-    .where(UserRow.username == _TO)
-    .order_by(DeviceRow.created_at_ms, DeviceRow.id)
+    .select_from(cast(Table, UserRow.__table__))
+    .outerjoin(
+        cast(Table, DeviceRow.__table__), or_(_DEVICES.user_id == _USERS.id, _DEVICES.user_id == _SENDER)
+    )
+    .where(_USERS.username == _TO)
+    .order_by(_DEVICES.created_at_ms, _DEVICES.id)
 )
 
 
