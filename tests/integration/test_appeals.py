@@ -72,7 +72,9 @@ async def test_a_suspended_user_appeals_and_a_reviewer_overturns(server, tmp_pat
         refused = await mallory("send", bob.name, "still here")
         assert refused.returncode == 1 and "suspended" in refused.stdout, refused.stdout
 
-        # The suspended account reaches the appeal endpoint (and only it).
+        # The suspended account reads why (a verified notice) and appeals; nothing else answers it.
+        told = await mallory.ok("notices")
+        assert "(verified, action_suspend)" in told and "your account is suspended" in told, told
         appealed = await mallory.ok("appeal", "--reason", "It was a joke between friends")
         assert "against the suspend decision" in appealed, appealed
         again = await mallory("appeal", "--reason", "please")

@@ -1,7 +1,8 @@
 """A suspended account reaches exactly three endpoints: reading the notices sent to it (the signed ones and
 the safety team's) and appealing. Every other endpoint that authenticates a device refuses it with 403
 `policy_violation`, found by walking the app's routes (a new authenticated route is covered without
-editing this test). Once the suspension is overturned the account works everywhere again."""
+editing this test). Once the suspension is overturned the account works everywhere again; upheld, it stays
+suspended and can still read the outcome."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from helpers import register
 from in_process import in_process_server
 
 from vigil.console.auth import Role, create_reviewer
+from vigil.errors import ConflictError, PolicyViolation
 from vigil.protocol.reports import ReportReason
 from vigil.server.api.deps import get_appealing_device, get_device
 from vigil.server.context import ServerContext
@@ -110,5 +113,41 @@ async def test_a_suspended_account_reads_its_notices_and_appeals_and_nothing_els
             assert (await http.get("/v1/messages")).status_code == 200
         await mallory.send_text(bob.username, "sorry")
         assert [e.text for e in await bob.fetch()] == ["sorry"]
+        await mallory.close()
+        await bob.close()
+
+
+async def test_an_upheld_suspension_is_readable_while_still_suspended(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "server", database_url=f"sqlite+aiosqlite:///{tmp_path / 'server' / 'vigil.db'}"
+    )
+    async with in_process_server(settings) as server:
+        ctx: ServerContext = server.app.state.context
+        mallory = await register(server.url, tmp_path, "mallory")
+        bob = await register(server.url, tmp_path, "bob")
+        await mallory.send_text(bob.username, "you will regret this")
+        [event] = await bob.fetch()
+        report = await bob.report(event, ReportReason.HARASSMENT)
+        policy = await policies.add_policy(ctx, "test", "HAR1", "Harassment")
+        await cases.apply_action(
+            ctx, "reviewer:t", None, report.case_id, CaseAction.SUSPEND, policy_id=policy.id
+        )
+        await mallory.appeal("please look again")
+        [appeal_case] = await cases.queue(ctx, QueueFilter(queues=("appeals",)))
+        reviewer = await create_reviewer(ctx, "rita", "a long reviewer password", Role.REVIEWER, "test")
+        await decide_appeal(
+            ctx, "reviewer:rita", reviewer.id, appeal_case.id, AppealOutcome.UPHOLD, policy.id
+        )
+
+        # Still suspended, and told so in a notice it can read (and verify); the rest stays refused.
+        upheld = (await mallory.safety_notices())[-1]
+        assert (upheld.kind, upheld.subject) == ("appeal_upheld", mallory.username)
+        assert "final" in upheld.text
+        with pytest.raises(PolicyViolation, match=r"^this account is suspended$"):
+            await mallory.fetch()
+        with pytest.raises(PolicyViolation, match=r"^this account is suspended$"):
+            await mallory.send_text(bob.username, "hello?")
+        with pytest.raises(ConflictError, match="already appealed"):
+            await mallory.appeal("and again")
         await mallory.close()
         await bob.close()

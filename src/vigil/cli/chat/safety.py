@@ -172,7 +172,8 @@ def appeal(
     reason: str = typer.Option(..., help="Why the action on your account should be lifted (1-1000 chars)."),
 ) -> None:
     """Appeal the latest action on your account (warning, restriction or suspension), once. Works while
-    suspended; the safety team's answer arrives as a signed notice (`vigil chat receive`)."""
+    suspended; the safety team's answer arrives as a signed notice (`vigil chat receive`, or while still
+    suspended `vigil chat notices`, which a suspended account can read)."""
 
     async def work() -> None:
         # Opened without the hash-list pin: a suspended account can reach nothing but the appeal.
