@@ -345,14 +345,18 @@ INVENTORY: tuple[TableInventory, ...] = (
     ),
     TableInventory(
         "safety_notices",
-        "a signed safety notice to a minor about an account",
+        "a signed safety notice: to a minor about an account, or to an account about an action taken on it "
+        "(warning, restriction, suspension) or its appeal's outcome",
         "deleted `VIGIL_NOTICE_RETENTION_DAYS` after it was created (a preservation hold keeps a sealed "
         "copy in its case)",
         "the recipient account",
         {
             "id": _ID,
             "user_id": "the recipient",
-            "subject_user_id": "the account the notice is about (one notice per pair)",
+            "subject_user_id": (
+                "the account the notice is about (one per pair and kind for minors; the recipient itself "
+                "for an action or appeal)"
+            ),
             "kind": "which notice",
             "payload": "the exact signed bytes",
             "signature": "the server's Ed25519 signature",
