@@ -16,7 +16,7 @@ from vigil.server.db.cases import OPEN_STATES, CaseRow, ReportRow
 from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
 from vigil.server.db.groups import GroupMemberRow, GroupRow, MembershipPeriodRow
 from vigil.server.db.hashlists import ImageMatchCaseRow, ProfilePhotoRow, VoucherRow
-from vigil.server.db.messaging import MessageRow, QueueRow
+from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow, RiskHistoryRow, RiskStateRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reporters import BadFaithMarkRow
@@ -78,7 +78,12 @@ class DeletionRepository:
         (devices, queued ciphertexts)."""
         if not device_ids:
             return 0, 0
-        queued = await self._count(delete(QueueRow).where(QueueRow.device_id.in_(device_ids)))
+        result = await self._session.execute(
+            delete(QueueRow).where(QueueRow.device_id.in_(device_ids)).returning(QueueRow.message_id)
+        )
+        message_ids = [int(message_id) for message_id in result.scalars()]
+        queued = len(message_ids)
+        await MessageRepository(self._session).release_shared_bodies(set(message_ids))
         await self._count(delete(BlobFetcherRow).where(BlobFetcherRow.device_id.in_(device_ids)))
         devices = await self._count(delete(DeviceRow).where(DeviceRow.id.in_(device_ids)))
         return devices, queued

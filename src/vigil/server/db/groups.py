@@ -168,6 +168,17 @@ class GroupRepository:
         )
         return rows.all()
 
+    async def member_device_owners(self, group_id: str) -> dict[str, str]:
+        """device id -> owner's username for every device of every member (one Core query: a group
+        send needs no ORM objects)."""
+        rows = await self._session.execute(
+            select(DeviceRow.id, UserRow.username)
+            .join(GroupMemberRow, GroupMemberRow.user_id == DeviceRow.user_id)
+            .join(UserRow, UserRow.id == DeviceRow.user_id)
+            .where(GroupMemberRow.group_id == group_id)
+        )
+        return {str(device_id): str(username) for device_id, username in rows}
+
     async def device_owners(self, device_ids: Sequence[str]) -> dict[str, str]:
         """device id -> username for the devices that exist."""
         if not device_ids:

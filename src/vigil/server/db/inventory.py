@@ -154,6 +154,10 @@ INVENTORY: tuple[TableInventory, ...] = (
             "franking_tag": "franking: the server's tag binding commitment, sender, conversation, time",
             "server_ts_ms": "delivery order and the franking tag",
             "device_count": "delivery accounting (how many devices a send covered)",
+            "shared_body": "a group message's one Megolm ciphertext, shared by its queue entries "
+            "(end-to-end encrypted; the server cannot read it); set to NULL with the message's last queue "
+            "entry (acknowledged, its device deleted, or abandoned); a preservation hold's sealed copy "
+            "of the row keeps what it held when the hold was placed",
         },
     ),
     TableInventory(
@@ -165,8 +169,9 @@ INVENTORY: tuple[TableInventory, ...] = (
             "id": _ID,
             "device_id": "the recipient device",
             "message_id": "the message it belongs to",
-            "message_type": "Olm pre-key or normal message",
-            "body": "the ciphertext (end-to-end encrypted; the server cannot read it)",
+            "message_type": "Olm pre-key or normal message, or Megolm group message",
+            "body": "the ciphertext (end-to-end encrypted; the server cannot read it); NULL for a group "
+            "message, whose one ciphertext is the message's `shared_body`",
         },
     ),
     TableInventory(

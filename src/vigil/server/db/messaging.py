@@ -16,15 +16,19 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     delete,
+    exists,
+    func,
     insert,
     or_,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vigil.protocol.ids import UserId
+from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
 
@@ -47,10 +51,14 @@ class MessageRow(Base):
     franking_tag: Mapped[bytes] = mapped_column(LargeBinary(32))
     server_ts_ms: Mapped[int] = mapped_column(BigInteger)
     device_count: Mapped[int] = mapped_column(Integer)
+    # A group message's one Megolm ciphertext, shared by all its queue entries (which have no body of
+    # their own); NULL for a direct message, and set to NULL once the last queue entry is gone.
+    shared_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
 
 class QueueRow(Base):
-    """One ciphertext waiting for one device; deleted when that device acks it."""
+    """One ciphertext waiting for one device; deleted when that device acks it. A group message's
+    entries have no `body`: they share their message's `shared_body`."""
 
     __tablename__ = "queue"
     # AUTOINCREMENT on SQLite: ids are never reused after a delete, so "after entry N" stays correct.
@@ -62,7 +70,7 @@ class QueueRow(Base):
     device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     message_type: Mapped[int] = mapped_column(Integer)
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 _MESSAGES = cast(Table, MessageRow.__table__)
@@ -176,19 +184,52 @@ class MessageRepository:
         """Deletes the (device id, entry id) pairs that exist, in one statement per DELETE_CHUNK pairs
         (acks of many sockets coalesced; chunked below the drivers' bound-parameter limits, 32,766 on
         SQLite and 32,767 on PostgreSQL); returns the pairs deleted. A pair naming another device's entry
-        deletes nothing."""
+        deletes nothing. A group message whose last entry went loses its shared body."""
         wanted = list(pairs)
         deleted: set[tuple[str, int]] = set()
+        sharing: set[int] = set()
         for start in range(0, len(wanted), DELETE_CHUNK):
             result = await self._session.execute(
                 delete(_QUEUE)  # the table: an ORM delete also works out what to expire in the session
                 .where(
                     tuple_(_QUEUE.c.device_id, _QUEUE.c.id).in_(padded(wanted[start : start + DELETE_CHUNK]))
                 )
-                .returning(_QUEUE.c.device_id, _QUEUE.c.id)
+                .returning(_QUEUE.c.device_id, _QUEUE.c.id, _QUEUE.c.message_id, _QUEUE.c.message_type)
             )
-            deleted.update((str(device_id), int(entry_id)) for device_id, entry_id in result)
+            for device_id, entry_id, message_id, message_type in result:
+                deleted.add((str(device_id), int(entry_id)))
+                # Not `body IS NULL` in RETURNING: SQLite 3.40 answers 0 there for a NULL body.
+                if message_type == MEGOLM_MESSAGE_TYPE:
+                    sharing.add(int(message_id))
+        await self.release_shared_bodies(sharing)
         return deleted
+
+    async def release_shared_bodies(self, message_ids: Collection[int] | None = None) -> int:
+        """Drops the shared body of each of these group messages (of every message when None) that has
+        no queue entry left; returns how many were dropped. Run after deleting queue entries; a body that
+        two concurrent transactions each thought still needed (PostgreSQL, several workers) is dropped by
+        the next call without ids (the abandoned-entries sweep)."""
+        if message_ids is not None and not message_ids:
+            return 0
+        statement = (
+            update(_MESSAGES)  # the table, as the deletes: no ORM session bookkeeping
+            .where(
+                _MESSAGES.c.shared_body.is_not(None),
+                ~exists().where(_QUEUE.c.message_id == _MESSAGES.c.id),
+            )
+            .values(shared_body=None)
+        )
+        if message_ids is None:
+            result: Any = await self._session.execute(statement)
+            return int(result.rowcount or 0)
+        dropped = 0
+        ids = sorted(message_ids)
+        for start in range(0, len(ids), DELETE_CHUNK):
+            result = await self._session.execute(
+                statement.where(_MESSAGES.c.id.in_(padded(ids[start : start + DELETE_CHUNK])))
+            )
+            dropped += int(result.rowcount or 0)
+        return dropped
 
 
 # Two bound parameters a pair: far below every driver's limit.
@@ -239,7 +280,7 @@ _PENDING = (
         QueueRow.id,
         QueueRow.device_id,
         QueueRow.message_type,
-        QueueRow.body,
+        func.coalesce(QueueRow.body, MessageRow.shared_body),
         MessageRow.client_id,
         MessageRow.sender_device_id,
         MessageRow.conversation,

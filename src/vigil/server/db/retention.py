@@ -14,7 +14,7 @@ from vigil.server.db.cases import OPEN_STATES
 from vigil.server.db.contacts import ContactRequestRow
 from vigil.server.db.groups import MembershipPeriodRow
 from vigil.server.db.hashlists import ImageMatchCaseRow, VoucherRow
-from vigil.server.db.messaging import MessageRow, QueueRow
+from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow
 
@@ -62,9 +62,12 @@ class RetentionRepository:
         )
 
     async def delete_abandoned_queue_entries(self, sent_before_ms: int) -> int:
-        """Queue entries of messages sent before the cutoff that their device never fetched."""
+        """Queue entries of messages sent before the cutoff that their device never fetched; then the
+        shared body of every group message left without entries (these, and any a race left behind)."""
         old = select(MessageRow.id).where(MessageRow.server_ts_ms < sent_before_ms)
-        return await self._count(delete(QueueRow).where(QueueRow.message_id.in_(old)))
+        deleted = await self._count(delete(QueueRow).where(QueueRow.message_id.in_(old)))
+        await MessageRepository(self._session).release_shared_bodies()
+        return deleted
 
     async def delete_delivered_messages(self, sent_before_ms: int) -> int:
         """Delivery records of messages sent before the cutoff with no queue entry left (delivered to

@@ -1,19 +1,23 @@
 """Groups: membership (create, add, remove, leave, list) and group sends.
 
 The server knows who is in a group and with which role, never its name, topic or content. A group send
-is one Megolm ciphertext: it is stored once per recipient device queue entry, byte for byte the same,
-never re-encrypted. The franking tag binds the commitment to the sender, `group:<id>`, time and id.
-Non-members get 404 for a group (its existence is not revealed), members who are not admins get 403 for
-admin actions; every refused request changes nothing.
+is one Megolm ciphertext: it is stored once, on the message row (`shared_body`), with one small queue
+entry per recipient device, and never re-encrypted. The franking tag binds the commitment to the
+sender, `group:<id>`, time and id. Non-members get 404 for a group (its existence is not revealed),
+members who are not admins get 403 for admin actions; every refused request changes nothing.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from vigil.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vigil.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError, VigilError
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.franking import FrankingContext, server_tag
 from vigil.protocol.group_wire import (
@@ -30,11 +34,13 @@ from vigil.protocol.group_wire import (
     group_conversation,
 )
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
+from vigil.safety.behavior.events import MetadataEvent
+from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.blobs import BlobRepository
 from vigil.server.db.groups import GroupMemberRow, GroupRepository, GroupRow
-from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
+from vigil.server.db.messaging import AcceptedMessage, MessageRepository
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
@@ -201,82 +207,179 @@ async def group_devices(ctx: ServerContext, by: AuthenticatedDevice, group_id: s
 async def send_group_message(
     ctx: ServerContext, by: AuthenticatedDevice, group_id: str, request: GroupSendRequest
 ) -> SendAccepted:
-    """Accepts one group message for every member device except the sending one, in one transaction.
+    """Accepts one group message for every member device except the sending one. Concurrent group sends
+    are committed together (group commit, `_send_batch`); the answer comes only after the commit.
 
     Raises NotFoundError unless the sender is a member, StaleDevicesError when `devices` is not exactly
     the current member devices, ValidationError for duplicate devices or foreign attachment blobs.
     """
     if len(set(request.devices)) != len(request.devices):
         raise ValidationError("list each device once")
-    conversation = group_conversation(group_id)
-    async with ctx.sessions() as session, session.begin():
-        writer = MessageRepository(session)
-        previous = await writer.by_client_id(by.user_id, request.id)
-        if previous is not None:
-            return SendAccepted(
-                message_id=previous.client_id,
-                server_ts_ms=previous.server_ts_ms,
-                devices=previous.device_count,
-                duplicate=True,
-                franking_tag=b64encode(previous.franking_tag),
+    batcher: _GroupSendBatcher = ctx.batchers.get("group_send", lambda items: _send_batch(ctx, items))
+    return await batcher.submit((by, group_id, request))
+
+
+_GroupSend = tuple[AuthenticatedDevice, str, GroupSendRequest]
+_GroupSendBatcher = Batcher[_GroupSend, SendAccepted]
+
+
+@dataclass(slots=True)
+class _Planned:
+    """A group message that passed every check, waiting for the batch's inserts."""
+
+    sender: str
+    values: dict[str, Any]
+    device_ids: list[str]
+    event: MetadataEvent
+
+
+@dataclass(slots=True)
+class _BatchState:
+    """What one batch transaction already looked up; sends change none of it (membership, devices)."""
+
+    existing: dict[tuple[int, str], SendAccepted] = field(default_factory=dict)
+    members: set[tuple[str, int]] = field(default_factory=set)
+    devices: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[SendAccepted | Exception]:
+    """One transaction for the whole batch: one INSERT of the messages (each with its one shared body),
+    one of all their queue entries, one of their metadata events; a message refused by a check fails
+    alone. If the transaction itself fails, each message is retried in its own transaction so that a
+    failure stays with its message."""
+    results: list[SendAccepted | Exception] = []
+    planned: list[_Planned] = []
+    try:
+        async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+            writer = MessageRepository(session)
+            wanted = {(by.user_id, request.id) for by, _, request in items}
+            state = _BatchState(
+                existing={
+                    (r.sender_user_id, r.client_id): _duplicate(r) for r in await writer.by_client_ids(wanted)
+                }
             )
-        groups = GroupRepository(session)
-        await _membership(groups, group_id, by)
-        owners = {
-            d.id: username for d, username in await groups.member_devices(group_id) if d.id != by.device_id
-        }
-        provided = set(request.devices)
-        if provided != set(owners):
-            await _raise_stale(groups, group_id, by, owners, provided)
-        blobs = BlobRepository(session)
-        for blob_id in request.attachments:
-            blob = await blobs.get(blob_id)
-            if blob is None or blob.uploader_user_id != by.user_id:
-                raise ValidationError(f"attachment {blob_id} was not uploaded by the sender")
-            await blobs.add_fetchers(blob_id, [d for d in owners if not await blobs.is_fetcher(blob_id, d)])
-            blob.attached = True
-        now_ms = ctx.clock_ms()
-        commitment = b64decode(request.commitment, field="commitment", max_bytes=32)
-        tag = server_tag(
-            ctx.franking_key, FrankingContext(commitment, by.username, conversation, now_ms, request.id)
-        )
-        body = b64decode(request.body, field="group ciphertext")
-        bucket = size_bucket(len(body))
-        values: dict[str, Any] = {
-            "client_id": request.id,
-            "sender_user_id": by.user_id,
-            "sender_device_id": by.device_id,
-            "conversation": conversation,
-            "kind": request.kind.value,
-            "commitment": commitment,
-            "franking_tag": tag,
-            "server_ts_ms": now_ms,
-            "device_count": len(owners),
-        }
-        # The same bytes for every device: one ciphertext, many queue entries.
-        entries = [QueueRow(device_id=d, message_type=MEGOLM_MESSAGE_TYPE, body=body) for d in owners]
-        entry_ids = await writer.add(MessageRow(**values), entries)
-        await metadata.record(
-            ctx,
-            session,
-            metadata.message_event(
-                now_ms,
-                by.username,
-                recipient=None,
-                group=group_id,
-                size_bucket=bucket,
-                kind=request.kind,
-            ),
-        )
-    await ctx.delivery.hand_off(
-        {
-            entry.device_id: [committed_delivery(by.username, values, entry_id, MEGOLM_MESSAGE_TYPE, body)]
-            for entry, entry_id in zip(entries, entry_ids, strict=True)
-        }
-    )
+            for by, group_id, request in items:
+                try:
+                    outcome = await _prepare(ctx, session, state, by, group_id, request)
+                except VigilError as error:
+                    results.append(error)
+                    continue
+                if isinstance(outcome, SendAccepted):
+                    results.append(outcome)
+                    continue
+                planned.append(outcome)
+                accepted = SendAccepted(
+                    message_id=request.id,
+                    server_ts_ms=outcome.values["server_ts_ms"],
+                    devices=len(outcome.device_ids),
+                    franking_tag=b64encode(outcome.values["franking_tag"]),
+                )
+                state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
+                results.append(accepted)
+            if planned:
+                inserted = await writer.add_many(
+                    [
+                        (
+                            p.values,
+                            [
+                                {"device_id": d, "message_type": MEGOLM_MESSAGE_TYPE, "body": None}
+                                for d in p.device_ids
+                            ],
+                        )
+                        for p in planned
+                    ]
+                )
+                await metadata.record_many(ctx, session, [p.event for p in planned])
+    except Exception:
+        if len(items) == 1:
+            raise
+        alone: list[SendAccepted | Exception] = []
+        for item in items:
+            try:
+                alone.extend(await _send_batch(ctx, [item]))
+            except Exception as error:  # this message's own failure
+                alone.append(error)
+        return alone
+    if planned:
+        handed: dict[str, list[dict[str, Any]]] = {}
+        for p, (_, entry_ids) in zip(planned, inserted, strict=True):
+            # One wire form per message (the body base64-encoded once), copied per entry.
+            shared = committed_delivery(p.sender, p.values, 0, MEGOLM_MESSAGE_TYPE, p.values["shared_body"])
+            for device_id, entry_id in zip(p.device_ids, entry_ids, strict=True):
+                handed.setdefault(device_id, []).append({**shared, "delivery_id": entry_id})
+        await ctx.delivery.hand_off(handed)
+    return results
+
+
+def _duplicate(previous: AcceptedMessage) -> SendAccepted:
     return SendAccepted(
-        message_id=request.id, server_ts_ms=now_ms, devices=len(owners), franking_tag=b64encode(tag)
+        message_id=previous.client_id,
+        server_ts_ms=previous.server_ts_ms,
+        devices=previous.device_count,
+        duplicate=True,
+        franking_tag=b64encode(previous.franking_tag),
     )
+
+
+async def _prepare(
+    ctx: ServerContext,
+    session: AsyncSession,
+    state: _BatchState,
+    by: AuthenticatedDevice,
+    group_id: str,
+    request: GroupSendRequest,
+) -> SendAccepted | _Planned:
+    """Every check of one group message; nothing is written before the last check passed (attachment
+    fetchers are written last)."""
+    previous = state.existing.get((by.user_id, request.id))
+    if previous is not None:
+        return previous
+    groups = GroupRepository(session)
+    if (group_id, by.user_id) not in state.members:
+        await _membership(groups, group_id, by)
+        state.members.add((group_id, by.user_id))
+    members = state.devices.get(group_id)
+    if members is None:
+        members = state.devices[group_id] = await groups.member_device_owners(group_id)
+    owners = {d: username for d, username in members.items() if d != by.device_id}
+    provided = set(request.devices)
+    if provided != set(owners):
+        await _raise_stale(groups, group_id, by, owners, provided)
+    commitment = b64decode(request.commitment, field="commitment", max_bytes=32)
+    body = b64decode(request.body, field="group ciphertext")
+    blobs = BlobRepository(session)
+    attached = []
+    for blob_id in request.attachments:
+        blob = await blobs.get(blob_id)
+        if blob is None or blob.uploader_user_id != by.user_id:
+            raise ValidationError(f"attachment {blob_id} was not uploaded by the sender")
+        attached.append(blob)
+    for blob in attached:
+        await blobs.add_fetchers(blob.id, [d for d in owners if not await blobs.is_fetcher(blob.id, d)])
+        blob.attached = True
+    now_ms = ctx.clock_ms()
+    conversation = group_conversation(group_id)
+    tag = server_tag(
+        ctx.franking_key, FrankingContext(commitment, by.username, conversation, now_ms, request.id)
+    )
+    bucket = size_bucket(len(body))
+    values: dict[str, Any] = {
+        "client_id": request.id,
+        "sender_user_id": by.user_id,
+        "sender_device_id": by.device_id,
+        "conversation": conversation,
+        "kind": request.kind.value,
+        "commitment": commitment,
+        "franking_tag": tag,
+        "server_ts_ms": now_ms,
+        "device_count": len(owners),
+        # One ciphertext for every device, stored once: the queue entries carry no body.
+        "shared_body": body,
+    }
+    event = metadata.message_event(
+        now_ms, by.username, recipient=None, group=group_id, size_bucket=bucket, kind=request.kind
+    )
+    return _Planned(by.username, values, list(owners), event)
 
 
 async def _raise_stale(
