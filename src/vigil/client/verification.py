@@ -258,10 +258,11 @@ class VerificationManager:
         flow = self._flows.get(transaction_id)
         if flow is None or flow.pending_start is None:
             raise ProtocolError("no pending verification request with this id")
-        flow.started = SasStarted.respond(self._own(), flow.pending_start)
-        flow.pending_start = None
-        assert flow.started.accept_message is not None
-        await self._send(flow, flow.started.accept_message)
+        started = SasStarted.respond(self._own(), flow.pending_start)
+        assert started.accept_message is not None
+        await self._send(flow, started.accept_message)
+        # Answered only once the accept went out: if it did not, the user can accept again.
+        flow.started, flow.pending_start = started, None
 
     async def confirm_sas(self, transaction_id: str) -> SasCompleted | SasCancelled | None:
         """The user saw matching emoji/decimals: send our MAC; completes if the peer's MAC is here."""

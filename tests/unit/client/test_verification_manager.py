@@ -118,3 +118,25 @@ async def test_a_sas_answer_that_fails_to_go_out_is_sent_again_not_lost(tmp_path
     assert await bob.verification.confirm_sas(transaction) == SasCompleted(transaction, "alice", "ALICE1")
     assert only(await alice.fetch(), SasCompleted) == [SasCompleted(transaction, "bob", "BOB1")]
     assert alice.verification.state("bob") is VerificationState.VERIFIED
+
+
+async def test_an_accept_that_fails_to_go_out_can_be_given_again(tmp_path: Path) -> None:
+    server = FakeServer()
+    alice = await start(new_client(server, tmp_path, "alice"))
+    bob = await start(new_client(server, tmp_path, "bob"))
+    transaction = await alice.verification.start_sas(bob.username)
+    only(await bob.fetch(), SasRequested)
+    real = bob.transport.to_device
+
+    async def unavailable(request: Any) -> Any:
+        raise ServerError(503, "unavailable", "the database is unreachable")
+
+    bob.transport.to_device = unavailable  # type: ignore[method-assign]
+    with pytest.raises(ServerError):
+        await bob.verification.accept_sas(transaction)
+    bob.transport.to_device = real  # type: ignore[method-assign]
+    await bob.verification.accept_sas(transaction)  # still pending: the user's second try goes out
+    assert await alice.fetch() == []
+    [bob_code] = only(await bob.fetch(), SasShowCode)
+    [alice_code] = only(await alice.fetch(), SasShowCode)
+    assert alice_code.emoji == bob_code.emoji
