@@ -70,7 +70,7 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
 
     # Coach: a team whose members know each other (kids join with their friends), that accepts, a group
     # with all of them, replies both ways. After the first pupil, each new one shares a contact with the
-    # coach: what separates a coach from a stranger reaching isolated minors (risk-v2 weighs it).
+    # coach: what separates a coach from a stranger reaching isolated minors (risk-v3 weighs it).
     for a, b in itertools.pairwise(team):
         await _connect(a, b)
     for k in team:
@@ -108,9 +108,7 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
         assert coach_pseudonym in run.extractor.accounts()  # scored, not unknown
         coach_score = _score_of(run, coach_pseudonym)
         print("coach score:", coach_score)
-        assert (
-            coach_score < 0.2
-        )  # risk-v2: measured 0.053 with every message at night (05:40 UTC); groomer 1.0
+        assert coach_score < 0.2  # risk-v3: measured 0.017 (groomer 1.0); risk-v2 measured 0.053
 
         async with ctx.sessions() as session:
             case = await session.get(CaseRow, flagged.case_id)

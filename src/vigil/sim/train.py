@@ -2,7 +2,8 @@
 
 Training examples are feature snapshots of adults who reached at least one minor in the window (the only
 accounts the policy can act on), taken at every scoring checkpoint. Harmful accounts count from their first
-contact with a minor. Thresholds are calibrated on a *different* seed than the model was fitted on, from
+contact with a minor; insiders (who abuse an existing tie) are left out, scored but not learnt from.
+Thresholds are calibrated on a *different* seed than the model was fitted on, from
 each benign account's highest score over the run, so that a threshold's false-alarm rate is per account
 over the whole period, not per snapshot.
 """
@@ -84,6 +85,10 @@ def collect_snapshots(sc: Scenario, seed: int) -> Snapshots:
     xs, ys, accts = [], [], []
     for (now, who), x in zip(stamps, rows, strict=True):
         for row, i in zip(x, who.tolist(), strict=True):
+            if roles[i] is Role.INSIDER:
+                # An insider differs from a coach or relative only by the abuse itself; as a training
+                # example it taught the model that coaching (adding minors to a team group) is harm.
+                continue
             harmful = roles[i].harmful_to_minors
             if harmful and (i not in harm_start or now < harm_start[i]):
                 continue  # before its first contact with a minor it is not (yet) an example of harm

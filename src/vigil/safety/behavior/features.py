@@ -76,8 +76,10 @@ class FeatureSpec:
 FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("account_age_days", True, "account is {v:.0f} days old", -1),
     FeatureSpec("is_adult", False, "declared adult", 0),
-    FeatureSpec("messages_sent_per_day", True, "sends {v:.1f} direct messages a day"),
-    FeatureSpec("distinct_contacts", True, "messaged or requested {v:.0f} distinct accounts"),
+    # Generic activity (all contacts, adults included) says nothing about minors, and the account controls it:
+    # not used (issue 11: count activity only where it matters).
+    FeatureSpec("messages_sent_per_day", True, "sends {v:.1f} direct messages a day", 0),
+    FeatureSpec("distinct_contacts", True, "messaged or requested {v:.0f} distinct accounts", 0),
     FeatureSpec("distinct_minors_contacted", True, "contacted {v:.0f} distinct minors"),
     FeatureSpec("minor_contact_share", False, "{v:.0%} of the accounts it contacts are minors"),
     FeatureSpec("new_conversations_per_day", True, "starts {v:.1f} new conversations a day"),
@@ -100,8 +102,8 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("reply_ratio", False, "gets {v:.2f} replies per message sent", -1),
     # Victims answer groomers eagerly and sextortion accounts barely: no direction is evidence.
     FeatureSpec("minor_reply_ratio", False, "minors answer {v:.2f} messages per message it sends them", 0),
-    FeatureSpec("mean_band_gap", False, "mean age-band gap to its contacts is {v:.1f}"),
-    FeatureSpec("night_share", False, "{v:.0%} of its messages are sent at night"),
+    FeatureSpec("mean_band_gap", False, "mean age-band gap to its contacts is {v:.1f}", 0),
+    FeatureSpec("night_share", False, "{v:.0%} of its messages are sent at night", 0),
     FeatureSpec("night_share_to_minors", False, "{v:.0%} of its messages to minors are sent at night", 0),
     FeatureSpec("media_share_to_minors", False, "{v:.0%} of its messages to minors are images or files"),
     FeatureSpec("early_media_from_minors", True, "{v:.0f} newly met minors sent it images within 3 days"),
