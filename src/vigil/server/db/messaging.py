@@ -3,7 +3,7 @@ metadata the server legitimately sees."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
 from sqlalchemy import (
@@ -176,6 +176,30 @@ class MessageRepository:
         )
         found = [PendingEntry._make(row) for row in rows if row[0] not in skip]
         return found[:limit]
+
+    async def pending_of_devices(self, wanted: Mapping[str, int]) -> dict[str, list[PendingEntry]]:
+        """The first `wanted[device]` queued entries of each device, oldest first, in one query (the
+        drains of many sockets woken together); a device with none is missing from the answer."""
+        if not wanted:
+            return {}
+        rank = func.row_number().over(partition_by=_QUEUE.c.device_id, order_by=_QUEUE.c.id).label("rank")
+        ranked = (
+            select(_QUEUE.c.id.label("entry_id"), _QUEUE.c.device_id.label("ranked_device"), rank)
+            .where(_QUEUE.c.device_id.in_(padded(sorted(wanted))))
+            .subquery()
+        )
+        rows = await self._session.execute(
+            _PENDING.join(ranked, ranked.c.entry_id == QueueRow.id).where(
+                ranked.c.rank <= max(wanted.values())
+            )
+        )
+        found: dict[str, list[PendingEntry]] = {}
+        for row in rows:
+            entry = PendingEntry._make(row)
+            mine = found.setdefault(entry.device_id, [])
+            if len(mine) < wanted[entry.device_id]:
+                mine.append(entry)
+        return found
 
     async def delete_entries(self, device_id: str, entry_ids: Sequence[int]) -> int:
         return len(await self.delete_entries_of([(device_id, i) for i in entry_ids]))

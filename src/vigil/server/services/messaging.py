@@ -388,10 +388,32 @@ async def fetch_pending_wire(
     ctx: ServerContext, device_id: str, *, limit: int, skip: Collection[int] = ()
 ) -> tuple[list[dict[str, Any]], bool]:
     """`fetch_pending` for the WebSocket: wire dicts (`wire_delivery`) and whether more are waiting.
-    `skip` are entries already pushed on this socket and not yet acknowledged."""
-    async with ctx.sessions() as session:
-        rows = await MessageRepository(session).pending(device_id, after=0, limit=limit + 1, skip=skip)
+    `skip` are entries already pushed on this socket and not yet acknowledged. Concurrent drains (many
+    sockets woken, or connecting, together) share one query (`_drain_batch`)."""
+    batcher: _DrainBatcher = ctx.batchers.get("drain", lambda items: _drain_batch(ctx, items))
+    rows = await batcher.submit((device_id, limit + 1, frozenset(skip)))
     return [wire_delivery(row) for row in rows[:limit]], len(rows) > limit
+
+
+_Drain = tuple[str, int, frozenset[int]]
+_DrainBatcher = Batcher[_Drain, list[PendingEntry]]
+
+
+async def _drain_batch(ctx: ServerContext, items: Sequence[_Drain]) -> list[list[PendingEntry] | Exception]:
+    """Each (device, limit, skip): up to `limit` queued entries of the device not in `skip`, oldest first."""
+    async with ctx.sessions() as session:
+        repository = MessageRepository(session)
+        if len(items) == 1:
+            [(device_id, limit, skip)] = items
+            return [await repository.pending(device_id, after=0, limit=limit, skip=skip)]
+        wanted: dict[str, int] = {}
+        for device_id, limit, skip in items:
+            wanted[device_id] = max(wanted.get(device_id, 0), limit + len(skip))
+        found = await repository.pending_of_devices(wanted)
+    return [
+        [entry for entry in found.get(device_id, []) if entry.id not in skip][:limit]
+        for device_id, limit, skip in items
+    ]
 
 
 async def acknowledge(ctx: ServerContext, by: AuthenticatedDevice, request: AckRequest) -> int:

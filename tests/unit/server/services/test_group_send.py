@@ -213,3 +213,36 @@ async def test_direct_messages_keep_their_own_bodies(ctx: ServerContext) -> None
     assert base64.b64decode(delivery.body) == b"olm for bob"
     assert await messaging.acknowledge(ctx, bob, AckRequest(delivery_ids=[entry_id])) == 1
     assert await _stored(ctx) == ([None], [])
+
+
+async def test_drains_of_devices_woken_together_share_one_query(
+    ctx: ServerContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group_id, sender, members = await _group(ctx, 6)
+    for i in range(5):
+        await groups.send_group_message(ctx, sender, group_id, _send(members, FRAME + f"m{i}".encode()))
+    alone = [await messaging.fetch_pending_wire(ctx, m.device_id, limit=3) for m in members]
+    first_ids = [d["delivery_id"] for d in alone[0][0]]
+    assert [len(batch) for batch, _ in alone] == [3] * 6 and all(more for _, more in alone)
+
+    queries: list[int] = []
+    original = MessageRepository.pending_of_devices
+
+    async def spy(self: MessageRepository, wanted: Any) -> Any:
+        queries.append(len(wanted))
+        return await original(self, wanted)
+
+    monkeypatch.setattr(MessageRepository, "pending_of_devices", spy)
+    together = await asyncio.gather(
+        *(messaging.fetch_pending_wire(ctx, m.device_id, limit=3) for m in members),
+        # The same device on a second socket that already holds its first two entries in flight.
+        messaging.fetch_pending_wire(ctx, members[0].device_id, limit=2, skip=first_ids[:2]),
+        messaging.fetch_pending_wire(ctx, members[1].device_id, limit=10),
+    )
+    assert queries and max(queries) > 1  # several devices' drains in one query
+    assert together[:6] == alone
+    skipped, more = together[6]
+    assert [base64.b64decode(d["body"]) for d in skipped] == [FRAME + b"m2", FRAME + b"m3"] and more
+    everything, more = together[7]
+    assert [base64.b64decode(d["body"]) for d in everything] == [FRAME + f"m{i}".encode() for i in range(5)]
+    assert not more
