@@ -11,13 +11,17 @@ import httpx
 from cli_runner import Ran, vigil_in_thread
 from console_client import PASSWORD, Console
 from helpers import unique
+from sqlalchemy import func, select
 
 from vigil.console.auth import Role, create_reviewer
 from vigil.server.context import ServerContext
-from vigil.server.db.appeals import AppealRepository
+from vigil.server.db.accounts import AccountActionRow
+from vigil.server.db.appeals import AppealRepository, AppealRow
+from vigil.server.db.labels import AccountLabelRow
 from vigil.server.offline import offline_context
 from vigil.server.services import policies
 from vigil.server.services.audit import entries_for
+from vigil.server.services.labels import add_label
 from vigil.server.services.review_metrics import review_metrics
 from vigil.server.settings import Settings
 
@@ -128,6 +132,20 @@ async def test_a_suspended_user_appeals_and_a_reviewer_overturns(server, tmp_pat
         assert appeal is not None and appeal.state == "overturned" and appeal.policy_id == policy.id
         trail = [e.action for e in await entries_for(session, f"case:{appeal_case}")]
         assert "appeal.filed" in trail and "appeal.overturned" in trail
+        mallory_id = appeal.user_id
+
+    # An actioned, appealed and labelled account can still be deleted: its appeal, action and labels go
+    # with it (the appeal points at the action, so both must go together on PostgreSQL's foreign keys).
+    async with _offline(server) as ctx:
+        await add_label(ctx, "test", None, case_id, "repeat-harasser", None)
+    deleted = await mallory.ok("delete-account", "--yes")
+    assert "removed from this computer" in deleted, deleted
+    async with _offline(server) as ctx, ctx.sessions() as session:
+        for model in (AppealRow, AccountLabelRow, AccountActionRow):
+            left = await session.scalar(
+                select(func.count()).select_from(model).where(model.user_id == mallory_id)
+            )
+            assert left == 0, model.__tablename__
 
 
 async def test_the_appeal_api_names_the_problem(server, tmp_path: Path) -> None:

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import ContactRequestState
 from vigil.server.db.accounts import AccountActionRow, AccountStandingRow, DeviceRow, UserRow
+from vigil.server.db.appeals import AppealRow
 from vigil.server.db.blobs import BlobFetcherRow, BlobRow
 from vigil.server.db.cases import OPEN_STATES, CaseRow, ReportRow
 from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
 from vigil.server.db.groups import GroupMemberRow, GroupRow, MembershipPeriodRow
 from vigil.server.db.hashlists import ImageMatchCaseRow, ProfilePhotoRow, VoucherRow
+from vigil.server.db.labels import AccountLabelRow
 from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
 from vigil.server.db.metadata import MetadataEventRow, RiskHistoryRow, RiskStateRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
@@ -193,7 +195,16 @@ class DeletionRepository:
         notices = await self._count(delete(SafetyNoticeRow).where(SafetyNoticeRow.subject_user_id == user_id))
         periods = await self._count(delete(MembershipPeriodRow).where(MembershipPeriodRow.user_id == user_id))
         state = 0
-        for model in (RiskStateRow, RiskHistoryRow, AccountStandingRow, AccountActionRow, BadFaithMarkRow):
+        # An appeal points at the action it contests, so it goes first.
+        for model in (
+            AppealRow,
+            AccountLabelRow,
+            RiskStateRow,
+            RiskHistoryRow,
+            AccountStandingRow,
+            AccountActionRow,
+            BadFaithMarkRow,
+        ):
             state += await self._count(delete(model).where(model.user_id == user_id))
         vouchers = await self._count(delete(VoucherRow).where(VoucherRow.user_id == user_id))
         return events + messages + requests + notices + periods + state + vouchers
