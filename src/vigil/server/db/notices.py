@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +66,21 @@ class NoticeRepository:
             .limit(limit)
         )
         return rows.all()
+
+    async def shown_safety_notice(
+        self, user_ids: Collection[int], subject_user_id: int, kind: str
+    ) -> set[int]:
+        """Those of `user_ids` already shown a `kind` notice about `subject_user_id`, in one query."""
+        if not user_ids:
+            return set()
+        found = await self._session.scalars(
+            select(SafetyNoticeRow.user_id).where(
+                SafetyNoticeRow.user_id.in_(list(user_ids)),
+                SafetyNoticeRow.subject_user_id == subject_user_id,
+                SafetyNoticeRow.kind == kind,
+            )
+        )
+        return set(found.all())
 
     async def has_safety_notice(self, user_id: int, subject_user_id: int, kind: str) -> bool:
         """Whether the account was already shown a `kind` notice about `subject_user_id`."""

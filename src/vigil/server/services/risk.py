@@ -140,8 +140,11 @@ async def _notify(
     ctx: ServerContext, session: AsyncSession, subject: UserRow, minors: list[UserRow], now: int
 ) -> list[str]:
     sent = []
+    shown = await NoticeRepository(session).shown_safety_notice(
+        [m.id for m in minors], subject.id, "elevated_risk"
+    )
     for minor in minors:
-        if not await NoticeRepository(session).has_safety_notice(minor.id, subject.id, "elevated_risk"):
+        if minor.id not in shown:
             await notices.issue_notice(
                 ctx,
                 session,

@@ -166,6 +166,9 @@ async def test_notices_and_signed_safety_notices(session: AsyncSession) -> None:
     assert await notices.has_safety_notice(alice.id, bob.id, "elevated_risk")
     assert not await notices.has_safety_notice(alice.id, carol.id, "elevated_risk")
     assert not await notices.has_safety_notice(bob.id, alice.id, "elevated_risk")
+    assert await notices.shown_safety_notice([alice.id, bob.id], bob.id, "elevated_risk") == {alice.id}
+    assert await notices.shown_safety_notice([alice.id], carol.id, "elevated_risk") == set()
+    assert await notices.shown_safety_notice([], bob.id, "elevated_risk") == set()
 
 
 async def test_standing_is_replaced_and_cleared(session: AsyncSession) -> None:
