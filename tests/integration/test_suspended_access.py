@@ -21,6 +21,7 @@ from vigil.console.auth import Role, create_reviewer
 from vigil.errors import ConflictError, PolicyViolation
 from vigil.protocol.reports import ReportReason
 from vigil.server.api.deps import get_appealing_device, get_device
+from vigil.server.api.stream import SUSPENDED_CLOSE
 from vigil.server.context import ServerContext
 from vigil.server.db.cases import QueueFilter
 from vigil.server.services import cases, policies
@@ -65,6 +66,34 @@ def _concrete(path: str) -> str:
     return "/".join(parts)
 
 
+async def _stream_answer(app: Any, authorization: str) -> dict[str, Any]:
+    """The first thing the app sends on a WebSocket connection to /v1/stream with this credential."""
+    scope = {
+        "type": "websocket",
+        "path": "/v1/stream",
+        "raw_path": b"/v1/stream",
+        "query_string": b"",
+        "headers": [(b"authorization", authorization.encode())],
+        "scheme": "ws",
+        "server": ("vigil.test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "subprotocols": [],
+        "asgi": {"version": "3.0"},
+    }
+    sent: list[dict[str, Any]] = []
+    connect = iter([{"type": "websocket.connect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(connect, {"type": "websocket.disconnect", "code": 1000})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]
+
+
 async def test_a_suspended_account_reads_its_notices_and_appeals_and_nothing_else(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "server", database_url=f"sqlite+aiosqlite:///{tmp_path / 'server' / 'vigil.db'}"
@@ -93,6 +122,14 @@ async def test_a_suspended_account_reads_its_notices_and_appeals_and_nothing_els
                     "error": "policy_violation",
                     "detail": "this account is suspended",
                 }, (method, path)
+
+            # The WebSocket stream is refused too, before it is accepted (driven at the ASGI level: the
+            # in-process server has no socket).
+            assert await _stream_answer(server.app, auth["Authorization"]) == {
+                "type": "websocket.close",
+                "code": SUSPENDED_CLOSE,
+                "reason": "",
+            }
 
             # The three it may use: why it was suspended (verified by its client), and the appeal.
             assert (await http.get("/v1/notices")).status_code == 200

@@ -20,7 +20,7 @@ from typing import Any
 import pydantic
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from vigil.errors import AuthenticationError
+from vigil.errors import AuthenticationError, PolicyViolation
 from vigil.protocol.wire import MAX_ACK_IDS, MAX_WIRE_INT, AckRequest
 from vigil.server.api.deps import bearer_credential
 from vigil.server.context import ServerContext
@@ -30,7 +30,8 @@ from vigil.server.services.messaging import acknowledge_ids, fetch_pending_wire
 
 router = APIRouter(tags=["stream"])
 
-POLICY_VIOLATION_CLOSE = 4401
+UNAUTHENTICATED_CLOSE = 4401
+SUSPENDED_CLOSE = 4403  # the HTTP API's 403 policy_violation, as a close code
 MAX_FRAME_BYTES = 64 * 1024
 
 
@@ -128,7 +129,10 @@ async def stream(websocket: WebSocket) -> None:
     try:
         device = await authenticate(ctx, bearer_credential(websocket.headers.get("authorization")))
     except AuthenticationError:
-        await websocket.close(code=POLICY_VIOLATION_CLOSE)
+        await websocket.close(code=UNAUTHENTICATED_CLOSE)
+        return
+    except PolicyViolation:
+        await websocket.close(code=SUSPENDED_CLOSE)
         return
     await websocket.accept()
     # Subscribed before the first read of the queue: an entry committed meanwhile is in the read or handed.
