@@ -329,6 +329,15 @@ def _border_widths(rgb: npt.NDArray[np.uint8], min_rows: int, min_cols: int) -> 
 def trim_uniform_border(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
     """The image without the uniform margin on any of its sides (each side its own colour), or None when
     there is no margin worth trimming or removing it would leave too little (a near-flat image)."""
+    margins = _margins(rgb)
+    if margins is None:
+        return None
+    top, bottom, left, right = margins
+    return rgb[top : rgb.shape[0] - bottom, left : rgb.shape[1] - right]
+
+
+def _margins(rgb: npt.NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
+    """`trim_uniform_border`'s top, bottom, left and right margins, or None."""
     height, width = rgb.shape[:2]
     min_rows = max(2, round(height * _MIN_BORDER_FRACTION))
     min_cols = max(2, round(width * _MIN_BORDER_FRACTION))
@@ -341,7 +350,7 @@ def trim_uniform_border(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | N
     rows, cols = height - top - bottom, width - left - right
     if rows < height * _MIN_CONTENT_FRACTION or cols < width * _MIN_CONTENT_FRACTION:
         return None
-    return rgb[top : top + rows, left : left + cols]
+    return top, bottom, left, right
 
 
 def _pdq(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, int]:
@@ -362,10 +371,14 @@ def _orientations(rgb: npt.NDArray[np.uint8], original: PdqHash) -> tuple[PdqHas
     return (original, *(_pdq(orient(rgb, variant))[0] for variant in list(Dihedral)[1:]))
 
 
-def _trimmed_orientations(reduced: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
-    trimmed = trim_uniform_border(reduced)
-    if trimmed is None:
+def _trimmed_orientations(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
+    # Trimmed at full size, then reduced by the content's own factor: trimmed after reducing by the
+    # bordered image's factor, a letterboxed star field lost half its pillarbox to the averaging and was
+    # left 425 pixels wide, aliasing 112 bits from its original.
+    content = trim_uniform_border(rgb)
+    if content is None:
         return ()
+    trimmed = _reduced(content)
     original, quality = _pdq(trimmed)
     # What is left inside a border is matched only if it is detailed enough on its own.
     return _orientations(trimmed, original) if quality >= MIN_MATCH_QUALITY else ()
@@ -406,7 +419,7 @@ def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHa
         hash=plain,
         quality=quality,
         dihedral=_orientations(reduced, original=plain),
-        trimmed=_trimmed_orientations(reduced),
+        trimmed=_trimmed_orientations(rgb[:, :, :3]),
         rescaled=_rescaled(rgb[:, :, :3]),
     )
 
