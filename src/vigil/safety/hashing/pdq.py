@@ -371,10 +371,13 @@ def _orientations(rgb: npt.NDArray[np.uint8], original: PdqHash) -> tuple[PdqHas
     return (original, *(_pdq(orient(rgb, variant))[0] for variant in list(Dihedral)[1:]))
 
 
-def _trimmed_orientations(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
-    # Trimmed at full size, then reduced by the content's own factor: trimmed after reducing by the
-    # bordered image's factor, a letterboxed star field lost half its pillarbox to the averaging and was
-    # left 425 pixels wide, aliasing 112 bits from its original.
+def _trimmed_orientations(rgb: npt.NDArray[np.uint8], reduced: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
+    # The reduced copy says cheaply whether there is a border at all (most photos have none). Where there
+    # is, it is trimmed at full size and the content reduced by its own factor: trimmed after reducing by
+    # the bordered image's factor, a letterboxed star field lost half its pillarbox to the averaging and
+    # was left 425 pixels wide, aliasing 112 bits from its original.
+    if _margins(reduced) is None:
+        return ()
     content = trim_uniform_border(rgb)
     if content is None:
         return ()
@@ -419,7 +422,7 @@ def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHa
         hash=plain,
         quality=quality,
         dihedral=_orientations(reduced, original=plain),
-        trimmed=_trimmed_orientations(rgb[:, :, :3]),
+        trimmed=_trimmed_orientations(rgb[:, :, :3], reduced),
         rescaled=_rescaled(rgb[:, :, :3]),
     )
 
