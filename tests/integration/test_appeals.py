@@ -78,7 +78,8 @@ async def test_a_suspended_user_appeals_and_a_reviewer_overturns(server, tmp_pat
 
         # The suspended account reads why (a verified notice) and appeals; nothing else answers it.
         told = await mallory.ok("notices")
-        assert "(verified, action_suspend)" in told and "your account is suspended" in told, told
+        assert "(verified, action_suspend) about your account" in told, told
+        assert "your account is suspended" in told, told
         appealed = await mallory.ok("appeal", "--reason", "It was a joke between friends")
         assert "against the suspend decision" in appealed, appealed
         again = await mallory("appeal", "--reason", "please")

@@ -124,7 +124,7 @@ def notices() -> None:
             for notice in warnings:
                 console.print(f"[yellow]from the safety team ({notice.kind})[/yellow]: {escape(notice.text)}")
             for shown in safety:
-                console.print(safety_notice_text(shown))
+                console.print(safety_notice_text(shown, client.username))
             if client.rejected_notices:
                 console.print(
                     f"[red]dropped {len(client.rejected_notices)} safety notice(s) that failed "
@@ -155,7 +155,7 @@ async def announce_new(client: Client) -> None:
     advance("warning", [w.id for w in warnings])
     notices = await client.safety_notices(after=cursor("notice"))
     for notice in notices:
-        console.print(safety_notice_text(notice))
+        console.print(safety_notice_text(notice, client.username))
     advance("notice", [n.id for n in notices])
     seen = cursor("request")
     incoming = [r for r in (await client.contact_requests()).incoming if r.id > seen]
@@ -199,9 +199,11 @@ def add_commands(chat_app: typer.Typer) -> None:
     chat_app.command()(notices)
 
 
-def safety_notice_text(notice: SafetyNotice) -> str:
-    """A verified safety notice and its actions as the commands that carry them out."""
+def safety_notice_text(notice: SafetyNotice, me: str) -> str:
+    """A verified safety notice and its actions as the commands that carry them out; a notice about an
+    action on this account (`me`) says so rather than naming it."""
     subject = notice.subject
+    about = "[bold]your account[/bold]" if subject == me else f"[bold]{escape(subject)}[/bold]"
     actions = []
     for action in notice.actions:
         match action:
@@ -211,6 +213,6 @@ def safety_notice_text(notice: SafetyNotice) -> str:
                 actions.append(f"report-account {subject} --reason grooming")
     return (
         f"[bold magenta]safety notice #{notice.id}[/bold magenta] (verified, {notice.kind}) about "
-        f"[bold]{escape(subject)}[/bold]: {escape(notice.text)}"
+        f"{about}: {escape(notice.text)}"
         + (f"\n  [dim]actions: {escape(' | '.join(actions))}[/dim]" if actions else "")
     )
