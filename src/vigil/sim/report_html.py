@@ -216,8 +216,19 @@ def render_html(runs: Sequence[RunScore], agg: Mapping[str, Any]) -> str:
         if auc:
             rows = sorted(auc["auc"].items(), key=lambda kv: -(kv[1] or 0.0))
             sections.append(f"<h2>Per-feature AUC, model {escape(auc['model'])}, seed {run.seed}</h2>")
+            hard = auc.get("auc_vs_mentors_and_coaches", {})
             sections.append(
-                _table(("feature", "AUC"), [(k, "-" if v is None else f"{v:.3f}") for k, v in rows])
+                _table(
+                    ("feature", "AUC", "AUC vs mentors and coaches"),
+                    [
+                        (
+                            k,
+                            "-" if v is None else f"{v:.3f}",
+                            "-" if hard.get(k) is None else f"{hard[k]:.3f}",
+                        )
+                        for k, v in rows
+                    ],
+                )
             )
         probes = run.extra.get("probes")
         if probes:

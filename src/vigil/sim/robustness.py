@@ -134,15 +134,26 @@ def add_model_sections(runs: Sequence[RunScore], dirs: Sequence[Path], model_pat
         x, account, is_harmful = x[after], account[after], is_harmful[after]
         engaged = {i for i, r in enumerate(truth) if i in harmful_rows and r.get("engaged_ms") is not None}
         aucs = feature_aucs(x, is_harmful)
+        # Against the benign accounts whose contact with minors is legitimately new or wide (mentors,
+        # coaches): the comparison a near-label hides when most benign adults who reach minors are family.
+        hard = {i for i, r in enumerate(truth) if r["role"] in ("mentor", "coach")}
+        hard_rows = np.array([int(a) in hard for a in account.tolist()], dtype=np.bool_) | is_harmful
+        aucs_hard = feature_aucs(x[hard_rows], is_harmful[hard_rows])
         base = probe_recall(model, x, account, is_harmful, engaged, None)
         probes: dict[str, Any] = {}
         for name in ACCOUNT_CONTROLLED:
             r = probe_recall(model, x, account, is_harmful, engaged, name)
             probes[name] = {"recall": round(r, 4), "relative": round(r / base, 4) if base else None}
-        run.extra["feature_auc"] = {"model": model.version, "auc": aucs}
+        run.extra["feature_auc"] = {
+            "model": model.version,
+            "auc": aucs,
+            "auc_vs_mentors_and_coaches": aucs_hard,
+        }
         run.extra["probes"] = {"model": model.version, "unprobed_recall": round(base, 4), "features": probes}
         top = sorted(((v or 0.0, k) for k, v in aucs.items()), reverse=True)
-        auc_text = "\n".join(f"  {k:<34} {v:.3f}" for v, k in top)
+        auc_text = "\n".join(
+            f"  {k:<36} {v:.3f}   vs mentors and coaches {_auc_text(aucs_hard[k])}" for v, k in top
+        )
         probe_text = "\n".join(
             f"  {k:<34} recall {v['recall']:.1%}  ({_share(v['relative'])} of unprobed)"
             for k, v in probes.items()
@@ -152,6 +163,10 @@ def add_model_sections(runs: Sequence[RunScore], dirs: Sequence[Path], model_pat
             f"probes: recall at restriction with one account-controlled feature at the benign median "
             f"(unprobed {base:.1%})": probe_text,
         }
+
+
+def _auc_text(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def _share(v: float | None) -> str:
