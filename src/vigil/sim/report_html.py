@@ -195,7 +195,7 @@ def render_html(runs: Sequence[RunScore], agg: Mapping[str, Any]) -> str:
                 (
                     role,
                     row["reported"],
-                    row["reviewed"],
+                    f"{row['reviewed']} of {row.get('due', '-')} due",
                     "-" if row["max_hours_to_review"] is None else f"{row['max_hours_to_review']:.1f}",
                     row["restricted"],
                     "-"

@@ -358,7 +358,13 @@ def score_run(out_dir: Path) -> RunScore:
     ]
 
     report_to_review = _report_to_review(
-        reports, _optional_jsonl(out_dir / "reviews.jsonl"), role_of, restricted_at
+        reports,
+        _optional_jsonl(out_dir / "reviews.jsonl"),
+        role_of,
+        restricted_at,
+        scenario.start_ms
+        + scenario.days * 24 * HOUR_MS
+        - int(scenario.detection.minor_report_review_hours * HOUR_MS),
     )
 
     start, days = scenario.start_ms, scenario.days
@@ -411,10 +417,13 @@ def _report_to_review(
     reviews: Sequence[Mapping[str, Any]],
     role_of: Mapping[UserId, Role],
     restricted_at: Mapping[UserId, int],
+    due_before_ms: int,
 ) -> dict[str, Any]:
     """Per role of the reported account: accounts a minor reported for grooming or sextortion, hours from
     the first such report to its first review (`reviews.jsonl`; fast mode's simulated reviewer) and to
-    restriction by any channel (0 when the account was already restricted)."""
+    restriction by any channel (0 when the account was already restricted). `due` counts the accounts
+    first reported before `due_before_ms` (the run's end less the review bound): each of them must have
+    been reviewed."""
     from vigil.safety.behavior.events import ReportReason
 
     urgent = (ReportReason.GROOMING, ReportReason.SEXTORTION)
@@ -433,6 +442,7 @@ def _report_to_review(
         to_action = [max(0, restricted_at[u] - first[u]) / HOUR_MS for u in users if u in restricted_at]
         out[role.value] = {
             "reported": len(users),
+            "due": sum(1 for u in users if first[u] <= due_before_ms),
             "reviewed": len(to_review),
             "to_review": _summary(to_review),
             "restricted": len(to_action),
@@ -486,9 +496,9 @@ def aggregate(runs: Sequence[RunScore]) -> dict[str, Any]:
     per_role: dict[str, dict[str, int]] = {}
     for r in runs:
         for role, row in r.report_to_review.items():
-            counted = per_role.setdefault(role, {"reported": 0, "reviewed": 0, "restricted": 0})
+            counted = per_role.setdefault(role, {"reported": 0, "due": 0, "reviewed": 0, "restricted": 0})
             for key in counted:
-                counted[key] += int(row[key])
+                counted[key] += int(row.get(key, 0))
     out["report_to_review"] = {
         role: {
             **counts,
@@ -587,7 +597,7 @@ def format_evaluation(runs: Sequence[RunScore], agg: Mapping[str, Any]) -> str:
         worst = row["max_hours_to_review"]
         med = row["median_hours_to_restriction"]
         lines.append(
-            f"  {role:<12} {row['reported']:>4} reported, {row['reviewed']:>4} reviewed"
+            f"  {role:<12} {row['reported']:>4} reported, {row['reviewed']:>4} of {row['due']} due reviewed"
             + ("" if worst is None else f" (at most {worst:.1f} h after the report)")
             + f", {row['restricted']:>4} restricted"
             + ("" if med is None else f" (median {med:.1f} h)")

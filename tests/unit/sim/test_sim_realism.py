@@ -135,11 +135,11 @@ def test_score_reports_insiders_and_minors_reports_per_role(tmp_path: Path) -> N
     assert run.engaged["insider"]["accounts"] == len(insiders) > 0
     assert run.engaged["all"]["accounts"] == len(stranger)  # insiders are not in the headline recall
     row = run.report_to_review["insider"]
-    assert row["reported"] > 0 and row["reviewed"] > 0
+    assert row["reported"] > 0 and row["reviewed"] == row["due"] > 0
     assert row["to_review"]["max"] <= sc.detection.minor_report_review_hours
     assert row["restricted"] >= row["reviewed"] * 0.5
     reviews = [json.loads(x) for x in (tmp_path / "reviews.jsonl").read_text().splitlines()]
     assert reviews and all(r["reviewed"] - r["reported"] == 24 * 3_600_000 for r in reviews)
     text = format_evaluation([run], aggregate([run]))
-    assert "insider" in text and "mentors" in text and "per role of the reported account" in text
+    assert "insider" in text and "mentors" in text and "due reviewed" in text
     assert UserId(insiders[0]["u"])
