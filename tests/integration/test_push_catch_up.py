@@ -83,3 +83,18 @@ async def test_hand_offs_dropped_while_the_socket_is_full_are_read_from_the_queu
     assert await bob.fetch() == []  # every entry was acked and deleted
     await alice.close()
     await bob.close()
+
+
+async def test_the_stream_turns_down_per_message_compression(server: ServerProcess, tmp_path: Path) -> None:
+    """Pushes are base64 ciphertext: deflating each frame costs server CPU per delivery for little gain, so
+    a client offering permessage-deflate (as `websockets` does by default) gets no extension."""
+    bob = await register(server.url, tmp_path, "bob")
+    async with websockets.connect(
+        server.url.replace("http", "ws") + "/v1/stream",
+        additional_headers={"Authorization": f"Bearer {bob.store.get_secret('credential')}"},
+    ) as socket:
+        assert socket.request is not None and "permessage-deflate" in socket.request.headers.get(
+            "Sec-WebSocket-Extensions", ""
+        )
+        assert socket.response is not None
+        assert socket.response.headers.get("Sec-WebSocket-Extensions") is None
