@@ -7,10 +7,13 @@ worker on every node) that holds the scoring lease (`risk_round`) (retention run
 `vigil.server.services.retention`).
 
 Scoring is incremental: the feature state (`RiskScoringState`) stays in the server context between
-passes, and a pass reads only the events logged since the previous one (the first pass of a process, one
-asked for an earlier time than the last, and the first after an account's deletion read the whole
-window). It still scores every account active in the window, as a full pass does, so the decisions are
-the same. The state is not saved: a restarted process, or one taking the lease over, starts with a pass
+passes, and a pass reads only the events logged since the previous one. The window starts at a day's
+start (the first day the features count), so it moves once a day: the first pass of a process, one asked
+for an earlier time than the last, the first of a new day (events left the window, and what the state
+derived from them must go), the first after an account's deletion and the first after an account's age
+band changed (its history counts under the new band) read the whole window. So the state is always the
+one a full pass over the window builds, holds nothing older than the window, and the decisions are the
+same. The state is not saved: a restarted process, or one taking the lease over, starts with a pass
 over the window (a saved copy would be derived metadata kept apart from the log, with its own retention
 and deletion to honour, and writing it each pass would cost more than the pass). Actions only ever go up the
 ladder:
@@ -57,7 +60,15 @@ from vigil.server.services.audit import append_audit
 from vigil.server.services.case_evidence import EvidenceKind, store_case_evidence
 from vigil.server.services.cases import open_or_join_case
 
-__all__ = ["AppliedDecision", "RiskRun", "RiskScoringState", "risk_loop", "risk_round", "run_risk_scoring"]
+__all__ = [
+    "AppliedDecision",
+    "RiskRun",
+    "RiskScoringState",
+    "risk_loop",
+    "risk_round",
+    "run_risk_scoring",
+    "window_start_ms",
+]
 
 log = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
@@ -85,6 +96,7 @@ class RiskScoringState:
     ties_until_ms: int  # connections made before this are registered as ties
     recent_ids: set[int]
     last_active_ms: dict[UserId, int]
+    window_start_ms: int  # the window this state was built over (`window_start_ms`)
     # Each account's log pseudonym (an HMAC: computed once per process) and the facts registered for it.
     name_of: dict[int, UserId] = field(default_factory=dict)
     facts_of: dict[int, tuple[str, int, bool]] = field(default_factory=dict)
@@ -94,6 +106,12 @@ class RiskScoringState:
         what this state derived from them must go too (only a pass from the window forgets it)."""
         known = self.facts_of
         return any(deleted and not known[user_id][2] for user_id, _, _, deleted in facts if user_id in known)
+
+    def misses_a_band_change(self, facts: Sequence[tuple[int, str, int, bool]]) -> bool:
+        """Whether a known account's age band changed since (a minor's birthday): its events were counted
+        under the old band (to a minor or not), and only a pass from the window counts them again."""
+        known = self.facts_of
+        return any(band != known[user_id][0] for user_id, band, _, _ in facts if user_id in known)
 
     def register_accounts(
         self, facts: Sequence[tuple[int, str, int, bool]], pseudonym_of: Callable[[int], UserId]
@@ -127,6 +145,12 @@ class RiskRun:
     decisions: list[Decision]  # every decision at or above the lowest threshold
     applied: list[AppliedDecision]  # those that moved an account up the ladder
     extractor: FeatureExtractor  # the feature state of this run (for inspection and tests)
+
+
+def window_start_ms(now_ms: int) -> int:
+    """The start of the scoring window at `now_ms`: the start of the first of the WINDOW_DAYS days the
+    features count (`FeatureExtractor`), so it moves only when the day does."""
+    return (now_ms // DAY_MS - WINDOW_DAYS + 1) * DAY_MS
 
 
 def _model() -> RiskModel:
@@ -281,19 +305,25 @@ async def run_risk_scoring(
     shipped model is broken."""
     now = ctx.clock_ms() if now_ms is None else now_ms
     model = model or _model()
-    window_start = now - WINDOW_DAYS * DAY_MS
+    window_start = window_start_ms(now)
     state = ctx.risk_state if isinstance(ctx.risk_state, RiskScoringState) else None
-    if state is not None and now < state.last_now_ms:
-        state = None  # asked about an earlier time: start again from the window
+    if state is not None and (now < state.last_now_ms or window_start != state.window_start_ms):
+        state = None  # asked about an earlier time, or events left the window: start again from it
     async with ctx.sessions() as session, session.begin():
         users = UserRepository(session)
         facts = await users.age_facts()
-        if state is not None and state.forgets_a_deletion(facts):
+        if state is not None and (state.forgets_a_deletion(facts) or state.misses_a_band_change(facts)):
             state = None
         ties_since: int | None = None if state is None else state.ties_until_ms
         if state is None:
             state = RiskScoringState(
-                FeatureExtractor(window_days=WINDOW_DAYS), now, window_start, window_start, set(), {}
+                FeatureExtractor(window_days=WINDOW_DAYS),
+                now,
+                window_start,
+                window_start,
+                set(),
+                {},
+                window_start,
             )
         state.register_accounts(facts, lambda user_id: metadata.pseudonym_of(ctx, user_id))
         name_of = state.name_of
