@@ -108,7 +108,7 @@ async def test_scoring_flags_a_groomer_pattern_and_not_a_coach(server: ServerPro
         assert coach_pseudonym in run.extractor.accounts()  # scored, not unknown
         coach_score = _score_of(run, coach_pseudonym)
         print("coach score:", coach_score)
-        assert coach_score < 0.2  # risk-v3: measured 0.017 (groomer 1.0); risk-v2 measured 0.053
+        assert coach_score < 0.2  # risk-v2 (shipped): measured 0.053; risk-v3 measured 0.017 (groomer 1.0)
 
         async with ctx.sessions() as session:
             case = await session.get(CaseRow, flagged.case_id)

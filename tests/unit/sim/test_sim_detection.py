@@ -84,7 +84,7 @@ def test_acts_quickly(held_out: RunScore) -> None:
 
 def test_shipped_model_loads_and_acts(tmp_path: Path) -> None:
     model = load_default_model()
-    assert model.version == "risk-v3"
+    assert model.version == "risk-v2"
     result = run_scenario(small(), tmp_path, seed=4, model=model)
     report = score_dir(tmp_path)
     assert report.recall(Role.SEXTORTION, RESTRICT) >= 0.8, format_report(report)

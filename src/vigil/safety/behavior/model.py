@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 FORMAT = "vigil-behavior-monotone-logreg/2"
-DEFAULT_MODEL_NAME = "risk-v3"
+DEFAULT_MODEL_NAME = "risk-v2"
 _MIN_REASON_CONTRIBUTION = 0.2  # log-odds; below this a feature is not what made the account stand out
 
 FloatArray = npt.NDArray[np.float64]

@@ -63,9 +63,19 @@ def test_json_round_trip_without_pickle(tmp_path: Path) -> None:
 
 def test_shipped_model_is_valid() -> None:
     model = load_default_model()
-    assert model.version == "risk-v3"
+    assert model.version == "risk-v2"
     th = model.thresholds
     assert 0.5 <= th.safety_notice <= th.restrict_minor_contact <= th.open_case < 1
+
+
+def test_shipped_model_ignores_the_features_added_after_it_was_trained() -> None:
+    # risk-v2 predates the last three features: they are appended unused, so it scores exactly as trained.
+    model = load_default_model()
+    added = model.metadata["padded_features"]
+    assert added and list(model.feature_names[-len(added) :]) == added
+    for name in added:
+        i = model.feature_names.index(name)
+        assert model.coef[i] == 0 and model.direction[i] == 0
 
 
 def test_policy_ladder() -> None:
