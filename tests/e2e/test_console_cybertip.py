@@ -45,7 +45,7 @@ from vigil.server.db.hashlists import VoucherRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.hashlist_keys import load_voucher_keypair
 from vigil.server.services import metadata, vouchers
-from vigil.server.services.preservation import HoldRecord, list_holds
+from vigil.server.services.preservation import HoldRecord, list_holds, preserved_copies
 from vigil.server.services.retention import SWEEPS, run_sweep
 
 pytestmark = pytest.mark.skipif(
@@ -277,7 +277,7 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
         assert await page.get_by_role("button", name=re.compile("Release")).count() == 0  # lead
         await page.screenshot(path=str(shots / "cybertip-3-holds.png"), full_page=True)
 
-        # -- retention ~10 months on: the held evidence and metadata stay, the unheld go ---------------
+        # -- retention ~10 months on: the originals go at their time, the hold's sealed copy stays ------
         later = int(time.time() * 1000) + 300 * DAY_MS  # within the one-year hold
         async with server_context(live.data_dir, live.database_url) as ctx:
             before = await _events_by(ctx, mallory.username, trent.username)
@@ -285,11 +285,16 @@ async def test_a_lead_files_a_group_image_match_to_the_cybertipline(
             for sweep in SWEEPS:
                 await run_sweep(ctx, sweep, later)
             after = await _events_by(ctx, mallory.username, trent.username)
-            assert after == {mallory.username: before[mallory.username], trent.username: 0}
+            assert after == {mallory.username: 0, trent.username: 0}
+            (copy,) = await preserved_copies(ctx, case_id)
+            alias = copy["subject"]["pseudonym"]  # the copy keeps the events she took and received
+            taken = [e for e in copy["tables"]["metadata_events"] if e["actor"] == alias]
+            assert len(taken) == before[mallory.username]
             async with ctx.sessions() as session:
                 kept = set((await session.scalars(select(VoucherRow.id))).all())
-            # mallory's own voucher is held; the two about trent (not held) are gone
-            assert kept == {withheld.value.voucher_id}
+            # every voucher row went at its time; mallory's is in the hold's sealed copy
+            assert kept == set()
+            assert [v["id"] for v in copy["tables"]["vouchers"]] == [withheld.value.voucher_id]
             (held_match,) = [m for m in await vouchers.list_image_cases(ctx) if m.subject == mallory.username]
             image, _mime = await vouchers.case_image(ctx, held_match.id, load_voucher_keypair(ctx.settings))
             assert image == known

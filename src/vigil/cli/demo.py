@@ -57,17 +57,21 @@ def _describe(event: Event) -> str:
 def _server_view(data_dir: Path) -> list[tuple[str, str]]:
     db = sqlite3.connect(data_dir / "vigil.db")
     rows: list[tuple[str, str]] = []
-    for sender, conversation, kind, bucket, commitment, tag in db.execute(
-        "SELECT u.username, m.conversation, m.kind, m.size_bucket, m.commitment, m.franking_tag"
+    for sender, conversation, kind, commitment, tag in db.execute(
+        "SELECT u.username, m.conversation, m.kind, m.commitment, m.franking_tag"
         " FROM messages m JOIN users u ON u.id = m.sender_user_id ORDER BY m.id"
     ):
         rows.append(
             (
-                f"message {sender} -> {conversation} ({kind}, <= {bucket} bytes)",
+                f"message {sender} -> {conversation} ({kind})",
                 f"commitment {bytes(commitment).hex()[:16]}..  tag {bytes(tag).hex()[:16]}..",
             )
         )
-    for device, body in db.execute("SELECT device_id, body FROM queue ORDER BY id"):
+    # A group message's body is stored once on its message row, not per queue entry.
+    for device, body in db.execute(
+        "SELECT q.device_id, COALESCE(q.body, m.shared_body) FROM queue q"
+        " JOIN messages m ON m.id = q.message_id ORDER BY q.id"
+    ):
         rows.append((f"queued for device {device}", base64.b64encode(bytes(body)).decode()[:48] + ".."))
     for blob_id, size in db.execute("SELECT id, size FROM blobs"):
         blob = (data_dir / "blobs" / blob_id[:2] / blob_id).read_bytes()
