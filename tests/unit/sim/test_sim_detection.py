@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from vigil.safety.behavior.model import RiskModel, load_default_model
+from vigil.safety.behavior.model import DEFAULT_MODEL_NAME, RiskModel, load_default_model
 from vigil.safety.behavior.policy import ProtectiveAction
 from vigil.sim.population import Role
 from vigil.sim.run import run_scenario
 from vigil.sim.scenario import Scenario, default_scenario
 from vigil.sim.score import RunScore, aggregate, format_evaluation, format_report, score_dir, score_run
-from vigil.sim.train import train_model
+from vigil.sim.train import RECIPE_VERSION, train_model
 
 NOTICE = ProtectiveAction.SAFETY_NOTICE
 RESTRICT = ProtectiveAction.RESTRICT_MINOR_CONTACT
@@ -75,6 +75,10 @@ def test_few_false_alarms_on_coaches_and_families(held_out: RunScore) -> None:
     assert held_out.roles.family_false_alarm[CASE] <= 0.02, text
     # After the first week (warm-up), at most 1% of families are newly restricted.
     assert all(v <= 0.01 for v in held_out.weekly_false_alarms["families"][1:]), text
+
+
+def test_a_retrain_is_named_after_its_recipe_not_the_shipped_model(trained: RiskModel) -> None:
+    assert trained.version == RECIPE_VERSION != DEFAULT_MODEL_NAME
 
 
 def test_acts_quickly(held_out: RunScore) -> None:
