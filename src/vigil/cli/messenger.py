@@ -40,6 +40,9 @@ def _run(
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
+    # Listening before the address is printed: a browser (or test) that connects while the app is still
+    # starting waits in the backlog instead of being refused.
+    listener.listen(128)
     bound = listener.getsockname()[1]
     secret = new_secret()
     session = AppSession(
