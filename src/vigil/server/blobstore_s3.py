@@ -126,13 +126,24 @@ class S3BlobStore:
     async def delete(self, blob_id: str) -> None:
         await self._client.delete_object(Bucket=self._bucket, Key=check_blob_id(blob_id))
 
+    async def _recent_part(self, upload: dict[str, Any], before: dt.datetime) -> bool:
+        """Whether a part of this upload arrived after `before`: an upload still moving is not abandoned,
+        however long ago it began (some S3-compatible servers also misdate `Initiated`)."""
+        try:
+            parts = await self._client.list_parts(
+                Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        except ClientError:
+            return True  # finished or aborted meanwhile: nothing to abort
+        return any(part["LastModified"] >= before for part in parts.get("Parts", []))
+
     async def sweep_leftovers(self, before_ms: int, referenced: ReferencedBlobs) -> int:
         before = dt.datetime.fromtimestamp(before_ms / 1000, tz=dt.UTC)
         deleted = 0
         uploads = self._client.get_paginator("list_multipart_uploads")
         async for page in uploads.paginate(Bucket=self._bucket):
             for upload in page.get("Uploads", []):
-                if upload["Initiated"] < before:
+                if upload["Initiated"] < before and not await self._recent_part(upload, before):
                     with contextlib.suppress(ClientError):  # finished or aborted meanwhile
                         await self._client.abort_multipart_upload(
                             Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
