@@ -44,7 +44,12 @@ from vigil.server.db.messaging import AcceptedMessage, MessageRepository
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
-from vigil.server.services.messaging import StaleDevicesError, committed_delivery, size_bucket
+from vigil.server.services.messaging import (
+    StaleDevicesError,
+    accept_in_batch,
+    committed_delivery,
+    size_bucket,
+)
 
 __all__ = [
     "add_member",
@@ -268,14 +273,11 @@ async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[S
                     results.append(outcome)
                     continue
                 planned.append(outcome)
-                accepted = SendAccepted(
-                    message_id=request.id,
-                    server_ts_ms=outcome.values["server_ts_ms"],
-                    devices=len(outcome.device_ids),
-                    franking_tag=b64encode(outcome.values["franking_tag"]),
+                results.append(
+                    accept_in_batch(
+                        state.existing, by.user_id, request.id, outcome.values, len(outcome.device_ids)
+                    )
                 )
-                state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
-                results.append(accepted)
             if planned:
                 inserted = await writer.add_many(
                     [

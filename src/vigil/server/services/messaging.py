@@ -104,6 +104,25 @@ class _Planned:
     event: MetadataEvent | None
 
 
+def accept_in_batch(
+    existing: dict[tuple[int, str], SendAccepted],
+    sender_user_id: int,
+    message_id: str,
+    values: dict[str, Any],
+    devices: int,
+) -> SendAccepted:
+    """The 202 for a message planned in a send batch; a retry later in the same batch is answered as its
+    duplicate (shared by the direct and the group send batches)."""
+    accepted = SendAccepted(
+        message_id=message_id,
+        server_ts_ms=values["server_ts_ms"],
+        devices=devices,
+        franking_tag=b64encode(values["franking_tag"]),
+    )
+    existing[(sender_user_id, message_id)] = accepted.model_copy(update={"duplicate": True})
+    return accepted
+
+
 @dataclass(slots=True)
 class _BatchState:
     """What one batch transaction already looked up. Sends change none of it (users, devices, standing,
@@ -165,14 +184,9 @@ async def _send_batch_once(
                 results.append(outcome)
                 continue
             planned.append(outcome)
-            accepted = SendAccepted(
-                message_id=request.id,
-                server_ts_ms=outcome.values["server_ts_ms"],
-                devices=len(outcome.entries),
-                franking_tag=b64encode(outcome.values["franking_tag"]),
+            results.append(
+                accept_in_batch(state.existing, by.user_id, request.id, outcome.values, len(outcome.entries))
             )
-            state.existing[(by.user_id, request.id)] = accepted.model_copy(update={"duplicate": True})
-            results.append(accepted)
         if refused and not look_up_first:  # a retry of an accepted message is answered, not refused
             earlier = await _existing(session, [items[i] for i in refused])
             for i in refused:
