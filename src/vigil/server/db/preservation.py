@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, Select, String, Text, or_, select
+from sqlalchemy import BigInteger, ForeignKey, Integer, Select, String, Text, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from vigil.protocol.group_wire import group_conversation
 from vigil.server.db.base import Base
 from vigil.server.db.cases import ReportItemRow, ReportRow
 from vigil.server.db.contacts import ContactRequestRow
@@ -22,7 +23,16 @@ from vigil.server.db.messaging import MessageRow
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import SafetyNoticeRow
 
-__all__ = ["PreservationHoldRow", "PreservationRepository"]
+__all__ = ["NOT_PRESERVED", "PreservationHoldRow", "PreservationRepository"]
+
+# The (table, column)s a preserved copy leaves out: end-to-end ciphertext is content, which a copy of
+# metadata does not take (the server cannot read it; what a report discloses is in its sealed report items).
+NOT_PRESERVED: frozenset[tuple[str, str]] = frozenset({(MessageRow.__tablename__, "shared_body")})
+
+
+def _columns_of(row: Base) -> dict[str, Any]:
+    table = row.__tablename__
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if (table, c.key) not in NOT_PRESERVED}
 
 
 class PreservationHoldRow(Base):
@@ -65,25 +75,50 @@ class PreservationRepository:
         return rows.all()
 
     async def held_records(
-        self, *, case_id: int, user_id: int, username: str, alias: str
-    ) -> dict[str, Sequence[Base]]:
+        self, *, case_id: int, user_id: int, username: str, alias: str, log_resolution_ms: int
+    ) -> dict[str, list[dict[str, Any]]]:
         """What a hold on `case_id` about account `user_id` copies into the case, by table: the case's
-        reports and reported items; the account's metadata events (`alias` is its pseudonym), delivery
-        records it sent or that were sent to it (`username`: direct conversations name the peer), group
-        membership periods, contact requests either way, safety notices about it, its vouchers and
-        image-match cases."""
+        reports and reported items; the account's group membership periods; the delivery records and
+        metadata events of every message it sent or was sent (`username`: direct conversations name the
+        peer; a group message reached it when it was a member at the server's timestamp, as report
+        verification counts membership, both ends included) and of its other events (`alias` is its
+        pseudonym: the log names accounts by it); contact requests either way, safety notices about it,
+        its vouchers and image-match cases. `log_resolution_ms` is the metadata log's time resolution
+        (its times are floored to it: a group's events in the second the account joined or left count).
+        Metadata only: a group message's shared ciphertext is not kept (`NOT_PRESERVED`), as a direct
+        message's per-device ciphertexts are not."""
         session = self._session
         reports = (await session.scalars(select(ReportRow).where(ReportRow.case_id == case_id))).all()
         report_ids = [r.id for r in reports]
+        periods = (
+            await session.scalars(select(MembershipPeriodRow).where(MembershipPeriodRow.user_id == user_id))
+        ).all()
+        received_in_groups = [
+            (MessageRow.conversation == group_conversation(p.group_id))
+            & (MessageRow.server_ts_ms >= p.joined_at_ms)
+            & (true() if p.left_at_ms is None else MessageRow.server_ts_ms <= p.left_at_ms)
+            for p in periods
+        ]
+        events_in_groups = [
+            (MetadataEventRow.group_id == p.group_id)
+            & (MetadataEventRow.at_ms >= p.joined_at_ms - p.joined_at_ms % log_resolution_ms)
+            & (true() if p.left_at_ms is None else MetadataEventRow.at_ms <= p.left_at_ms)
+            for p in periods
+        ]
         queries: dict[str, Select[Any]] = {
             "report_items": select(ReportItemRow).where(ReportItemRow.report_id.in_(report_ids)),
-            "metadata_events": select(MetadataEventRow).where(
-                or_(MetadataEventRow.actor == alias, MetadataEventRow.target == alias)
-            ),
-            "messages": select(MessageRow).where(
-                or_(MessageRow.sender_user_id == user_id, MessageRow.conversation == username)
-            ),
-            "membership_periods": select(MembershipPeriodRow).where(MembershipPeriodRow.user_id == user_id),
+            "metadata_events": select(MetadataEventRow)
+            .where(or_(MetadataEventRow.actor == alias, MetadataEventRow.target == alias, *events_in_groups))
+            .order_by(MetadataEventRow.id),
+            "messages": select(MessageRow)
+            .where(
+                or_(
+                    MessageRow.sender_user_id == user_id,
+                    MessageRow.conversation == username,
+                    *received_in_groups,
+                )
+            )
+            .order_by(MessageRow.id),
             "contact_requests": select(ContactRequestRow).where(
                 or_(
                     ContactRequestRow.requester_user_id == user_id,
@@ -96,9 +131,10 @@ class PreservationRepository:
                 ImageMatchCaseRow.subject_user_id == user_id
             ),
         }
-        records: dict[str, Sequence[Base]] = {"reports": reports}
+        records = {"reports": [_columns_of(r) for r in reports]}
+        records["membership_periods"] = [_columns_of(p) for p in periods]
         for table, query in queries.items():
-            records[table] = (await session.scalars(query)).all()
+            records[table] = [_columns_of(row) for row in (await session.scalars(query)).all()]
         return records
 
     async def in_force_for_case(self, case_id: int) -> Sequence[PreservationHoldRow]:

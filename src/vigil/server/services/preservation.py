@@ -2,7 +2,9 @@
 is finished, listed in the console, released only by an admin and only after the hold's date; all audited.
 
 Placing a hold copies what it keeps into the case (issue 16): the case's reports and reported items and the
-reported account's username, metadata events, delivery records, group membership periods, contact
+reported account's username, group membership periods, the delivery records and metadata events of what it
+sent and of what was sent to it (direct, or to a group while it was a member: 2258A(h) asks for the report
+and related data, and the messages a reported account received are as related as those it sent), contact
 requests, safety notices about it, vouchers and image-match cases, as they stand at that moment, sealed as
 one case evidence item under the case's own key (`case_evidence`, kind `preserved_data`). The originals
 then follow their normal retention and account deletion like anyone else's; the copy lives until an admin
@@ -31,12 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.errors import ConflictError, NotFoundError, PermissionDenied
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
-from vigil.server.db.base import Base
 from vigil.server.db.case_evidence import CaseEvidenceRepository
 from vigil.server.db.preservation import PreservationHoldRow, PreservationRepository
 from vigil.server.db.pseudonyms import pseudonym
 from vigil.server.services.audit import append_audit
 from vigil.server.services.case_evidence import EvidenceKind, read_case_evidence, store_case_evidence
+from vigil.server.services.metadata import LOG_RESOLUTION_MS
 
 __all__ = [
     "PRESERVATION_DAYS",
@@ -116,10 +118,6 @@ def _jsonable(value: object) -> object:
     return value
 
 
-def _record_of(row: Base) -> dict[str, object]:
-    return {column.key: _jsonable(getattr(row, column.key)) for column in row.__table__.columns}
-
-
 def preserved_document(
     *,
     hold_case_id: int,
@@ -127,7 +125,7 @@ def preserved_document(
     alias: str,
     blob_ids: frozenset[str],
     now_ms: int,
-    records: dict[str, Any],
+    records: dict[str, list[dict[str, Any]]],
 ) -> bytes:
     """The sealed copy's plaintext: who and when, then every kept row by table, column by column."""
     document = {
@@ -141,7 +139,10 @@ def preserved_document(
             "created_at_ms": subject.created_at_ms,
         },
         "pinned_blob_ids": sorted(blob_ids),
-        "tables": {table: [_record_of(row) for row in rows] for table, rows in records.items()},
+        "tables": {
+            table: [{column: _jsonable(value) for column, value in row.items()} for row in rows]
+            for table, rows in records.items()
+        },
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 
@@ -155,7 +156,11 @@ async def _copy_into_case(
         raise NotFoundError(f"no account {row.subject_user_id} to preserve")
     alias = pseudonym(ctx.pseudonym_key, subject.id)
     records = await PreservationRepository(session).held_records(
-        case_id=row.case_id, user_id=subject.id, username=subject.username, alias=alias
+        case_id=row.case_id,
+        user_id=subject.id,
+        username=subject.username,
+        alias=alias,
+        log_resolution_ms=LOG_RESOLUTION_MS,
     )
     blob_ids = frozenset(b for b in row.blob_ids.split(",") if b)
     content = preserved_document(

@@ -5,6 +5,7 @@ the metrics `GET /v1/retention` serves."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -397,6 +398,83 @@ async def test_a_hold_copies_into_the_case_and_the_originals_go_at_their_normal_
     assert await _count(ctx, CaseEvidenceRow) == 0
     async with ctx.sessions() as session:
         assert (await verify_chain(session)).ok
+
+
+async def test_a_hold_copies_the_group_messages_the_held_account_received_as_metadata_only(
+    ctx: ServerContext,
+) -> None:
+    """A group message reached the held account when it was a member at the message's server time (as
+    report verification counts membership, both ends included): its delivery record and metadata event are
+    copied like a direct message's; messages from before it joined, after it left, or in groups it never
+    joined are not; and no ciphertext is copied (metadata only)."""
+    alice, bob = await _users(ctx)
+    case_id = await _open_case(ctx, bob)
+    alice_alias = metadata.pseudonym_of(ctx, alice)
+    g2_joined = T0 + 2 * HOUR + 500  # the log floors its times to the second: an event at T0 + 2 h counts
+    async with ctx.sessions() as session, session.begin():
+        session.add_all(
+            [GroupRow(id=g, created_by_user_id=alice, created_at_ms=T0) for g in ("g1", "g2", "g3")]
+        )
+        await session.flush()
+        session.add_all(
+            [
+                MembershipPeriodRow(group_id="g1", user_id=bob, joined_at_ms=T0, left_at_ms=T0 + HOUR),
+                MembershipPeriodRow(group_id="g2", user_id=bob, joined_at_ms=g2_joined, left_at_ms=None),
+            ]
+        )
+        group_messages = {
+            "g1 while a member": ("g1", T0 + 10),
+            "g1 as it left": ("g1", T0 + HOUR),
+            "g1 after it left": ("g1", T0 + HOUR + 1000),
+            "g2 before it joined": ("g2", T0 + HOUR + 30),
+            "g2 as it joined": ("g2", g2_joined),
+            "g2 since it joined": ("g2", T0 + 3 * HOUR),
+            "g3, never a member": ("g3", T0 + 10),
+        }
+        for client_id, (group, at_ms) in group_messages.items():
+            session.add(
+                MessageRow(
+                    client_id=client_id,
+                    sender_user_id=alice,
+                    sender_device_id="dev-a",
+                    conversation=f"group:{group}",
+                    kind="text",
+                    commitment=b"c" * 32,
+                    franking_tag=b"t" * 32,
+                    server_ts_ms=at_ms,
+                    device_count=1,
+                    shared_body=b"megolm ciphertext",
+                )
+            )
+            session.add(
+                MetadataEventRow(
+                    at_ms=at_ms - at_ms % metadata.LOG_RESOLUTION_MS,
+                    kind="msg",
+                    actor=alice_alias,
+                    target=None,
+                    group_id=group,
+                    content="text",
+                )
+            )
+    await _hold(ctx, case_id, bob)
+
+    (copy,) = await preserved_copies(ctx, case_id)
+    messages = copy["tables"]["messages"]
+    assert sorted(m["client_id"] for m in messages) == [
+        "g1 as it left",
+        "g1 while a member",
+        "g2 as it joined",
+        "g2 since it joined",
+    ]
+    assert all("shared_body" not in m for m in messages)
+    assert base64.b64encode(b"megolm ciphertext").decode() not in json.dumps(copy)
+    events = copy["tables"]["metadata_events"]
+    assert sorted((e["group_id"], e["at_ms"]) for e in events) == [
+        ("g1", T0),
+        ("g1", T0 + HOUR),
+        ("g2", T0 + 2 * HOUR),
+        ("g2", T0 + 3 * HOUR),
+    ]
 
 
 async def test_closed_membership_periods_go_after_the_history_window(ctx: ServerContext) -> None:
