@@ -133,6 +133,9 @@ class ImageMatchCaseRow(Base):
     image_mac: Mapped[bytes] = mapped_column(LargeBinary)
     image_ephemeral_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # The reviewers' case it opened or joined: deciding that case closes this record (`state` takes the
+    # case's closed state), which starts its retention.
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 class ProfilePhotoRow(Base):
@@ -261,6 +264,29 @@ class VoucherRepository:
             .order_by(ImageMatchCaseRow.id)
         )
         return rows.all()
+
+    async def set_state_of_case_records(
+        self, case_id: int, state: str, *, from_states: Sequence[str]
+    ) -> list[int]:
+        """Sets `state` on the image-match records of reviewers' case `case_id` now in one of
+        `from_states`; returns their ids."""
+        rows = await self._session.execute(
+            update(ImageMatchCaseRow)
+            .where(ImageMatchCaseRow.case_id == case_id, ImageMatchCaseRow.state.in_(list(from_states)))
+            .values(state=state)
+            .returning(ImageMatchCaseRow.id)
+        )
+        return sorted(int(i) for i in rows.scalars().all())
+
+    async def move_case_records(self, source_case_id: int, target_case_id: int) -> list[int]:
+        """Moves the image-match records of one reviewers' case to another (a merge); returns their ids."""
+        rows = await self._session.execute(
+            update(ImageMatchCaseRow)
+            .where(ImageMatchCaseRow.case_id == source_case_id)
+            .values(case_id=target_case_id)
+            .returning(ImageMatchCaseRow.id)
+        )
+        return sorted(int(i) for i in rows.scalars().all())
 
     async def cases(self) -> Sequence[ImageMatchCaseRow]:
         query = select(ImageMatchCaseRow).order_by(ImageMatchCaseRow.priority.desc(), ImageMatchCaseRow.id)

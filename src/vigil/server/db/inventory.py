@@ -443,8 +443,9 @@ INVENTORY: tuple[TableInventory, ...] = (
     TableInventory(
         "image_match_cases",
         "a case opened by a known-image match",
-        "while the case is open; once it is not, deleted `VIGIL_REPORT_RETENTION_DAYS` after it was opened "
-        "(the image_matches sweep; a preservation hold keeps a sealed copy in its case)",
+        "while its reviewers' case is open; once that case is decided (the record takes its state), deleted "
+        "`VIGIL_REPORT_RETENTION_DAYS` after it was opened (the image_matches sweep; a preservation hold "
+        "keeps a sealed copy in its case)",
         "reviewers",
         {
             "id": _ID,
@@ -467,6 +468,7 @@ INVENTORY: tuple[TableInventory, ...] = (
             "image_mac": "authenticates the image ciphertext",
             "image_ephemeral_key": "decryption with the safety team key",
             "created_at_ms": _CREATED,
+            "case_id": "the reviewers' case it opened or joined (deciding it closes this one)",
         },
     ),
     TableInventory(

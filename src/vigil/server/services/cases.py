@@ -24,6 +24,7 @@ from vigil.server.context import ServerContext
 from vigil.server.db.accounts import AccountActionRow, StandingRepository, UserRepository, UserRow
 from vigil.server.db.audit import AuditRow
 from vigil.server.db.cases import (
+    OPEN_STATES,
     AccountFacts,
     CaseNoteRow,
     CaseRepository,
@@ -33,6 +34,7 @@ from vigil.server.db.cases import (
     ReportRow,
 )
 from vigil.server.db.cybertip import CyberTipFilingRepository
+from vigil.server.db.hashlists import VoucherRepository
 from vigil.server.db.policies import PolicyRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
@@ -82,6 +84,9 @@ class CaseState(enum.StrEnum):
     ON_HOLD = "on_hold"
     ACTIONED = "actioned"
     DISMISSED = "dismissed"
+
+
+CLOSED_STATES = frozenset({CaseState.ACTIONED, CaseState.DISMISSED})
 
 
 class CaseAction(enum.StrEnum):
@@ -438,7 +443,7 @@ async def apply_action_in(
         )
         thresholds = parse_thresholds(ctx.settings.strike_thresholds)
         action = CaseAction(escalate(Sanction(action.value), strikes, thresholds).value)
-    closed = case.state in (CaseState.ACTIONED, CaseState.DISMISSED)
+    closed = case.state in CLOSED_STATES
     match action:
         case CaseAction.WARN:
             state = CaseState.ACTIONED
@@ -481,6 +486,13 @@ async def apply_action_in(
     if state is not CaseState.ESCALATED:
         case.claim_expires_at_ms = None
     details: dict[str, object] = {"action": action.value, "state": state.value}
+    if state in CLOSED_STATES:
+        # The case's image-match records are decided with it; closed, their retention starts.
+        closed_matches = await VoucherRepository(session).set_state_of_case_records(
+            case.id, state.value, from_states=OPEN_STATES
+        )
+        if closed_matches:
+            details["image_matches_closed"] = closed_matches
     if policy is not None:
         details["policy"] = policy.code
     if strikes:
@@ -561,8 +573,17 @@ async def reopen(ctx: ServerContext, actor: str, case_id: int) -> None:
         if case.state not in (CaseState.ACTIONED, CaseState.DISMISSED, CaseState.ESCALATED):
             raise ConflictError("the case is not closed")
         case.state, case.updated_at_ms = CaseState.IN_REVIEW.value, ctx.clock_ms()
+        # Its image-match records reopen with it (those retention has not deleted yet).
+        reopened = await VoucherRepository(session).set_state_of_case_records(
+            case_id, CaseState.OPEN.value, from_states=[s.value for s in CLOSED_STATES]
+        )
         await append_audit(
-            session, now_ms=ctx.clock_ms(), actor=actor, action="case.reopened", target=f"case:{case_id}"
+            session,
+            now_ms=ctx.clock_ms(),
+            actor=actor,
+            action="case.reopened",
+            target=f"case:{case_id}",
+            details={"image_matches_reopened": reopened} if reopened else None,
         )
 
 
@@ -668,6 +689,7 @@ async def merge_case(ctx: ServerContext, actor: str, source_id: int, target_id: 
         if source.state not in open_states or target.state not in open_states:
             raise ConflictError("merge: both cases must be open")
         moved = await ReportRepository(session).move_to_case(source_id, target_id)
+        moved_matches = await VoucherRepository(session).move_case_records(source_id, target_id)
         target.queue = more_urgent_queue(QueueName(target.queue), QueueName(source.queue)).value
         if source.priority > target.priority:
             target.priority, target.top_reason = source.priority, source.top_reason
@@ -686,7 +708,7 @@ async def merge_case(ctx: ServerContext, actor: str, source_id: int, target_id: 
                 actor=actor,
                 action=action,
                 target=f"case:{case_id}",
-                details={"case": other, "reports": moved},
+                details={"case": other, "reports": moved, "image_matches": moved_matches},
             )
         for case_id in (source_id, target_id):
             await filings.release_lease(case_id, owner)

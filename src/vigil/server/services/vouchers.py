@@ -206,12 +206,12 @@ async def open_voucher_case(
     now_ms: int,
 ) -> int:
     """Records the image match (the image stays sealed to the safety team's key) and opens or joins the
-    reviewers' case about the subject at top priority, so it appears in the console queue; returns the
-    image-match record's id."""
+    reviewers' case about the subject at top priority, so it appears in the console queue; the record
+    follows that case (deciding it closes the record, `cases.apply_action_in`); returns the record's id."""
     subject = await UserRepository(session).by_id(subject_user_id)
     if subject is None:
         raise NotFoundError("the matched account no longer exists")
-    await open_or_join_case(
+    case = await open_or_join_case(
         session,
         subject,
         ReportReason.CSAM,
@@ -241,6 +241,7 @@ async def open_voucher_case(
             image_mac=sealed_image.mac,
             image_ephemeral_key=sealed_image.ephemeral_key,
             created_at_ms=now_ms,
+            case_id=case.id,
         )
     )
     return row.id

@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 from vigil.errors import ConflictError
 from vigil.protocol.contacts import ContactRequestState
 from vigil.protocol.ids import DeviceId, UserId
+from vigil.protocol.vouchers import SealedVoucher
 from vigil.protocol.wire import AgeBand
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
+from vigil.server.db.audit import AuditRow
 from vigil.server.db.base import Base
 from vigil.server.db.case_evidence import CaseEvidenceRow
 from vigil.server.db.cases import CaseRow
@@ -30,10 +32,11 @@ from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.preservation import PreservationHoldRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
-from vigil.server.services import cases, deletion, metadata, preservation, retention
+from vigil.server.services import cases, deletion, metadata, preservation, retention, vouchers
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import verify_chain
 from vigil.server.services.case_evidence import erase_case_evidence
+from vigil.server.services.policies import add_policy
 from vigil.server.services.preservation import PRESERVATION_DAYS, place_hold, preserved_copies, release_hold
 from vigil.server.settings import Settings
 
@@ -259,6 +262,83 @@ async def test_a_closed_image_match_goes_after_report_retention_an_open_one_stay
     assert await _sweep(ctx, "image_matches", T0 + keep + 1) == 1
     async with ctx.sessions() as session:
         assert list(await session.scalars(select(ImageMatchCaseRow.state))) == ["open"]
+
+
+async def _image_match(ctx: ServerContext, subject: int) -> int:
+    async with ctx.sessions() as session, session.begin():
+        return await vouchers.open_voucher_case(
+            session,
+            source="voucher",
+            subject_user_id=subject,
+            reporter_user_id=None,
+            direction="outgoing",
+            bank="b",
+            entry_hash="h" * 64,
+            pdq="p" * 64,
+            distance=0,
+            verified=True,
+            verification="v",
+            message_id=None,
+            voucher_id=None,
+            mime="image/png",
+            sealed_image=SealedVoucher(b"c", b"m", b"e"),
+            now_ms=T0,
+        )
+
+
+async def _match_states(ctx: ServerContext) -> dict[int, tuple[str, int | None]]:
+    async with ctx.sessions() as session:
+        rows = await session.execute(
+            select(ImageMatchCaseRow.id, ImageMatchCaseRow.state, ImageMatchCaseRow.case_id)
+        )
+        return {i: (state, case_id) for i, state, case_id in rows.all()}
+
+
+async def test_deciding_a_case_closes_its_image_matches_so_retention_applies(ctx: ServerContext) -> None:
+    """An image-match record follows the reviewers' case it opened or joined: a decision (dismissal or
+    action) closes it, audited; reopening the case reopens it; a merge moves it with the reports; once
+    closed, the image_matches sweep deletes it after report retention, and only it."""
+    alice, bob = await _users(ctx)
+    policy = await add_policy(ctx, "lead:l", "CSAM-1", "Child sexual abuse material")
+    bob_match = await _image_match(ctx, bob)
+    alice_match = await _image_match(ctx, alice)
+    states = await _match_states(ctx)
+    bob_case, alice_case = states[bob_match][1], states[alice_match][1]
+    assert bob_case is not None and alice_case is not None and bob_case != alice_case
+
+    await cases.apply_action(ctx, "reviewer:r", None, bob_case, cases.CaseAction.DISMISS, policy_id=policy.id)
+    assert (await _match_states(ctx))[bob_match] == ("dismissed", bob_case)
+    assert (await _match_states(ctx))[alice_match] == ("open", alice_case)
+    await cases.reopen(ctx, "lead:l", bob_case)
+    assert (await _match_states(ctx))[bob_match] == ("open", bob_case)
+    await cases.apply_action(ctx, "reviewer:r", None, bob_case, cases.CaseAction.WARN, policy_id=policy.id)
+    assert (await _match_states(ctx))[bob_match] == ("actioned", bob_case)
+
+    # A merge carries the record to the surviving case, which decides it.
+    other_alice_case = await _open_case(ctx, alice)
+    await cases.merge_case(ctx, "lead:l", alice_case, other_alice_case)
+    assert (await _match_states(ctx))[alice_match] == ("open", other_alice_case)
+    keep = ctx.settings.report_retention_days * DAY
+    assert await _sweep(ctx, "image_matches", T0 + keep + 1) == 1  # bob's, decided; alice's still open
+    assert set(await _match_states(ctx)) == {alice_match}
+    await cases.apply_action(
+        ctx, "reviewer:r", None, other_alice_case, cases.CaseAction.DISMISS, policy_id=policy.id
+    )
+    assert (await _match_states(ctx))[alice_match] == ("dismissed", other_alice_case)
+    assert await _sweep(ctx, "image_matches", T0 + keep - 1) == 0  # not a moment early
+    assert await _sweep(ctx, "image_matches", T0 + keep + 1) == 1
+    assert await _match_states(ctx) == {}
+
+    async with ctx.sessions() as session:
+        audit = {
+            (row.action, row.target): json.loads(row.details)
+            for row in await session.scalars(select(AuditRow).order_by(AuditRow.id))
+        }
+        assert (await verify_chain(session)).ok
+    assert audit[("case.dismiss", f"case:{other_alice_case}")]["image_matches_closed"] == [alice_match]
+    assert audit[("case.warn", f"case:{bob_case}")]["image_matches_closed"] == [bob_match]
+    assert audit[("case.reopened", f"case:{bob_case}")]["image_matches_reopened"] == [bob_match]
+    assert audit[("case.merged_from", f"case:{other_alice_case}")]["image_matches"] == [alice_match]
 
 
 async def test_each_run_is_counted_and_a_failure_is_recorded_by_type(ctx: ServerContext) -> None:
