@@ -20,14 +20,19 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    union,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from vigil.protocol.ids import UserId
 from vigil.server.db.accounts import UserRow
 from vigil.server.db.base import Base
+from vigil.server.db.cases import ReportRow
+from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
+from vigil.server.db.groups import MembershipPeriodRow
+from vigil.server.db.messaging import MessageRow
 from vigil.server.db.pseudonyms import pseudonym
 
 __all__ = [
@@ -131,6 +136,33 @@ class MetadataRepository:
             .limit(limit)
         )
         return rows.all()
+
+    async def counterparts_of(self, user_id: int) -> set[int]:
+        """The accounts the server has a recorded relation with `user_id` through (contact requests and
+        connections, blocks and reports either way, groups shared at any time, direct messages either way):
+        whom that account's metadata events name, unless the relation's own record is gone already (one
+        query)."""
+        me = user_id
+        username = select(UserRow.username).where(UserRow.id == me).scalar_subquery()
+        co_member = aliased(MembershipPeriodRow)
+        relations = union(
+            select(ContactRequestRow.recipient_user_id).where(ContactRequestRow.requester_user_id == me),
+            select(ContactRequestRow.requester_user_id).where(ContactRequestRow.recipient_user_id == me),
+            select(ConnectionRow.high_user_id).where(ConnectionRow.low_user_id == me),
+            select(ConnectionRow.low_user_id).where(ConnectionRow.high_user_id == me),
+            select(BlockRow.blocked_user_id).where(BlockRow.blocker_user_id == me),
+            select(BlockRow.blocker_user_id).where(BlockRow.blocked_user_id == me),
+            select(ReportRow.reported_user_id).where(ReportRow.reporter_user_id == me),
+            select(ReportRow.reporter_user_id).where(ReportRow.reported_user_id == me),
+            select(co_member.user_id)
+            .join(MembershipPeriodRow, MembershipPeriodRow.group_id == co_member.group_id)
+            .where(MembershipPeriodRow.user_id == me),
+            select(MessageRow.sender_user_id).where(MessageRow.conversation == username),
+            select(UserRow.id)
+            .join(MessageRow, MessageRow.conversation == UserRow.username)
+            .where(MessageRow.sender_user_id == me),
+        )
+        return {int(i) for i in (await self._session.scalars(select(relations.subquery().c[0]))).all()} - {me}
 
     async def delete_before(self, cutoff_ms: int) -> int:
         """Deletes events older than `cutoff_ms` (a preservation hold keeps its copy in the case); returns

@@ -243,9 +243,52 @@ async def timeline(
 ) -> Sequence[MetadataEvent]:
     """The latest `limit` events the account took part in, oldest first, accounts by username (for a
     case's reviewers)."""
-    rows = await MetadataRepository(session).latest_involving(pseudonym_of(ctx, user_id), limit)
-    names = await pseudonyms_to_usernames(ctx, session)
+    repository = MetadataRepository(session)
+    rows = await repository.latest_involving(pseudonym_of(ctx, user_id), limit)
+    wanted = {r.actor for r in rows} | {r.target for r in rows if r.target is not None}
+    names = await _names_of(ctx, session, wanted, user_id)
     return [renamed(event_of_row(r), names) for r in reversed(rows)]
+
+
+_NAME_SCAN_BATCH = 2000
+
+
+async def _names_of(
+    ctx: ServerContext, session: AsyncSession, wanted: set[str], user_id: int
+) -> dict[str, str]:
+    """Pseudonym -> username for the `wanted` pseudonyms of account `user_id`'s events: an HMAC per account
+    the server relates to it (whom its events name), then, only while a name is unresolved (its relation's
+    record went by retention), over the other accounts in id batches, stopping once all are found."""
+    found: dict[str, int] = {}
+    tried: set[int] = set()
+
+    def resolve(ids: Collection[int]) -> None:
+        for account_id in ids:
+            if account_id not in tried:
+                tried.add(account_id)
+                if (alias := pseudonym(ctx.pseudonym_key, account_id)) in wanted:
+                    found[alias] = account_id
+
+    resolve([user_id, *sorted(await MetadataRepository(session).counterparts_of(user_id))])
+    after = 0
+    while wanted - found.keys():
+        batch = list(
+            await session.scalars(
+                select(UserRow.id).where(UserRow.id > after).order_by(UserRow.id).limit(_NAME_SCAN_BATCH)
+            )
+        )
+        if not batch:
+            break  # an account deleted since (its events went with it) or named under another key
+        after = batch[-1]
+        resolve(batch)
+    usernames = dict(
+        (
+            await session.execute(
+                select(UserRow.id, UserRow.username).where(UserRow.id.in_(list(found.values())))
+            )
+        ).all()
+    )
+    return {alias: usernames[account_id] for alias, account_id in found.items() if account_id in usernames}
 
 
 async def sweep_expired_events(ctx: ServerContext, now_ms: int | None = None) -> int:
