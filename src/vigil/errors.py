@@ -6,6 +6,7 @@ __all__ = [
     "AuthenticationError",
     "ConflictError",
     "DecryptionError",
+    "GoneError",
     "NotFoundError",
     "PermissionDenied",
     "PolicyViolation",
@@ -74,6 +75,12 @@ class NotFoundError(VigilError):
     """The named user, device, message or blob does not exist (or is not visible to the caller)."""
 
     code = "not_found"
+
+
+class GoneError(NotFoundError):
+    """The named thing existed and was withdrawn for good (a revoked group invite link)."""
+
+    code = "gone"
 
 
 class ConflictError(VigilError):

@@ -214,3 +214,17 @@ async def test_deployments_sharing_one_redis_keep_their_own_counts(
     # Another deployment on the same Redis starts from zero.
     await RateLimiter(rules, private_redis.url, production).hit(Limit.REGISTRATIONS_PER_ADDRESS, address)
     assert Settings(data_dir=tmp_path, redis_namespace="blue").resolved_redis_namespace == "blue"
+
+
+async def test_group_joins_by_link_are_limited_per_account(
+    http: httpx.AsyncClient, clock: list[float]
+) -> None:
+    """Guessing invite links costs the budget too: an unknown token counts like a join."""
+    auth = await _register(http)
+
+    def join() -> Any:
+        return http.post("/v1/groups/join", json={"token": "A" * 43}, headers=auth)
+
+    assert (await join()).status_code == 404
+    clock[0] += 2 * WINDOW_S
+    await _holds_then_resets(clock, join)

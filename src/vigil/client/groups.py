@@ -49,6 +49,8 @@ from vigil.protocol.group_wire import (
     GroupMeta,
     GroupRole,
     GroupSendRequest,
+    InviteLink,
+    JoinGroupRequest,
     group_conversation,
 )
 from vigil.protocol.ids import GroupId, MessageId, UserId
@@ -116,6 +118,25 @@ class GroupManager:
             await self._core.send_to_devices(
                 group_conversation(group_id), new_devices, [meta] * len(new_devices)
             )
+        return info
+
+    async def create_invite_link(self, group_id: str) -> InviteLink:
+        """Admins only. A new invite link (its token is shown only now); the group's previous link stops
+        working. Share the token out of band; whoever holds it can ask to join."""
+        return await self._core.transport.create_invite_link(group_id)
+
+    async def revoke_invite_link(self, group_id: str) -> None:
+        """Admins only. Raises NotFoundError when the group has no live link."""
+        await self._core.transport.revoke_invite_link(group_id)
+
+    async def join(self, token: str) -> GroupInfo:
+        """Joins a group by its invite link. As for an added member, the members' devices share their
+        session keys with this device at their next send (at the current index: no history). The group's
+        name and topic come when a member next sends them. Raises NotFoundError (unknown link), GoneError
+        (revoked), ConflictError (already a member, or the group is full), PolicyViolation (refused by
+        the safety rules), ValidationError (not a token)."""
+        info = await self._core.transport.join_group(JoinGroupRequest(token=token))
+        self._devices.pop(info.group_id, None)
         return info
 
     async def remove_member(self, group_id: str, username: str) -> GroupInfo:

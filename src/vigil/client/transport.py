@@ -15,6 +15,7 @@ import websockets
 from vigil.errors import (
     AuthenticationError,
     ConflictError,
+    GoneError,
     NotFoundError,
     PermissionDenied,
     PolicyViolation,
@@ -39,6 +40,8 @@ from vigil.protocol.group_wire import (
     GroupInfo,
     GroupList,
     GroupSendRequest,
+    InviteLink,
+    JoinGroupRequest,
     ToDeviceAccepted,
     ToDeviceRequest,
 )
@@ -120,6 +123,7 @@ def _raise_for(response: httpx.Response) -> None:
         401: AuthenticationError,
         404: NotFoundError,
         409: ConflictError,
+        410: GoneError,
         422: ValidationError,
     }
     if response.status_code == 403:
@@ -302,6 +306,18 @@ class Transport:
     async def leave_group(self, group_id: str) -> None:
         response = await self._http.post(f"/v1/groups/{group_id}/leave", headers=self._headers())
         _raise_for(response)
+
+    async def create_invite_link(self, group_id: str) -> InviteLink:
+        response = await self._http.post(f"/v1/groups/{group_id}/link", headers=self._headers())
+        _raise_for(response)
+        return InviteLink.model_validate(response.json())
+
+    async def revoke_invite_link(self, group_id: str) -> None:
+        response = await self._http.delete(f"/v1/groups/{group_id}/link", headers=self._headers())
+        _raise_for(response)
+
+    async def join_group(self, request: JoinGroupRequest) -> GroupInfo:
+        return await self._post("/v1/groups/join", request, GroupInfo)
 
     async def group_devices(self, group_id: str) -> GroupDevices:
         return await self._get(f"/v1/groups/{group_id}/devices", GroupDevices)

@@ -31,6 +31,7 @@ from vigil.protocol.wire import (
 
 __all__ = [
     "GROUP_ID_PATTERN",
+    "INVITE_TOKEN_PATTERN",
     "MAX_GROUP_MEMBERS",
     "AddMemberRequest",
     "ControlPayload",
@@ -43,6 +44,8 @@ __all__ = [
     "GroupRole",
     "GroupSendRequest",
     "GroupSummary",
+    "InviteLink",
+    "JoinGroupRequest",
     "ToDeviceAccepted",
     "ToDeviceCiphertext",
     "ToDeviceRequest",
@@ -55,6 +58,8 @@ __all__ = [
 MAX_GROUP_MEMBERS = 1000
 MAX_TO_DEVICE_MESSAGES = 1000
 GROUP_ID_PATTERN = r"^[a-f0-9]{32}$"
+# An invite link's secret: 32 random bytes, URL-safe base64 without padding (`secrets.token_urlsafe(32)`).
+INVITE_TOKEN_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # noqa: S105 - a pattern, not a secret
 _FRAMING_VERSION = 1
 _SESSION_ID_BYTES = 32
 
@@ -98,6 +103,21 @@ class CreateGroupRequest(_Request):
 class AddMemberRequest(_Request):
     username: Username
     role: GroupRole = GroupRole.MEMBER
+
+
+class InviteLink(_Response):
+    """A group's invite link as its admin receives it. The server keeps only the token's SHA-256, so the
+    token is shown once, here; whoever holds it can ask to join (`JoinGroupRequest`)."""
+
+    group_id: str
+    token: str
+    created_at_ms: int
+
+
+class JoinGroupRequest(_Request):
+    """Join a group by its invite link. The token travels in the body, never in a URL the server logs."""
+
+    token: Annotated[str, StringConstraints(pattern=INVITE_TOKEN_PATTERN)]
 
 
 class GroupMember(_Response):

@@ -22,6 +22,8 @@ __all__ = [
     "Refusal",
     "Standing",
     "decide_group_add",
+    "decide_group_join",
+    "decide_invite_link",
     "decide_send",
     "public_refusal",
     "unconnected_minor_adult",
@@ -53,7 +55,7 @@ class Refusal(enum.StrEnum):
         "the recipient is a minor who is not connected to this account; "
         "send a contact request first (POST /v1/contacts/requests)"
     )
-    BLOCKED_BY_MEMBER = "that account has blocked you"
+    BLOCKED_BY_MEMBER = "that account has blocked you"  # or, for a link join, a member of the group has
     ADULT_NOT_CONNECTED_TO_MINOR = "an adult can add a minor to a group only when the two are connected"
     # A minor is in a group only when connected to every adult in it (their consent is accepting each
     # adult's contact request), whoever is added and whenever.
@@ -117,6 +119,45 @@ def decide_group_add(
     if unconnected_minor_adult:
         return Refusal.MINOR_WITH_UNCONNECTED_ADULT
     return None
+
+
+def decide_group_join(
+    standing: Standing,
+    *,
+    group_has_minors: bool,
+    blocked_by_member: bool,
+    unconnected_minor_adult: bool,
+) -> Refusal | None:
+    """Why joining a group by invite link is refused, or None: the rules of `decide_group_add` with the
+    joiner in both roles. A restricted account starts no new conversations, so it joins nothing by link
+    (and never a group with minors); nobody joins a group where a member has blocked them; a minor is in
+    a group only with adults they are connected to, so an adult unknown to a minor in the group, or a
+    minor unknown to an adult in it, is refused. `group_has_minors` counts the members before the join.
+    Raises nothing."""
+    match standing:
+        case Standing.SUSPENDED:
+            return Refusal.SUSPENDED
+        case Standing.RESTRICTED:
+            return Refusal.RESTRICTED_FROM_MINORS if group_has_minors else Refusal.RESTRICTED_NEW_CONVERSATION
+        case Standing.ACTIVE:
+            pass
+    if blocked_by_member:
+        return Refusal.BLOCKED_BY_MEMBER
+    if unconnected_minor_adult:
+        return Refusal.MINOR_WITH_UNCONNECTED_ADULT
+    return None
+
+
+def decide_invite_link(standing: Standing) -> Refusal | None:
+    """Why an admin may not issue an invite link, or None: a link invites new conversations, which a
+    restricted account may not start. Raises nothing."""
+    match standing:
+        case Standing.SUSPENDED:
+            return Refusal.SUSPENDED
+        case Standing.RESTRICTED:
+            return Refusal.RESTRICTED_NEW_CONVERSATION
+        case Standing.ACTIVE:
+            return None
 
 
 def unconnected_minor_adult(

@@ -41,6 +41,7 @@ class Limit(enum.StrEnum):
     CONTACT_REQUESTS_PER_ACCOUNT = "contact_requests_per_account"
     REPORTS_PER_ACCOUNT = "reports_per_account"
     UPLOADS_PER_ACCOUNT = "uploads_per_account"
+    GROUP_JOINS_PER_ACCOUNT = "group_joins_per_account"
 
     @property
     def refusal(self) -> str:
@@ -59,6 +60,8 @@ class Limit(enum.StrEnum):
                 return "too many reports from this account"
             case Limit.UPLOADS_PER_ACCOUNT:
                 return "too many uploads from this account"
+            case Limit.GROUP_JOINS_PER_ACCOUNT:
+                return "too many group joins from this account"
 
 
 def parse_rule(rule: str) -> list[RateLimitItem]:

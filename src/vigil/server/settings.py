@@ -118,6 +118,7 @@ class Settings(BaseSettings):
     rate_limit_contact_requests_per_account: str = "60/hour"
     rate_limit_reports_per_account: str = "30/hour"
     rate_limit_uploads_per_account: str = "600/hour"
+    rate_limit_group_joins_per_account: str = "30/hour"
     # Unfetched blobs one account may keep on disk, and free space uploads must leave for the database.
     blob_quota_bytes_per_account: int = Field(default=512 * 1024 * 1024, gt=0)
     blob_disk_reserve_bytes: int = Field(default=256 * 1024 * 1024, ge=0)

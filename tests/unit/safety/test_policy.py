@@ -10,6 +10,8 @@ from vigil.safety.policy import (
     Refusal,
     Standing,
     decide_group_add,
+    decide_group_join,
+    decide_invite_link,
     decide_send,
     public_refusal,
     unconnected_minor_adult,
@@ -152,3 +154,41 @@ def test_only_suspension_is_told_as_itself(refusal: Refusal) -> None:
     else:
         assert told == NEUTRAL_REFUSAL
         assert "minor" not in told and "block" not in told and "restrict" not in told
+
+
+def _join(
+    standing: Standing = Standing.ACTIVE,
+    *,
+    minors: bool = False,
+    blocked: bool = False,
+    unconnected: bool = False,
+) -> Refusal | None:
+    return decide_group_join(
+        standing, group_has_minors=minors, blocked_by_member=blocked, unconnected_minor_adult=unconnected
+    )
+
+
+def test_an_active_account_joins_by_link_where_every_minor_knows_every_adult() -> None:
+    assert _join() is None
+    assert _join(minors=True) is None
+
+
+def test_a_link_join_that_would_put_a_minor_with_an_unknown_adult_is_refused() -> None:
+    assert _join(minors=True, unconnected=True) is Refusal.MINOR_WITH_UNCONNECTED_ADULT
+
+
+def test_nobody_joins_by_link_where_a_member_blocked_them() -> None:
+    assert _join(blocked=True) is Refusal.BLOCKED_BY_MEMBER
+
+
+@pytest.mark.parametrize("minors", [False, True])
+def test_a_restricted_account_joins_nothing_by_link(minors: bool) -> None:
+    expected = Refusal.RESTRICTED_FROM_MINORS if minors else Refusal.RESTRICTED_NEW_CONVERSATION
+    assert _join(Standing.RESTRICTED, minors=minors) is expected
+    assert _join(Standing.SUSPENDED, minors=minors) is Refusal.SUSPENDED
+
+
+def test_only_an_active_admin_issues_invite_links() -> None:
+    assert decide_invite_link(Standing.ACTIVE) is None
+    assert decide_invite_link(Standing.RESTRICTED) is Refusal.RESTRICTED_NEW_CONVERSATION
+    assert decide_invite_link(Standing.SUSPENDED) is Refusal.SUSPENDED

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vigil.errors import (
     AuthenticationError,
     ConflictError,
+    GoneError,
     NotFoundError,
     PermissionDenied,
     ProtocolError,
@@ -51,6 +52,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    410: "gone",
     413: "too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
@@ -90,6 +92,8 @@ def status_for(error: VigilError) -> int:
             return 401
         case PermissionDenied():
             return 403
+        case GoneError():
+            return 410
         case NotFoundError():
             return 404
         case ConflictError():

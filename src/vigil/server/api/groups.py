@@ -14,6 +14,8 @@ from vigil.protocol.group_wire import (
     GroupInfo,
     GroupList,
     GroupSendRequest,
+    InviteLink,
+    JoinGroupRequest,
     ToDeviceAccepted,
     ToDeviceRequest,
 )
@@ -61,6 +63,26 @@ async def remove_member(
 async def leave(group_id: GroupIdPath, ctx: Context, device: AuthDevice) -> Response:
     await groups.leave_group(ctx, device, group_id)
     return Response(status_code=204)
+
+
+@router.post("/groups/{group_id}/link", status_code=201)
+async def create_link(group_id: GroupIdPath, ctx: Context, device: AuthDevice) -> InviteLink:
+    """A new invite link for the group (admins only); the previous link stops working."""
+    return await groups.create_invite_link(ctx, device, group_id)
+
+
+@router.delete("/groups/{group_id}/link", status_code=204)
+async def revoke_link(group_id: GroupIdPath, ctx: Context, device: AuthDevice) -> Response:
+    await groups.revoke_invite_link(ctx, device, group_id)
+    return Response(status_code=204)
+
+
+@router.post("/groups/join")
+async def join(request: JoinGroupRequest, ctx: Context, device: AuthDevice) -> GroupInfo:
+    """Join a group by its invite link: 404 unknown link, 410 revoked, 409 already a member or full,
+    403 refused by the safety rules."""
+    await ctx.limiter.hit(Limit.GROUP_JOINS_PER_ACCOUNT, device.user_id)
+    return await groups.join_by_link(ctx, device, request)
 
 
 @router.get("/groups/{group_id}/devices")

@@ -55,6 +55,17 @@ class BlockRepository:
         key = {"blocker_user_id": blocker, "blocked_user_id": blocked}
         return await self._session.get(BlockRow, key) is not None
 
+    async def blocked_by_any(self, blockers: Sequence[int], blocked: int) -> bool:
+        """Whether any of `blockers` has blocked `blocked`, in one query."""
+        if not blockers:
+            return False
+        found = await self._session.scalar(
+            select(BlockRow.blocker_user_id)
+            .where(BlockRow.blocked_user_id == blocked, BlockRow.blocker_user_id.in_(list(blockers)))
+            .limit(1)
+        )
+        return found is not None
+
     async def add(self, blocker: int, blocked: int, now_ms: int) -> bool:
         """True when the block is new."""
         if await self.exists(blocker, blocked):

@@ -15,7 +15,7 @@ from vigil.server.db.appeals import AppealRow
 from vigil.server.db.blobs import BlobFetcherRow, BlobRow
 from vigil.server.db.cases import OPEN_STATES, CaseRow, ReportRow
 from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
-from vigil.server.db.groups import GroupMemberRow, GroupRow, MembershipPeriodRow
+from vigil.server.db.groups import GroupMemberRow, GroupRow, InviteLinkRow, MembershipPeriodRow
 from vigil.server.db.hashlists import ImageMatchCaseRow, ProfilePhotoRow, VoucherRow
 from vigil.server.db.labels import AccountLabelRow
 from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow
@@ -134,6 +134,7 @@ class DeletionRepository:
             )
             if heir is None:
                 await self._count(delete(MembershipPeriodRow).where(MembershipPeriodRow.group_id == group.id))
+                await self._count(delete(InviteLinkRow).where(InviteLinkRow.group_id == group.id))
                 await self._count(delete(GroupRow).where(GroupRow.id == group.id))
             else:
                 group.created_by_user_id = heir

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from vigil.server.db.accounts import DeviceRow, UserRow
 from vigil.server.db.base import Base
 
-__all__ = ["GroupMemberRow", "GroupRepository", "GroupRow", "MembershipPeriodRow"]
+__all__ = [
+    "GroupMemberRow",
+    "GroupRepository",
+    "GroupRow",
+    "InviteLinkRepository",
+    "InviteLinkRow",
+    "MembershipPeriodRow",
+]
 
 
 class GroupRow(Base):
@@ -50,6 +68,45 @@ class MembershipPeriodRow(Base):
     left_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class InviteLinkRow(Base):
+    """A group's invite link, by the SHA-256 of its token (the token itself is shown once, to the admin
+    who made it). A group has at most one live link; a revoked one is kept, so that its token is answered
+    "revoked" (410) rather than "unknown" (404), until the group is deleted."""
+
+    __tablename__ = "group_invite_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class InviteLinkRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_token_hash(self, token_hash: bytes) -> InviteLinkRow | None:
+        return await self._session.scalar(select(InviteLinkRow).where(InviteLinkRow.token_hash == token_hash))
+
+    async def revoke_live(self, group_id: str, now_ms: int) -> int:
+        """Revokes the group's live link, if any; returns how many were revoked (0 or 1)."""
+        result = await self._session.execute(
+            update(InviteLinkRow)
+            .where(InviteLinkRow.group_id == group_id, InviteLinkRow.revoked_at_ms.is_(None))
+            .values(revoked_at_ms=now_ms)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def add(self, row: InviteLinkRow) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def delete_of_group(self, group_id: str) -> int:
+        result = await self._session.execute(delete(InviteLinkRow).where(InviteLinkRow.group_id == group_id))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 class GroupRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -66,6 +123,11 @@ class GroupRepository:
             for m in members
         )
         await self._session.flush()
+
+    async def lock(self, group_id: str) -> None:
+        """Locks the group's row until the transaction ends (PostgreSQL; SQLite has one writer anyway), so
+        membership checks and the change they allow are not interleaved with another's."""
+        await self._session.execute(select(GroupRow.id).where(GroupRow.id == group_id).with_for_update())
 
     async def member(self, group_id: str, user_id: int) -> GroupMemberRow | None:
         return await self._session.get(GroupMemberRow, (group_id, user_id))

@@ -248,6 +248,19 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "group_invite_links",
+        "a group's invite link, by the SHA-256 of its token (the token itself is never stored)",
+        "until the group is deleted; a revoked link is kept so that its token is answered as revoked",
+        "server",
+        {
+            "id": _ID,
+            "group_id": "which group the link joins",
+            "token_hash": "finding the link from the token a joiner presents (SHA-256 of 256 random bits)",
+            "created_at_ms": _CREATED,
+            "revoked_at_ms": "when an admin revoked it or replaced it with a new link (empty while live)",
+        },
+    ),
+    TableInventory(
         "contact_requests",
         "a request to connect and its answer",
         "pending requests are ignored after 14 days; answered ones are deleted "

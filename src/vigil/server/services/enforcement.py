@@ -17,6 +17,8 @@ from vigil.protocol.wire import AgeBand
 from vigil.safety.policy import (
     Standing,
     decide_group_add,
+    decide_group_join,
+    decide_invite_link,
     decide_send,
     public_refusal,
     unconnected_minor_adult,
@@ -28,6 +30,8 @@ from vigil.server.db.messaging import MessageRepository
 __all__ = [
     "SendParties",
     "check_group_add",
+    "check_group_join",
+    "check_invite_link",
     "check_login",
     "check_send",
     "check_send_given",
@@ -145,5 +149,33 @@ async def check_group_add(
         blocked=blocked,
         unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
     )
+    if refusal is not None:
+        raise PolicyViolation(public_refusal(refusal))
+
+
+async def check_group_join(session: AsyncSession, joiner: UserRow, members: Sequence[UserRow]) -> None:
+    """Raises PolicyViolation (neutral, see `policy.public_refusal`) when `joiner` may not join, by invite
+    link, a group whose members are `members` (`policy.decide_group_join`: restricted accounts join
+    nothing by link, nobody joins where a member blocked them, a minor is in a group only with adults
+    they are connected to)."""
+    joiner_is_minor = AgeBand(joiner.age_band).is_minor
+    others = [u for u in members if u.id != joiner.id]
+    counterparts = [u.id for u in others if AgeBand(u.age_band).is_minor != joiner_is_minor]
+    connected_to = await ContactRepository(session).connected_among(joiner.id, counterparts)
+    connections = {frozenset((joiner.id, other)) for other in connected_to}
+    minors, adults = ([joiner.id], counterparts) if joiner_is_minor else (counterparts, [joiner.id])
+    refusal = decide_group_join(
+        await standing_of(session, joiner.id),
+        group_has_minors=any(AgeBand(u.age_band).is_minor for u in others),
+        blocked_by_member=await BlockRepository(session).blocked_by_any([u.id for u in others], joiner.id),
+        unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
+    )
+    if refusal is not None:
+        raise PolicyViolation(public_refusal(refusal))
+
+
+async def check_invite_link(session: AsyncSession, admin_user_id: int) -> None:
+    """Raises PolicyViolation when the admin may not issue an invite link (`policy.decide_invite_link`)."""
+    refusal = decide_invite_link(await standing_of(session, admin_user_id))
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))

@@ -1,14 +1,20 @@
-"""Groups: membership (create, add, remove, leave, list) and group sends.
+"""Groups: membership (create, add, remove, leave, list, invite links) and group sends.
 
 The server knows who is in a group and with which role, never its name, topic or content. A group send
 is one Megolm ciphertext: it is stored once, on the message row (`shared_body`), with one small queue
 entry per recipient device, and never re-encrypted. The franking tag binds the commitment to the
 sender, `group:<id>`, time and id. Non-members get 404 for a group (its existence is not revealed),
 members who are not admins get 403 for admin actions; every refused request changes nothing.
+
+Invite links: an admin issues a link (a 256-bit random token, shown once; the server keeps its SHA-256),
+and whoever presents the token joins as a plain member, under the same safety rules as an add
+(`enforcement.check_group_join`). Members' devices learn of the newcomer as of an added member: the next
+group send is answered 409 `stale_devices` until the sender shares its session key with the new devices.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,7 +23,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.errors import ConflictError, NotFoundError, PermissionDenied, ValidationError, VigilError
+from vigil.errors import (
+    ConflictError,
+    GoneError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+    VigilError,
+)
 from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.franking import FrankingContext, server_tag
 from vigil.protocol.group_wire import (
@@ -31,15 +44,23 @@ from vigil.protocol.group_wire import (
     GroupRole,
     GroupSendRequest,
     GroupSummary,
+    InviteLink,
+    JoinGroupRequest,
     group_conversation,
 )
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
-from vigil.safety.behavior.events import MetadataEvent
+from vigil.safety.behavior.events import GroupId, GroupJoined, MetadataEvent, UserId
 from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.blobs import BlobRepository
-from vigil.server.db.groups import GroupMemberRow, GroupRepository, GroupRow
+from vigil.server.db.groups import (
+    GroupMemberRow,
+    GroupRepository,
+    GroupRow,
+    InviteLinkRepository,
+    InviteLinkRow,
+)
 from vigil.server.db.messaging import AcceptedMessage, MessageRepository
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
@@ -54,11 +75,14 @@ from vigil.server.services.messaging import (
 __all__ = [
     "add_member",
     "create_group",
+    "create_invite_link",
     "group_devices",
     "group_info",
+    "join_by_link",
     "leave_group",
     "list_groups",
     "remove_member",
+    "revoke_invite_link",
     "send_group_message",
 ]
 
@@ -166,6 +190,69 @@ async def add_member(
                 group_id=group_id, user_id=user.id, role=request.role.value, joined_at_ms=ctx.clock_ms()
             )
         )
+        return await _info(groups, group_id)
+
+
+def _token_hash(token: str) -> bytes:
+    # The token is 256 random bits, so a plain SHA-256 cannot be reversed by guessing (no stretching
+    # needed), and a stolen table of hashes lets nobody join.
+    return hashlib.sha256(token.encode("ascii")).digest()
+
+
+async def create_invite_link(ctx: ServerContext, by: AuthenticatedDevice, group_id: str) -> InviteLink:
+    """Admins only. Issues the group's invite link, revoking the previous one (a group has at most one
+    live link). Raises NotFoundError (no such group for the caller), PermissionDenied (not an admin),
+    PolicyViolation when the admin's account may not invite (`enforcement.check_invite_link`)."""
+    async with ctx.sessions() as session, session.begin():
+        await _admin(GroupRepository(session), group_id, by)
+        await enforcement.check_invite_link(session, by.user_id)
+        links = InviteLinkRepository(session)
+        now = ctx.clock_ms()
+        await links.revoke_live(group_id, now)
+        token = secrets.token_urlsafe(32)
+        await links.add(InviteLinkRow(group_id=group_id, token_hash=_token_hash(token), created_at_ms=now))
+        return InviteLink(group_id=group_id, token=token, created_at_ms=now)
+
+
+async def revoke_invite_link(ctx: ServerContext, by: AuthenticatedDevice, group_id: str) -> None:
+    """Admins only. Raises NotFoundError (no such group for the caller, or no live link),
+    PermissionDenied (not an admin)."""
+    async with ctx.sessions() as session, session.begin():
+        await _admin(GroupRepository(session), group_id, by)
+        if not await InviteLinkRepository(session).revoke_live(group_id, ctx.clock_ms()):
+            raise NotFoundError("the group has no live invite link")
+
+
+async def join_by_link(ctx: ServerContext, by: AuthenticatedDevice, request: JoinGroupRequest) -> GroupInfo:
+    """Joins the caller to the link's group as a plain member and logs a `GroupJoined` event. Raises
+    NotFoundError (no such link), GoneError (the link was revoked), ConflictError (already a member, or
+    the group is full), PolicyViolation when the caller may not join (`enforcement.check_group_join`)."""
+    # Joins of one group are serialized (the group row locked, or SQLite's writer lock held), so two
+    # concurrent joins cannot both pass the checks: a minor and an adult unknown to them, say.
+    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+        link = await InviteLinkRepository(session).by_token_hash(_token_hash(request.token))
+        if link is None:
+            raise NotFoundError("no such invite link")
+        if link.revoked_at_ms is not None:
+            raise GoneError("this invite link was revoked")
+        groups = GroupRepository(session)
+        group_id = link.group_id
+        await groups.lock(group_id)
+        if await groups.member(group_id, by.user_id) is not None:
+            raise ConflictError("you are already a member")
+        members = await groups.member_users(group_id)
+        if len(members) >= MAX_GROUP_MEMBERS:
+            raise ConflictError(f"a group has at most {MAX_GROUP_MEMBERS} members")
+        joiner = await UserRepository(session).by_id(by.user_id)
+        assert joiner is not None  # the authenticated caller's own account
+        await enforcement.check_group_join(session, joiner, members)
+        now = ctx.clock_ms()
+        await groups.add_member(
+            GroupMemberRow(
+                group_id=group_id, user_id=by.user_id, role=GroupRole.MEMBER.value, joined_at_ms=now
+            )
+        )
+        await metadata.record(ctx, session, GroupJoined(now, UserId(by.username), GroupId(group_id)))
         return await _info(groups, group_id)
 
 
