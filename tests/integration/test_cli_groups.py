@@ -50,6 +50,17 @@ def test_cli_group_and_verify(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "forbidden" in refused.stdout
         removed = _vigil("--profile", alice, "group", "remove", group, carol, env=env)
         assert removed.returncode == 0 and "new group key" in removed.stdout
+        # Back by invite link: the admin issues one, carol joins with its token; once revoked, it is gone.
+        linked = _vigil("--profile", alice, "group", "link", group, env=env)
+        assert linked.returncode == 0, linked.stdout + linked.stderr
+        token = re.search(r"invite token: ([A-Za-z0-9_-]{43})", linked.stdout).group(1)
+        joined = _vigil("--profile", carol, "group", "join", token, env=env)
+        assert joined.returncode == 0 and f"joined group {group} (3 member(s))" in joined.stdout, (
+            joined.stdout
+        )
+        assert _vigil("--profile", alice, "group", "unlink", group, env=env).returncode == 0
+        gone = _vigil("--profile", bob, "group", "join", token, env=env)
+        assert gone.returncode == 1 and "gone" in gone.stdout, gone.stdout
 
         number = _vigil("--profile", alice, "verify", bob, env=env)
         assert number.returncode == 0 and "state: unverified" in number.stdout, number.stdout + number.stderr

@@ -36,7 +36,9 @@ from vigil.protocol.verification import SasCancelCode
 
 __all__ = ["add_commands", "group_app"]
 
-group_app = typer.Typer(help="Encrypted groups: create, add/remove members, leave, list, send.")
+group_app = typer.Typer(
+    help="Encrypted groups: create, add/remove members, invite links, join, leave, list, send."
+)
 
 
 async def _group_work(work: str, *args: str) -> None:
@@ -63,6 +65,16 @@ async def _group_work(work: str, *args: str) -> None:
             case "remove":
                 await client.groups.remove_member(args[0], args[1])
                 console.print(f"removed {args[1]}; the next message uses a new group key")
+            case "link":
+                link = await client.groups.create_invite_link(args[0])
+                console.print(f"invite token: {link.token}")
+                console.print("shown once; the group's previous link no longer works")
+            case "unlink":
+                await client.groups.revoke_invite_link(args[0])
+                console.print("revoked the group's invite link")
+            case "join":
+                info = await client.groups.join(args[0])
+                console.print(f"joined group {info.group_id} ({len(info.members)} member(s))")
             case "leave":
                 await client.groups.leave(args[0])
                 console.print("left the group")
@@ -106,6 +118,24 @@ def group_add(group_id: str, username: str) -> None:
 def group_remove(group_id: str, username: str) -> None:
     """Remove a member (admins only). They cannot read later messages."""
     run(lambda: _group_work("remove", group_id, username))
+
+
+@group_app.command("link")
+def group_link(group_id: str) -> None:
+    """Issue an invite link (admins only); whoever holds its token can ask to join. Replaces the old one."""
+    run(lambda: _group_work("link", group_id))
+
+
+@group_app.command("unlink")
+def group_unlink(group_id: str) -> None:
+    """Revoke the group's invite link (admins only)."""
+    run(lambda: _group_work("unlink", group_id))
+
+
+@group_app.command("join")
+def group_join(token: str) -> None:
+    """Join a group by an invite link's token. The same safety rules apply as to being added."""
+    run(lambda: _group_work("join", token))
 
 
 @group_app.command("leave")
