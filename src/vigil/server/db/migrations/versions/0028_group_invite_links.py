@@ -1,7 +1,7 @@
 """group invite links (group_invite_links): a group's link by the SHA-256 of its token
 
-Revision ID: 0027_group_invite_links
-Revises: 0026_shared_group_bodies
+Revision ID: 0028_group_invite_links
+Revises: 0027_image_match_case_link
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027_group_invite_links"
-down_revision = "0026_shared_group_bodies"
+revision = "0028_group_invite_links"
+down_revision = "0027_image_match_case_link"
 branch_labels = None
 depends_on = None
 
