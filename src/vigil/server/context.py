@@ -107,10 +107,12 @@ class ServerContext:
             pseudonym_key = settings.load_pseudonym_key(report_key)
             await migrate(engine, pseudonym_key=pseudonym_key)
             sessions = session_factory(engine)
-            previous_keys = settings.previous_pseudonym_keys(report_key)
-            if previous_keys:  # a rotation: one name per account before anything reads the log
-                async with sessions() as session, session.begin():
-                    await MetadataRepository(session).rename_pseudonyms(previous_keys, pseudonym_key)
+            # A rotation renames the log before anything reads it (one name per account); a log already
+            # under this key costs one read.
+            async with sessions() as session, session.begin():
+                await MetadataRepository(session).settle_pseudonym_key(
+                    settings.previous_pseudonym_keys(report_key), pseudonym_key
+                )
             async with open_blob_backend(settings, sessions) as blobs:
                 yield cls(
                     settings=settings,

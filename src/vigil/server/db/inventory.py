@@ -319,6 +319,17 @@ INVENTORY: tuple[TableInventory, ...] = (
         },
     ),
     TableInventory(
+        "metadata_log_key",
+        "which pseudonym key the metadata log's accounts are named under (one row)",
+        "always (one row, rewritten at a key rotation)",
+        "server (start-up)",
+        {
+            "id": _ID,
+            "key_fingerprint": "whether a start-up must rename the log (an HMAC under the key of a fixed "
+            "label: names the key, never reveals it)",
+        },
+    ),
+    TableInventory(
         "risk_state",
         "the highest protective level applied to an account and the assessment behind it",
         "with the account",

@@ -3,6 +3,7 @@ Metadata only: nothing here holds content."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from typing import Any, cast
 
@@ -33,16 +34,20 @@ from vigil.server.db.cases import ReportRow
 from vigil.server.db.contacts import BlockRow, ConnectionRow, ContactRequestRow
 from vigil.server.db.groups import MembershipPeriodRow
 from vigil.server.db.messaging import MessageRow
-from vigil.server.db.pseudonyms import pseudonym
+from vigil.server.db.pseudonyms import key_fingerprint, pseudonym
 
 __all__ = [
     "MetadataEventRow",
+    "MetadataKeyRow",
     "MetadataRepository",
     "RiskHistoryRepository",
     "RiskHistoryRow",
     "RiskStateRepository",
     "RiskStateRow",
 ]
+
+
+_log = logging.getLogger(__name__)
 
 
 class MetadataEventRow(Base):
@@ -63,6 +68,21 @@ class MetadataEventRow(Base):
     group_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     content: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(String(24), nullable=True)
+
+
+class MetadataKeyRow(Base):
+    """The one row saying which pseudonym key every account in the log is named under (its fingerprint),
+    so a start-up with nothing to rotate costs one read; NULL before any start-up recorded one."""
+
+    __tablename__ = "metadata_log_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+_KEY_ROW = 1
+# The log may name accounts under a key no start-up could rename it from (never a fingerprint: those are hex).
+UNSETTLED = "unsettled"
 
 
 class RiskStateRow(Base):
@@ -170,6 +190,29 @@ class MetadataRepository:
         statement = delete(MetadataEventRow).where(MetadataEventRow.at_ms < cutoff_ms)
         result = await self._session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def settle_pseudonym_key(self, previous_keys: Sequence[bytes], key: bytes) -> int:
+        """At start-up: renames the log to `key` (`rename_pseudonyms`) unless it is recorded as named under
+        `key` already, then records that it is; returns how many events changed. A log recorded under
+        another key with no `previous_keys` to rename it from is marked unsettled instead (so a later
+        start-up given the previous key still rescans it), with a warning naming the missing setting."""
+        fingerprint = key_fingerprint(key)
+        state = await self._session.get(MetadataKeyRow, _KEY_ROW)
+        if state is None:  # migration 0028 adds the row; a database built without it gets it here
+            state = MetadataKeyRow(id=_KEY_ROW, key_fingerprint=None)
+            self._session.add(state)
+        if state.key_fingerprint == fingerprint:
+            return 0
+        if state.key_fingerprint is not None and not previous_keys:
+            _log.warning(
+                "the metadata log's accounts are named under another pseudonym key: set "
+                "VIGIL_METADATA_PSEUDONYM_PREVIOUS_KEY to the key it was written under"
+            )
+            state.key_fingerprint = UNSETTLED
+            return 0
+        changed = await self.rename_pseudonyms(previous_keys, key)
+        state.key_fingerprint = fingerprint
+        return changed
 
     async def rename_pseudonyms(self, previous_keys: Sequence[bytes], key: bytes) -> int:
         """Renames every account the log names under one of `previous_keys` to its name under `key` (a key

@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-__all__ = ["PSEUDONYM_CHARS", "derive_pseudonym_key", "pseudonym"]
+__all__ = ["PSEUDONYM_CHARS", "derive_pseudonym_key", "key_fingerprint", "pseudonym"]
 
 # 128 bits of HMAC-SHA256, hex: fits the log's 32-character identifier columns.
 PSEUDONYM_CHARS = 32
 _LABEL = b"vigil metadata-log account pseudonym v1"
+_FINGERPRINT_LABEL = b"vigil metadata-log pseudonym key fingerprint v1"
 
 
 def derive_pseudonym_key(report_key: bytes) -> bytes:
@@ -24,3 +25,9 @@ def derive_pseudonym_key(report_key: bytes) -> bytes:
 def pseudonym(key: bytes, user_id: int) -> str:
     """The metadata log's name for the account with stable id `user_id`."""
     return hmac.new(key, str(user_id).encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_CHARS]
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Names a pseudonym key without revealing it (an HMAC under the key of a fixed label): what the log
+    records to know which key its accounts are named under."""
+    return hmac.new(key, _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:PSEUDONYM_CHARS]

@@ -5,6 +5,7 @@ it; a second start-up changes nothing."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,55 @@ def test_a_pseudonym_key_must_be_32_hex_bytes(tmp_path: Path) -> None:
     assert _settings(tmp_path, FIRST, previous=FIRST).previous_pseudonym_keys() == [
         derive_pseudonym_key(REPORT_KEY)
     ]  # never the current key
+
+
+async def test_a_start_up_with_nothing_to_rotate_does_not_scan_the_log_and_a_key_change_still_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log records the fingerprint of the key it was last renamed to: a start-up under that key
+    computes no pseudonym at all, even with the previous key still configured; a process started under
+    another key with no previous one cannot rename and marks the log unsettled, so the next start-up given
+    that key as a previous one renames what that process wrote; a later rotation renames everything again."""
+    async with ServerContext.open(_settings(tmp_path, FIRST)) as ctx:
+        async with ctx.sessions() as session, session.begin():
+            users = [UserRow(username=f"u{i}", age_band="adult", created_at_ms=1) for i in range(50)]
+            session.add_all(users)
+            await session.flush()
+            ids = [u.id for u in users]
+            session.add_all(
+                MetadataEventRow(at_ms=i, kind="msg", actor=pseudonym(FIRST, a), target=pseudonym(FIRST, b))
+                for i, (a, b) in enumerate(itertools.pairwise(ids))
+            )
+    async with ServerContext.open(_settings(tmp_path, SECOND, previous=FIRST)) as ctx:
+        assert {a for a, _ in await _names(ctx)} == {pseudonym(SECOND, a) for a in ids[:-1]}
+
+    from vigil.server.db import metadata as metadata_db
+
+    computed: list[int] = []
+
+    def counting_pseudonym(key: bytes, user_id: int) -> str:
+        computed.append(user_id)
+        return pseudonym(key, user_id)
+
+    monkeypatch.setattr(metadata_db, "pseudonym", counting_pseudonym)
+    async with ServerContext.open(_settings(tmp_path, SECOND, previous=FIRST)) as ctx:
+        assert computed == []  # nothing to rotate: no pseudonym computed, the log not scanned
+        names = await _names(ctx)
+
+    # A process still on the default (derived) key, with no previous key, writes under it: it cannot
+    # rename, says so, and marks the log unsettled.
+    async with ServerContext.open(_settings(tmp_path)) as ctx:
+        assert "VIGIL_METADATA_PSEUDONYM_PREVIOUS_KEY" in caplog.text
+        async with ctx.sessions() as session, session.begin():
+            session.add(
+                MetadataEventRow(
+                    at_ms=99, kind="block", actor=metadata.pseudonym_of(ctx, ids[0]), target=None
+                )
+            )
+    async with ServerContext.open(_settings(tmp_path, SECOND, previous=FIRST)) as ctx:
+        assert await _names(ctx) == [*names, (pseudonym(SECOND, ids[0]), None)]
+
+    # The next rotation renames the whole log again.
+    third = bytes(range(3, 35))
+    async with ServerContext.open(_settings(tmp_path, third, previous=SECOND)) as ctx:
+        assert {a for a, _ in await _names(ctx)} == {pseudonym(third, a) for a in ids[:-1]}
