@@ -198,7 +198,7 @@ class MetadataRepository:
         start-up given the previous key still rescans it), with a warning naming the missing setting."""
         fingerprint = key_fingerprint(key)
         state = await self._session.get(MetadataKeyRow, _KEY_ROW)
-        if state is None:  # migration 0028 adds the row; a database built without it gets it here
+        if state is None:  # migration 0029 adds the row; a database built without it gets it here
             state = MetadataKeyRow(id=_KEY_ROW, key_fingerprint=None)
             self._session.add(state)
         if state.key_fingerprint == fingerprint:

@@ -1,8 +1,8 @@
 """the metadata log records the fingerprint of the pseudonym key its accounts are named under
 (metadata_log_key), so a start-up with nothing to rotate does not rescan the log
 
-Revision ID: 0028_metadata_log_key
-Revises: 0027_image_match_case_link
+Revision ID: 0029_metadata_log_key
+Revises: 0028_group_invite_links
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0028_metadata_log_key"
-down_revision = "0027_image_match_case_link"
+revision = "0029_metadata_log_key"
+down_revision = "0028_group_invite_links"
 branch_labels = None
 depends_on = None
 
