@@ -1,21 +1,24 @@
 """How often an edited copy of a known image still matches, per kind of edit, before vs after.
 
 The known images are the photo-like sample images that ship inside scikit-image (`skimage.data`, no
-download), none of them in the PDQ reference set. Each is hashed plainly (the bank entry, as any PDQ tool
-would), then edited in one way, re-encoded, and looked up at threshold 31:
+download), none of them in the PDQ reference set. Each is banked, then edited in one way, re-encoded, and
+looked up at threshold 31:
 
-- before: the query's 8 dihedral hashes derived from one downsample (`pdqhash.compute_dihedral`, the
-  previous `hash_image`), no border trimming;
-- previous: `hash_image` as it was before small images got scaled-up hashes (real orientations, uniform
-  borders trimmed): the same hashes as "after" without `rescaled`;
-- after: `vigil.safety.hashing.pdq.hash_image` now (also a small image's scaled-up copies).
+- before: the bank holds each original's plain hash (as any PDQ tool computes it); the query's 8 dihedral
+  hashes are derived from one downsample (`pdqhash.compute_dihedral`, the first `hash_image`);
+- previous: the same plain-hash bank; the query hashed as on main before issue 12's both-sides
+  normalisation: real orientations, the edge trim only (`trim_uniform_border`), small images' scaled-up
+  hashes;
+- after: the bank holds `hash_for_bank` (the plain hash plus the trimmed contents' and the small copy's
+  hashes where they differ) and the query is `hash_image` now (also the `trim_surround` trim).
 
-Hashing cost is CPU time per query (`time.process_time`: the machine is shared), decode included; the
-share of "after" spent on the scaled-up hashes is timed on its own ("rescaled"), so "after" minus it is
-what "previous" cost.
+A query PDQ refuses (quality below 50: too small or too flat to hash) is a miss, reported with its size as
+the known limit "too small to hash". Hashing cost is CPU time (`time.process_time`: the machine is shared),
+decode included: per query for before/after, and per bank entry for the plain hash vs `hash_for_bank`.
 
-A false positive is a query matching the bank entry of a different image. Prints a table and one JSON line;
-exits non-zero if "after" has any false positive.
+A false positive is a query matching a bank entry of a different image. Also reported: the closest any
+query came to another image's banked hashes (bits), the margin left below the threshold. Prints a table and
+one JSON line; exits non-zero if "after" has any false positive.
 
     .venv/bin/python benchmarks/match_transforms.py
 """
@@ -37,7 +40,15 @@ from PIL import Image, ImageDraw, ImageFilter
 from vigil.safety.hashing import pdq
 from vigil.safety.hashing.banks import Bank, BankEntry, BankKind, BankName, EntryId, Matcher
 from vigil.safety.hashing.index import BruteForceIndex
-from vigil.safety.hashing.pdq import MIN_MATCH_QUALITY, ImageHash, PdqHash, hash_image
+from vigil.safety.hashing.pdq import (
+    MATCH_DISTANCE_THRESHOLD,
+    MIN_MATCH_QUALITY,
+    BankHashes,
+    ImageHash,
+    PdqHash,
+    hash_image,
+    hash_pixels_for_bank,
+)
 
 # Excluded from the set, with the reason: these are not distinct images.
 _DUPLICATES = {
@@ -131,7 +142,14 @@ EDITS: dict[str, Edit] = {
     "watermark": _watermark,
     "screenshot": _screenshot,
 }
-KNOWN_LIMITS = {"crop 10%", "crop 25%", "rotate 5 deg", "rotate 15 deg", "screenshot"}
+KNOWN_LIMITS = {
+    "crop 10%": "PDQ is not crop-invariant",
+    "crop 25%": "PDQ is not crop-invariant",
+    "rotate 5 deg": "PDQ covers only the 8 dihedral symmetries",
+    "rotate 15 deg": "PDQ covers only the 8 dihedral symmetries",
+    "screenshot": "app chrome is not a uniform border",
+    "watermark": "a large opaque overlay changes PDQ's low frequencies",
+}
 
 
 def _encode(im: Image.Image, quality: int) -> bytes:
@@ -149,9 +167,24 @@ def _before(data: bytes) -> tuple[PdqHash, ...]:
     return tuple(PdqHash.from_bits(v) for v in vectors)
 
 
-def _after(data: bytes) -> ImageHash | None:
-    hashed = hash_image(data)
-    return hashed if hashed.matchable else None
+def _after(data: bytes) -> ImageHash:
+    return hash_image(data)
+
+
+def _previous(data: bytes, after: ImageHash) -> tuple[PdqHash, ...]:
+    """The query as main hashed it before issue 12's second trim: `after` with the edge trim only."""
+    if not after.matchable:
+        return ()
+    with Image.open(io.BytesIO(data)) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    edge: tuple[PdqHash, ...] = ()
+    content = pdq.trim_uniform_border(rgb) if pdq._margins(pdq._reduced(rgb)) is not None else None
+    if content is not None:
+        pixels = pdq._reduced(content)
+        trimmed, quality = pdq._pdq(pixels)
+        if quality >= MIN_MATCH_QUALITY:
+            edge = pdq._orientations(pixels, trimmed)
+    return after.dihedral + edge + after.rescaled
 
 
 def _images() -> dict[str, Image.Image]:
@@ -167,21 +200,49 @@ def _images() -> dict[str, Image.Image]:
     return images
 
 
+def _matcher(banked: dict[str, tuple[PdqHash, ...]]) -> Matcher:
+    """One bank; an image's several hashes are entries `name/0`, `name/1`... labelled with its name."""
+    entries = tuple(
+        BankEntry(EntryId(f"{name}/{i}"), h, labels=(name,))
+        for name, hashes in banked.items()
+        for i, h in enumerate(hashes)
+    )
+    return Matcher([Bank(BankName("known"), BankKind.NORMAL, entries)], index_factory=BruteForceIndex)
+
+
+def _cpu_ms(samples: list[float]) -> dict[str, float]:
+    ms = np.array(samples) * 1000
+    return {
+        "cpu_p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "cpu_p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "cpu_mean_ms": round(float(ms.mean()), 2),
+    }
+
+
 def main() -> int:
     images = _images()
-    entries = []
+    plain: dict[str, tuple[PdqHash, ...]] = {}
+    banked: dict[str, BankHashes] = {}
+    seconds: dict[str, list[float]] = {"before": [], "after": [], "bank_plain": [], "bank_after": []}
     for name, image in images.items():
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        entries.append(BankEntry(EntryId(name), hash_image(out.getvalue(), dihedral=False).hash))
-    matcher = Matcher(
-        [Bank(BankName("known"), BankKind.NORMAL, tuple(entries))], index_factory=BruteForceIndex
-    )
-    paths = ("before", "previous", "after")
+        pixels = np.asarray(image)
+        start = time.process_time()
+        plain[name] = (pdq.hash_pixels(pixels, dihedral=False).hash,)
+        seconds["bank_plain"].append(time.process_time() - start)
+        start = time.process_time()
+        banked[name] = hash_pixels_for_bank(pixels)
+        seconds["bank_after"].append(time.process_time() - start)
+    matchers = {
+        "before": _matcher(plain),
+        "previous": _matcher(plain),
+        "after": _matcher({name: b.all() for name, b in banked.items()}),
+    }
+    paths = tuple(matchers)
     rates: dict[str, dict[str, float]] = {}
     misses: dict[str, dict[str, list[str]]] = {}
-    false_positives = {path: 0 for path in paths}
-    seconds: dict[str, list[float]] = {"before": [], "after": [], "rescaled": []}
+    too_small: dict[str, list[str]] = {}
+    false_positives = dict.fromkeys(paths, 0)
+    closest_other = MATCH_DISTANCE_THRESHOLD * 8
     for edit_name, edit in EDITS.items():
         queries = {
             name: _encode(edit(image), 50 if edit_name == "jpeg q50" else 90)
@@ -195,51 +256,67 @@ def main() -> int:
             start = time.process_time()
             after = _after(data)
             seconds["after"].append(time.process_time() - start)
-            with Image.open(io.BytesIO(data)) as image:
-                pixels = np.asarray(image.convert("RGB"))
-            start = time.process_time()
-            pdq._rescaled(pixels)  # the step "previous" did not have
-            seconds["rescaled"].append(time.process_time() - start)
+            if not after.matchable:
+                with Image.open(io.BytesIO(data)) as image:
+                    size = f"{image.width}x{image.height}"
+                too_small.setdefault(edit_name, []).append(f"{name} ({size} px, quality {after.quality})")
             hashes = {
                 "before": before,
-                "previous": () if after is None else after.dihedral + after.trimmed,
-                "after": () if after is None else after.query_hashes(),
+                "previous": _previous(data, after),
+                "after": after.query_hashes() if after.matchable else (),
             }
             for path in paths:
-                found = {m.entry.id for m in matcher.match_hashes(hashes[path]).matches}
+                found = {m.entry.labels[0] for m in matchers[path].match_hashes(hashes[path]).matches}
                 hits[path] += name in found
                 false_positives[path] += len(found - {name})
                 if name not in found:
                     misses.setdefault(path, {}).setdefault(edit_name, []).append(name)
+            closest_other = min(
+                [
+                    closest_other,
+                    *(
+                        q.distance(h)
+                        for other, b in banked.items()
+                        if other != name
+                        for h in b.all()
+                        for q in hashes["after"]
+                    ),
+                ]
+            )
         rates[edit_name] = {path: hits[path] / len(queries) for path in paths}
+    variants = {name: len(b.variants) for name, b in banked.items()}
     print(f"{len(images)} images from skimage.data; match rate at threshold 31 (before -> previous -> after)")
     for edit_name, rate in rates.items():
-        note = "  (known PDQ limit)" if edit_name in KNOWN_LIMITS else ""
+        notes = []
+        if edit_name in KNOWN_LIMITS:
+            notes.append(f"known PDQ limit: {KNOWN_LIMITS[edit_name]}")
+        if edit_name in too_small:
+            notes.append("too small to hash: " + ", ".join(too_small[edit_name]))
+        note = f"  ({'; '.join(notes)})" if notes else ""
         print(
             f"  {edit_name:18} {rate['before']:6.1%} -> {rate['previous']:6.1%} -> {rate['after']:6.1%}{note}"
         )
     print(
         f"  false positives    {false_positives['before']} -> {false_positives['previous']}"
-        f" -> {false_positives['after']}"
+        f" -> {false_positives['after']}; closest to another image: {closest_other} bits"
     )
-    latency = {
-        path: {
-            "cpu_p50_ms": round(float(np.percentile(np.array(s) * 1000, 50)), 2),
-            "cpu_p99_ms": round(float(np.percentile(np.array(s) * 1000, 99)), 2),
-            "cpu_mean_ms": round(float(np.mean(s)) * 1000, 2),
-        }
-        for path, s in seconds.items()
-    }
     print(
-        f"  hashing per query (CPU)  before {latency['before']}  after {latency['after']}"
-        f"  of which rescaled {latency['rescaled']}"
+        f"  banked hashes: {len(images)} plain -> {sum(variants.values()) + len(images)}"
+        f" ({sum(1 for v in variants.values() if v)} images with variants)"
     )
+    latency = {path: _cpu_ms(s) for path, s in seconds.items()}
+    print(f"  hashing per query (CPU)  before {latency['before']}  after {latency['after']}")
+    print(f"  hashing per bank entry (CPU)  plain {latency['bank_plain']}  after {latency['bank_after']}")
     print(
         json.dumps(
             {
                 "images": sorted(images),
                 "match_rate": rates,
                 "false_positives": false_positives,
+                "closest_other_image_bits": closest_other,
+                "bank_variants": variants,
+                "too_small_to_hash": too_small,
+                "known_limits": KNOWN_LIMITS,
                 "hashing_latency": latency,
                 "misses_previous": misses.get("previous", {}),
                 "misses_after": misses.get("after", {}),

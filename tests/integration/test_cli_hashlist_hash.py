@@ -10,7 +10,7 @@ from cli_runner import vigil
 from PIL import Image
 
 from vigil.safety.hashing.banks import parse_threatexchange_file
-from vigil.safety.hashing.pdq import hash_image
+from vigil.safety.hashing.pdq import hash_for_bank, hash_image
 
 
 def _png(path: Path, pixels: np.ndarray) -> bytes:
@@ -39,3 +39,21 @@ def test_a_flat_image_is_flagged_and_a_non_image_is_one_line(tmp_path: Path) -> 
     (tmp_path / "notes.txt").write_text("not an image")
     bad = vigil("hashlist", "hash", str(tmp_path / "notes.txt"))
     assert bad.returncode == 1 and len(bad.stdout.strip().splitlines()) == 1
+
+
+def test_a_silhouette_on_white_also_prints_its_trimmed_hash(tmp_path: Path) -> None:
+    """A dark shape on a white margin: a copy framed in white trims to the shape, so the trimmed content's
+    hash is printed as a second import line; `--plain-only` prints what other PDQ tools compute."""
+    pixels = np.full((300, 400, 3), 255)
+    y, x = np.mgrid[0:220, 0:330]
+    pixels[40:260, 35:365] = np.where(((x - 165) / 160) ** 2 + ((y - 110) / 100) ** 2 < 1, 20, 255)[..., None]
+    pixels[120:180, 100:300] = 255  # a gap, so the shape has inner detail
+    data = _png(tmp_path / "shape.png", pixels)
+    ran = vigil("hashlist", "hash", str(tmp_path / "shape.png"))
+    assert ran.returncode == 0, ran.stderr
+    banked = hash_for_bank(data)
+    assert len(banked.variants) >= 1
+    assert [e.hash for e in parse_threatexchange_file(ran.stdout)] == list(banked.all())
+    assert "more for its trimmed content" in ran.stderr
+    plain = vigil("hashlist", "hash", "--plain-only", str(tmp_path / "shape.png"))
+    assert plain.stdout == f"pdq {hash_image(data, dihedral=False).hash.hex()}\n"

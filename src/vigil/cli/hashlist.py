@@ -92,19 +92,35 @@ def bank_import(
 @hashlist_app.command("hash")
 def hash_image_file(
     image: Path = typer.Argument(..., exists=True, dir_okay=False, help="Image file (JPEG, PNG, ...)."),
+    plain_only: bool = typer.Option(
+        False,
+        "--plain-only",
+        help="Print only the plain PDQ hash (what other PDQ tools compute, e.g. to share with an exchange).",
+    ),
 ) -> None:
-    """Print an image's PDQ hash and quality as one `pdq <hex>` line (a line of a bank import file) and
-    its quality; below the matching minimum the hash must not be banked."""
-    from vigil.safety.hashing.pdq import MIN_MATCH_QUALITY, hash_image
+    """Print an image's PDQ hash as a `pdq <hex>` line (a line of a bank import file), then one such line for
+    each normalised copy whose hash differs (its content with a uniform margin trimmed, its small copy), so
+    that copies with a frame of the margin's own colour or shrunk to a thumbnail match; its quality goes to
+    stderr. Below the matching minimum the hash must not be banked."""
+    from vigil.safety.hashing.pdq import MIN_MATCH_QUALITY, PdqHash, hash_for_bank, hash_image
 
+    hashes: tuple[PdqHash, ...]
     try:
-        hashed = hash_image(image.read_bytes(), dihedral=False)
+        data = image.read_bytes()
+        if plain_only:
+            plain = hash_image(data, dihedral=False)
+            hashes, quality = (plain.hash,), plain.quality
+        else:
+            banked = hash_for_bank(data)
+            hashes, quality = banked.all(), banked.quality
     except VigilError as error:
         console.print(f"[red]error[/red] ({error.code}): {error.detail}")
         raise typer.Exit(1) from error
-    typer.echo(f"pdq {hashed.hash.hex()}")
-    verdict = "usable" if hashed.quality >= MIN_MATCH_QUALITY else f"too low to bank (< {MIN_MATCH_QUALITY})"
-    typer.echo(f"quality {hashed.quality} ({verdict})", err=True)
+    for pdq in hashes:
+        typer.echo(f"pdq {pdq.hex()}")
+    verdict = "usable" if quality >= MIN_MATCH_QUALITY else f"too low to bank (< {MIN_MATCH_QUALITY})"
+    extra = f"; {len(hashes) - 1} more for its trimmed content / small copy" if len(hashes) > 1 else ""
+    typer.echo(f"quality {quality} ({verdict}){extra}", err=True)
 
 
 @bank_app.command("list")

@@ -18,6 +18,12 @@ Looking an image up takes more than its one hash, because PDQ alone misses commo
 - Borders and padding (letterboxing, a frame, a screenshot's uniform margin) move all of PDQ's low
   frequencies; an added border missed every time. Uniform borders are trimmed and the trimmed image's 8
   orientations are looked up as well (the untrimmed ones stay: the known image may have a border itself).
+  Two trims: each side's uniform margin up to a clear edge (`trim_uniform_border`), and, when the four
+  corners share one colour, the bounding box of everything that differs from it (`trim_surround`), which
+  also catches content that fades into its background (a colour wheel on black).
+- A border the colour of the picture's own margin (a silhouette on white, framed in white) is trimmed
+  together with that margin, so the copy's trimmed hash is not the original's plain hash. Such images are
+  normalised on both sides: `hash_for_bank` also banks the original's trimmed hashes (see below).
 
 - Resizing down. PDQ low-passes with a box filter as wide as the image over 128 before sampling 64 x 64,
   so an image a few hundred pixels across is barely filtered and aliases: a 50% copy of a 512-pixel
@@ -25,6 +31,11 @@ Looking an image up takes more than its one hash, because PDQ alone misses commo
   hashes 2 bits away. An image under 683 pixels on its longer side is therefore also hashed scaled up to
   each of 256, 512 and 1024 pixels that is at least 1.5 times its size (the original orientation only;
   the plain hash still answers for a copy at the original's own size).
+
+`hash_for_bank` gives the hashes to list for a known image: the plain hash (what any PDQ tool computes and
+what outside lists hold), plus, where they differ from it, the hash of its content with each trim and of its
+small copy (longer side 128 pixels, scaled back up as a query's would be): a 25% copy of a text page is
+96 pixels wide and has lost the detail its plain hash aliased on, but lands near the banked small copy.
 
 To keep this affordable the 7 transformed orientations and the trimmed variants are hashed from a copy
 area-averaged by a whole factor to 512-1023 pixels on its longer side; PDQ itself averages down to
@@ -52,15 +63,19 @@ __all__ = [
     "MATCH_DISTANCE_THRESHOLD",
     "MAX_QUERY_HASHES",
     "MIN_MATCH_QUALITY",
+    "BankHashes",
     "Dihedral",
     "ImageHash",
     "LowQualityImageError",
     "PdqHash",
     "UndecodableImageError",
     "UnhashableImageError",
+    "hash_for_bank",
     "hash_image",
     "hash_pixels",
+    "hash_pixels_for_bank",
     "orient",
+    "trim_surround",
     "trim_uniform_border",
 ]
 
@@ -73,9 +88,9 @@ MIN_MATCH_QUALITY: Final = 50
 # The sides a small image is also scaled up to (longer side), when at least _MIN_UPSCALE times its own.
 _RESCALED_SIDES: Final = (256, 512, 1024)
 _MIN_UPSCALE: Final = 1.5
-MAX_QUERY_HASHES: Final = 2 * 8 + len(_RESCALED_SIDES)
-"""The 8 orientations of an image, the 8 orientations of its border-trimmed copy, and a small image's
-scaled-up copies."""
+MAX_QUERY_HASHES: Final = 3 * 8 + len(_RESCALED_SIDES)
+"""The 8 orientations of an image, the 8 orientations of each of its (at most 2) trimmed copies, and a small
+image's scaled-up copies."""
 
 # The transformed orientations are hashed from a copy reduced to at least this many pixels on its longer side.
 _ORIENTATION_SIDE: Final = 512
@@ -93,6 +108,16 @@ _EDGE_LINES: Final = 3
 _MIN_BORDER_FRACTION: Final = 0.005
 # Content left after trimming must be at least this fraction of each side, else the "border" was the image.
 _MIN_CONTENT_FRACTION: Final = 0.2
+
+# `trim_surround`: a pixel is background when each channel is within this many levels of the corners'
+# colour (JPEG noise on a flat border stays under 8; the fading rim of a colour wheel crosses it within a
+# few pixels, at the same place in the original and in a bordered copy).
+_SURROUND_TOLERANCE: Final = 16
+_CORNER: Final = 3
+# `hash_for_bank`: a small copy's longer side, banked for images at least twice as large.
+_SMALL_COPY_SIDE: Final = 128
+# A banked variant within this many bits of one already banked adds nothing worth a list entry.
+_DISTINCT_BANK_BITS: Final = 8
 
 # Above this many pixels decoding is refused (Pillow raises DecompressionBombError at 2x its own
 # limit; we set our own bound so the decision does not depend on a process-global Pillow setting).
@@ -199,8 +224,9 @@ class ImageHash:
     """The result of hashing one image: its hash, quality, and (optionally) its orientations' hashes.
 
     `dihedral[Dihedral.ORIGINAL] == hash` whenever `dihedral` is non-empty. `trimmed` holds the 8
-    orientations of the image with its uniform border removed, or nothing when it has no such border.
-    `rescaled` holds the hashes of a small image scaled up (original orientation), or nothing.
+    orientations of the image with its uniform border removed, 8 for each distinct trim (up to 2), or
+    nothing when it has no such border. `rescaled` holds the hashes of a small image scaled up (original
+    orientation), or nothing.
     """
 
     hash: PdqHash
@@ -214,8 +240,10 @@ class ImageHash:
             raise ValidationError(f"PDQ quality is 0..100, got {self.quality}")
         if self.dihedral and (len(self.dihedral) != len(Dihedral) or self.dihedral[0] != self.hash):
             raise ValidationError("dihedral hashes must be all 8, starting with the original")
-        if self.trimmed and (len(self.trimmed) != len(Dihedral) or not self.dihedral):
-            raise ValidationError("trimmed hashes must be all 8, alongside the 8 dihedral hashes")
+        if self.trimmed and (
+            len(self.trimmed) not in (len(Dihedral), 2 * len(Dihedral)) or not self.dihedral
+        ):
+            raise ValidationError("trimmed hashes come 8 per trim (1 or 2), alongside the 8 dihedral hashes")
         if len(self.rescaled) > len(_RESCALED_SIDES) or (self.rescaled and not self.dihedral):
             raise ValidationError(
                 f"at most {len(_RESCALED_SIDES)} rescaled hashes, alongside the 8 dihedral hashes"
@@ -242,7 +270,7 @@ class ImageHash:
             return ((Dihedral.ORIGINAL, False),)
         return (
             *((d, False) for d in Dihedral),
-            *((d, True) for d in Dihedral if self.trimmed),
+            *((Dihedral(i % len(Dihedral)), True) for i in range(len(self.trimmed))),
             *((Dihedral.ORIGINAL, False) for _ in self.rescaled),
         )
 
@@ -358,11 +386,16 @@ def _pdq(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, int]:
     return PdqHash.from_bits(vector), int(quality)
 
 
+def _reduction_factor(rgb: npt.NDArray[np.uint8]) -> int:
+    factor = max(rgb.shape[:2]) // _ORIENTATION_SIDE
+    return factor if factor >= 2 else 1
+
+
 def _reduced(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     # By a whole factor only: a fractional resize (600 -> 512 pixels) moves PDQ's sampling phase and cost
     # up to 18 bits on the sample images, a whole-factor area average at most 6.
-    factor = max(rgb.shape[:2]) // _ORIENTATION_SIDE
-    if factor < 2:
+    factor = _reduction_factor(rgb)
+    if factor == 1:
         return rgb
     return np.asarray(Image.fromarray(np.ascontiguousarray(rgb[:, :, :3])).reduce(factor), dtype=np.uint8)
 
@@ -371,36 +404,104 @@ def _orientations(rgb: npt.NDArray[np.uint8], original: PdqHash) -> tuple[PdqHas
     return (original, *(_pdq(orient(rgb, variant))[0] for variant in list(Dihedral)[1:]))
 
 
-def _trimmed_orientations(rgb: npt.NDArray[np.uint8], reduced: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
+def trim_surround(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
+    """The bounding box of everything that differs from the colour of the image's four corners, or None
+    when the corners do not share one colour, nothing is trimmed, or too little would be left.
+
+    Unlike `trim_uniform_border` it needs no edge, so content fading into its background (a vignette, a
+    colour wheel on black) is cut where it crosses the tolerance, in the original and in a framed copy alike.
+    """
+    margins = _surround_margins(rgb)
+    if margins is None:
+        return None
+    top, bottom, left, right = margins
+    return rgb[top : rgb.shape[0] - bottom, left : rgb.shape[1] - right]
+
+
+def _surround_margins(rgb: npt.NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
+    height, width = rgb.shape[:2]
+    if min(height, width) < 4 * _CORNER:
+        return None
+    c = _CORNER
+    corners = (
+        np.stack([rgb[:c, :c], rgb[:c, -c:], rgb[-c:, :c], rgb[-c:, -c:]]).reshape(4, -1, 3).astype(np.int16)
+    )
+    background = np.median(corners.reshape(-1, 3), axis=0)
+    if (np.abs(corners - background).max(axis=2) > _SURROUND_TOLERANCE).any():
+        return None
+    content = (np.abs(rgb.astype(np.int16) - background) > _SURROUND_TOLERANCE).any(axis=2)
+    rows = np.flatnonzero(content.any(axis=1))
+    cols = np.flatnonzero(content.any(axis=0))
+    if not rows.size:
+        return None
+    top, bottom = int(rows[0]), height - 1 - int(rows[-1])
+    left, right = int(cols[0]), width - 1 - int(cols[-1])
+    if max(top, bottom) < height * _MIN_BORDER_FRACTION and max(left, right) < width * _MIN_BORDER_FRACTION:
+        return None
+    if (
+        height - top - bottom < height * _MIN_CONTENT_FRACTION
+        or width - left - right < width * _MIN_CONTENT_FRACTION
+    ):
+        return None
+    return top, bottom, left, right
+
+
+def _trimmed_contents(
+    rgb: npt.NDArray[np.uint8], reduced: npt.NDArray[np.uint8]
+) -> list[npt.NDArray[np.uint8]]:
+    """The image's content without its uniform border, by each trim that finds one, at full size."""
     # The reduced copy says cheaply whether there is a border at all (most photos have none). Where there
     # is, it is trimmed at full size and the content reduced by its own factor: trimmed after reducing by
     # the bordered image's factor, a letterboxed star field lost half its pillarbox to the averaging and
     # was left 425 pixels wide, aliasing 112 bits from its original.
-    if _margins(reduced) is None:
-        return ()
-    content = trim_uniform_border(rgb)
-    if content is None:
-        return ()
-    trimmed = _reduced(content)
-    original, quality = _pdq(trimmed)
-    # What is left inside a border is matched only if it is detailed enough on its own.
-    return _orientations(trimmed, original) if quality >= MIN_MATCH_QUALITY else ()
+    contents = []
+    if _margins(reduced) is not None:
+        edge = trim_uniform_border(rgb)
+        if edge is not None:
+            contents.append(edge)
+    surround = _surround_margins(reduced)
+    if surround is not None:
+        # Found on the reduced copy (a full-size mask of a phone photo costs more than its hash) and
+        # scaled back: within one reduction factor, under 0.2% of a side.
+        factor = _reduction_factor(rgb)
+        top, bottom, left, right = (side * factor for side in surround)
+        contents.append(rgb[top : rgb.shape[0] - bottom, left : rgb.shape[1] - right])
+    return contents
+
+
+def _content_hashes(
+    rgb: npt.NDArray[np.uint8], reduced: npt.NDArray[np.uint8]
+) -> list[tuple[PdqHash, npt.NDArray[np.uint8]]]:
+    """For each distinct trim: the trimmed content's hash and its reduced pixels. What is left inside a
+    border counts only if it is detailed enough on its own."""
+    found: list[tuple[PdqHash, npt.NDArray[np.uint8]]] = []
+    for content in _trimmed_contents(rgb, reduced):
+        pixels = _reduced(content)
+        trimmed, quality = _pdq(pixels)
+        if quality >= MIN_MATCH_QUALITY and all(trimmed.distance(h) > _DISTINCT_BANK_BITS for h, _ in found):
+            found.append((trimmed, pixels))
+    return found
+
+
+def _trimmed_orientations(rgb: npt.NDArray[np.uint8], reduced: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
+    return tuple(
+        h for trimmed, pixels in _content_hashes(rgb, reduced) for h in _orientations(pixels, trimmed)
+    )
+
+
+def _scaled_to(rgb: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
+    height, width = rgb.shape[:2]
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _rescaled(rgb: npt.NDArray[np.uint8]) -> tuple[PdqHash, ...]:
-    height, width = rgb.shape[:2]
-    longer = max(height, width)
-    hashes = []
-    for side in _RESCALED_SIDES:
-        if side < _MIN_UPSCALE * longer:
-            continue
-        scale = side / longer
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        # Bicubic, to any size: upscaling adds no aliasing of its own, so unlike a reduction a fractional
-        # factor does not hurt (the sample images were closer to their originals at 256/512/1024 exactly).
-        image = Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.BICUBIC)
-        hashes.append(_pdq(np.asarray(image, dtype=np.uint8))[0])
-    return tuple(hashes)
+    longer = max(rgb.shape[:2])
+    # Bicubic, to any size: upscaling adds no aliasing of its own, so unlike a reduction a fractional
+    # factor does not hurt (the sample images were closer to their originals at 256/512/1024 exactly).
+    return tuple(_pdq(_scaled_to(rgb, side))[0] for side in _RESCALED_SIDES if side >= _MIN_UPSCALE * longer)
 
 
 def hash_pixels(rgb: npt.NDArray[np.uint8], *, dihedral: bool = True) -> ImageHash:
@@ -434,3 +535,52 @@ def hash_image(data: bytes, *, dihedral: bool = True) -> ImageHash:
     (see `ImageHash.query_hashes`). Raises `UndecodableImageError` if the bytes are not a readable image.
     """
     return hash_pixels(_decode(data), dihedral=dihedral)
+
+
+@dataclass(frozen=True, slots=True)
+class BankHashes:
+    """The hashes to list for one known image (`hash_for_bank`): `hash` is its plain PDQ hash, the one
+    any PDQ tool computes; `variants` are the hashes of its normalised copies that differ from it."""
+
+    hash: PdqHash
+    quality: int
+    variants: tuple[PdqHash, ...] = ()
+
+    @property
+    def matchable(self) -> bool:
+        return self.quality >= MIN_MATCH_QUALITY
+
+    def all(self) -> tuple[PdqHash, ...]:
+        return (self.hash, *self.variants)
+
+
+def hash_for_bank(data: bytes) -> BankHashes:
+    """`hash_pixels_for_bank` of encoded image bytes (first frame only). Raises `UndecodableImageError` if
+    the bytes are not a readable image."""
+    return hash_pixels_for_bank(_decode(data))
+
+
+def hash_pixels_for_bank(rgb: npt.NDArray[np.uint8]) -> BankHashes:
+    """The hashes to bank for a known image given as H x W x 3 uint8 RGB pixels: its plain hash and, each
+    only when it is matchable and more than `_DISTINCT_BANK_BITS` from every hash already kept, its content
+    with each trim (`trim_uniform_border`, `trim_surround`) and its small copy (longer side
+    `_SMALL_COPY_SIDE`, for images at least twice that, scaled up as a query's rescaled hash is).
+
+    A query's trimmed hashes meet the trimmed variants whatever frame the copy got, and a tiny copy's
+    rescaled hashes meet the small copy. An image below the matching quality gets no variants (it must not
+    be banked at all). Raises `ValidationError` on a wrong shape or dtype.
+    """
+    plain = hash_pixels(rgb, dihedral=False)
+    if not plain.matchable:
+        return BankHashes(plain.hash, plain.quality)
+    pixels = rgb[:, :, :3]
+    candidates = [trimmed for trimmed, _ in _content_hashes(pixels, _reduced(pixels))]
+    if max(pixels.shape[:2]) >= 2 * _SMALL_COPY_SIDE:
+        small, quality = _pdq(_scaled_to(_scaled_to(pixels, _SMALL_COPY_SIDE), _RESCALED_SIDES[-1]))
+        if quality >= MIN_MATCH_QUALITY:
+            candidates.append(small)
+    kept = [plain.hash]
+    for candidate in candidates:
+        if all(candidate.distance(h) > _DISTINCT_BANK_BITS for h in kept):
+            kept.append(candidate)
+    return BankHashes(plain.hash, plain.quality, tuple(kept[1:]))

@@ -1,7 +1,8 @@
 """Edited copies of known images match through the query's real orientations and border trimming.
 
-The bank holds the plain PDQ hash of each original (what any PDQ tool computes); the query is the edited
-copy, encoded and hashed by `hash_image` as the client does. Images: sample photos that ship inside
+The bank holds the plain PDQ hash of each original (what any PDQ tool computes), or, where said, what
+`hash_for_bank` lists for it (the plain hash plus its trimmed contents' and small copy's); the query is the
+edited copy, encoded and hashed by `hash_image` as the client does. Images: sample photos that ship inside
 scikit-image (no download) and the PDQ reference photos read in place.
 """
 
@@ -17,7 +18,15 @@ from PIL import Image
 
 from vigil.safety.hashing.banks import Bank, BankEntry, BankKind, BankName, EntryId, Matcher
 from vigil.safety.hashing.index import BruteForceIndex
-from vigil.safety.hashing.pdq import Dihedral, hash_image, hash_pixels, orient, trim_uniform_border
+from vigil.safety.hashing.pdq import (
+    Dihedral,
+    hash_image,
+    hash_pixels,
+    hash_pixels_for_bank,
+    orient,
+    trim_surround,
+    trim_uniform_border,
+)
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (a dev dependency) is not installed")
 
@@ -119,14 +128,7 @@ def test_match_reports_orientation_and_trimming(samples: dict[str, Image.Image])
 
 
 def test_no_false_positives_between_distinct_samples() -> None:
-    folder = Path(skimage_data.__file__).parent
-    # Not distinct images: the same chessboard in colour, the other half of a stereo pair.
-    skip = {"chessboard_RGB", "motorcycle_right"}
-    images = {}
-    for path in sorted([*folder.glob("*.png"), *folder.glob("*.jpg")]):
-        if path.stem not in skip:
-            with Image.open(path) as image:
-                images[path.stem] = image.convert("RGB")
+    images = _distinct_samples()
     matcher = _matcher(images)
     checked = 0
     for name, image in images.items():
@@ -221,3 +223,137 @@ def test_small_copy_matches_through_its_scaled_up_hash(samples: dict[str, Image.
     assert match.distance == min(h.distance(original) for h in half.query_hashes())
     # A large image gets no rescaled hashes: PDQ filters it properly already.
     assert hash_image(_jpeg(brick.resize((1024, 1024)))).rescaled == ()
+
+
+def _banked_matcher(images: dict[str, Image.Image]) -> Matcher:
+    """A bank holding `hash_for_bank` of each image: one entry per hash, labelled with the image's name."""
+    entries = tuple(
+        BankEntry(EntryId(f"{name}/{i}"), pdq, labels=(name,))
+        for name, image in images.items()
+        for i, pdq in enumerate(hash_pixels_for_bank(np.asarray(image)).all())
+    )
+    return Matcher([Bank(BankName("known"), BankKind.NORMAL, entries)], index_factory=BruteForceIndex)
+
+
+def _found(matcher: Matcher, data: bytes) -> set[str]:
+    return {m.entry.labels[0] for m in matcher.match_image(hash_image(data)).matches}
+
+
+def _distinct_samples() -> dict[str, Image.Image]:
+    folder = Path(skimage_data.__file__).parent
+    # Not distinct images: the same chessboard in colour, the other half of a stereo pair.
+    skip = {"chessboard_RGB", "motorcycle_right"}
+    images = {}
+    for path in sorted([*folder.glob("*.png"), *folder.glob("*.jpg")]):
+        if path.stem not in skip:
+            with Image.open(path) as image:
+                images[path.stem] = image.convert("RGB")
+    return images
+
+
+@pytest.mark.parametrize(
+    ("name", "colour"), [("horse", (255, 255, 255)), ("logo", (255, 255, 255)), ("phantom", (0, 0, 0))]
+)
+def test_a_frame_of_the_pictures_own_margin_colour_matches_through_the_banked_trim(
+    name: str, colour: tuple[int, int, int]
+) -> None:
+    """A silhouette on white framed in white: the copy's trim takes the original's own margin too, so it
+    misses the plain hash and meets the original's banked trimmed hash instead."""
+    original = _sample(name)
+    framed = _jpeg(_bordered(original, (40, 40, 40, 40), colour))
+    plain_only = _matcher({name: original})
+    assert not plain_only.match_image(hash_image(framed)).is_match
+    banked = hash_pixels_for_bank(np.asarray(original))
+    assert banked.hash == hash_pixels(np.asarray(original), dihedral=False).hash  # what outside lists hold
+    assert banked.variants
+    (match,) = _banked_matcher({name: original}).match_image(hash_image(framed)).matches
+    assert match.trimmed and match.entry.hash in banked.variants
+
+
+def test_content_fading_into_its_background_is_trimmed_by_the_corners_colour() -> None:
+    """A colour wheel on black fades into the black: no edge, so the margin trim finds nothing on the
+    framed copy; the bounding box of what differs from the corners' colour finds the wheel on both."""
+    wheel = _sample("color")
+    framed = np.asarray(Image.open(io.BytesIO(_jpeg(_bordered(wheel, (11, 11, 11, 11), (0, 0, 0))))))
+    surround = trim_surround(framed)
+    assert surround is not None and abs(surround.shape[0] - wheel.height) <= 4
+    assert abs(surround.shape[1] - wheel.width) <= 4
+    assert _found(_banked_matcher({"color": wheel}), _jpeg(Image.fromarray(framed))) == {"color"}
+    # Corners of different colours: no single background, nothing trimmed.
+    rng = np.random.default_rng(5)
+    assert trim_surround(rng.integers(0, 256, size=(120, 100, 3), dtype=np.uint8)) is None
+
+
+def test_a_quarter_size_text_page_matches_through_the_banked_small_copy() -> None:
+    """At 25% the page is 96 x 48 pixels: its text is gone, and it lands 48 bits from the plain hash of the
+    384-pixel original (which aliased on the text); the banked small copy lost the same detail."""
+    page = _sample("page")
+    quarter = _jpeg(page.resize((page.width // 4, page.height // 4)))
+    assert not _matcher({"page": page}).match_image(hash_image(quarter)).is_match
+    assert _found(_banked_matcher({"page": page}), quarter) == {"page"}
+
+
+def test_a_copy_too_small_to_hash_is_refused_not_matched() -> None:
+    """microaneurysms is 102 pixels; its 25% copy (25 pixels) is below PDQ's quality floor: PDQ's limit."""
+    tiny = hash_image(_jpeg(_sample("microaneurysms").resize((25, 25))))
+    assert not tiny.matchable and tiny.dihedral == ()
+
+
+def test_banked_variants_keep_distinct_images_apart() -> None:
+    """Every sample banked with its trimmed and small-copy hashes: framed and quarter-size copies of each
+    find their own image and no other. (Images below the matching quality are never banked.)"""
+    images = {
+        name: image
+        for name, image in _distinct_samples().items()
+        if hash_pixels(np.asarray(image), dihedral=False).matchable
+    }
+    matcher = _banked_matcher(images)
+    checked = 0
+    for name, image in images.items():
+        for edited in (
+            _bordered(image, (30, 30, 30, 30), (255, 255, 255)),
+            image.resize((image.width // 4, image.height // 4)),
+        ):
+            hashed = hash_image(_jpeg(edited))
+            if not hashed.matchable:
+                continue
+            checked += 1
+            assert {m.entry.labels[0] for m in matcher.match_image(hashed).matches} == {name}, name
+    assert len(images) >= 20 and checked >= 2 * len(images) - 2
+
+
+def test_detail_free_or_unmatchable_images_bank_no_variants() -> None:
+    # Inside the frame a faint ramp: the whole is detailed (the frame's edges), the content is not, so its
+    # hash (noise) must not be banked.
+    framed = np.full((300, 300, 3), 255, dtype=np.uint8)
+    framed[60:240, 60:240] = np.linspace(90, 110, 180).astype(np.uint8)[None, :, None]
+    content = hash_pixels(framed[60:240, 60:240], dihedral=False)
+    assert not content.matchable
+    assert content.hash not in hash_pixels_for_bank(framed).variants
+    flat = hash_pixels_for_bank(np.full((400, 400, 3), 128, dtype=np.uint8))
+    assert not flat.matchable and flat.variants == ()
+
+
+def test_a_signed_list_carries_an_images_several_hashes_as_entries() -> None:
+    """The list format is unchanged: each banked hash is one (bank, hash, threshold) entry, so a list with
+    an image's trimmed variant signs, verifies and matches the framed copy on the device like any other."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vigil.safety.hashing.hashlist import (
+        HashListAuthority,
+        HashListEntry,
+        HashListPublisher,
+        HashListVerifier,
+    )
+
+    horse = _sample("horse")
+    banked = hash_pixels_for_bank(np.asarray(horse))
+    authority = HashListAuthority(Ed25519PrivateKey.generate())
+    signed = HashListPublisher(authority).publish(
+        [HashListEntry(BankName("known"), pdq) for pdq in banked.all()], issued_at=1_700_000_000
+    )
+    state = HashListVerifier(authority.public_key).apply(signed)
+    assert {e.hash for e in state.entries} == set(banked.all())
+    framed = hash_image(_jpeg(_bordered(horse, (40, 40, 40, 40), (255, 255, 255))))
+    (match,) = Matcher(state.to_banks({})).match_image(framed).matches
+    assert match.entry.hash in banked.variants
