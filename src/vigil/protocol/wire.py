@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -190,6 +191,10 @@ class OlmCiphertext(_Request):
         return value
 
 
+# The form `str(uuid.UUID(value))` gives; any other spelling of a UUID is parsed and rewritten to it.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 class SendRequest(_Request):
     """One message: one Olm ciphertext per recipient device and per the sender's own other devices."""
 
@@ -203,6 +208,8 @@ class SendRequest(_Request):
     @field_validator("id")
     @classmethod
     def _id_is_uuid(cls, value: str) -> str:
+        if _CANONICAL_UUID.fullmatch(value):  # already what str(UUID(value)) gives: the common case
+            return value
         try:
             return str(uuid.UUID(value))
         except ValueError as error:

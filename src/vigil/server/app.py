@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vigil.server.access_log import AccessLog
 from vigil.server.api import accounts, blobs, health, keys, messages, stream
@@ -58,6 +60,20 @@ async def _recover_cybertip_filings_forever(ctx: ServerContext) -> None:
         await asyncio.sleep(interval)
 
 
+class _VigilApp(FastAPI):
+    """FastAPI with the relay's send route (`messages.serve_send`) dispatched before the middleware
+    stack, through the same access log and body limits as every other request."""
+
+    lean_send: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if messages.is_send(scope):
+            scope["app"] = self
+            await self.lean_send(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -86,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await task
                 await delivery.stop()
 
-    app = FastAPI(
+    app = _VigilApp(
         title="Vigil", version="1", lifespan=lifespan, responses=ERROR_RESPONSES, telemetry=NO_TELEMETRY
     )
     install_error_handlers(app)
@@ -98,11 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_api.router)
     app.include_router(contacts_api.router)
 
-    app.add_middleware(
-        RequestBodyLimits,
-        default_limit=settings.max_json_bytes,
-        blob_limit=settings.max_blob_bytes,
-        stall_timeout_s=settings.request_body_timeout_seconds,
-    )
+    body_limits: dict[str, Any] = {
+        "default_limit": settings.max_json_bytes,
+        "blob_limit": settings.max_blob_bytes,
+        "stall_timeout_s": settings.request_body_timeout_seconds,
+    }
+    app.add_middleware(RequestBodyLimits, **body_limits)
     app.add_middleware(AccessLog)  # outermost: sees the final status of every request
+    app.lean_send = AccessLog(RequestBodyLimits(messages.serve_send, **body_limits))
     return app

@@ -4,7 +4,7 @@ nothing a client sent (ciphertext, keys) lands in an error body or a log line.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,6 +37,7 @@ from vigil.server.services.messaging import StaleDevicesError
 
 __all__ = [
     "ERROR_RESPONSES",
+    "answer_error",
     "documented_errors",
     "error_response",
     "install_error_handlers",
@@ -181,10 +182,24 @@ async def _on_unexpected(request: Request, error: Exception) -> JSONResponse:
     return error_response(500, "internal", "internal server error")
 
 
+_Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+_HANDLERS: dict[type[Exception], _Handler] = {
+    VigilError: _on_vigil_error,
+    RequestValidationError: _on_request_validation,
+    StarletteHTTPException: _on_http_error,
+    **dict.fromkeys(_DEPENDENCY_ERRORS, _on_dependency_error),
+    Exception: _on_unexpected,
+}
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(VigilError, _on_vigil_error)
-    app.add_exception_handler(RequestValidationError, _on_request_validation)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    for error_type in _DEPENDENCY_ERRORS:
-        app.add_exception_handler(error_type, _on_dependency_error)
-    app.add_exception_handler(Exception, _on_unexpected)
+    for error_type, handler in _HANDLERS.items():
+        app.add_exception_handler(error_type, handler)
+
+
+async def answer_error(request: Request, error: Exception) -> JSONResponse:
+    """The answer `install_error_handlers` gives `error`, for a route served outside Starlette's
+    exception middleware (`api.messages.serve_send`): the handler of the nearest class in the error's
+    MRO, as Starlette picks it."""
+    handler = next(_HANDLERS[kind] for kind in type(error).__mro__ if kind in _HANDLERS)
+    return await handler(request, error)
