@@ -193,13 +193,15 @@ async def _send_batch_once(
                 by, request = items[i]
                 results[i] = earlier.get((by.user_id, request.id), results[i])
         if planned:
-            inserted = await MessageRepository(session).add_many([(p.values, p.entries) for p in planned])
-            await metadata.record_many(
+            events = await metadata.rows_of_events(
                 ctx, session, [p.event for p in planned if p.event is not None], state.user_ids
+            )
+            inserted = await SendingRepository(session).insert_batch(
+                [(p.values, p.entries) for p in planned], events
             )
     if planned:
         handed: dict[str, list[dict[str, Any]]] = {}
-        for p, (_, entry_ids) in zip(planned, inserted, strict=True):
+        for p, entry_ids in zip(planned, inserted, strict=True):
             for entry, entry_id in zip(p.entries, entry_ids, strict=True):
                 handed.setdefault(entry["device_id"], []).append(
                     committed_delivery(p.sender, p.values, entry_id, entry["message_type"], entry["body"])

@@ -50,6 +50,7 @@ __all__ = [
     "renamed",
     "report_event",
     "row_of_event",
+    "rows_of_events",
     "sweep_expired_events",
     "timeline",
     "values_of_event",
@@ -184,8 +185,19 @@ async def record_many(
     events: the ORM unit of work cost more than the insert), each account named by its pseudonym.
     `user_ids` are account ids the caller already holds, by username (the others are looked up).
     Raises ValidationError when an event names no account."""
+    await MetadataRepository(session).add_values(await rows_of_events(ctx, session, events, user_ids))
+
+
+async def rows_of_events(
+    ctx: ServerContext,
+    session: AsyncSession,
+    events: Sequence[MetadataEvent],
+    user_ids: Mapping[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """The events as `metadata_events` column values, accounts named by pseudonym (`record_many`'s rows,
+    for a caller that inserts them itself). Raises ValidationError when an event names no account."""
     if not events:
-        return
+        return []
     rows = [values_of_event(e) for e in events]
     names = {r["actor"] for r in rows} | {r["target"] for r in rows if r["target"] is not None}
     ids = {name: user_ids[name] for name in names if user_ids is not None and name in user_ids}
@@ -201,7 +213,7 @@ async def record_many(
         row["actor"] = pseudonym_of_name[row["actor"]]
         if row["target"] is not None:
             row["target"] = pseudonym_of_name[row["target"]]
-    await MetadataRepository(session).add_values(rows)
+    return rows
 
 
 def pseudonym_of(ctx: ServerContext, user_id: int) -> UserId:
