@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 import pytest
 from live_server import create_postgres_database, drop_postgres_database, require_backend
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.wire import AckRequest, SendRequest
@@ -19,7 +20,8 @@ from vigil.server.api.stream import _ack_ids
 from vigil.server.db.accounts import DeviceRepository, DeviceRow, StandingRepository, UserRepository, UserRow
 from vigil.server.db.contacts import BlockRepository, ContactRepository
 from vigil.server.db.engine import create_engine, migrate, session_factory
-from vigil.server.db.messaging import padded
+from vigil.server.db.messaging import MessageRow, QueueRow, padded
+from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.sending import SendingRepository
 
 T0 = 1_800_000_000_000
@@ -171,3 +173,64 @@ def test_padded_in_lists_come_in_powers_of_two() -> None:
     assert padded([1, 2, 3]) == [1, 2, 3, 3]
     assert len(padded(list(range(1000)))) == 1024
     assert set(padded(list(range(1000)))) == set(range(1000))
+
+
+async def test_a_send_batch_is_inserted_in_batch_order_with_its_events(session: AsyncSession) -> None:
+    """`insert_batch` (one statement on PostgreSQL): each message's entry ids, in the batch's order (the
+    order per sender-device a socket is handed), every column written, and the metadata events."""
+    alice = await _user(session, "alice", "adult", 1)
+    await _user(session, "bob", "adult", 2)  # the devices the entries are queued for
+
+    def message(client_id: str, ts: int) -> dict[str, Any]:
+        return {
+            "client_id": client_id,
+            "sender_user_id": alice.id,
+            "sender_device_id": "alice-d0",
+            "conversation": "bob",
+            "kind": "text",
+            "commitment": b"c" * 32,
+            "franking_tag": b"t" * 32,
+            "server_ts_ms": ts,
+            "device_count": 2,
+        }
+
+    def entries(tag: bytes) -> list[dict[str, Any]]:
+        return [{"device_id": f"bob-d{i}", "message_type": 1, "body": tag + bytes([i])} for i in (1, 0)]
+
+    event = {
+        "at_ms": T0,
+        "kind": "message",
+        "actor": "p-alice",
+        "target": "p-bob",
+        "group_id": None,
+        "content": "text",
+        "reason": None,
+    }
+    batch = [(message(f"m{i}", T0 + i), entries(b"m%d" % i)) for i in range(3)]
+    inserted = await SendingRepository(session).insert_batch(batch, [event, {**event, "at_ms": T0 + 1}])
+
+    flat = [entry_id for ids in inserted for entry_id in ids]
+    assert [len(ids) for ids in inserted] == [2, 2, 2] and flat == sorted(flat) and len(set(flat)) == 6
+    rows = (
+        await session.execute(
+            select(
+                QueueRow.id, QueueRow.device_id, QueueRow.body, MessageRow.client_id, MessageRow.server_ts_ms
+            )
+            .join(MessageRow, MessageRow.id == QueueRow.message_id)
+            .order_by(QueueRow.id)
+        )
+    ).all()
+    assert [tuple(row) for row in rows] == [
+        (entry_id, f"bob-d{i}", b"m%d" % n + bytes([i]), f"m{n}", T0 + n)
+        for n, ids in enumerate(inserted)
+        for entry_id, i in zip(ids, (1, 0), strict=True)
+    ]
+    stored = (await session.execute(select(MessageRow))).scalars().all()
+    assert {(m.commitment, m.franking_tag, m.device_count, m.kind) for m in stored} == {
+        (b"c" * 32, b"t" * 32, 2, "text")
+    }
+    events = (await session.execute(select(MetadataEventRow).order_by(MetadataEventRow.id))).scalars().all()
+    assert [(e.at_ms, e.actor, e.target, e.content) for e in events] == [
+        (T0, "p-alice", "p-bob", "text"),
+        (T0 + 1, "p-alice", "p-bob", "text"),
+    ]
