@@ -69,7 +69,7 @@ class NoEnforcement:
 
 
 class _Victim:
-    __slots__ = ("accepted_at", "blocked", "escalate_at", "escalated", "kid")
+    __slots__ = ("accepted_at", "blocked", "escalate_at", "escalated", "given_up_at", "kid", "silent")
 
     def __init__(self, kid: int, accepted_at: int, escalate_at: int) -> None:
         self.kid = kid
@@ -77,6 +77,8 @@ class _Victim:
         self.escalate_at = escalate_at
         self.escalated = False
         self.blocked = False
+        self.silent = False  # stopped answering once the conversation turned sexual
+        self.given_up_at = -1  # when the abuser stops writing to a silent victim
 
 
 class _GroomerPlan:
@@ -120,6 +122,8 @@ class _Tending(NamedTuple):
     known_image_prob: float
     block_prob: float
     report_prob: float
+    withdraw_prob: float = 0.0
+    pursuit_days: tuple[int, int] = (0, 0)
 
 
 class EventGenerator:
@@ -257,6 +261,10 @@ class EventGenerator:
                 self.created[i] = self.start + first * DAY_MS - age * DAY_MS - int(rng.integers(0, DAY_MS))
         self._team_joins: list[tuple[int, int]] = []
         self.pupils = {m: list(kids) for m, kids in pop.mentor_pupils.items()}
+        # Mentors who follow safeguarding practice meet every new pupil's parent first.
+        self.parent_in_loop = {
+            m for m in sorted(pop.mentor_pupils) if rng.random() < sc.mentors.parent_in_loop_share
+        }
         self._pupil_joins: list[tuple[int, int]] = []
         # Insiders turn on one or two of the minors they already know, from a day in the run on.
         self.insider_start: dict[int, int] = {
@@ -636,13 +644,9 @@ class EventGenerator:
                 continue
             members = np.array(team.members, dtype=np.int64)
             n = int(rng.poisson(len(members) * co.messages_per_member_per_day))
-            to = rng.choice(members, size=n)
-            self._messages(
-                self._times(n, base, co.night_share), np.full(n, c), to, self._kinds(n, co.media_share)
+            self._session(
+                c, rng.choice(members, size=n), self._times(n, base, co.night_share), co.media_share, 0.7
             )
-            m = int(rng.poisson(0.7 * n))
-            frm = rng.choice(members, size=m)
-            self._messages(self._times(m, base, 0.05), frm, np.full(m, c), self._kinds(m, 0.05))
 
     def _mentors(self, base: int) -> None:
         """Tutors, youth workers, new-club coaches: each week a new pupil or member they share no contact
@@ -666,8 +670,9 @@ class EventGenerator:
                 if kid < 0:
                     kid = int(rng.choice(self.minors))
                 if kid not in pupils:
+                    parent_first = 1.0 if m in self.parent_in_loop else mc.parent_first_prob
                     for par in self.pop.parents_of.get(kid, [])[:1]:
-                        if rng.random() < mc.parent_first_prob:
+                        if rng.random() < parent_first:
                             self._request(t - HOUR_MS, m, par, RequestOutcome.ACCEPTED, t - 30 * MIN_MS)
                     outcome = self._outcome(mc.accept_prob, (1 - mc.accept_prob) / 2)
                     ta = t + self._answer_delay(outcome)
@@ -681,19 +686,26 @@ class EventGenerator:
                 continue
             to = np.array(pupils, dtype=np.int64)
             n = int(rng.poisson(len(to) * mc.messages_per_pupil_per_day))
-            self._messages(
-                self._times(n, base, mc.night_share),
-                np.full(n, m),
+            self._session(
+                m,
                 rng.choice(to, size=n),
-                self._kinds(n, mc.media_share),
+                self._times(n, base, mc.night_share),
+                mc.media_share,
+                mc.pupil_reply_ratio,
             )
-            k = int(rng.poisson(n * mc.pupil_reply_ratio))
-            self._messages(
-                self._times(k, base, mc.night_share),
-                rng.choice(to, size=k),
-                np.full(k, m),
-                self._kinds(k, 0.1),
-            )
+
+    def _session(
+        self, adult: int, to: IntArray, times: IntArray, media_share: float, reply_ratio: float
+    ) -> None:
+        """An adult's messages to pupils or team members, each answered by the child it went to (with
+        probability `reply_ratio`, within the hour; above 1, some get two answers)."""
+        rng, n = self.rng, len(to)
+        self._messages(times, np.full(n, adult), to, self._kinds(n, media_share))
+        answers = rng.poisson(reply_ratio, size=n) if reply_ratio > 1 else (rng.random(n) < reply_ratio)
+        answers = np.asarray(answers, dtype=np.int64)
+        frm = np.repeat(to, answers)
+        at = np.repeat(times, answers) + rng.integers(MIN_MS, HOUR_MS, size=len(frm))
+        self._messages(at, frm, np.full(len(frm), adult), self._kinds(len(frm), 0.05))
 
     def _insiders(self, day: int, base: int) -> None:
         """Relatives and coaches who abuse a tie they already have: no request, no new contact; the
@@ -782,10 +794,9 @@ class EventGenerator:
             if kid in contacted:
                 continue
             contacted.add(kid)
-            if self._suppress:
-                self.prevented_requests[g] = self.prevented_requests.get(g, 0) + 1
-            else:
-                self.harm_start[g] = min(t, self.harm_start.get(g, t))
+            if rng.random() < gb.social_proof_prob:
+                t = self._social_proof(g, kid, t, accept, gb.decline_prob, contacted)
+            self._minor_requested(g, t)
             outcome = self._outcome(accept, gb.decline_prob)
             ta = t + self._answer_delay(outcome)
             self._request(t, g, kid, outcome, ta)
@@ -813,30 +824,74 @@ class EventGenerator:
                 gb.known_image_prob_per_day,
                 gb.block_prob_per_day,
                 gb.report_prob,
+                gb.withdraw_prob,
+                gb.pursuit_days,
             ),
         )
+
+    def _minor_requested(self, who: int, t: int) -> None:
+        if self._suppress:
+            self.prevented_requests[who] = self.prevented_requests.get(who, 0) + 1
+        else:
+            self.harm_start[who] = min(t, self.harm_start.get(who, t))
+
+    def _social_proof(
+        self, who: int, kid: int, t: int, accept: float, decline: float, contacted: set[int]
+    ) -> int:
+        """Befriend a few of the target's friends first, so the target sees mutual contacts ("social
+        proof"): documented for sextortion accounts and for groomers working through a friend group.
+        Returns when to approach the target: after the last friend who accepted (within the day), or `t`."""
+        rng = self.rng
+        ties = self.adj[self.off[kid] : self.off[kid] + self.deg[kid]]
+        friends = [int(f) for f in ties[self.is_minor[ties]].tolist() if int(f) not in contacted]
+        if not friends:
+            return t
+        lo, hi = self.sc.groomers.social_proof_peers
+        k = min(len(friends), int(rng.integers(lo, hi, endpoint=True)))
+        target_at = t
+        for peer in rng.choice(friends, size=k, replace=False).tolist():
+            contacted.add(peer)
+            self._minor_requested(who, t)
+            outcome = self._outcome(accept, decline)
+            ta = t + self._answer_delay(outcome)
+            self._request(t, who, peer, outcome, ta)
+            if outcome is RequestOutcome.ACCEPTED:
+                self._dm(ta + 5 * MIN_MS, who, peer)
+                self._dm(ta + 9 * MIN_MS, peer, who)
+                target_at = max(target_at, ta + int(rng.integers(10 * MIN_MS, 2 * HOUR_MS)))
+            elif rng.random() < self.sc.groomers.block_on_request_prob:
+                self._block(ta + MIN_MS, peer, who, None)
+        # The approach stays within the day it was decided on: tomorrow the account may be restricted
+        # (a friend who accepts later than that is no mutual contact yet when the target is asked).
+        return max(t, min(target_at, self._day_end - MIN_MS))
 
     def _tend(self, g: int, victims: list[_Victim], base: int, day_end: int, p: _Tending) -> None:
         """A day of an abuser's private conversations with its victims: messages both ways, escalation
         (enticement), coerced and known images, and the victim's block (with a report, sometimes)."""
         rng = self.rng
         for v in victims:
-            if v.blocked or v.accepted_at >= day_end:
+            if v.blocked or v.accepted_at >= day_end or 0 <= v.given_up_at < base:
                 continue
             lo = max(base, v.accepted_at + MIN_MS)
             n = int(rng.poisson(p.messages_per_day))
             times = np.maximum(self._times(n, base, p.night_share), lo)
             self._messages(times, np.full(n, g), np.full(n, v.kid), self._kinds(n, p.media_share))
-            m = int(rng.poisson(n * p.reply_ratio))
-            times = np.maximum(self._times(m, base, p.night_share), lo + MIN_MS)
-            self._messages(times, np.full(m, v.kid), np.full(m, g), np.zeros(m, dtype=np.int64))
+            m = 0 if v.silent else int(rng.poisson(n * p.reply_ratio))
+            replies = np.maximum(self._times(m, base, p.night_share), lo + MIN_MS)
             if v.escalate_at < day_end:
                 at = max(lo, v.escalate_at, int(self._times(1, base, p.night_share)[0]))
                 if not v.escalated:
                     v.escalated = True
                     self._dm(at, g, v.kid)
                     self._log(IncidentType.ENTICEMENT, at, g, v.kid, image=False)
-                if rng.random() < p.victim_media_prob:
+                    if rng.random() < p.withdraw_prob:
+                        # Most minors who are sexually solicited end the contact; many just stop
+                        # answering. The abuser goes on writing for a few days, then gives up.
+                        v.silent = True
+                        lo_d, hi_d = p.pursuit_days
+                        v.given_up_at = at + int(rng.integers(lo_d * DAY_MS, hi_d * DAY_MS + 1))
+                        replies = replies[replies < at]  # nothing from the victim after the turn
+                if not v.silent and rng.random() < p.victim_media_prob:
                     self._dm(at + MIN_MS, v.kid, g, _IMAGE)
                     self._log(IncidentType.COERCED_NEW_IMAGE, at + MIN_MS, g, v.kid, image=True, sender=v.kid)
                 if rng.random() < p.known_image_prob:
@@ -849,6 +904,8 @@ class EventGenerator:
                         image=True,
                         hash_matchable=True,
                     )
+            k = len(replies)
+            self._messages(replies, np.full(k, v.kid), np.full(k, g), np.zeros(k, dtype=np.int64))
             if rng.random() < p.block_prob:
                 v.blocked = True
                 at = max(lo, int(self._times(1, base, p.night_share)[0]))
@@ -898,10 +955,9 @@ class EventGenerator:
             if kid in contacted:
                 continue
             contacted.add(kid)
-            if self._suppress:
-                self.prevented_requests[a] = self.prevented_requests.get(a, 0) + 1
-            else:
-                self.harm_start[a] = min(t, self.harm_start.get(a, t))
+            if rng.random() < sx.social_proof_prob:
+                t = self._social_proof(a, kid, t, sx.accept_prob, sx.decline_prob, contacted)
+            self._minor_requested(a, t)
             outcome = self._outcome(sx.accept_prob, sx.decline_prob)
             ta = t + self._answer_delay(outcome)
             self._request(t, a, kid, outcome, ta)

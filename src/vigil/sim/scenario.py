@@ -163,6 +163,12 @@ class MentorBehaviour(_Section):
     pupils_at_start: tuple[int, int] = Field(
         default=(2, 10), description="pupils from before the run (history ties)"
     )
+    parent_in_loop_share: Probability = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="mentors who follow safeguarding practice: always connect with a parent before the child",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -232,12 +238,29 @@ class GroomerBehaviour(_Section):
     replacement_prob: Probability = Field(
         default=0.4, ge=0, le=1, description="opens a new account after being restricted"
     )
+    withdraw_prob: Probability = Field(
+        default=0.35,
+        ge=0,
+        le=1,
+        description="a victim who stops answering once the conversation turns sexual (without blocking)",
+    )
+    pursuit_days: tuple[int, int] = Field(
+        default=(2, 6), description="days the groomer goes on writing to a victim who stopped answering"
+    )
+    social_proof_prob: Probability = Field(
+        default=0.3, ge=0, le=1, description="befriends some of the target's friends before the target"
+    )
+    social_proof_peers: tuple[int, int] = Field(
+        default=(1, 3), description="how many of the target's friends it requests first"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         _range_ok(*self.account_age_days, "account_age_days")
         _range_ok(*self.escalation_days, "escalation_days")
         _range_ok(*self.patient_escalation_days, "patient_escalation_days")
+        _range_ok(*self.pursuit_days, "pursuit_days")
+        _range_ok(*self.social_proof_peers, "social_proof_peers")
         if self.group_first_share + self.patient_share > 1:
             raise ValueError("group_first_share + patient_share must be <= 1")
         if self.accept_prob + self.decline_prob > 1:
@@ -265,6 +288,9 @@ class SextortionBehaviour(_Section):
     aged_account_age_days: tuple[int, int] = (60, 900)
     threat_delay_hours: tuple[int, int] = (1, 24)
     replacement_prob: Probability = Field(default=0.5, ge=0, le=1)
+    social_proof_prob: Probability = Field(
+        default=0.3, ge=0, le=1, description="befriends some of the target's friends before the target"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:

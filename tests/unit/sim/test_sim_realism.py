@@ -34,7 +34,9 @@ def _scenario() -> Scenario:
             "mentor_share": 0.04,
             "insider_share": 0.02,
         },
-        mentors={"new_minors_per_week": 4},
+        # The mentors who meet minors cold (safeguarding-minded mentors who go through a parent first are
+        # tested in test_social_proof_withdrawing_victims_and_parents_in_the_loop).
+        mentors={"new_minors_per_week": 4, "parent_in_loop_share": 0.0},
         insiders={"escalation_days": [0, 1], "coach_share": 0.5},
         groups={"interest_groups": 8},
         write_events=False,
@@ -143,3 +145,73 @@ def test_score_reports_insiders_and_minors_reports_per_role(tmp_path: Path) -> N
     text = format_evaluation([run], aggregate([run]))
     assert "insider" in text and "mentors" in text and "due reviewed" in text
     assert UserId(insiders[0]["u"])
+
+
+def _generate(sc: Scenario, seed: int) -> tuple[Population, EventGenerator, _Sink]:
+    rng = np.random.default_rng(seed)
+    pop = build_population(sc, rng)
+    ex = FeatureExtractor()
+    sink = _Sink(ex)
+    gen = EventGenerator(sc, pop, rng, sink)
+    for facts in gen.account_facts():
+        ex.register_account(facts)
+    gen.emit_history()
+    ex.mark_history(sc.start_ms)
+    sink.events.clear()
+    for d in range(sc.days):
+        gen.run_day(d)
+    return pop, gen, sink
+
+
+def test_social_proof_withdrawing_victims_and_parents_in_the_loop() -> None:
+    """Groomers who befriend a target's friends first reach the target with mutual contacts; victims who
+    stop answering after escalation never write again while the groomer goes on; mentors who follow
+    safeguarding practice meet a parent before every child who has one."""
+    sc = _scenario().with_overrides(
+        days=6,
+        population={"groomers": 8, "sextortion": 0, "insider_share": 0.0},
+        groomers={
+            "social_proof_prob": 1.0,
+            "withdraw_prob": 1.0,
+            "escalation_days": [0, 1],
+            "patient_share": 0.0,
+            "group_first_share": 0.0,
+            "block_prob_per_day": 0.0,
+            "pursuit_days": [3, 3],
+        },
+        mentors={"new_minors_per_week": 4, "parent_in_loop_share": 1.0},
+    )
+    pop, gen, sink = _generate(sc, 11)
+    end = sc.start_ms + sc.days * 86_400_000
+    groomers = {pop.ids[g] for g in gen.groomers}
+    mutual = [sink.ex.features(g, end)["minors_no_mutual_share"] for g in sorted(groomers)]
+    # Without social proof a groomer's cold targets share no contact (about 0.9 here); now many do.
+    assert min(mutual) < 0.8, mutual
+    silent_victims = {
+        (pop.ids[g], pop.ids[v.kid]) for g in gen.groomers for v in gen.groomer_victims[g] if v.silent
+    }
+    assert silent_victims
+    enticed = {(i.offender, i.victim): i.at_ms for i in gen.incidents if i.kind is IncidentType.ENTICEMENT}
+    for e in sink.events:
+        if (
+            isinstance(e, MessageSent)
+            and e.recipient is not None
+            and (e.recipient, e.sender) in silent_victims
+        ):
+            assert e.at_ms < enticed[(e.recipient, e.sender)] + 60_000, "a silent victim wrote again"
+    gone = sum(sink.ex.features(g, end)["new_minors_gone_silent"] for g in groomers)
+    assert gone >= len(silent_victims) // 2, (gone, len(silent_victims))
+    mentors = {pop.ids[i]: i for i, r in enumerate(pop.roles) if r is Role.MENTOR}
+    minors = {pop.ids[i]: i for i, r in enumerate(pop.roles) if r is Role.MINOR}
+    requested: dict[UserId, list[tuple[int, UserId]]] = {}
+    for e in sink.events:
+        if isinstance(e, ContactRequestSent) and e.requester in mentors:
+            requested.setdefault(e.requester, []).append((e.at_ms, e.recipient))
+    checked = 0
+    for m, reqs in requested.items():
+        for at, kid in reqs:
+            parents = {pop.ids[p] for p in pop.parents_of.get(minors.get(kid, -1), [])}
+            if kid in minors and parents:
+                checked += 1
+                assert any(r in parents and t < at for t, r in reqs), (m, kid)
+    assert checked >= 10

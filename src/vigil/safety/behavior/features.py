@@ -49,6 +49,7 @@ __all__ = [
     "FEATURE_NAMES",
     "FEATURE_SPECS",
     "HOUR_MS",
+    "MINOR_DRIVEN",
     "FeatureExtractor",
     "FeatureSpec",
     "FeatureVector",
@@ -147,6 +148,22 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
         False,
         "{v:.0%} of its messages to minors it recently reached are sent at night",
     ),
+    # What the minors do, which the account does not control (issue 11: a probe on the account's own
+    # levers cannot move these). The share of its contact requests to minors that the minors declined or let
+    # expire: requests to adults do not dilute it.
+    FeatureSpec(
+        "minor_request_refusal_share",
+        False,
+        "{v:.0%} of its contact requests to minors were declined or ignored",
+    ),
+    # Minors it reached itself who stopped answering while it kept writing (several messages over two
+    # days with no reply): what most minors do once a conversation turns sexual. Pupils and friends'
+    # children answer.
+    FeatureSpec(
+        "new_minors_gone_silent",
+        True,
+        "kept writing to {v:.0f} minors it reached itself after they stopped answering",
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(spec.name for spec in FEATURE_SPECS)
 # Features the account itself can cheaply move toward benign values (an evader's levers): a model must
@@ -170,6 +187,19 @@ ACCOUNT_CONTROLLED: tuple[str, ...] = (
     "minors_added_to_groups",
     "group_messages_per_day",
     "groups_joined_with_minors",
+)
+# Features set by what others (mostly the minors) do: the account cannot move them toward benign values
+# except by harming fewer minors. Listed so that a test can hold the two lists apart.
+MINOR_DRIVEN: tuple[str, ...] = (
+    "request_decline_rate",
+    "request_ignore_rate",
+    "blocks_received",
+    "blocks_received_from_minors",
+    "reports_received",
+    "reports_received_from_minors",
+    "early_media_from_minors",
+    "minor_request_refusal_share",
+    "new_minors_gone_silent",
 )
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -203,10 +233,18 @@ _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
     _SUSTAINED_NEW_MINOR,
     _NEW_MINOR_JOINED_GROUP,
     _NIGHT_NEW_MINOR,
-) = range(28)
-_N_COUNTERS = 28
+    _REQ_MINOR_ANSWERED,
+    _REQ_MINOR_REFUSED,
+    _NEW_MINOR_SILENT,
+) = range(31)
+_N_COUNTERS = 31
 # Days with outgoing messages after which a conversation with a newly met minor counts as sustained.
 _SUSTAINED_DAYS = 3
+# A newly met minor has gone silent when the account has sent this many messages since the minor last
+# wrote (or since first contact) and this long has passed: a child who skips a day of a tutor's messages
+# is not silent.
+_SILENT_MESSAGES = 4
+_SILENT_MS = 48 * HOUR_MS
 
 # Shares are shrunk toward a typical value until there are enough observations: three messages, all
 # sent at 2 a.m., are not evidence of a night-time habit (the first scorer run flagged parents on exactly
@@ -217,6 +255,7 @@ _PRIOR_DECLINE = (0.1, 4.0)
 _PRIOR_IGNORE = (0.1, 4.0)
 _PRIOR_UNCONNECTED = (0.05, 4.0)
 _PRIOR_NO_MUTUAL = (0.1, 2.0)
+_PRIOR_MINOR_REFUSAL = (0.2, 4.0)
 
 
 def _smoothed(hits: float, total: float, prior: tuple[float, float]) -> float:
@@ -251,11 +290,14 @@ class _Link:
         "early_media_seen",
         "first_ms",
         "initiated",
+        "last_in_ms",
         "last_out_day",
         "last_out_ms",
         "out_days",
         "received",
         "sent",
+        "silent_seen",
+        "unanswered",
     )
 
     def __init__(self, first_ms: int, initiated: bool) -> None:
@@ -268,6 +310,9 @@ class _Link:
         self.received = 0
         self.connected = False
         self.early_media_seen = False
+        self.last_in_ms = -1
+        self.unanswered = 0  # messages sent since the counterpart last wrote
+        self.silent_seen = False
 
 
 class _Account:
@@ -521,7 +566,10 @@ class FeatureExtractor:
             back = r.links[sender_id] = _Link(at, False)
         link.sent += 1
         link.last_out_ms = at
+        link.unanswered += 1
         back.received += 1
+        back.last_in_ms = at
+        back.unanswered = 0
         rb = r.cur if r.day == day else self._roll(r, day)
         sb[_SENT] += 1
         rb[_RECEIVED] += 1
@@ -540,6 +588,13 @@ class FeatureExtractor:
                     link.out_days += 1
                     if link.out_days == _SUSTAINED_DAYS:
                         sb[_SUSTAINED_NEW_MINOR] += 1
+                if (
+                    link.unanswered >= _SILENT_MESSAGES
+                    and not link.silent_seen
+                    and at - max(link.last_in_ms, link.first_ms) >= _SILENT_MS
+                ):
+                    link.silent_seen = True
+                    sb[_NEW_MINOR_SILENT] += 1
             if night:
                 sb[_NIGHT_MINOR] += 1
             if media:
@@ -580,6 +635,10 @@ class FeatureExtractor:
         day = e.at_ms // DAY_MS
         sb = s.cur if s.day == day else self._roll(s, day)
         self._dirty.add(sid)
+        if r.minor:
+            sb[_REQ_MINOR_ANSWERED] += 1
+            if e.outcome is not RequestOutcome.ACCEPTED:
+                sb[_REQ_MINOR_REFUSED] += 1
         match e.outcome:
             case RequestOutcome.ACCEPTED:
                 sb[_REQ_ACCEPTED] += 1
@@ -739,4 +798,6 @@ class FeatureExtractor:
             float(totals[_SUSTAINED_NEW_MINOR]),
             float(totals[_NEW_MINOR_JOINED_GROUP]),
             _smoothed(totals[_NIGHT_NEW_MINOR], totals[_SENT_NEW_MINOR], _PRIOR_NIGHT),
+            _smoothed(totals[_REQ_MINOR_REFUSED], totals[_REQ_MINOR_ANSWERED], _PRIOR_MINOR_REFUSAL),
+            float(totals[_NEW_MINOR_SILENT]),
         ]

@@ -59,7 +59,7 @@ def ex() -> FeatureExtractor:
 
 
 def test_feature_names_are_stable_and_unique() -> None:
-    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 35
+    assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 37
     assert FEATURE_NAMES[:5] == (
         "account_age_days",
         "is_adult",
@@ -301,3 +301,39 @@ def test_group_to_dm_move_and_night_share_over_newly_met_minors() -> None:
     assert ex.features(joiner, now)["night_share_to_new_minors"] == pytest.approx(smoothed(2, 3, 0.07, 20.0))
     assert ex.features(parent, now)["night_share_to_new_minors"] == pytest.approx(0.07)
     assert ex.features(parent, now)["night_share_to_minors"] > 0.07
+
+
+def test_minors_who_stop_answering_and_refuse_requests(ex: FeatureExtractor) -> None:
+    """What the minors do: kid1 answers, kid2 stops answering while the adult keeps writing, kid3 declines.
+    A request to an adult that is accepted does not dilute the minors' refusals."""
+    events: list[MetadataEvent] = [
+        ContactRequestSent(T0 + NOON, ADULT, KID1),
+        ContactRequestAnswered(T0 + NOON + 60_000, ADULT, KID1, RequestOutcome.ACCEPTED),
+        ContactRequestSent(T0 + NOON, ADULT, KID2),
+        ContactRequestAnswered(T0 + NOON + 60_000, ADULT, KID2, RequestOutcome.ACCEPTED),
+        ContactRequestSent(T0 + NOON, ADULT, KID3),
+        ContactRequestAnswered(T0 + NOON + 60_000, ADULT, KID3, RequestOutcome.DECLINED),
+        ContactRequestSent(T0 + NOON, ADULT, PARENT),
+        ContactRequestAnswered(T0 + NOON + 60_000, ADULT, PARENT, RequestOutcome.ACCEPTED),
+        dm(T0 + NOON + 2 * HOUR_MS, KID2, ADULT),  # kid2's last word
+    ]
+    for day in range(4):
+        at = T0 + day * DAY_MS + 14 * HOUR_MS
+        for k in range(2):
+            events += [dm(at + k * HOUR_MS, ADULT, KID1), dm(at + k * HOUR_MS + 60_000, KID1, ADULT)]
+            events.append(dm(at + k * HOUR_MS, ADULT, KID2))
+    ex.observe_all(events)
+    f = ex.features(ADULT, T0 + 4 * DAY_MS)
+    # 4 unanswered messages arrive by day 1; 48 h after kid2's last word is on day 2: counted once.
+    assert f["new_minors_gone_silent"] == 1.0
+    assert f["minor_request_refusal_share"] == pytest.approx(smoothed(1, 3, 0.2, 4.0))
+    # Before 48 h have passed, kid2 is only quiet, not silent.
+    assert ex.features(ADULT, T0 + DAY_MS + 15 * HOUR_MS)["new_minors_gone_silent"] == 0.0
+
+
+def test_silence_counts_only_minors_the_account_reached_itself(ex: FeatureExtractor) -> None:
+    """A parent writing to a child who does not answer (a history tie) is not a minor gone silent."""
+    ex.register_tie(PARENT, KID1, T0 - 30 * DAY_MS)
+    ex.mark_history(T0)
+    ex.observe_all([dm(T0 + d * DAY_MS + NOON + k, PARENT, KID1) for d in range(4) for k in range(3)])
+    assert ex.features(PARENT, T0 + 4 * DAY_MS)["new_minors_gone_silent"] == 0.0

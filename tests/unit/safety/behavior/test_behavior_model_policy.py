@@ -11,7 +11,13 @@ import pytest
 from vigil.errors import StorageError, ValidationError
 from vigil.safety.behavior.assessment import RiskAssessment
 from vigil.safety.behavior.events import UserId
-from vigil.safety.behavior.features import ACCOUNT_CONTROLLED, FEATURE_NAMES, FEATURE_SPECS, FeatureVector
+from vigil.safety.behavior.features import (
+    ACCOUNT_CONTROLLED,
+    FEATURE_NAMES,
+    FEATURE_SPECS,
+    MINOR_DRIVEN,
+    FeatureVector,
+)
 from vigil.safety.behavior.model import RiskModel, fit_risk_model, load_default_model
 from vigil.safety.behavior.policy import ProtectiveAction, Thresholds, decide
 
@@ -135,6 +141,15 @@ def test_account_controlled_features_cannot_lower_risk_below_baseline(model: Ris
     busy = x.copy()
     busy[:, col] = 50.0
     assert model.score_matrix(busy) == pytest.approx(base)
+
+
+def test_minor_driven_features_are_not_account_levers_and_only_raise_risk() -> None:
+    """The signals the minors set (refusals, silence, blocks, reports) are not in the list of levers a
+    probe pushes, and each may only raise risk as it grows."""
+    assert set(MINOR_DRIVEN).isdisjoint(ACCOUNT_CONTROLLED)
+    assert set(MINOR_DRIVEN) <= set(FEATURE_NAMES)
+    for name in MINOR_DRIVEN:
+        assert FEATURE_SPECS[FEATURE_NAMES.index(name)].direction == 1, name
 
 
 def test_a_non_monotone_document_is_refused() -> None:
