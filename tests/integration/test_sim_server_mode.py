@@ -35,6 +35,41 @@ async def test_server_mode_on_a_tiny_scenario(tmp_path: Path) -> None:
     assert not [k for k in result.refused if k.startswith(("group_member_added", "msg:"))], result.refused
 
 
+async def test_server_mode_joins_groups_by_invite_link_on_a_group_first_scenario(tmp_path: Path) -> None:
+    """Every groomer is group-first: joins an interest group by link before picking targets. The joins go
+    through `POST /v1/groups/join`, so the server's own metadata log carries them, and the server applies
+    its minors' group rule to each one."""
+    sc = tiny_scenario().with_overrides(
+        name="tiny-group-first",
+        days=1,
+        history_days=5,
+        coaches={"team_size": [4, 8]},
+        population={"minors": 12, "adults": 10, "school_size": 12, "class_size": 6, "groomers": 2},
+        groomers={"group_first_share": 1.0, "patient_share": 0.0},
+    )
+    out = tmp_path / "out"
+    result = await run_server_mode(sc, out)
+    records = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    truth = [json.loads(line) for line in (out / "ground_truth.jsonl").read_text().splitlines()]
+    groomers = {t["u"] for t in truth if t["role"] == "groomer"}
+    assert {t["style"] for t in truth if t["role"] == "groomer"} == {"group_first"}
+    joins = [r for r in records if r["k"] == "group_joined"]
+    # The server logged link joins, the group-first groomers' among them (in the generator's order the
+    # interest groups' adults join first, so the groomers find adults-only groups and get in).
+    assert joins and {r["s"] for r in joins} & groomers, joins
+    # Minors the generator puts in a group with adults they do not know were kept out by the server, and
+    # their messages to those groups were not sent.
+    assert result.refused.get("group_joined:policy_violation", 0) > 0, result.refused
+    assert result.skipped.get("msg:not_in_group", 0) > 0, result.skipped
+    # No group message was sent by an account outside its group (that would be a 404 `msg:not_found`).
+    # Direct messages the server refuses by policy (`msg:policy_violation`) are the server doing its job.
+    assert "msg:not_found" not in result.refused, result.refused
+    assert not [k for k in result.refused if k.startswith("group_member_added")], result.refused
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped"] == result.skipped
+    assert "groomer" in format_report(score_dir(out))
+
+
 def test_group_adds_wait_for_the_connection_they_need() -> None:
     from vigil.safety.behavior import events as ev
     from vigil.sim.server_mode import connections_before_group_adds
@@ -71,4 +106,21 @@ def test_a_group_add_waits_for_the_connections_to_every_member() -> None:
     assert [(type(e).__name__, e.at_ms) for e in replayed][-2:] == [
         ("ContactRequestAnswered", 70),
         ("GroupMemberAdded", 71),
+    ]
+
+
+def test_a_join_by_link_waits_for_the_connection_it_needs() -> None:
+    from vigil.safety.behavior import events as ev
+    from vigil.sim.server_mode import connections_before_group_adds
+
+    coach, child, group = ev.UserId("co"), ev.UserId("c"), ev.GroupId("g")
+    batch: list[ev.MetadataEvent] = [
+        ev.GroupCreated(10, coach, group),
+        ev.GroupJoined(11, child, group),
+        ev.ContactRequestAnswered(40, coach, child, ev.RequestOutcome.ACCEPTED),
+    ]
+    replayed = connections_before_group_adds(batch)
+    assert [(type(e).__name__, e.at_ms) for e in replayed][-2:] == [
+        ("ContactRequestAnswered", 40),
+        ("GroupJoined", 41),
     ]

@@ -8,6 +8,14 @@ the server's own risk service (`run_risk_scoring`, the same code as in productio
 scoring interval. Its decisions feed back into the generator (a restricted account stops reaching
 minors) and the server itself refuses what policy refuses. Output: the same layout as fast mode, with the
 event log read back from the server's database, so `vigil sim score` works on both.
+
+Groups joined by link (interest and hobby groups, the group-first groomer's and the mentor's group path)
+go through the server's invite links: the group's creator issues a link the first time someone joins by
+it, and the joiner joins with its token (`POST /v1/groups/join`), so the server logs `GroupJoined` itself.
+The server applies its minors' group rule to each join: a minor is in a group only with adults they are
+connected to. Where the generator puts a minor and an unknown adult in one group, the later of the two
+joins is refused (`refused["group_joined:policy_violation"]`), and that account's messages to the group,
+which the generator still writes, are not sent (`skipped`).
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ class ServerRunResult:
     refused: dict[str, int]
     actions: list[dict[str, object]]
     seconds: float
+    # Generated events not sent because an earlier refusal made them impossible (a group message from an
+    # account the server kept out of the group).
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,9 +95,9 @@ class _Collect:
 
 
 def connections_before_group_adds(batch: list[ev.MetadataEvent]) -> list[ev.MetadataEvent]:
-    """`batch` in time order, with every group add moved to just after the last acceptance that
-    connects the member with anyone in that group (the adder included), when that acceptance comes later
-    in the same batch.
+    """`batch` in time order, with every group add (or join by link) moved to just after the last
+    acceptance that connects the member with anyone in that group (the adder included), when that
+    acceptance comes later in the same batch.
 
     The generator dates a pre-existing group independently of the ties between its members, so a family
     or team group can be created (in simulated time) before the parent or coach is connected to the
@@ -105,9 +116,11 @@ def connections_before_group_adds(batch: list[ev.MetadataEvent]) -> list[ev.Meta
         elif isinstance(event, ev.GroupMemberAdded):
             joined.setdefault(event.group, {}).setdefault(event.adder, event.at_ms)
             joined[event.group].setdefault(event.member, event.at_ms)
+        elif isinstance(event, ev.GroupJoined):
+            joined.setdefault(event.group, {}).setdefault(event.member, event.at_ms)
     moved: list[ev.MetadataEvent] = []
     for event in batch:
-        if isinstance(event, ev.GroupMemberAdded):
+        if isinstance(event, ev.GroupMemberAdded | ev.GroupJoined):
             # Members joining later wait for their own connections; these are the ones already in.
             earlier = [u for u, at in joined[event.group].items() if u != event.member and at <= event.at_ms]
             pairs = (frozenset((event.member, other)) for other in earlier)
@@ -128,8 +141,12 @@ class _Driver:
         self.ctx, self.url, self.store_dir, self.clock = ctx, url, store_dir, clock
         self.clients: dict[str, Client] = {}
         self.requests: dict[tuple[str, str], int] = {}
-        self.groups: dict[str, str] = {}
+        self.groups: dict[str, str] = {}  # simulated group -> the server's group id
+        self.creators: dict[str, str] = {}  # simulated group -> its creator, who issues its invite link
+        self.links: dict[str, str] = {}  # simulated group -> its invite link's token
+        self.members: dict[str, set[str]] = {}  # simulated group -> who the server let in
         self.refused: dict[str, int] = {}
+        self.skipped: dict[str, int] = {}
 
     async def register(self, facts: ev.AccountFacts, start_ms: int) -> None:
         self.clock[0] = max(facts.created_at_ms, start_ms - 300 * DAY_MS)
@@ -168,19 +185,34 @@ class _Driver:
                 await self._send(self.clients[event.sender], to, event.content, group=False)
             case ev.MessageSent(group=str() as sim_group):
                 group_id = self.groups.get(sim_group)
-                if group_id is not None:
-                    await self._send(self.clients[event.sender], group_id, event.content, group=True)
+                if group_id is None:
+                    return
+                if event.sender not in self.members[sim_group]:
+                    self.skipped["msg:not_in_group"] = self.skipped.get("msg:not_in_group", 0) + 1
+                    return
+                await self._send(self.clients[event.sender], group_id, event.content, group=True)
             case ev.MessageSent():
                 return
             case ev.GroupCreated():
                 info = await self.clients[event.creator].groups.create([])
                 self.groups[event.group] = info.group_id
+                self.creators[event.group] = event.creator
+                self.members[event.group] = {event.creator}
             case ev.GroupMemberAdded():
                 group_id = self.groups.get(event.group)
                 if group_id is not None:
                     await self.clients[event.adder].groups.add_member(group_id, event.member)
+                    self.members[event.group].add(event.member)
             case ev.GroupJoined():
-                self.refused["group_joined:unsupported"] = self.refused.get("group_joined:unsupported", 0) + 1
+                group_id = self.groups.get(event.group)
+                if group_id is None:
+                    return
+                token = self.links.get(event.group)
+                if token is None:
+                    admin = self.clients[self.creators[event.group]]
+                    token = self.links[event.group] = (await admin.groups.create_invite_link(group_id)).token
+                await self.clients[event.member].groups.join(token)
+                self.members[event.group].add(event.member)
             case ev.Block():
                 await self.clients[event.blocker].block(event.blocked)
             case ev.ReportFiled():
@@ -231,10 +263,6 @@ async def run_server_mode(
     StorageError when the output cannot be written or the server does not start."""
     if seed is not None:
         sc = sc.model_copy(update={"seed": seed})
-    # Joining a group by link has no server API yet: no link-joined groups (interest, hobby) in this mode.
-    sc = sc.with_overrides(
-        groups={"interest_groups": 0, "adult_groups_per_100_adults": 0, "joins_per_week": 0}
-    )
     t0 = time.perf_counter()
     rng = np.random.default_rng(sc.seed)
     pop = build_population(sc, rng)
@@ -304,11 +332,15 @@ async def run_server_mode(
             await driver.close()
             server.should_exit = True
             await task
-    _write_output(
-        sc, out_dir, gen, pop, recorded, actions, generated, driver.refused, time.perf_counter() - t0
-    )
+    _write_output(sc, out_dir, gen, pop, recorded, actions, generated, driver, time.perf_counter() - t0)
     return ServerRunResult(
-        len(pop.ids), generated, len(recorded), driver.refused, actions, time.perf_counter() - t0
+        len(pop.ids),
+        generated,
+        len(recorded),
+        driver.refused,
+        actions,
+        time.perf_counter() - t0,
+        driver.skipped,
     )
 
 
@@ -320,7 +352,7 @@ def _write_output(
     recorded: list[ev.MetadataEvent],
     actions: list[dict[str, object]],
     generated: int,
-    refused: dict[str, int],
+    driver: _Driver,
     seconds: float,
 ) -> None:
     from vigil.sim.population import Population, Role
@@ -341,7 +373,8 @@ def _write_output(
             "roles": {r.value: pop.roles.count(r) for r in Role},
             "events": len(recorded),
             "generated": generated,
-            "refused": refused,
+            "refused": driver.refused,
+            "skipped": driver.skipped,
             "incidents": len(gen.incidents),
             "actions": len(actions),
             "start_ms": sc.start_ms,
