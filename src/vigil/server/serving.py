@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -48,6 +49,22 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the HTTP parser refuses (a control byte in a header, a malformed request line) gets
+        the API's JSON error body like every other refusal, not uvicorn's plain text; the connection then
+        closes, as uvicorn's does (the parser cannot find the next request's start)."""
+        del msg  # uvicorn's text; the body below says the same in the API's format
+        body = json.dumps({"error": "bad_request", "detail": "malformed HTTP request"}).encode()
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is None:
