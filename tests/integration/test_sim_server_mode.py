@@ -35,23 +35,33 @@ async def test_server_mode_on_a_tiny_scenario(tmp_path: Path) -> None:
     assert not [k for k in result.refused if k.startswith(("group_member_added", "msg:"))], result.refused
 
 
-async def test_server_mode_joins_groups_by_invite_link_on_a_group_first_scenario(tmp_path: Path) -> None:
+async def test_server_mode_joins_groups_by_link_and_reviews_minors_reports(tmp_path: Path) -> None:
     """Every groomer is group-first: joins an interest group by link before picking targets. The joins go
     through `POST /v1/groups/join`, so the server's own metadata log carries them, and the server applies
-    its minors' group rule to each one."""
+    its minors' group rule to each one. Every minor a harmful account approaches blocks and reports it, and
+    the simulated reviewer decides each such report's case through the server's review path, one hour
+    after the report (the scenario's bound)."""
     sc = tiny_scenario().with_overrides(
         name="tiny-group-first",
         days=1,
         history_days=5,
         coaches={"team_size": [4, 8]},
         population={"minors": 12, "adults": 10, "school_size": 12, "class_size": 6, "groomers": 2},
-        groomers={"group_first_share": 1.0, "patient_share": 0.0},
+        groomers={
+            "group_first_share": 1.0,
+            "patient_share": 0.0,
+            "block_on_request_prob": 1.0,
+            "report_prob": 1.0,
+        },
+        sextortion={"block_on_request_prob": 1.0, "report_prob": 1.0},
+        detection={"minor_report_review_hours": 1},
     )
     out = tmp_path / "out"
     result = await run_server_mode(sc, out)
     records = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     truth = [json.loads(line) for line in (out / "ground_truth.jsonl").read_text().splitlines()]
-    groomers = {t["u"] for t in truth if t["role"] == "groomer"}
+    role_of = {t["u"]: t["role"] for t in truth}
+    groomers = {u for u, role in role_of.items() if role == "groomer"}
     assert {t["style"] for t in truth if t["role"] == "groomer"} == {"group_first"}
     joins = [r for r in records if r["k"] == "group_joined"]
     # The server logged link joins, the group-first groomers' among them (in the generator's order the
@@ -61,12 +71,28 @@ async def test_server_mode_joins_groups_by_invite_link_on_a_group_first_scenario
     # their messages to those groups were not sent.
     assert result.refused.get("group_joined:policy_violation", 0) > 0, result.refused
     assert result.skipped.get("msg:not_in_group", 0) > 0, result.skipped
-    # No group message was sent by an account outside its group (that would be a 404 `msg:not_found`).
-    # Direct messages the server refuses by policy (`msg:policy_violation`) are the server doing its job.
-    assert "msg:not_found" not in result.refused, result.refused
+    assert "msg:not_found" not in result.refused, result.refused  # no group send from outside a group
     assert not [k for k in result.refused if k.startswith("group_member_added")], result.refused
+
+    # The reviewer: every minor's grooming or sextortion report the server took is reviewed at the bound.
+    minors = {u for u, role in role_of.items() if role == "minor"}
+    urgent = [
+        r
+        for r in records
+        if r["k"] == "report" and r["why"] in ("grooming", "sextortion") and r["s"] in minors
+    ]
+    reviews = [json.loads(line) for line in (out / "reviews.jsonl").read_text().splitlines()]
+    assert urgent and reviews
+    due = [r for r in urgent if r["t"] + 3600_000 <= sc.start_ms + sc.days * 24 * 3600_000]
+    assert len(reviews) == len(due)
+    assert all(r["reviewed"] - r["reported"] == 3600_000 for r in reviews)
+    restricted = [r for r in reviews if r["outcome"] == "restricted"]
+    assert restricted and all(role_of[r["u"]] in ("groomer", "sextortion") for r in restricted)
+    actions = [json.loads(line) for line in (out / "actions.jsonl").read_text().splitlines()]
+    by_review = {(a["u"], a["t"]) for a in actions if a["source"] == "review"}
+    assert by_review == {(r["u"], r["reviewed"]) for r in restricted}
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["skipped"] == result.skipped
+    assert summary["skipped"] == result.skipped and summary["reviews"] == len(reviews)
     assert "groomer" in format_report(score_dir(out))
 
 

@@ -16,6 +16,11 @@ The server applies its minors' group rule to each join: a minor is in a group on
 connected to. Where the generator puts a minor and an unknown adult in one group, the later of the two
 joins is refused (`refused["group_joined:policy_violation"]`), and that account's messages to the group,
 which the generator still writes, are not sent (`skipped`).
+
+The reviewer is simulated as in fast mode, through the server's own review path: each case a minor's
+grooming or sextortion report opened is decided `detection.minor_report_review_hours` after the report
+with `cases.apply_action` (the console's call, citing a policy): restrict a harmful account with
+probability `detection.review_accuracy`, otherwise dismiss; `reviews.jsonl` lists every review.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import datetime as dt
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +44,13 @@ from vigil.protocol.reports import ReportReason
 from vigil.protocol.wire import AgeBand
 from vigil.safety.behavior import events as ev
 from vigil.safety.behavior.features import DAY_MS, HOUR_MS
+from vigil.safety.policy import Standing
 from vigil.server.app import create_app
 from vigil.server.context import ServerContext
-from vigil.server.services import metadata
+from vigil.server.db.accounts import UserRepository
+from vigil.server.db.cases import QueueFilter
+from vigil.server.services import cases, metadata, policies
+from vigil.server.services.enforcement import standing_of
 from vigil.server.services.risk import run_risk_scoring
 from vigil.server.settings import Settings
 from vigil.sim.generator import EventGenerator
@@ -82,6 +92,71 @@ class _Restrictions:
 
     def may_contact_minors(self, user: int) -> bool:
         return user not in self.restricted
+
+
+_URGENT_REASONS = frozenset({ev.ReportReason.GROOMING, ev.ReportReason.SEXTORTION})
+REVIEW_POLICY = ("CHILD_SAFETY", "Child safety: grooming, sextortion (simulated reviewer)")
+
+
+class _Reviewer:
+    """Works every case a minor's grooming or sextortion report opened, `bound_ms` after the report,
+    through the server's own decision path (`cases.apply_action`, as the console does)."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        clock: list[int],
+        bound_ms: int,
+        minors: set[str],
+        restricts: Callable[[str], bool],
+    ) -> None:
+        self.ctx, self.clock, self.bound_ms, self.minors, self.restricts = (
+            ctx,
+            clock,
+            bound_ms,
+            minors,
+            restricts,
+        )
+        self.due: list[tuple[int, str]] = []  # (review time, reported account)
+        self.reviewed: list[tuple[str, int, int, str]] = []  # (account, report time, review time, outcome)
+        self.policy_id: int | None = None
+
+    def note_report(self, event: ev.ReportFiled) -> None:
+        """A report the server accepted; a minor's grooming or sextortion report is due for review."""
+        if event.reason in _URGENT_REASONS and event.reporter in self.minors:
+            self.due.append((event.at_ms + self.bound_ms, event.reported))
+
+    async def review_due(self, now_ms: int) -> list[tuple[str, int]]:
+        """Reviews every report due by `now_ms`, each at its due time; returns the accounts restricted
+        (with the time)."""
+        due = sorted(d for d in self.due if d[0] <= now_ms)
+        if not due:
+            return []
+        self.due = [d for d in self.due if d[0] > now_ms]
+        if self.policy_id is None:
+            self.policy_id = (await policies.add_policy(self.ctx, "simulator", *REVIEW_POLICY)).id
+        restricted: list[tuple[str, int]] = []
+        for at, user in due:
+            self.clock[0] = at
+            reported_at = at - self.bound_ms
+            async with self.ctx.sessions() as session:
+                account = await UserRepository(session).by_username(user)
+                acted = account is not None and await standing_of(session, account.id) is not Standing.ACTIVE
+            open_cases = [c for c in await cases.queue(self.ctx, QueueFilter()) if c.subject == user]
+            if acted or not open_cases:  # restricted already (the risk service, an earlier review)
+                self.reviewed.append((user, reported_at, at, "already acted on"))
+                continue
+            action = cases.CaseAction.RESTRICT if self.restricts(user) else cases.CaseAction.DISMISS
+            for case in open_cases:
+                await cases.apply_action(
+                    self.ctx, "simulator", None, case.id, action, policy_id=self.policy_id
+                )
+            if action is cases.CaseAction.RESTRICT:
+                self.reviewed.append((user, reported_at, at, "restricted"))
+                restricted.append((user, at))
+            else:
+                self.reviewed.append((user, reported_at, at, "no action"))
+        return restricted
 
 
 class _Collect:
@@ -159,13 +234,16 @@ class _Driver:
             PASSPHRASE,
         )
 
-    async def play(self, event: ev.MetadataEvent) -> None:
+    async def play(self, event: ev.MetadataEvent) -> bool:
+        """Plays `event`; False when the server refused it (counted in `refused`)."""
         self.clock[0] = event.at_ms
         try:
             await self._play(event)
         except VigilError as error:
             key = f"{event.kind.value}:{error.code}"
             self.refused[key] = self.refused.get(key, 0) + 1
+            return False
+        return True
 
     async def _play(self, event: ev.MetadataEvent) -> None:
         match event:
@@ -283,13 +361,42 @@ async def run_server_mode(
         server, task, url, ctx = await _serve(settings)
         ctx.clock_ms = lambda: clock[0]
         driver = _Driver(ctx, url, Path(tmp), clock)
+        review_rng = np.random.default_rng([sc.seed, 7])  # fast mode's reviewer draws the same way
+
+        def reviewer_restricts(user: str) -> bool:
+            harmful = pop.roles[enforcement.index_of[user]].harmful_to_minors
+            return harmful and bool(review_rng.random() < sc.detection.review_accuracy)
+
+        reviewer = _Reviewer(
+            ctx,
+            clock,
+            int(sc.detection.minor_report_review_hours * HOUR_MS),
+            {f.user for f in gen.account_facts() if f.age_band.is_minor},
+            reviewer_restricts,
+        )
         try:
             for facts in sorted(gen.account_facts(), key=lambda f: f.created_at_ms):
                 await driver.register(facts, sc.start_ms)
             interval = sc.scoring.interval_hours * HOUR_MS
             next_check = sc.start_ms + interval
 
+            async def review(now: int) -> None:
+                for user, at in await reviewer.review_due(now):
+                    actions.append(
+                        {
+                            "u": user,
+                            "level": "open_case",
+                            "t": at,
+                            "score": 1.0,
+                            "reasons": ["a minor's report, reviewed"],
+                            "notified": 0,
+                            "source": "review",
+                        }
+                    )
+                    enforcement.restricted.add(enforcement.index_of[user])
+
             async def checkpoint(now: int) -> None:
+                await review(now)
                 clock[0] = now
                 run = await run_risk_scoring(ctx, now_ms=now)
                 for a in run.applied:
@@ -301,6 +408,7 @@ async def run_server_mode(
                             "score": round(a.score, 4),
                             "reasons": list(a.reasons),
                             "notified": len(a.notified),
+                            "source": "risk",
                         }
                     )
                     if a.level.severity >= 2:
@@ -314,7 +422,9 @@ async def run_server_mode(
                     while event.at_ms >= next_check:
                         await checkpoint(next_check)
                         next_check += interval
-                    await driver.play(event)
+                    await review(event.at_ms)  # the review bound holds between checkpoints too
+                    if await driver.play(event) and isinstance(event, ev.ReportFiled):
+                        reviewer.note_report(event)
 
             gen.emit_history()
             await replay()
@@ -325,6 +435,7 @@ async def run_server_mode(
             while next_check <= end:
                 await checkpoint(next_check)
                 next_check += interval
+            await review(end)
             async with ctx.sessions() as session:
                 names = await metadata.pseudonyms_to_usernames(ctx, session)
                 recorded = await metadata.load_events(session, 0, 2**62, names=names)
@@ -332,7 +443,18 @@ async def run_server_mode(
             await driver.close()
             server.should_exit = True
             await task
-    _write_output(sc, out_dir, gen, pop, recorded, actions, generated, driver, time.perf_counter() - t0)
+    _write_output(
+        sc,
+        out_dir,
+        gen,
+        pop,
+        recorded,
+        actions,
+        reviewer.reviewed,
+        generated,
+        driver,
+        time.perf_counter() - t0,
+    )
     return ServerRunResult(
         len(pop.ids),
         generated,
@@ -351,6 +473,7 @@ def _write_output(
     pop: object,
     recorded: list[ev.MetadataEvent],
     actions: list[dict[str, object]],
+    reviews: list[tuple[str, int, int, str]],
     generated: int,
     driver: _Driver,
     seconds: float,
@@ -365,6 +488,10 @@ def _write_output(
         _write_jsonl(out_dir / "accounts.jsonl", [ev.facts_to_record(f) for f in gen.account_facts()])
         write_truth(out_dir, gen, pop, [e for e in recorded if isinstance(e, ev.ReportFiled)])
         _write_jsonl(out_dir / "actions.jsonl", actions)
+        _write_jsonl(
+            out_dir / "reviews.jsonl",
+            [{"u": u, "reported": r, "reviewed": t, "outcome": o} for u, r, t, o in reviews],
+        )
         summary = {
             "scenario": sc.name,
             "seed": sc.seed,
@@ -377,6 +504,7 @@ def _write_output(
             "skipped": driver.skipped,
             "incidents": len(gen.incidents),
             "actions": len(actions),
+            "reviews": len(reviews),
             "start_ms": sc.start_ms,
             "end_ms": sc.start_ms + sc.days * DAY_MS,
             "seconds": round(seconds, 2),
