@@ -149,7 +149,7 @@ async def _receive(
     session_key = GroupSessionKey(GroupKeyKind(key[0]), key[1])
     arrivals: list[tuple[str, float]] = []
     decrypt_s: list[float] = []
-    counts = {"received": 0, "failures": 0, "complete": 0}
+    counts = {"received": 0, "failures": 0, "complete": 0, "frames": 0}
     all_complete = asyncio.Event()
 
     async def receiver(index: int, socket: Any) -> None:
@@ -157,6 +157,7 @@ async def _receive(
         inbound = InboundGroupSession.from_key(session_key) if index < decrypting else None
         async for raw in socket:
             now = time.monotonic()
+            counts["frames"] += 1
             ids = []
             for item in json.loads(raw).get("messages", []):
                 if inbound is not None:
@@ -301,12 +302,13 @@ async def _one_size(
     started = time.monotonic()
     await asyncio.gather(*(sender_task() for _ in range(concurrency)))
     send_elapsed = time.monotonic() - started
-    received = failures = 0
+    received = failures = frames = 0
     decrypt_s: list[float] = []
     last_arrival = started
     for result in await loop.run_in_executor(None, _collect, finished, stop, len(processes), WAIT_S):
         received += result["received"]
         failures += result["failures"]
+        frames += result["frames"]
         decrypt_s += result["decrypt_s"]
         for message_id, at in result["arrivals"]:
             arrivals.setdefault(message_id, []).append(at)
@@ -330,6 +332,8 @@ async def _one_size(
         "delivery_ms": _stats(delivery_ms),
         # Server process CPU per (message, device) delivery: the send's share plus push and ack.
         "server_cpu_us_per_delivery": round(server_cpu_s / max(1, received) * 1e6, 1),
+        # Push frames the member sockets received per delivery (several pushes coalesced in a frame: < 1).
+        "frames_per_delivery": round(frames / max(1, received), 3),
         "receiver_processes": len(processes),
         "client_megolm_encrypt_us": round(statistics.median(encrypt_s) * 1e6, 1),
         "client_decrypt_and_verify_us": round(statistics.median(decrypt_s) * 1e6, 1) if decrypt_s else None,

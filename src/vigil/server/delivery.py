@@ -28,11 +28,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from vigil.server.authcache import AuthCache
 
-__all__ = ["DeliveryHub", "Mailbox"]
+__all__ = ["DeliveryHub", "Mailbox", "Push", "pushes_of_one_message"]
 
 # How long start() waits for the first subscription, so that a healthy Redis is listening before the
 # first request; a Redis that is down does not hold the start-up longer than this.
@@ -44,25 +44,52 @@ _REDIS_SOCKET_TIMEOUT_S = 1.0
 _IDLE_READ_S = 5.0
 # After a failed publish, sends skip publishing this long instead of each waiting on a Redis that is down.
 _PUBLISH_PAUSE_S = 1.0
-# A hand-off whose bodies are larger than this travels over Redis as a bare wake-up (the sockets read the
-# queue): pub/sub messages are copied to every worker.
-MAX_HANDOFF_BODY_BYTES = 256 * 1024
+# A hand-off whose wire form is larger than this travels over Redis as a bare wake-up (the sockets read
+# the queue): pub/sub messages are copied to every worker.
+MAX_HANDOFF_BYTES = 512 * 1024
 # A mailbox holding more than this has a socket that is not keeping up: it is emptied and told to fetch.
 MAX_MAILBOX_ENTRIES = 1000
 log = logging.getLogger(__name__)
 
 
+class Push(NamedTuple):
+    """One queue entry ready for a socket: its id and its wire form (a `Delivery` as JSON) serialised
+    once, so that a frame is a join of strings and a group message bound for 500 sockets is not
+    encoded 500 times."""
+
+    delivery_id: int
+    json: str
+
+    @classmethod
+    def of(cls, delivery: Mapping[str, Any]) -> Push:
+        """From a wire dict (`services.messaging.wire_delivery`)."""
+        return cls(delivery["delivery_id"], json.dumps(delivery, separators=(",", ":")))
+
+
+def pushes_of_one_message(delivery: Mapping[str, Any], entry_ids: Iterable[int]) -> list[Push]:
+    """The pushes of one message's entries that differ only in `delivery_id` (a group message's
+    entries: one shared body): the rest of the wire form is serialised once for all of them."""
+    rest = json.dumps({k: v for k, v in delivery.items() if k != "delivery_id"}, separators=(",", ":"))
+    tail = rest[1:]  # the fields after `delivery_id`, and the closing brace
+    return [Push(entry_id, f'{{"delivery_id":{entry_id:d},{tail}') for entry_id in entry_ids]
+
+
+def frame_of(pushes: Iterable[Push]) -> str:
+    """The server's push frame: `{"type": "deliveries", "messages": [Delivery...]}`."""
+    return '{"type":"deliveries","messages":[' + ",".join(p.json for p in pushes) + "]}"
+
+
 @dataclass(slots=True, eq=False)
 class Mailbox:
-    """One WebSocket's inbox. `handed` are wire deliveries (dicts) committed after the socket subscribed;
+    """One WebSocket's inbox. `handed` are pushes (`Push`) committed after the socket subscribed;
     `needs_fetch` says the queue may hold entries not in `handed` (a wake-up, a dropped hand-off, a fresh
     connection). The socket takes both with `take`."""
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    handed: list[dict[str, Any]] = field(default_factory=list)
+    handed: list[Push] = field(default_factory=list)
     needs_fetch: bool = True
 
-    def put(self, deliveries: Iterable[dict[str, Any]]) -> None:
+    def put(self, deliveries: Iterable[Push]) -> None:
         self.handed.extend(deliveries)
         if len(self.handed) > MAX_MAILBOX_ENTRIES:
             self.handed.clear()
@@ -73,7 +100,7 @@ class Mailbox:
         self.needs_fetch = True
         self.wake.set()
 
-    def take(self) -> tuple[bool, list[dict[str, Any]]]:
+    def take(self) -> tuple[bool, list[Push]]:
         """(needs_fetch, handed) since the last take; empties the mailbox."""
         self.wake.clear()
         fetch, handed = self.needs_fetch, self.handed
@@ -199,8 +226,11 @@ class DeliveryHub:
             self.credentials.invalidate_devices(devices)
         # Hand-offs come back to their own worker too (one order for every socket: see the module doc).
         for device_id, deliveries in handed.items():
-            for mailbox in self._listeners.get(device_id, ()):
-                mailbox.put(deliveries)
+            listeners = self._listeners.get(device_id)
+            if listeners:
+                pushes = [Push.of(d) for d in deliveries]
+                for mailbox in listeners:
+                    mailbox.put(pushes)
         if origin != self._origin:
             self._wake_local(device_ids)
 
@@ -230,9 +260,12 @@ class DeliveryHub:
     def _publish_paused(self) -> bool:
         return asyncio.get_running_loop().time() < self._publish_paused_until
 
-    async def _publish(self, message: dict[str, Any], devices: Iterable[str] = ()) -> bool:
-        """Publishes on the channel; False (and publishing paused a moment) when Redis did not take it,
-        in which case `devices` are woken by a later publish (`_unannounced`)."""
+    async def _publish(
+        self, message: dict[str, Any], devices: Iterable[str] = (), handed_json: str | None = None
+    ) -> bool:
+        """Publishes on the channel (`handed_json`, already serialised, as the message's `handed`);
+        False (and publishing paused a moment) when Redis did not take it, in which case `devices` are
+        woken by a later publish (`_unannounced`)."""
         if self._publisher is None:
             return False
         if self._publish_paused():
@@ -241,8 +274,11 @@ class DeliveryHub:
         unannounced, self._unannounced = self._unannounced, set()
         if unannounced:
             message = {**message, "devices": sorted(unannounced | set(message.get("devices", ())))}
+        text = json.dumps({"origin": self._origin, **message})
+        if handed_json is not None:
+            text = f'{text[:-1]},"handed":{handed_json}}}'
         try:
-            await self._publisher.publish(self._channel, json.dumps({"origin": self._origin, **message}))
+            await self._publisher.publish(self._channel, text)
         except Exception as error:
             loop = asyncio.get_running_loop()
             self._publish_paused_until = loop.time() + _PUBLISH_PAUSE_S
@@ -267,10 +303,10 @@ class DeliveryHub:
         self._wake_local(ids)
         await self._publish({"devices": ids}, ids)
 
-    async def hand_off(self, deliveries: Mapping[str, list[dict[str, Any]]]) -> None:
-        """Gives committed entries (wire dicts, by device) to the devices' sockets, here and on other
-        workers. Never raises; whatever cannot travel whole becomes a wake-up (the socket reads the
-        queue), so a socket never misses a committed entry it was connected for."""
+    async def hand_off(self, deliveries: Mapping[str, list[Push]]) -> None:
+        """Gives committed entries (by device) to the devices' sockets, here and on other workers.
+        Never raises; whatever cannot travel whole becomes a wake-up (the socket reads the queue), so a
+        socket never misses a committed entry it was connected for."""
         if not deliveries:
             return
         if self._publisher is None:
@@ -278,9 +314,18 @@ class DeliveryHub:
                 for mailbox in self._listeners.get(device_id, ()):
                     mailbox.put(handed)
             return
-        size = sum(len(d["body"]) for handed in deliveries.values() for d in handed)
-        if size <= MAX_HANDOFF_BODY_BYTES and self._subscribed.is_set():
-            if await self._publish({"handed": deliveries}, deliveries):
+        size = sum(len(p.json) for handed in deliveries.values() for p in handed)
+        if size <= MAX_HANDOFF_BYTES and self._subscribed.is_set():
+            # The same `handed` object of wire dicts as ever, written from the pushes' JSON.
+            handed_json = (
+                "{"
+                + ",".join(
+                    f"{json.dumps(device_id)}:[{','.join(p.json for p in handed)}]"
+                    for device_id, handed in deliveries.items()
+                )
+                + "}"
+            )
+            if await self._publish({}, deliveries, handed_json):
                 return
         elif await self._publish({"devices": list(deliveries)}, deliveries):
             self._wake_local(deliveries)  # our own wake-ups do not come back from Redis

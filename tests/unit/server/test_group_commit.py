@@ -155,7 +155,7 @@ async def test_a_failed_batch_transaction_is_retried_message_by_message(
 
 
 async def test_acks_of_many_sockets_coalesced_past_the_drivers_parameter_limit(ctx: ServerContext) -> None:
-    """A batch of acks larger than one statement may bind (32k parameters) is deleted in chunks."""
+    """A batch of acks larger than a statement may bind as separate parameters (32k) is deleted."""
     alice, bob = await _user(ctx, "alice_acks"), await _user(ctx, "bob_acks")
     sent = [messaging.send_message(ctx, alice, _request(bob.username, bob.device_id)) for _ in range(30)]
     await asyncio.gather(*sent)

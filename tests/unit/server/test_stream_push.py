@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from vigil.server.api.stream import IDLE_FETCH_S, MAX_IN_FLIGHT, _acknowledged, _push, _Pushed
-from vigil.server.delivery import Mailbox
+from vigil.server.delivery import Mailbox, Push
 
 FETCH_BATCH = 500
 WAIT_S = 2.0
@@ -24,37 +24,37 @@ assert WAIT_S * 5 < IDLE_FETCH_S
 class Socket:
     mailbox: Mailbox = field(default_factory=Mailbox)
     pushed: _Pushed = field(default_factory=_Pushed)
-    queue: list[dict[str, Any]] = field(default_factory=list)
-    frames: list[list[dict[str, Any]]] = field(default_factory=list)
+    queue: list[Push] = field(default_factory=list)
+    frames: list[list[Push]] = field(default_factory=list)
     sent: asyncio.Event = field(default_factory=asyncio.Event)
     # Called inside `send` before it returns: what the client and the ack reader do while the pusher
     # is blocked writing a frame (a full socket buffer).
     during_send: list[Any] = field(default_factory=list)
 
-    async def fetch(self, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    async def fetch(self, limit: int) -> tuple[list[Push], bool]:
         await asyncio.sleep(0)
-        waiting = [d for d in self.queue if d["delivery_id"] not in self.pushed.in_flight]
+        waiting = [p for p in self.queue if p.delivery_id not in self.pushed.in_flight]
         return waiting[:limit], len(waiting) > limit
 
-    async def send(self, deliveries: list[dict[str, Any]]) -> None:
+    async def send(self, deliveries: list[Push]) -> None:
         self.frames.append(deliveries)
         self.sent.set()
         await asyncio.sleep(0)
         while self.during_send:
             self.during_send.pop(0)()
 
-    def commit(self, first: int, count: int) -> list[dict[str, Any]]:
-        entries = [{"delivery_id": i} for i in range(first, first + count)]
+    def commit(self, first: int, count: int) -> list[Push]:
+        entries = [Push(i, f'{{"delivery_id":{i}}}') for i in range(first, first + count)]
         self.queue.extend(entries)
         return entries
 
     def ack_everything_in_flight(self) -> None:
         ids = sorted(self.pushed.in_flight)
-        self.queue = [d for d in self.queue if d["delivery_id"] not in self.pushed.in_flight]
+        self.queue = [p for p in self.queue if p.delivery_id not in self.pushed.in_flight]
         _acknowledged(self.pushed, self.mailbox, ids)
 
     def pushed_ids(self) -> list[int]:
-        return [d["delivery_id"] for frame in self.frames for d in frame]
+        return [p.delivery_id for frame in self.frames for p in frame]
 
     async def until_pushed(self, count: int) -> None:
         async def reached() -> None:
@@ -118,3 +118,22 @@ async def test_a_socket_that_stops_acking_gets_no_more_than_the_in_flight_limit(
     socket.ack_everything_in_flight()
     await socket.until_pushed(MAX_IN_FLIGHT + 5)
     assert socket.pushed_ids()[MAX_IN_FLIGHT:] == list(range(MAX_IN_FLIGHT + 1, MAX_IN_FLIGHT + 6))
+
+
+async def test_hand_offs_waiting_together_go_in_one_frame(socket: Socket) -> None:
+    # Three commits handed over before the pusher runs again: one frame (and so one ack), in order.
+    for first in (1, 3, 5):
+        socket.mailbox.put(socket.commit(first, 2))
+    await socket.until_pushed(6)
+    assert socket.frames == [[Push(i, f'{{"delivery_id":{i}}}') for i in range(1, 7)]]
+
+
+async def test_the_pusher_ends_as_soon_as_the_ack_reader_does() -> None:
+    connected = Socket()
+    reader = asyncio.create_task(asyncio.Event().wait())
+    pusher = asyncio.create_task(
+        _push(connected.mailbox, connected.pushed, reader, connected.fetch, connected.send, FETCH_BATCH)
+    )
+    await asyncio.sleep(0.01)  # waiting on an empty mailbox
+    reader.cancel()
+    await asyncio.wait_for(pusher, WAIT_S)  # not at the idle read

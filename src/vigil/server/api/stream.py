@@ -15,7 +15,6 @@ import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pydantic
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -24,7 +23,7 @@ from vigil.errors import AuthenticationError, PolicyViolation
 from vigil.protocol.wire import MAX_ACK_IDS, MAX_WIRE_INT, AckRequest
 from vigil.server.api.deps import bearer_credential
 from vigil.server.context import ServerContext
-from vigil.server.delivery import Mailbox
+from vigil.server.delivery import Mailbox, Push, frame_of
 from vigil.server.services.accounts import AuthenticatedDevice, authenticate
 from vigil.server.services.messaging import acknowledge_ids, fetch_pending_wire
 
@@ -119,10 +118,6 @@ def _acknowledged(pushed: _Pushed, mailbox: Mailbox, entry_ids: list[int]) -> No
         mailbox.wake.set()  # the pusher was waiting for room to read the queue
 
 
-async def _send(websocket: WebSocket, deliveries: list[dict[str, Any]]) -> None:
-    await websocket.send_text(json.dumps({"type": "deliveries", "messages": deliveries}))
-
-
 @router.websocket("/v1/stream")
 async def stream(websocket: WebSocket) -> None:
     ctx: ServerContext = websocket.app.state.context
@@ -140,11 +135,12 @@ async def stream(websocket: WebSocket) -> None:
     pushed = _Pushed()
     reader = asyncio.create_task(_read_acks(websocket, ctx, device, pushed, mailbox))
 
-    async def fetch(limit: int) -> tuple[list[dict[str, Any]], bool]:
-        return await fetch_pending_wire(ctx, device.device_id, limit=limit, skip=pushed.in_flight)
+    async def fetch(limit: int) -> tuple[list[Push], bool]:
+        batch, more = await fetch_pending_wire(ctx, device.device_id, limit=limit, skip=pushed.in_flight)
+        return [Push.of(d) for d in batch], more
 
-    async def send(deliveries: list[dict[str, Any]]) -> None:
-        await _send(websocket, deliveries)
+    async def send(pushes: list[Push]) -> None:
+        await websocket.send_text(frame_of(pushes))
 
     try:
         await _push(mailbox, pushed, reader, fetch, send, ctx.settings.fetch_batch)
@@ -161,24 +157,29 @@ async def _push(
     mailbox: Mailbox,
     pushed: _Pushed,
     reader: asyncio.Task[None],
-    fetch: Callable[[int], Awaitable[tuple[list[dict[str, Any]], bool]]],
-    send: Callable[[list[dict[str, Any]]], Awaitable[None]],
+    fetch: Callable[[int], Awaitable[tuple[list[Push], bool]]],
+    send: Callable[[list[Push]], Awaitable[None]],
     fetch_batch: int,
 ) -> None:
     """Pushes until `reader` ends: reads the queue (`fetch(limit)`: up to `limit` entries not in flight,
-    and whether more wait) when the mailbox says so, else pushes what was handed over."""
+    and whether more wait) when the mailbox says so, else pushes what was handed over. Everything
+    handed over since the last frame goes in one frame (and so comes back in one ack)."""
+    # Waiting is on the mailbox alone (no task and `asyncio.wait` per frame): the reader's end and the
+    # idle read's timer both wake it.
+    reader.add_done_callback(lambda _: mailbox.wake.set())
+    loop = asyncio.get_running_loop()
     while not reader.done():
         needs_fetch, handed = mailbox.take()
         # The queue read first: it returns every committed entry in order, handed ones included.
         while needs_fetch and len(pushed.in_flight) < MAX_IN_FLIGHT:
             batch, more = await fetch(min(fetch_batch, MAX_IN_FLIGHT - len(pushed.in_flight)))
             if batch:
-                pushed.in_flight.update(d["delivery_id"] for d in batch)
+                pushed.in_flight.update(p.delivery_id for p in batch)
                 await send(batch)
             needs_fetch = more
-        fresh = [d for d in handed if not pushed.seen(d["delivery_id"])]
+        fresh = [p for p in handed if not pushed.seen(p.delivery_id)]
         if fresh and len(pushed.in_flight) + len(fresh) <= MAX_IN_FLIGHT:
-            pushed.in_flight.update(d["delivery_id"] for d in fresh)
+            pushed.in_flight.update(p.delivery_id for p in fresh)
             await send(fresh)
         elif fresh or needs_fetch:
             mailbox.needs_fetch = True  # too many to push at once: read the queue (now if there is room)
@@ -187,8 +188,8 @@ async def _push(
         # waiting would leave the entries to the idle read.
         if (mailbox.wake.is_set() or mailbox.needs_fetch) and len(pushed.in_flight) < MAX_IN_FLIGHT:
             continue
-        waiter = asyncio.create_task(mailbox.wake.wait())
-        await asyncio.wait({waiter, reader}, timeout=IDLE_FETCH_S, return_when=asyncio.FIRST_COMPLETED)
-        if not waiter.done():
-            mailbox.needs_fetch = True
-        waiter.cancel()
+        idle = loop.call_later(IDLE_FETCH_S, mailbox.mark_fetch)
+        try:
+            await mailbox.wake.wait()
+        finally:
+            idle.cancel()

@@ -3,6 +3,7 @@ metadata the server legitimately sees."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -15,12 +16,12 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    delete,
     exists,
     func,
     insert,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -141,6 +142,45 @@ class MessageRepository:
             for message_id, (_, entries) in zip(ids, messages, strict=True)
         ]
 
+    async def add_shared(
+        self, messages: Sequence[tuple[dict[str, Any], Sequence[str]]]
+    ) -> list[tuple[int, list[int]]]:
+        """Inserts group messages (column values without `id`, with their `shared_body`) and, for each,
+        one bodiless Megolm queue entry per device id (listed once per message); returns each message's
+        id and its entries' ids in the order given. The entries of the whole batch go in one statement
+        whose rows travel as one parameter (arrays on PostgreSQL, a JSON array on SQLite): 500 rows a
+        message through `executemany` cost more in bound-parameter handling than in the database."""
+        result = await self._session.execute(
+            insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True),
+            [values for values, _ in messages],
+        )
+        ids = [int(i) for i in result.scalars().all()]
+        devices = [d for _, device_ids in messages for d in device_ids]
+        of_message = [m for m, (_, device_ids) in zip(ids, messages, strict=True) for _ in device_ids]
+        if not devices:
+            return [(m, []) for m in ids]
+        if self._session.get_bind().dialect.name == "postgresql":
+            rows = await self._session.execute(
+                _INSERT_SHARED_ENTRIES_POSTGRES,
+                {"devices": devices, "messages": of_message, "message_type": MEGOLM_MESSAGE_TYPE},
+            )
+        else:
+            rows = await self._session.execute(
+                _INSERT_SHARED_ENTRIES_SQLITE,
+                {
+                    "entries": json.dumps(list(zip(devices, of_message, strict=True))),
+                    "message_type": MEGOLM_MESSAGE_TYPE,
+                },
+            )
+        # RETURNING's row order is not promised: each (message, device) pair is one entry.
+        entry_of = {(int(m), str(d)): int(i) for i, d, m in rows}
+        if len(entry_of) != len(devices):
+            raise ValueError("a device is listed twice for one message")
+        return [
+            (m, [entry_of[(m, d)] for d in device_ids])
+            for m, (_, device_ids) in zip(ids, messages, strict=True)
+        ]
+
     async def add(self, message: MessageRow, entries: Sequence[QueueRow]) -> list[int]:
         """One INSERT for the message, one executemany for its queue entries (a 500-device group send
         through the ORM unit of work spent most of its time there); returns the entries' ids in order."""
@@ -205,26 +245,27 @@ class MessageRepository:
         return len(await self.delete_entries_of([(device_id, i) for i in entry_ids]))
 
     async def delete_entries_of(self, pairs: Collection[tuple[str, int]]) -> set[tuple[str, int]]:
-        """Deletes the (device id, entry id) pairs that exist, in one statement per DELETE_CHUNK pairs
-        (acks of many sockets coalesced; chunked below the drivers' bound-parameter limits, 32,766 on
-        SQLite and 32,767 on PostgreSQL); returns the pairs deleted. A pair naming another device's entry
-        deletes nothing. A group message whose last entry went loses its shared body."""
-        wanted = list(pairs)
+        """Deletes the (device id, entry id) pairs that exist, in one statement whatever their number
+        (acks of many sockets coalesced: the pairs travel as one parameter, arrays on PostgreSQL and a
+        JSON array on SQLite, so no driver's bound-parameter limit applies and the entries are found
+        by their primary key); returns the pairs deleted. A pair naming another device's entry deletes
+        nothing. A group message whose last entry went loses its shared body."""
         deleted: set[tuple[str, int]] = set()
-        sharing: set[int] = set()
-        for start in range(0, len(wanted), DELETE_CHUNK):
+        if not pairs:
+            return deleted
+        if self._session.get_bind().dialect.name == "postgresql":
+            devices, ids = zip(*pairs, strict=True)
             result = await self._session.execute(
-                delete(_QUEUE)  # the table: an ORM delete also works out what to expire in the session
-                .where(
-                    tuple_(_QUEUE.c.device_id, _QUEUE.c.id).in_(padded(wanted[start : start + DELETE_CHUNK]))
-                )
-                .returning(_QUEUE.c.device_id, _QUEUE.c.id, _QUEUE.c.message_id, _QUEUE.c.message_type)
+                _DELETE_ENTRIES_POSTGRES, {"devices": list(devices), "ids": list(ids)}
             )
-            for device_id, entry_id, message_id, message_type in result:
-                deleted.add((str(device_id), int(entry_id)))
-                # Not `body IS NULL` in RETURNING: SQLite 3.40 answers 0 there for a NULL body.
-                if message_type == MEGOLM_MESSAGE_TYPE:
-                    sharing.add(int(message_id))
+        else:
+            result = await self._session.execute(_DELETE_ENTRIES_SQLITE, {"pairs": json.dumps(list(pairs))})
+        sharing: set[int] = set()
+        for device_id, entry_id, message_id, message_type in result:
+            deleted.add((str(device_id), int(entry_id)))
+            # Not `body IS NULL` in RETURNING: SQLite 3.40 answers 0 there for a NULL body.
+            if message_type == MEGOLM_MESSAGE_TYPE:
+                sharing.add(int(message_id))
         await self.release_shared_bodies(sharing)
         return deleted
 
@@ -256,8 +297,37 @@ class MessageRepository:
         return dropped
 
 
-# Two bound parameters a pair: far below every driver's limit.
+# Ids of messages whose shared bodies may go, per statement: far below every driver's bound-parameter
+# limit (32,766 on SQLite, 32,767 on PostgreSQL).
 DELETE_CHUNK = 4000
+
+# The rows of a batch as one parameter each (see `add_shared` and `delete_entries_of`). `ORDER BY` the
+# position: the ids are assigned in that order, so one device's entries keep their messages' order.
+_INSERT_SHARED_ENTRIES_POSTGRES = text(
+    "INSERT INTO queue (device_id, message_id, message_type) "
+    "SELECT entry.device_id, entry.message_id, :message_type "
+    "FROM unnest(CAST(:devices AS VARCHAR[]), CAST(:messages AS INTEGER[])) "
+    "WITH ORDINALITY AS entry(device_id, message_id, position) "
+    "ORDER BY entry.position "
+    "RETURNING queue.id, queue.device_id, queue.message_id"
+)
+_INSERT_SHARED_ENTRIES_SQLITE = text(
+    "INSERT INTO queue (device_id, message_id, message_type) "
+    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), :message_type "
+    "FROM json_each(:entries) ORDER BY key "
+    "RETURNING id, device_id, message_id"
+)
+_DELETE_ENTRIES_POSTGRES = text(
+    "DELETE FROM queue USING unnest(CAST(:devices AS VARCHAR[]), CAST(:ids AS BIGINT[])) "
+    "AS acked(device_id, id) "
+    "WHERE queue.id = acked.id AND queue.device_id = acked.device_id "
+    "RETURNING queue.device_id, queue.id, queue.message_id, queue.message_type"
+)
+_DELETE_ENTRIES_SQLITE = text(
+    "DELETE FROM queue WHERE (device_id, id) IN "
+    "(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs)) "
+    "RETURNING device_id, id, message_id, message_type"
+)
 
 T = TypeVar("T")
 

@@ -62,6 +62,7 @@ from vigil.server.db.groups import (
     InviteLinkRow,
 )
 from vigil.server.db.messaging import AcceptedMessage, MessageRepository
+from vigil.server.delivery import Push, pushes_of_one_message
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
@@ -366,18 +367,7 @@ async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[S
                     )
                 )
             if planned:
-                inserted = await writer.add_many(
-                    [
-                        (
-                            p.values,
-                            [
-                                {"device_id": d, "message_type": MEGOLM_MESSAGE_TYPE, "body": None}
-                                for d in p.device_ids
-                            ],
-                        )
-                        for p in planned
-                    ]
-                )
+                inserted = await writer.add_shared([(p.values, p.device_ids) for p in planned])
                 await metadata.record_many(ctx, session, [p.event for p in planned])
     except Exception:
         if len(items) == 1:
@@ -390,12 +380,13 @@ async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[S
                 alone.append(error)
         return alone
     if planned:
-        handed: dict[str, list[dict[str, Any]]] = {}
+        handed: dict[str, list[Push]] = {}
         for p, (_, entry_ids) in zip(planned, inserted, strict=True):
-            # One wire form per message (the body base64-encoded once), copied per entry.
+            # One wire form per message (the body encoded once), its entries differing only in their id.
             shared = committed_delivery(p.sender, p.values, 0, MEGOLM_MESSAGE_TYPE, p.values["shared_body"])
-            for device_id, entry_id in zip(p.device_ids, entry_ids, strict=True):
-                handed.setdefault(device_id, []).append({**shared, "delivery_id": entry_id})
+            pushes = pushes_of_one_message(shared, entry_ids)
+            for device_id, push in zip(p.device_ids, pushes, strict=True):
+                handed.setdefault(device_id, []).append(push)
         await ctx.delivery.hand_off(handed)
     return results
 

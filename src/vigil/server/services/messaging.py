@@ -33,6 +33,7 @@ from vigil.server.db.blobs import BlobRepository, BlobRow
 from vigil.server.db.engine import one_statement_engine
 from vigil.server.db.messaging import MessageRepository, PendingEntry
 from vigil.server.db.sending import Recipient, SendingRepository
+from vigil.server.delivery import Push
 from vigil.server.services import enforcement, metadata
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.keys import device_info
@@ -200,11 +201,13 @@ async def _send_batch_once(
                 [(p.values, p.entries) for p in planned], events
             )
     if planned:
-        handed: dict[str, list[dict[str, Any]]] = {}
+        handed: dict[str, list[Push]] = {}
         for p, entry_ids in zip(planned, inserted, strict=True):
             for entry, entry_id in zip(p.entries, entry_ids, strict=True):
                 handed.setdefault(entry["device_id"], []).append(
-                    committed_delivery(p.sender, p.values, entry_id, entry["message_type"], entry["body"])
+                    Push.of(
+                        committed_delivery(p.sender, p.values, entry_id, entry["message_type"], entry["body"])
+                    )
                 )
         await ctx.delivery.hand_off(handed)
     return results

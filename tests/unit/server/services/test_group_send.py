@@ -246,3 +246,58 @@ async def test_drains_of_devices_woken_together_share_one_query(
     everything, more = together[7]
     assert [base64.b64decode(d["body"]) for d in everything] == [FRAME + f"m{i}".encode() for i in range(5)]
     assert not more
+
+
+async def test_a_batch_of_group_entries_gets_its_ids_in_order_and_acks_only_delete_their_own(
+    ctx: ServerContext,
+) -> None:
+    # The batch's entries go in one statement (`add_shared`): each message's ids come back in the order
+    # of its devices, and one device's entries follow the messages' order (what its drains read by).
+    group_id, sender, members = await _group(ctx, 4)
+    devices = [m.device_id for m in members]
+    messages = [
+        (
+            {
+                "client_id": f"m{i}",
+                "sender_user_id": sender.user_id,
+                "sender_device_id": sender.device_id,
+                "conversation": f"group:{group_id}",
+                "kind": "text",
+                "commitment": b"c" * 32,
+                "franking_tag": b"t" * 32,
+                "server_ts_ms": T0 + i,
+                "device_count": len(devices),
+                "shared_body": FRAME + f"message {i}".encode(),
+            },
+            devices[i % 2 :] if i != 1 else list(reversed(devices)),
+        )
+        for i in range(3)
+    ]
+    async with ctx.sessions() as session, session.begin():
+        inserted = await MessageRepository(session).add_shared(messages)
+    async with ctx.sessions() as session:
+        stored = {
+            (row.message_id, row.device_id): row.id
+            for row in await session.scalars(select(QueueRow).order_by(QueueRow.id))
+        }
+    assert len(stored) == sum(len(d) for _, d in messages)
+    for (message_id, entry_ids), (_, device_ids) in zip(inserted, messages, strict=True):
+        assert entry_ids == [stored[(message_id, d)] for d in device_ids]
+    for member in members:
+        fetched = (await messaging.fetch_pending(ctx, member, limit=10)).messages
+        expected = [f"m{i}" for i, (_, device_ids) in enumerate(messages) if member.device_id in device_ids]
+        assert [d.message_id for d in fetched] == expected
+
+    # Another device's entry named in an ack deletes nothing; the device's own goes.
+    first, second = members[0], members[1]
+    [mine, *_] = (await messaging.fetch_pending(ctx, first, limit=10)).messages
+    [theirs, *_] = (await messaging.fetch_pending(ctx, second, limit=10)).messages
+    assert await messaging.acknowledge(ctx, first, AckRequest(delivery_ids=[theirs.delivery_id])) == 0
+    assert (
+        await messaging.acknowledge(
+            ctx, first, AckRequest(delivery_ids=[mine.delivery_id, theirs.delivery_id])
+        )
+        == 1
+    )
+    remaining = (await messaging.fetch_pending(ctx, second, limit=10)).messages
+    assert remaining[0].delivery_id == theirs.delivery_id
