@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import datetime as dt
 import json
 import platform
@@ -168,11 +169,16 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         pure_extractor.drain_dirty()
         incremental, pure_incremental, new_events = [], [], 0
         incremental_cpu, pure_incremental_cpu = [], []
+        profile = cProfile.Profile() if args.profile else None
         for end, new, pure_new in zip(slice_ends, slices, pure_slices, strict=True):
             async with ctx.sessions() as session, session.begin():
                 await metadata.record_many(ctx, session, new)
             t, c = time.perf_counter(), time.process_time()
+            if profile is not None:
+                profile.enable()
             run = await run_risk_scoring(ctx, now_ms=end, model=model)
+            if profile is not None:
+                profile.disable()
             incremental.append(time.perf_counter() - t)
             incremental_cpu.append(time.process_time() - c)
             assert run.events == len(new)
@@ -185,6 +191,8 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             pure_incremental.append(time.perf_counter() - t)
             pure_incremental_cpu.append(time.process_time() - c)
 
+    if profile is not None:
+        profile.dump_stats(args.profile)
     n = len(events)
     per10k = 10_000 / n
     server_s = statistics.median(again)
@@ -234,6 +242,7 @@ def main() -> None:
     ap.add_argument(
         "--new-hours", type=int, default=6, help="hours of the log that arrive after the full pass"
     )
+    ap.add_argument("--profile", default=None, help="write a cProfile of the incremental passes to this file")
     ap.add_argument("--database-url", default=None, help="an empty database (default: SQLite in a temp dir)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:

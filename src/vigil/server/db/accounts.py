@@ -4,6 +4,7 @@ that set it. Only public keys and hashes of credentials: no private key material
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -12,9 +13,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     delete,
     func,
+    insert,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -293,6 +296,40 @@ class StandingRepository:
 
     def add(self, row: AccountStandingRow) -> None:
         self._session.add(row)
+
+    async def restrict_unless_standing(
+        self, user_ids: Collection[int], standing: str, action: str, now_ms: int
+    ) -> list[int]:
+        """Puts each of `user_ids` that has no standing yet (active) in `standing` and logs `action` on
+        it (no case, no reviewer: an automatic action), in one query and two inserts; returns those
+        changed. An account already in a standing keeps it."""
+        if not user_ids:
+            return []
+        taken = set(
+            await self._session.scalars(
+                select(AccountStandingRow.user_id).where(AccountStandingRow.user_id.in_(list(user_ids)))
+            )
+        )
+        changed = list(dict.fromkeys(u for u in user_ids if u not in taken))
+        if changed:
+            await self._session.execute(
+                insert(cast(Table, AccountStandingRow.__table__)),
+                [{"user_id": u, "standing": standing, "updated_at_ms": now_ms} for u in changed],
+            )
+            await self._session.execute(
+                insert(cast(Table, AccountActionRow.__table__)),
+                [
+                    {
+                        "user_id": u,
+                        "action": action,
+                        "case_id": None,
+                        "reviewer_id": None,
+                        "created_at_ms": now_ms,
+                    }
+                    for u in changed
+                ],
+            )
+        return changed
 
     def add_action(self, row: AccountActionRow) -> None:
         self._session.add(row)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text, select, update
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, Table, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -43,27 +44,27 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def take_next_seq(self) -> tuple[int, bytes] | None:
-        """Advances the head's sequence number (locking the head row until the transaction ends, which
-        serialises appends) and returns the new number with the previous entry's hash; None when the
-        head row is missing."""
+    async def take_seqs(self, count: int) -> tuple[int, bytes] | None:
+        """Advances the head's sequence number by `count` (locking the head row until the transaction
+        ends, which serialises appends) and returns the first of the numbers taken with the previous
+        entry's hash; None when the head row is missing."""
         head = (
             await self._session.execute(
                 update(AuditHeadRow)
                 .where(AuditHeadRow.id == 1)
-                .values(seq=AuditHeadRow.seq + 1)
+                .values(seq=AuditHeadRow.seq + count)
                 .returning(AuditHeadRow.seq, AuditHeadRow.last_hash)
             )
         ).one_or_none()
-        return None if head is None else (int(head[0]), bytes(head[1]))
+        return None if head is None else (int(head[0]) - count + 1, bytes(head[1]))
 
-    async def append(self, row: AuditRow) -> None:
-        """Adds the entry numbered by `take_next_seq` and moves the head's hash to it."""
-        self._session.add(row)
+    async def append_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Inserts the entries numbered by `take_seqs` (column values, in order; one multi-row insert)
+        and moves the head's hash to the last."""
+        await self._session.execute(insert(cast(Table, AuditRow.__table__)), list(rows))
         await self._session.execute(
-            update(AuditHeadRow).where(AuditHeadRow.id == 1).values(last_hash=row.entry_hash)
+            update(AuditHeadRow).where(AuditHeadRow.id == 1).values(last_hash=rows[-1]["entry_hash"])
         )
-        await self._session.flush()
 
     async def for_target(self, target: str, limit: int) -> list[AuditRow]:
         """Newest first."""

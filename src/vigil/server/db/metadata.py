@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     insert,
@@ -251,14 +252,36 @@ class RiskStateRepository:
     async def get(self, user_id: int) -> RiskStateRow | None:
         return await self._session.get(RiskStateRow, user_id)
 
-    async def levels_of(self, user_ids: Collection[int]) -> dict[int, str]:
-        """The level applied so far to each of `user_ids` that has one, in one query."""
+    async def levels_of(self, user_ids: Collection[int]) -> dict[int, tuple[str, int | None]]:
+        """The level applied so far to each of `user_ids` that has one, with its case, in one query."""
         if not user_ids:
             return {}
         rows = await self._session.execute(
-            select(RiskStateRow.user_id, RiskStateRow.level).where(RiskStateRow.user_id.in_(list(user_ids)))
+            select(RiskStateRow.user_id, RiskStateRow.level, RiskStateRow.case_id).where(
+                RiskStateRow.user_id.in_(list(user_ids))
+            )
         )
-        return {int(user_id): str(level) for user_id, level in rows.all()}
+        return {int(user_id): (str(level), case_id) for user_id, level, case_id in rows.all()}
+
+    async def put_many(self, rows: Sequence[dict[str, Any]], existing: Collection[int]) -> None:
+        """Writes states given as column values: one insert for the accounts without a state, one
+        executemany update for those in `existing`."""
+        table = cast(Table, RiskStateRow.__table__)
+        new = [row for row in rows if row["user_id"] not in existing]
+        if new:
+            await self._session.execute(insert(table), new)
+        changed = [row for row in rows if row["user_id"] in existing]
+        if changed:
+            columns = ("level", "score", "reasons", "case_id", "updated_at_ms")
+            await self._session.execute(
+                update(table)
+                .where(table.c.user_id == bindparam("state_user_id"))
+                .values({c: bindparam(f"new_{c}") for c in columns}),
+                [
+                    {"state_user_id": row["user_id"], **{f"new_{c}": row[c] for c in columns}}
+                    for row in changed
+                ],
+            )
 
     def add(self, row: RiskStateRow) -> None:
         self._session.add(row)
@@ -270,6 +293,11 @@ class RiskHistoryRepository:
 
     def add(self, row: RiskHistoryRow) -> None:
         self._session.add(row)
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Inserts rows given as column values, in one statement."""
+        if rows:
+            await self._session.execute(insert(cast(Table, RiskHistoryRow.__table__)), list(rows))
 
     async def latest(self, user_ids: Collection[int]) -> dict[int, RiskHistoryRow]:
         """Each account's newest row, for the accounts that have one."""

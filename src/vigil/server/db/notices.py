@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, select
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,11 +63,25 @@ class NoticeRepository:
         )
         return rows.all()
 
-    async def add_safety_notice(self, row: SafetyNoticeRow) -> SafetyNoticeRow:
-        """Adds and flushes (the signed body carries the row's id)."""
-        self._session.add(row)
-        await self._session.flush()
-        return row
+    async def add_unsigned_safety_notices(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Inserts notices given as column values (payload and signature empty: they carry the row's id,
+        see `sign_safety_notices`) in one statement; returns their ids, in order."""
+        table = cast(Table, SafetyNoticeRow.__table__)
+        result = await self._session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
+        )
+        return [int(notice_id) for notice_id in result.scalars().all()]
+
+    async def sign_safety_notices(self, signed: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Sets (id, payload, signature) of notices added by `add_unsigned_safety_notices`, in one
+        executemany."""
+        table = cast(Table, SafetyNoticeRow.__table__)
+        await self._session.execute(
+            update(table)
+            .where(table.c.id == bindparam("notice_id"))
+            .values(payload=bindparam("signed_payload"), signature=bindparam("signed_signature")),
+            [{"notice_id": i, "signed_payload": p, "signed_signature": sig} for i, p, sig in signed],
+        )
 
     async def safety_notices(self, user_id: int, after: int, limit: int = 200) -> Sequence[SafetyNoticeRow]:
         """The account's signed notices numbered above `after`, in order."""
@@ -67,20 +93,21 @@ class NoticeRepository:
         )
         return rows.all()
 
-    async def shown_safety_notice(
-        self, user_ids: Collection[int], subject_user_id: int, kind: str
-    ) -> set[int]:
-        """Those of `user_ids` already shown a `kind` notice about `subject_user_id`, in one query."""
-        if not user_ids:
+    async def shown_safety_notices(
+        self, pairs: Collection[tuple[int, int]], kind: str
+    ) -> set[tuple[int, int]]:
+        """Those of `pairs` (recipient id, subject id) where the recipient was already shown a `kind`
+        notice about the subject, in one query."""
+        if not pairs:
             return set()
-        found = await self._session.scalars(
-            select(SafetyNoticeRow.user_id).where(
-                SafetyNoticeRow.user_id.in_(list(user_ids)),
-                SafetyNoticeRow.subject_user_id == subject_user_id,
+        found = await self._session.execute(
+            select(SafetyNoticeRow.user_id, SafetyNoticeRow.subject_user_id).where(
+                SafetyNoticeRow.user_id.in_({recipient for recipient, _ in pairs}),
+                SafetyNoticeRow.subject_user_id.in_({subject for _, subject in pairs}),
                 SafetyNoticeRow.kind == kind,
             )
         )
-        return set(found.all())
+        return {(int(r), int(s)) for r, s in found.all()} & set(pairs)
 
     async def has_safety_notice(self, user_id: int, subject_user_id: int, kind: str) -> bool:
         """Whether the account was already shown a `kind` notice about `subject_user_id`."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,8 +23,10 @@ from vigil.server.db.audit import AuditRepository, AuditRow
 
 __all__ = [
     "GENESIS",
+    "AuditEntry",
     "ChainCheck",
     "append_audit",
+    "append_audits",
     "entries_for",
     "entry_hash",
     "recent_entries",
@@ -49,6 +51,14 @@ def entry_hash(
     return hashlib.sha256(_DOMAIN + prev_hash + encoded).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str
+    action: str
+    target: str
+    details: Mapping[str, object] | None = None
+
+
 async def append_audit(
     session: AsyncSession,
     *,
@@ -60,25 +70,41 @@ async def append_audit(
 ) -> AuditRow:
     """Appends one entry inside the caller's transaction. Raises StorageError if the head row is missing
     (the database was not migrated)."""
+    return (await append_audits(session, now_ms, [AuditEntry(actor, action, target, details)]))[0]
+
+
+async def append_audits(session: AsyncSession, now_ms: int, entries: Sequence[AuditEntry]) -> list[AuditRow]:
+    """Appends the entries, in order, inside the caller's transaction: the head is advanced once and the
+    entries go in one insert (a pass that acts on many accounts audits each in one round trip). Returns
+    the entries as written (not attached to the session). Raises StorageError if the head row is missing
+    (the database was not migrated)."""
+    if not entries:
+        return []
     audit = AuditRepository(session)
-    head = await audit.take_next_seq()
+    head = await audit.take_seqs(len(entries))
     if head is None:
         raise StorageError("the audit log has no head row")
     seq, prev_hash = head
-    text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), default=str)
-    digest = entry_hash(prev_hash, seq, now_ms, actor, action, target, text)
-    row = AuditRow(
-        id=seq,
-        ts_ms=now_ms,
-        actor=actor,
-        action=action,
-        target=target,
-        details=text,
-        prev_hash=prev_hash,
-        entry_hash=digest,
-    )
-    await audit.append(row)
-    return row
+    rows = []
+    for entry in entries:
+        text = json.dumps(dict(entry.details or {}), sort_keys=True, separators=(",", ":"), default=str)
+        digest = entry_hash(prev_hash, seq, now_ms, entry.actor, entry.action, entry.target, text)
+        rows.append(
+            AuditRow(
+                id=seq,
+                ts_ms=now_ms,
+                actor=entry.actor,
+                action=entry.action,
+                target=entry.target,
+                details=text,
+                prev_hash=prev_hash,
+                entry_hash=digest,
+            )
+        )
+        seq, prev_hash = seq + 1, digest
+    columns = ("id", "ts_ms", "actor", "action", "target", "details", "prev_hash", "entry_hash")
+    await audit.append_many([{c: getattr(row, c) for c in columns} for row in rows])
+    return rows
 
 
 async def entries_for(session: AsyncSession, target: str, limit: int = 200) -> list[AuditRow]:

@@ -7,6 +7,8 @@ The server signs each notice with its notice key (`VIGIL_NOTICE_SIGNING_KEY`); c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vigil.protocol.contacts import (
@@ -20,7 +22,7 @@ from vigil.protocol.encoding import b64decode, b64encode
 from vigil.protocol.notices import notice_public_key, sign_notice
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
-from vigil.server.db.notices import NoticeRepository, SafetyNoticeRow
+from vigil.server.db.notices import NoticeRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "UNCONNECTED_ADULT_TEXT",
     "issue_action_notice",
     "issue_notice",
+    "issue_notices",
     "list_safety_notices",
     "public_notice_key",
 ]
@@ -77,35 +80,70 @@ async def issue_notice(
     text: str,
     now_ms: int,
     actions: tuple[NoticeAction, ...] = (NoticeAction.BLOCK, NoticeAction.REPORT),
-) -> SafetyNoticeRow:
-    """Signs and stores one notice in the caller's transaction. `text` may name `{subject}`."""
-    row = SafetyNoticeRow(
-        user_id=recipient.id,
-        subject_user_id=subject.id,
-        kind=kind,
-        payload=b"",
-        signature=b"",
-        created_at_ms=now_ms,
+) -> int:
+    """Signs and stores one notice in the caller's transaction; returns its id. `text` may name
+    `{subject}`."""
+    (notice_id,) = await issue_notices(
+        ctx, session, pairs=[(recipient, subject)], kind=kind, text=text, now_ms=now_ms, actions=actions
     )
-    await NoticeRepository(session).add_safety_notice(row)
-    body = SafetyNoticeBody(
-        id=row.id,
-        recipient=recipient.username,
-        subject=subject.username,
-        kind=kind,
-        text=text.format(subject=subject.username),
-        actions=list(actions),
-        created_at_ms=now_ms,
+    return notice_id
+
+
+async def issue_notices(
+    ctx: ServerContext,
+    session: AsyncSession,
+    *,
+    pairs: Sequence[tuple[UserRow, UserRow]],
+    kind: str,
+    text: str,
+    now_ms: int,
+    actions: tuple[NoticeAction, ...] = (NoticeAction.BLOCK, NoticeAction.REPORT),
+) -> list[int]:
+    """Signs and stores a notice to each recipient about its subject (`pairs` of recipient, subject) in
+    the caller's transaction, in two statements whatever their number (the signed body carries the row's
+    id: the rows go in first, then their signatures); returns their ids. `text` may name `{subject}`."""
+    if not pairs:
+        return []
+    repository = NoticeRepository(session)
+    ids = await repository.add_unsigned_safety_notices(
+        [
+            {
+                "user_id": recipient.id,
+                "subject_user_id": subject.id,
+                "kind": kind,
+                "payload": b"",
+                "signature": b"",
+                "created_at_ms": now_ms,
+            }
+            for recipient, subject in pairs
+        ]
     )
-    signed = sign_notice(ctx.notice_key, body)
-    row.payload = b64decode(signed.payload, field="payload")
-    row.signature = b64decode(signed.signature, field="signature")
-    return row
+    signed_rows = []
+    for notice_id, (recipient, subject) in zip(ids, pairs, strict=True):
+        body = SafetyNoticeBody(
+            id=notice_id,
+            recipient=recipient.username,
+            subject=subject.username,
+            kind=kind,
+            text=text.format(subject=subject.username),
+            actions=list(actions),
+            created_at_ms=now_ms,
+        )
+        signed = sign_notice(ctx.notice_key, body)
+        signed_rows.append(
+            (
+                notice_id,
+                b64decode(signed.payload, field="payload"),
+                b64decode(signed.signature, field="signature"),
+            )
+        )
+    await repository.sign_safety_notices(signed_rows)
+    return ids
 
 
 async def issue_action_notice(
     ctx: ServerContext, session: AsyncSession, *, user: UserRow, action: str, now_ms: int
-) -> SafetyNoticeRow:
+) -> int:
     """Tells `user`, in a signed notice about their own account, of the action a reviewer took on it
     (`action` is a key of `ACTION_TEXTS`). In the caller's transaction."""
     return await issue_notice(

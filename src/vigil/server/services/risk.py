@@ -45,18 +45,16 @@ from vigil.safety.policy import Standing
 from vigil.safety.routing import CaseSource, RoutingInput, route
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import (
-    AccountActionRow,
-    AccountStandingRow,
     StandingRepository,
     UserRepository,
     UserRow,
 )
 from vigil.server.db.contacts import ContactRepository
 from vigil.server.db.leases import JobLeaseRepository
-from vigil.server.db.metadata import MetadataRepository, RiskStateRepository, RiskStateRow
+from vigil.server.db.metadata import MetadataRepository, RiskStateRepository
 from vigil.server.db.notices import NoticeRepository
 from vigil.server.services import metadata, notices, risk_history
-from vigil.server.services.audit import append_audit
+from vigil.server.services.audit import AuditEntry, append_audits
 from vigil.server.services.case_evidence import EvidenceKind, store_case_evidence
 from vigil.server.services.cases import open_or_join_case
 
@@ -100,6 +98,9 @@ class RiskScoringState:
     # Each account's log pseudonym (an HMAC: computed once per process) and the facts registered for it.
     name_of: dict[int, UserId] = field(default_factory=dict)
     facts_of: dict[int, tuple[str, int, bool]] = field(default_factory=dict)
+    # Each decided account's newest risk_history point (None: none), so a pass reads only the accounts
+    # decided for the first time (`risk_history.record_assessments`).
+    latest_history: dict[int, risk_history.RiskPoint | None] = field(default_factory=dict)
 
     def forgets_a_deletion(self, facts: Sequence[tuple[int, str, int, bool]]) -> bool:
         """Whether an account this state knows was deleted since: its events are gone from the log, and
@@ -160,112 +161,10 @@ def _model() -> RiskModel:
     return _MODEL
 
 
-async def _notify(
-    ctx: ServerContext, session: AsyncSession, subject: UserRow, minors: list[UserRow], now: int
-) -> list[str]:
-    sent = []
-    shown = await NoticeRepository(session).shown_safety_notice(
-        [m.id for m in minors], subject.id, "elevated_risk"
-    )
-    for minor in minors:
-        if minor.id not in shown:
-            await notices.issue_notice(
-                ctx,
-                session,
-                recipient=minor,
-                subject=subject,
-                kind="elevated_risk",
-                text=notices.ELEVATED_RISK_TEXT,
-                now_ms=now,
-            )
-            sent.append(minor.username)
-    return sent
-
-
-async def _apply(
-    ctx: ServerContext, session: AsyncSession, decision: Decision, users: dict[str, UserRow], now: int
-) -> AppliedDecision | None:
-    subject = users.get(decision.user)
-    if subject is None:
-        return None
-    risk_states = RiskStateRepository(session)
-    state = await risk_states.get(subject.id)
-    previous = ProtectiveAction.NONE if state is None else ProtectiveAction(state.level)
-    if decision.level.severity <= previous.severity:
-        return None
-    reasons = tuple(r.text for r in decision.assessment.reasons) or (
+def _reasons_of(decision: Decision) -> tuple[str, ...]:
+    return tuple(r.text for r in decision.assessment.reasons) or (
         "the combination of this account's recent activity scores above the threshold",
     )
-    actions = decision.actions
-    notified = (
-        await _notify(ctx, session, subject, [users[m] for m in decision.notify if m in users], now)
-        if ProtectiveAction.SAFETY_NOTICE in actions
-        else []
-    )
-    details: dict[str, object] = {
-        "level": decision.level.value,
-        "score": round(decision.assessment.score, 4),
-        "model": decision.assessment.model_version,
-        "reasons": list(reasons),
-        "notified": len(notified),
-    }
-    if ProtectiveAction.RESTRICT_MINOR_CONTACT in actions:
-        standings = StandingRepository(session)
-        if await standings.get(subject.id) is None:
-            standings.add(
-                AccountStandingRow(user_id=subject.id, standing=Standing.RESTRICTED.value, updated_at_ms=now)
-            )
-            standings.add_action(
-                AccountActionRow(
-                    user_id=subject.id,
-                    action="auto_restrict",
-                    case_id=None,
-                    reviewer_id=None,
-                    created_at_ms=now,
-                )
-            )
-    case_id = None if state is None else state.case_id
-    if ProtectiveAction.OPEN_CASE in actions:
-        routed = route(RoutingInput(CaseSource.RISK_MODEL, ReportReason.GROOMING))
-        case = await open_or_join_case(
-            session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now, queue=routed
-        )
-        case_id = case.id
-        timeline = await metadata.timeline(ctx, session, subject.id, limit=TIMELINE_EVENTS)
-        # The timeline is case evidence under the case's key; the audit entry only references it.
-        evidence_id = await store_case_evidence(
-            ctx.report_key,
-            session,
-            case_id=case.id,
-            kind=EvidenceKind.RISK_TIMELINE,
-            author="system:risk",
-            content=json.dumps([event_to_record(e) for e in timeline]).encode(),
-            now_ms=now,
-        )
-        await append_audit(
-            session,
-            now_ms=now,
-            actor="system:risk",
-            action="case.risk_opened",
-            target=f"case:{case.id}",
-            details={**details, "timeline_evidence": evidence_id},
-        )
-    await append_audit(
-        session,
-        now_ms=now,
-        actor="system:risk",
-        action=f"risk.{decision.level.value}",
-        target=f"user:{subject.id}",
-        details=details,
-    )
-    if state is None:
-        state = RiskStateRow(user_id=subject.id, level="", score=0.0, reasons="[]", updated_at_ms=now)
-        risk_states.add(state)
-    state.level, state.score = decision.level.value, float(decision.assessment.score)
-    state.reasons, state.case_id, state.updated_at_ms = json.dumps(list(reasons)), case_id, now
-    # No username, score or reasons in the log: they are in the audit log and the case, behind the console.
-    log.info("risk: an account moved up to %s", decision.level.value)
-    return AppliedDecision(subject.username, decision.level, state.score, reasons, tuple(notified), case_id)
 
 
 async def _apply_all(
@@ -276,24 +175,117 @@ async def _apply_all(
     now: int,
 ) -> list[AppliedDecision]:
     """Applies the decisions that move an account up the ladder. Most accounts a pass decides on are at
-    their level already: one query tells which, and only the others are loaded and acted on."""
+    their level already: one query tells which, and only the others are loaded and acted on. The writes
+    are batched across accounts (the notices, the restrictions, the audit entries and the risk states
+    each in one or two statements); only opening a case (with its timeline evidence) is per account."""
     decided = {d.user for d in decisions}
     id_of = {name: user_id for user_id, name in name_of.items() if name in decided}
-    levels = await RiskStateRepository(session).levels_of(list(id_of.values()))
+    risk_states = RiskStateRepository(session)
+    levels = await risk_states.levels_of(list(id_of.values()))
     rising = [
         d
         for d in decisions
         if d.user in id_of
-        and d.level.severity > ProtectiveAction(levels.get(id_of[d.user], "none") or "none").severity
+        and d.level.severity
+        > ProtectiveAction(levels.get(id_of[d.user], ("none", None))[0] or "none").severity
     ]
     if not rising:
         return []
     involved = {d.user for d in rising} | {m for d in rising for m in d.notify}
     id_of = {name: user_id for user_id, name in name_of.items() if name in involved}
-    by_name: dict[str, UserRow] = {
+    users: dict[str, UserRow] = {
         name_of[u.id]: u for u in await UserRepository(session).by_ids(list(id_of.values()))
     }
-    return [a for d in rising if (a := await _apply(ctx, session, d, by_name, now)) is not None]
+    rising = [d for d in rising if d.user in users]
+
+    # Safety notices to the minors each account reached, unless already shown one about it.
+    wanted = [
+        (d.user, users[m])
+        for d in rising
+        if ProtectiveAction.SAFETY_NOTICE in d.actions
+        for m in d.notify
+        if m in users
+    ]
+    shown = await NoticeRepository(session).shown_safety_notices(
+        {(minor.id, users[name].id) for name, minor in wanted}, "elevated_risk"
+    )
+    to_notify = [(name, minor) for name, minor in wanted if (minor.id, users[name].id) not in shown]
+    await notices.issue_notices(
+        ctx,
+        session,
+        pairs=[(minor, users[name]) for name, minor in to_notify],
+        kind="elevated_risk",
+        text=notices.ELEVATED_RISK_TEXT,
+        now_ms=now,
+    )
+    notified: dict[str, list[str]] = {}
+    for name, minor in to_notify:
+        notified.setdefault(name, []).append(minor.username)
+
+    # Contact with minors restricted, for the accounts not already in another standing.
+    to_restrict = [users[d.user].id for d in rising if ProtectiveAction.RESTRICT_MINOR_CONTACT in d.actions]
+    standings = StandingRepository(session)
+    await standings.restrict_unless_standing(to_restrict, Standing.RESTRICTED.value, "auto_restrict", now)
+
+    applied, entries, states = [], [], []
+    for decision in rising:
+        subject = users[decision.user]
+        reasons = _reasons_of(decision)
+        sent = tuple(notified.get(decision.user, ()))
+        details: dict[str, object] = {
+            "level": decision.level.value,
+            "score": round(decision.assessment.score, 4),
+            "model": decision.assessment.model_version,
+            "reasons": list(reasons),
+            "notified": len(sent),
+        }
+        case_id = levels.get(subject.id, ("", None))[1]
+        if ProtectiveAction.OPEN_CASE in decision.actions:
+            routed = route(RoutingInput(CaseSource.RISK_MODEL, ReportReason.GROOMING))
+            case = await open_or_join_case(
+                session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now, queue=routed
+            )
+            case_id = case.id
+            timeline = await metadata.timeline(ctx, session, subject.id, limit=TIMELINE_EVENTS)
+            # The timeline is case evidence under the case's key; the audit entry only references it.
+            evidence_id = await store_case_evidence(
+                ctx.report_key,
+                session,
+                case_id=case.id,
+                kind=EvidenceKind.RISK_TIMELINE,
+                author="system:risk",
+                content=json.dumps([event_to_record(e) for e in timeline]).encode(),
+                now_ms=now,
+            )
+            entries.append(
+                AuditEntry(
+                    "system:risk",
+                    "case.risk_opened",
+                    f"case:{case.id}",
+                    {**details, "timeline_evidence": evidence_id},
+                )
+            )
+        entries.append(
+            AuditEntry("system:risk", f"risk.{decision.level.value}", f"user:{subject.id}", details)
+        )
+        score = float(decision.assessment.score)
+        states.append(
+            {
+                "user_id": subject.id,
+                "level": decision.level.value,
+                "score": score,
+                "reasons": json.dumps(list(reasons)),
+                "case_id": case_id,
+                "updated_at_ms": now,
+            }
+        )
+        # No username, score or reasons in the log: they are in the audit log and the case, behind the
+        # console.
+        log.info("risk: an account moved up to %s", decision.level.value)
+        applied.append(AppliedDecision(subject.username, decision.level, score, reasons, sent, case_id))
+    await append_audits(session, now, entries)
+    await risk_states.put_many(states, existing=levels.keys())
+    return applied
 
 
 async def run_risk_scoring(
@@ -309,6 +301,9 @@ async def run_risk_scoring(
     state = ctx.risk_state if isinstance(ctx.risk_state, RiskScoringState) else None
     if state is not None and (now < state.last_now_ms or window_start != state.window_start_ms):
         state = None  # asked about an earlier time, or events left the window: start again from it
+    # The state is the context's again only once the pass commits: a failed pass leaves none (what it
+    # kept, the history it wrote, would not be what the database holds), and the next starts from the window.
+    ctx.risk_state = None
     async with ctx.sessions() as session, session.begin():
         users = UserRepository(session)
         facts = await users.age_facts()
@@ -352,7 +347,11 @@ async def run_risk_scoring(
         applied = await _apply_all(ctx, session, decisions, name_of, now)
         decided = {d.user for d in decisions}
         await risk_history.record_assessments(
-            session, decisions, {name: user_id for user_id, name in name_of.items() if name in decided}, now
+            session,
+            decisions,
+            {name: user_id for user_id, name in name_of.items() if name in decided},
+            now,
+            state.latest_history,
         )
     state.last_now_ms = now
     ctx.risk_state = state

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vigil.protocol.contacts import ContactRequestState
 from vigil.protocol.ids import UserId
 from vigil.server.db.accounts import AccountActionRow, StandingRepository, UserRepository, UserRow
-from vigil.server.db.audit import AuditRepository, AuditRow
+from vigil.server.db.audit import AuditRepository
 from vigil.server.db.contacts import ContactRepository, ContactRequestRow
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.db.messaging import MessageRepository, MessageRow
 from vigil.server.db.metadata import MetadataEventRow, MetadataRepository, RiskStateRepository, RiskStateRow
-from vigil.server.db.notices import NoticeRepository, NoticeRow, SafetyNoticeRow
+from vigil.server.db.notices import NoticeRepository, NoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRepository, ReviewerRow
 
 T0 = 1_800_000_000_000
@@ -147,28 +147,39 @@ async def test_notices_and_signed_safety_notices(session: AsyncSession) -> None:
     (warning,) = await notices.notices(alice.id, 0)
     assert list(await notices.notices(alice.id, warning.id)) == []
 
-    def signed(subject: UserRow, kind: str) -> SafetyNoticeRow:
-        return SafetyNoticeRow(
-            user_id=alice.id,
-            subject_user_id=subject.id,
-            kind=kind,
-            payload=b"p",
-            signature=bytes(64),
-            created_at_ms=T0,
-        )
+    def unsigned(subject: UserRow, kind: str) -> dict[str, object]:
+        return {
+            "user_id": alice.id,
+            "subject_user_id": subject.id,
+            "kind": kind,
+            "payload": b"",
+            "signature": b"",
+            "created_at_ms": T0,
+        }
 
-    first = await notices.add_safety_notice(signed(bob, "elevated_risk"))
-    assert first.id is not None  # flushed: the signed body carries the id
-    second = await notices.add_safety_notice(signed(carol, "unconnected_adult"))
+    # Ids come back in the order given (the signed body carries the id), and signing fills each row.
+    first_id, second_id = await notices.add_unsigned_safety_notices(
+        [unsigned(bob, "elevated_risk"), unsigned(carol, "unconnected_adult")]
+    )
+    assert first_id < second_id
+    await notices.sign_safety_notices([(first_id, b"p1", bytes(64)), (second_id, b"p2", bytes([1]) * 64)])
+    first, second = await notices.safety_notices(alice.id, 0)
+    assert (first.id, first.subject_user_id, bytes(first.payload)) == (first_id, bob.id, b"p1")
+    assert (second.id, second.subject_user_id, bytes(second.signature)) == (
+        second_id,
+        carol.id,
+        bytes([1]) * 64,
+    )
     assert [r.id for r in await notices.safety_notices(alice.id, 0)] == [first.id, second.id]
     assert [r.id for r in await notices.safety_notices(alice.id, first.id)] == [second.id]
     assert [r.id for r in await notices.safety_notices(alice.id, 0, limit=1)] == [first.id]
     assert await notices.has_safety_notice(alice.id, bob.id, "elevated_risk")
     assert not await notices.has_safety_notice(alice.id, carol.id, "elevated_risk")
     assert not await notices.has_safety_notice(bob.id, alice.id, "elevated_risk")
-    assert await notices.shown_safety_notice([alice.id, bob.id], bob.id, "elevated_risk") == {alice.id}
-    assert await notices.shown_safety_notice([alice.id], carol.id, "elevated_risk") == set()
-    assert await notices.shown_safety_notice([], bob.id, "elevated_risk") == set()
+    asked = {(alice.id, bob.id), (bob.id, bob.id), (alice.id, carol.id), (bob.id, carol.id)}
+    assert await notices.shown_safety_notices(asked, "elevated_risk") == {(alice.id, bob.id)}
+    assert await notices.shown_safety_notices(asked, "unconnected_adult") == {(alice.id, carol.id)}
+    assert await notices.shown_safety_notices([], "elevated_risk") == set()
 
 
 async def test_standing_is_replaced_and_cleared(session: AsyncSession) -> None:
@@ -196,28 +207,34 @@ async def test_standing_is_replaced_and_cleared(session: AsyncSession) -> None:
 
 async def test_the_audit_head_numbers_and_links_entries(session: AsyncSession) -> None:
     audit = AuditRepository(session)
+
+    def entry(n: int, prev: bytes) -> dict[str, object]:
+        return {
+            "id": n,
+            "ts_ms": T0,
+            "actor": "a",
+            "action": "x",
+            "target": f"t{n}",
+            "details": "{}",
+            "prev_hash": prev,
+            "entry_hash": bytes([n]) * 32,
+        }
+
     for n in (1, 2):
-        taken = await audit.take_next_seq()
+        taken = await audit.take_seqs(1)
         assert taken is not None
         seq, prev = taken
         assert seq == n and prev == (bytes(32) if n == 1 else bytes([1]) * 32)
-        await audit.append(
-            AuditRow(
-                id=seq,
-                ts_ms=T0,
-                actor="a",
-                action="x",
-                target=f"t{n}",
-                details="{}",
-                prev_hash=prev,
-                entry_hash=bytes([n]) * 32,
-            )
-        )
+        await audit.append_many([entry(seq, prev)])
+    # Several at once: the head moves by their number, and the first taken follows the last entry.
+    taken = await audit.take_seqs(2)
+    assert taken == (3, bytes([2]) * 32)
+    await audit.append_many([entry(3, bytes([2]) * 32), entry(4, bytes([3]) * 32)])
     head = await audit.head()
-    assert head is not None and (head.seq, bytes(head.last_hash)) == (2, bytes([2]) * 32)
-    assert [r.id for r in await audit.recent(10)] == [2, 1]
+    assert head is not None and (head.seq, bytes(head.last_hash)) == (4, bytes([4]) * 32)
+    assert [r.id for r in await audit.recent(10)] == [4, 3, 2, 1]
     assert [r.id for r in await audit.for_target("t1", 10)] == [1]
-    assert [r.id for r in await audit.after(1, 10)] == [2]
+    assert [r.id for r in await audit.after(1, 10)] == [2, 3, 4]
 
 
 async def test_reviewers_and_their_console_sessions(session: AsyncSession) -> None:
