@@ -10,6 +10,15 @@ arrive after the full pass, in `--repeat` slices, one incremental pass each. Pri
 ratios and CPU ratios (`process_time` of this process: on SQLite that includes the database's work, which
 runs in a thread here; on PostgreSQL it leaves out the database server's own work).
 
+Fairness of the incremental comparison: both sides score the same accounts (those the server pass
+scored) from the same events (the baseline's are cut to whole seconds and lose the size bucket, as the
+server logs them), and `incremental_same_decisions_as_pure` checks they decide the same. The baseline
+takes no action; the server pass also writes what it decided (`incremental_applied_decisions` accounts
+moved up: notices, restrictions, cases, audit entries, risk states; and risk_history rows), so the
+ratios are given with those writes (`ratio_incremental_server_to_pure`, `cpu_ratio_...`) and without
+them (`..._scoring_to_pure`: the pass's time less `RiskRun.writing_s`). `--profile FILE` writes a cProfile
+of the incremental passes.
+
     .venv/bin/python benchmarks/risk_scoring.py [--minors N --adults N --days N]
     .venv/bin/python benchmarks/risk_scoring.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/DB
 
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
 import datetime as dt
 import json
 import platform
@@ -34,8 +44,9 @@ import numpy as np
 from sqlalchemy import insert, select
 
 from vigil.protocol.wire import AgeBand
-from vigil.safety.behavior.events import AccountFacts, MetadataEvent, UserId
+from vigil.safety.behavior.events import AccountFacts, MessageSent, MetadataEvent, UserId
 from vigil.safety.behavior.features import FeatureExtractor
+from vigil.safety.behavior.policy import Decision
 from vigil.safety.behavior.scoring import assess_and_decide
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRow
@@ -56,6 +67,19 @@ class _Collect:
 
     def emit(self, event: MetadataEvent) -> None:
         self.events.append(event)
+
+
+def _as_logged(event: MetadataEvent) -> MetadataEvent:
+    """The event as the server reads it back (whole seconds, no message size), so both sides score the
+    same input and can be checked to decide the same."""
+    event = dataclasses.replace(event, at_ms=event.at_ms - event.at_ms % metadata.LOG_RESOLUTION_MS)
+    if isinstance(event, MessageSent):
+        event = dataclasses.replace(event, size_bucket=metadata.UNKNOWN_SIZE_BUCKET)
+    return event
+
+
+def _decided(decisions: list[Decision]) -> list[tuple[str, str, float]]:
+    return sorted((d.user, d.level.value, round(d.assessment.score, 9)) for d in decisions)
 
 
 def _row(event: MetadataEvent) -> dict[str, object]:
@@ -121,8 +145,8 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         fill_s = time.perf_counter() - t
         # The baselines see what the server sees: accounts by their log pseudonyms.
         facts = [AccountFacts(alias[f.user], f.age_band, f.created_at_ms) for f in facts]
-        events = [metadata.renamed(e, alias) for e in events]
-        pure_slices = [[metadata.renamed(e, alias) for e in new] for new in slices]
+        events = [_as_logged(metadata.renamed(e, alias)) for e in events]
+        pure_slices = [[_as_logged(metadata.renamed(e, alias)) for e in new] for new in slices]
         model = _model()
 
         # Baseline: the same events, in memory, through the same extractor and decision code.
@@ -169,6 +193,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         pure_extractor.drain_dirty()
         incremental, pure_incremental, new_events = [], [], 0
         incremental_cpu, pure_incremental_cpu = [], []
+        writing, writing_cpu, applied, same_decisions = [], [], 0, True
         profile = cProfile.Profile() if args.profile else None
         for end, new, pure_new in zip(slice_ends, slices, pure_slices, strict=True):
             async with ctx.sessions() as session, session.begin():
@@ -183,13 +208,17 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
             incremental_cpu.append(time.process_time() - c)
             assert run.events == len(new)
             new_events += len(new)
+            writing.append(getattr(run, "writing_s", 0.0))  # 0 on code before the field: no split
+            writing_cpu.append(getattr(run, "writing_cpu_s", 0.0))
+            applied += len(run.applied)
             scored = set(getattr(ctx.risk_state, "last_active_ms", {}))
             t, c = time.perf_counter(), time.process_time()
             pure_extractor.observe_all(pure_new)
             pure_extractor.drain_dirty()
-            assess_and_decide(pure_extractor, model, model.thresholds, scored, end)
+            pure_decisions = assess_and_decide(pure_extractor, model, model.thresholds, scored, end)
             pure_incremental.append(time.perf_counter() - t)
             pure_incremental_cpu.append(time.process_time() - c)
+            same_decisions = same_decisions and _decided(pure_decisions) == _decided(run.decisions)
 
     if profile is not None:
         profile.dump_stats(args.profile)
@@ -226,6 +255,17 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         "incremental_server_cpu_ms_per_pass": round(statistics.median(incremental_cpu) * 1000, 1),
         "incremental_baseline_pure_cpu_ms_per_pass": round(statistics.median(pure_incremental_cpu) * 1000, 1),
         "cpu_ratio_incremental_server_to_pure": round(sum(incremental_cpu) / sum(pure_incremental_cpu), 2),
+        # The pure continuation decides but takes no action; the server also writes what moves accounts
+        # up (notices, restrictions, cases, audit, risk state) and the risk history. Without those writes:
+        "incremental_applied_decisions": applied,
+        "incremental_same_decisions_as_pure": same_decisions,
+        "incremental_server_writing_cpu_ms_per_pass": round(statistics.median(writing_cpu) * 1000, 1),
+        "ratio_incremental_scoring_to_pure": round(
+            (sum(incremental) - sum(writing)) / sum(pure_incremental), 2
+        ),
+        "cpu_ratio_incremental_scoring_to_pure": round(
+            (sum(incremental_cpu) - sum(writing_cpu)) / sum(pure_incremental_cpu), 2
+        ),
         "fill_database_s": round(fill_s, 1),
         "repeat": args.repeat,
         "python": platform.python_version(),

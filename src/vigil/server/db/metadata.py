@@ -38,6 +38,7 @@ from vigil.server.db.messaging import MessageRow
 from vigil.server.db.pseudonyms import key_fingerprint, pseudonym
 
 __all__ = [
+    "EventColumns",
     "MetadataEventRow",
     "MetadataKeyRow",
     "MetadataRepository",
@@ -49,6 +50,11 @@ __all__ = [
 
 
 _log = logging.getLogger(__name__)
+
+
+# One event as `MetadataRepository.columns_between` reads it: id, at_ms, kind, actor, target, group_id,
+# content, reason.
+EventColumns = Row[int, int, str, str, str | None, str | None, str | None, str | None]
 
 
 class MetadataEventRow(Base):
@@ -128,11 +134,13 @@ class MetadataRepository:
         if rows:
             await self._session.execute(insert(cast(Table, MetadataEventRow.__table__)), rows)
 
-    async def columns_between(self, since_ms: int, until_ms: int) -> Sequence[Row[Any]]:
-        """Events with `since_ms <= at < until_ms` in time order, as Core rows (the columns of
-        `MetadataEventRow`, `id` first): no ORM objects for the risk scorer's bulk read."""
+    async def columns_between(self, since_ms: int, until_ms: int) -> Sequence[EventColumns]:
+        """Events with `since_ms <= at < until_ms` in time order, as Core rows of (id, at_ms, kind, actor,
+        target, group_id, content, reason), in that order (read by position): no ORM objects for the risk
+        scorer's bulk read."""
+        e = MetadataEventRow
         rows = await self._session.execute(
-            select(*MetadataEventRow.__table__.columns)
+            select(e.id, e.at_ms, e.kind, e.actor, e.target, e.group_id, e.content, e.reason)
             .where(MetadataEventRow.at_ms >= since_ms, MetadataEventRow.at_ms < until_ms)
             .order_by(MetadataEventRow.at_ms, MetadataEventRow.id)
         )
