@@ -274,14 +274,20 @@ async def load_events(
 
 
 async def timeline(
-    ctx: ServerContext, session: AsyncSession, user_id: int, *, limit: int = 50
+    ctx: ServerContext,
+    session: AsyncSession,
+    user_id: int,
+    *,
+    limit: int = 50,
+    known: Mapping[str, int] | None = None,
 ) -> Sequence[MetadataEvent]:
     """The latest `limit` events the account took part in, oldest first, accounts by username (for a
-    case's reviewers)."""
+    case's reviewers). `known` (pseudonym -> account id, e.g. the risk scorer's) saves working out the
+    accounts it names."""
     repository = MetadataRepository(session)
     rows = await repository.latest_involving(pseudonym_of(ctx, user_id), limit)
     wanted = {r.actor for r in rows} | {r.target for r in rows if r.target is not None}
-    names = await _names_of(ctx, session, wanted, user_id)
+    names = await _names_of(ctx, session, wanted, user_id, known or {})
     return [renamed(event_of_row(r), names) for r in reversed(rows)]
 
 
@@ -289,13 +295,14 @@ _NAME_SCAN_BATCH = 2000
 
 
 async def _names_of(
-    ctx: ServerContext, session: AsyncSession, wanted: set[str], user_id: int
+    ctx: ServerContext, session: AsyncSession, wanted: set[str], user_id: int, known: Mapping[str, int]
 ) -> dict[str, str]:
-    """Pseudonym -> username for the `wanted` pseudonyms of account `user_id`'s events: an HMAC per account
-    the server relates to it (whom its events name), then, only while a name is unresolved (its relation's
-    record went by retention), over the other accounts in id batches, stopping once all are found."""
-    found: dict[str, int] = {}
-    tried: set[int] = set()
+    """Pseudonym -> username for the `wanted` pseudonyms of account `user_id`'s events: those in `known`,
+    then an HMAC per account the server relates to it (whom its events name), then, only while a name is
+    unresolved (its relation's record went by retention), over the other accounts in id batches, stopping
+    once all are found."""
+    found: dict[str, int] = {alias: known[alias] for alias in wanted if alias in known}
+    tried: set[int] = set(found.values())
 
     def resolve(ids: Collection[int]) -> None:
         for account_id in ids:
@@ -304,7 +311,8 @@ async def _names_of(
                 if (alias := pseudonym(ctx.pseudonym_key, account_id)) in wanted:
                     found[alias] = account_id
 
-    resolve([user_id, *sorted(await MetadataRepository(session).counterparts_of(user_id))])
+    if wanted - found.keys():
+        resolve([user_id, *sorted(await MetadataRepository(session).counterparts_of(user_id))])
     after = 0
     while wanted - found.keys():
         batch = list(

@@ -233,6 +233,7 @@ async def _apply_all(
     await standings.restrict_unless_standing(to_restrict, Standing.RESTRICTED.value, "auto_restrict", now)
 
     applied, entries, states = [], [], []
+    id_of_name: dict[str, int] = {name: user_id for user_id, name in name_of.items()}  # the cases' timelines
     for decision in rising:
         subject = users[decision.user]
         reasons = _reasons_of(decision)
@@ -251,7 +252,9 @@ async def _apply_all(
                 session, subject, ReportReason.GROOMING, CASE_PRIORITY, False, now, queue=routed
             )
             case_id = case.id
-            timeline = await metadata.timeline(ctx, session, subject.id, limit=TIMELINE_EVENTS)
+            timeline = await metadata.timeline(
+                ctx, session, subject.id, limit=TIMELINE_EVENTS, known=id_of_name
+            )
             # The timeline is case evidence under the case's key; the audit entry only references it.
             evidence_id = await store_case_evidence(
                 ctx.report_key,
