@@ -12,9 +12,10 @@ looked up at threshold 31:
 - after: the bank holds `hash_for_bank` (the plain hash plus the trimmed contents' and the small copy's
   hashes where they differ) and the query is `hash_image` now (also the `trim_surround` trim).
 
-A query PDQ refuses (quality below 50: too small or too flat to hash) is a miss, reported with its size as
-the known limit "too small to hash". Hashing cost is CPU time (`time.process_time`: the machine is shared),
-decode included: per query for before/after, and per bank entry for the plain hash vs `hash_for_bank`.
+A query PDQ refuses (quality below 50: too small or too flat to hash) is a miss, reported with its size
+and quality as the known limit "unhashable". Hashing cost is CPU time (`time.process_time`: the machine is
+shared), decode included: per query for before/after, and per bank entry for the plain hash vs
+`hash_for_bank`.
 
 A false positive is a query matching a bank entry of a different image. Also reported: the closest any
 query came to another image's banked hashes (bits), the margin left below the threshold. Prints a table and
@@ -240,7 +241,7 @@ def main() -> int:
     paths = tuple(matchers)
     rates: dict[str, dict[str, float]] = {}
     misses: dict[str, dict[str, list[str]]] = {}
-    too_small: dict[str, list[str]] = {}
+    unhashable: dict[str, list[str]] = {}
     false_positives = dict.fromkeys(paths, 0)
     closest_other = MATCH_DISTANCE_THRESHOLD * 8
     for edit_name, edit in EDITS.items():
@@ -259,7 +260,7 @@ def main() -> int:
             if not after.matchable:
                 with Image.open(io.BytesIO(data)) as image:
                     size = f"{image.width}x{image.height}"
-                too_small.setdefault(edit_name, []).append(f"{name} ({size} px, quality {after.quality})")
+                unhashable.setdefault(edit_name, []).append(f"{name} ({size} px, quality {after.quality})")
             hashes = {
                 "before": before,
                 "previous": _previous(data, after),
@@ -290,8 +291,8 @@ def main() -> int:
         notes = []
         if edit_name in KNOWN_LIMITS:
             notes.append(f"known PDQ limit: {KNOWN_LIMITS[edit_name]}")
-        if edit_name in too_small:
-            notes.append("too small to hash: " + ", ".join(too_small[edit_name]))
+        if edit_name in unhashable:
+            notes.append("unhashable, PDQ quality < 50: " + ", ".join(unhashable[edit_name]))
         note = f"  ({'; '.join(notes)})" if notes else ""
         print(
             f"  {edit_name:18} {rate['before']:6.1%} -> {rate['previous']:6.1%} -> {rate['after']:6.1%}{note}"
@@ -315,7 +316,7 @@ def main() -> int:
                 "false_positives": false_positives,
                 "closest_other_image_bits": closest_other,
                 "bank_variants": variants,
-                "too_small_to_hash": too_small,
+                "unhashable": unhashable,
                 "known_limits": KNOWN_LIMITS,
                 "hashing_latency": latency,
                 "misses_previous": misses.get("previous", {}),
