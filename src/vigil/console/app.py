@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from vigil.console.deps import ConsoleState, LoginRequired
+from vigil.console.deps import ConsoleState, LoginRequired, bounded_path_ids
 from vigil.console.pages import redirect, render, templates
 from vigil.console.routes import ROUTERS
 from vigil.errors import ConflictError, NotFoundError, PermissionDenied, VigilError
@@ -85,7 +85,12 @@ def create_console_app(settings: Settings, context: ContextGetter | None = None)
         return context() if context is not None else holder["ctx"]
 
     app = FastAPI(
-        title="Vigil review console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        title="Vigil review console",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        dependencies=[Depends(bounded_path_ids)],
     )
     app.state.console = ConsoleState(settings=settings, context=get_ctx, templates=templates())
     app.add_middleware(_SecurityHeaders)

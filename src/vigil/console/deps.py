@@ -4,16 +4,17 @@ role (FastAPI solves dependencies in signature order and caches each one per req
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from jinja2 import Environment
 from starlette.datastructures import FormData
 
 from vigil.console.auth import Reviewer, Role, SignedIn, csrf_ok, session_for
-from vigil.errors import AuthenticationError, PermissionDenied
+from vigil.errors import AuthenticationError, PermissionDenied, ValidationError
 from vigil.server.context import ServerContext
 from vigil.server.settings import Settings
 
@@ -26,8 +27,11 @@ __all__ = [
     "Lead",
     "LoginRequired",
     "Me",
+    "bounded_path_ids",
+    "choice",
     "console_state",
     "field",
+    "form_id",
     "need",
     "require_role",
     "server_context",
@@ -108,3 +112,37 @@ Admin = Annotated[Reviewer, Depends(need(Role.ADMIN))]
 def field(form: FormData, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+_Choice = TypeVar("_Choice", bound=enum.Enum)
+
+
+def choice(form: FormData, name: str, kind: type[_Choice]) -> _Choice:
+    """The form's `name` as one of `kind`'s values. Raises ValidationError naming the field (a 400 page:
+    a value no form offers is a malformed request, not a server error)."""
+    try:
+        return kind(field(form, name))
+    except ValueError:
+        raise ValidationError(f"{name}: not one of the choices") from None
+
+
+# Every numeric id in a console URL names a row; the id columns are 32-bit on PostgreSQL (64-bit at most
+# on SQLite), and a larger number reached the driver as an overflow (a 500).
+MAX_PATH_ID = 2**31 - 1
+
+
+async def bounded_path_ids(request: Request) -> None:
+    """An app-wide dependency: refuses a numeric path parameter beyond any row id before a route looks it
+    up. Raises ValidationError naming the parameter."""
+    for name, value in request.path_params.items():
+        digits = str(value).removeprefix("-")
+        if digits.isdigit() and (len(digits) > 10 or int(digits) > MAX_PATH_ID):
+            raise ValidationError(f"{name}: no such id")
+
+
+def form_id(value: str, name: str) -> int:
+    """A row id posted in a form field (`name` is the field, for the error). Raises ValidationError for
+    anything but a number that can name a row."""
+    if not value.isdigit() or len(value) > 10 or not 0 < int(value) <= MAX_PATH_ID:
+        raise ValidationError(f"{name}: not a valid id")
+    return int(value)

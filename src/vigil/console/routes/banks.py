@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from vigil.console.banks import banks_view, parse_kind, parse_threshold, publish_from_console, read_upload
-from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field
+from vigil.console.deps import CsrfForm, Ctx, Lead, Me, choice, field
 from vigil.console.pages import redirect, render
-from vigil.errors import ValidationError
 from vigil.server.exchanges import Exchange, sync_exchange
 from vigil.server.services import hashlist
 
@@ -53,10 +52,7 @@ async def banks_import(request: Request, ctx: Ctx, form: CsrfForm, lead: Lead) -
 
 @router.post("/banks/fetch")
 async def banks_fetch(request: Request, ctx: Ctx, form: CsrfForm, lead: Lead) -> Response:
-    try:
-        exchange = Exchange(field(form, "exchange"))
-    except ValueError as error:
-        raise ValidationError("unknown exchange") from error
+    exchange = choice(form, "exchange", Exchange)
     result = await sync_exchange(ctx, exchange, actor=lead.actor)
     return redirect(request, f"/banks?imported={result.added}")
 

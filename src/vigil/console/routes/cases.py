@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 
 from vigil.console.auth import Role, SignedIn, list_reviewers
 from vigil.console.cybertip import STATE_BADGES, can_file
-from vigil.console.deps import CsrfForm, Ctx, Lead, Me, field, require_role
+from vigil.console.deps import CsrfForm, Ctx, Lead, Me, choice, field, form_id, require_role
 from vigil.console.pages import age, redirect, render, set_cookie
 from vigil.console.routes.image_matches import match_key
 from vigil.errors import ConflictError, PermissionDenied, ValidationError
@@ -116,12 +116,10 @@ def _minors_bound(detail: cases.CaseDetail, now_ms: int) -> tuple[int, bool | No
 
 @router.post("/cases/{case_id}/action")
 async def case_action(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_id: CaseId) -> Response:
-    action = CaseAction(field(form, "action"))
+    action = choice(form, "action", CaseAction)
     case = await _holding(ctx, me, case_id)
     chosen = field(form, "policy")
-    if chosen and not chosen.isdigit():
-        raise ValidationError("policy: not a policy id")
-    policy_id = int(chosen) if chosen else None
+    policy_id = form_id(chosen, "policy") if chosen else None
     note, then_next = field(form, "note"), field(form, "next") == "1"
     if action in SEVERE and field(form, "confirm") != "yes":
         policy = next(
@@ -157,19 +155,16 @@ async def case_dismiss_reports(
 ) -> Response:
     """Dismisses several duplicate reports about one item in one action, citing a policy."""
     await _holding(ctx, me, case_id)
-    chosen = [value for value in form.getlist("report") if isinstance(value, str)]
-    if not all(value.isdigit() for value in chosen):
-        raise ValidationError("report: not a report id")
+    chosen = [form_id(value, "report") for value in form.getlist("report") if isinstance(value, str)]
     policy = field(form, "policy")
-    if policy and not policy.isdigit():
-        raise ValidationError("policy: not a policy id")
+    policy_id = form_id(policy, "policy") if policy else None
     await report_dismissals.dismiss_duplicate_reports(
         ctx,
         me.reviewer.actor,
         me.reviewer.id,
         case_id,
-        [int(value) for value in chosen],
-        int(policy) if policy else None,
+        chosen,
+        policy_id,
     )
     return redirect(request, f"/cases/{case_id}")
 
@@ -181,15 +176,14 @@ async def case_appeal(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
     if outcome not in set(appeals.AppealOutcome):
         raise ValidationError("outcome: uphold or overturn")
     chosen = field(form, "policy")
-    if chosen and not chosen.isdigit():
-        raise ValidationError("policy: not a policy id")
+    policy_id = form_id(chosen, "policy") if chosen else None
     await appeals.decide_appeal(
         ctx,
         me.reviewer.actor,
         me.reviewer.id,
         case_id,
         appeals.AppealOutcome(outcome),
-        int(chosen) if chosen else None,
+        policy_id,
     )
     return redirect(request, f"/cases/{case_id}")
 
@@ -197,10 +191,8 @@ async def case_appeal(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
 @router.post("/cases/{case_id}/merge")
 async def case_merge(request: Request, ctx: Ctx, form: CsrfForm, lead: Lead, case_id: CaseId) -> Response:
     """Leads merge this case's reports into another open case about the same account."""
-    target = field(form, "into").lstrip("#")
-    if not target.isdigit():
-        raise ValidationError("into: the number of the case to merge into")
-    await cases.merge_case(ctx, lead.actor, case_id, int(target))
+    target = form_id(field(form, "into").lstrip("#"), "into")
+    await cases.merge_case(ctx, lead.actor, case_id, target)
     return redirect(request, f"/cases/{target}")
 
 
@@ -217,7 +209,7 @@ async def case_assign(request: Request, ctx: Ctx, me: Me, form: CsrfForm, case_i
         assignee: int | None = me.reviewer.id
     else:
         require_role(me, Role.LEAD)  # leads assign to others and unassign
-        assignee = int(target) if target.isdigit() else None
+        assignee = None if target in ("none", "") else form_id(target, "assignee")
     await cases.assign(ctx, me.reviewer.actor, case_id, assignee)
     return redirect(request, f"/cases/{case_id}")
 

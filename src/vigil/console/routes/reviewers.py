@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from vigil.console.auth import Role, create_reviewer, list_reviewers, set_disabled, set_queues
-from vigil.console.deps import Admin, CsrfForm, Ctx, Me, field
+from vigil.console.deps import Admin, CsrfForm, Ctx, Me, choice, field
 from vigil.console.pages import redirect, render
 from vigil.safety.routing import QueueName
 
@@ -29,7 +29,7 @@ async def reviewers_page(request: Request, ctx: Ctx, me: Me, _admin: Admin) -> R
 @router.post("/admin/reviewers")
 async def reviewers_create(request: Request, ctx: Ctx, form: CsrfForm, admin: Admin) -> Response:
     await create_reviewer(
-        ctx, field(form, "username"), str(form.get("password") or ""), Role(field(form, "role")), admin.actor
+        ctx, field(form, "username"), str(form.get("password") or ""), choice(form, "role", Role), admin.actor
     )
     return redirect(request, "/admin/reviewers")
 

@@ -36,6 +36,7 @@ from vigil.server.db.cases import (
 from vigil.server.db.cybertip import CyberTipFilingRepository
 from vigil.server.db.hashlists import VoucherRepository
 from vigil.server.db.policies import PolicyRepository
+from vigil.server.db.reviewers import ReviewerRepository
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import append_audit, entries_for
 from vigil.server.services.case_evidence import (
@@ -545,11 +546,16 @@ async def add_note(ctx: ServerContext, actor: str, reviewer_id: int, case_id: in
 
 
 async def assign(ctx: ServerContext, actor: str, case_id: int, assignee_id: int | None) -> None:
-    """Assigns (or with None unassigns) the case; an open case goes into review. Raises NotFoundError."""
+    """Assigns (or with None unassigns) the case; an open case goes into review. Raises NotFoundError (no
+    such case, or no such active reviewer to assign it to)."""
     async with ctx.sessions() as session, session.begin():
         case = await CaseRepository(session).get(case_id)
         if case is None:
             raise NotFoundError("no such case")
+        if assignee_id is not None:
+            assignee = await ReviewerRepository(session).get(assignee_id)
+            if assignee is None or assignee.disabled:
+                raise NotFoundError("assignee: no such active reviewer")
         case.assignee_id, case.claim_expires_at_ms = assignee_id, None
         if assignee_id is not None and case.state == CaseState.OPEN:
             case.state = CaseState.IN_REVIEW.value
