@@ -20,7 +20,7 @@ from vigil.server.api.stream import _ack_ids
 from vigil.server.db.accounts import DeviceRepository, DeviceRow, StandingRepository, UserRepository, UserRow
 from vigil.server.db.contacts import BlockRepository, ContactRepository
 from vigil.server.db.engine import create_engine, migrate, session_factory
-from vigil.server.db.messaging import MessageRow, QueueRow, padded
+from vigil.server.db.messaging import MessageRepository, MessageRow, QueueRow, padded
 from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.sending import SendingRepository
 
@@ -234,3 +234,29 @@ async def test_a_send_batch_is_inserted_in_batch_order_with_its_events(session: 
         (T0, "p-alice", "p-bob", "text"),
         (T0 + 1, "p-alice", "p-bob", "text"),
     ]
+
+
+async def test_an_ack_deletes_only_the_acking_devices_own_entries(session: AsyncSession) -> None:
+    alice = await _user(session, "alice", "adult", 1)
+    await _user(session, "bob", "adult", 2)
+    values = {
+        "sender_user_id": alice.id,
+        "sender_device_id": "alice-d0",
+        "conversation": "bob",
+        "kind": "text",
+        "commitment": b"c" * 32,
+        "franking_tag": b"t" * 32,
+        "server_ts_ms": T0,
+        "device_count": 2,
+    }
+    entries = [{"device_id": f"bob-d{i}", "message_type": 1, "body": b"x"} for i in (0, 1)]
+    first, second = await SendingRepository(session).insert_batch(
+        [({**values, "client_id": "m0"}, entries), ({**values, "client_id": "m1"}, entries)], []
+    )
+    messages = MessageRepository(session)
+    acked = {("bob-d0", first[0]), ("bob-d0", first[1]), ("bob-d1", first[1]), ("bob-d1", 10**12)}
+    # bob-d0 naming bob-d1's entry and an entry that does not exist delete nothing
+    assert await messages.delete_entries_of(acked) == {("bob-d0", first[0]), ("bob-d1", first[1])}
+    assert await messages.delete_entries_of(acked) == set()
+    left = (await session.execute(select(QueueRow.device_id, QueueRow.id).order_by(QueueRow.id))).all()
+    assert [tuple(row) for row in left] == [("bob-d0", second[0]), ("bob-d1", second[1])]
