@@ -158,7 +158,8 @@ class SendingRepository:
     ) -> list[list[int]]:
         """A send batch's writes: the messages (column values without `id`), their queue entries
         (`device_id`, `message_type`, `body`) and the metadata event rows; returns each message's entry
-        ids, in order. One statement on PostgreSQL, three elsewhere."""
+        ids, in order. One statement on PostgreSQL (atomic by itself: a batch that writes nothing else
+        runs it outside a transaction), three elsewhere."""
         if self._session.get_bind().dialect.name != "postgresql":
             inserted = await MessageRepository(self._session).add_many(messages)
             await MetadataRepository(self._session).add_values(events)

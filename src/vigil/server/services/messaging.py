@@ -168,11 +168,16 @@ async def _send_batch(
 async def _send_batch_once(
     ctx: ServerContext, items: Sequence[tuple[AuthenticatedDevice, SendRequest]], *, look_up_first: bool
 ) -> list[SendAccepted | Exception]:
-    look_up_first = look_up_first or any(request.attachments for _, request in items)
+    attachments = any(request.attachments for _, request in items)
+    look_up_first = look_up_first or attachments
+    # Without attachments the batch writes with one statement on PostgreSQL (`insert_batch`) after reads
+    # that, under READ COMMITTED, see no more inside a transaction than outside one: no BEGIN and COMMIT
+    # round trips. Attachment checks write (the blobs' fetchers) and keep the transaction.
+    bind = ctx.engine if attachments else one_statement_engine(ctx.engine)
     results: list[SendAccepted | Exception] = []
     refused: list[int] = []
     planned: list[_Planned] = []
-    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+    async with write_lock(ctx.engine), ctx.sessions(bind=bind) as session, session.begin():
         state = _BatchState(existing=await _existing(session, items) if look_up_first else {})
         for by, request in items:
             try:
