@@ -23,9 +23,11 @@ __all__ = [
     "Standing",
     "decide_group_add",
     "decide_group_join",
+    "decide_group_send",
     "decide_invite_link",
     "decide_send",
     "public_refusal",
+    "restricted_meets_minor",
     "unconnected_minor_adult",
 ]
 
@@ -105,10 +107,13 @@ def decide_group_add(
     connected: bool,
     blocked: bool,
     unconnected_minor_adult: bool = False,
+    restricted_with_minor: bool = False,
 ) -> Refusal | None:
-    """Why adding `member` to a group is refused, or None. `unconnected_minor_adult`: with the member
-    added, the group would hold a minor and an adult who are not connected (see
-    `unconnected_minor_adult`). Raises nothing."""
+    """Why adding `member` to a group is refused, or None. `standing` is the adder's.
+    `unconnected_minor_adult`: with the member added, the group would hold a minor and an adult who are
+    not connected (see `unconnected_minor_adult`). `restricted_with_minor`: the add would put a
+    restricted account and a minor in one group (`restricted_meets_minor`, the same rule as a join by
+    link). Raises nothing."""
     if blocked:
         return Refusal.BLOCKED_BY_MEMBER
     if member_is_minor:
@@ -116,6 +121,8 @@ def decide_group_add(
             return Refusal.RESTRICTED_FROM_MINORS
         if not adder_is_minor and not connected:
             return Refusal.ADULT_NOT_CONNECTED_TO_MINOR
+    if restricted_with_minor:
+        return Refusal.RESTRICTED_FROM_MINORS
     if unconnected_minor_adult:
         return Refusal.MINOR_WITH_UNCONNECTED_ADULT
     return None
@@ -127,13 +134,15 @@ def decide_group_join(
     group_has_minors: bool,
     blocked_by_member: bool,
     unconnected_minor_adult: bool,
+    restricted_with_minor: bool = False,
 ) -> Refusal | None:
     """Why joining a group by invite link is refused, or None: the rules of `decide_group_add` with the
     joiner in both roles. A restricted account starts no new conversations, so it joins nothing by link
     (and never a group with minors); nobody joins a group where a member has blocked them; a minor is in
     a group only with adults they are connected to, so an adult unknown to a minor in the group, or a
-    minor unknown to an adult in it, is refused. `group_has_minors` counts the members before the join.
-    Raises nothing."""
+    minor unknown to an adult in it, is refused; a minor does not join a group holding a restricted
+    account (`restricted_with_minor`, `restricted_meets_minor`). `group_has_minors` counts the members
+    before the join. Raises nothing."""
     match standing:
         case Standing.SUSPENDED:
             return Refusal.SUSPENDED
@@ -143,9 +152,40 @@ def decide_group_join(
             pass
     if blocked_by_member:
         return Refusal.BLOCKED_BY_MEMBER
+    if restricted_with_minor:
+        return Refusal.RESTRICTED_FROM_MINORS
     if unconnected_minor_adult:
         return Refusal.MINOR_WITH_UNCONNECTED_ADULT
     return None
+
+
+def restricted_meets_minor(
+    *,
+    newcomer_is_minor: bool,
+    newcomer_standing: Standing,
+    group_has_minors: bool,
+    group_has_restricted: bool,
+) -> bool:
+    """Whether a newcomer (added, or joining by link) would put a restricted account and a minor in one
+    group: a restricted newcomer where a minor is a member, or a minor newcomer where a restricted
+    account is. A restricted account contacts no minor, and a group is contact with every member, so
+    this holds whoever brings the newcomer in. `group_has_*` count the members before the newcomer;
+    "restricted" is every standing but active. Raises nothing."""
+    restricted = newcomer_standing is not Standing.ACTIVE
+    return (restricted and group_has_minors) or (newcomer_is_minor and group_has_restricted)
+
+
+def decide_group_send(standing: Standing, *, group_has_minors: bool) -> Refusal | None:
+    """Why a member's group message is refused, or None: `decide_send` for a conversation the sender is
+    already in (membership is the existing conversation). A suspended account sends nothing; a
+    restricted one sends to no group holding a minor, whenever it was restricted. Raises nothing."""
+    match standing:
+        case Standing.SUSPENDED:
+            return Refusal.SUSPENDED
+        case Standing.RESTRICTED:
+            return Refusal.RESTRICTED_FROM_MINORS if group_has_minors else None
+        case Standing.ACTIVE:
+            return None
 
 
 def decide_invite_link(standing: Standing) -> Refusal | None:

@@ -11,9 +11,11 @@ from vigil.safety.policy import (
     Standing,
     decide_group_add,
     decide_group_join,
+    decide_group_send,
     decide_invite_link,
     decide_send,
     public_refusal,
+    restricted_meets_minor,
     unconnected_minor_adult,
 )
 
@@ -192,3 +194,51 @@ def test_only_an_active_admin_issues_invite_links() -> None:
     assert decide_invite_link(Standing.ACTIVE) is None
     assert decide_invite_link(Standing.RESTRICTED) is Refusal.RESTRICTED_NEW_CONVERSATION
     assert decide_invite_link(Standing.SUSPENDED) is Refusal.SUSPENDED
+
+
+@pytest.mark.parametrize("standing", list(Standing))
+@pytest.mark.parametrize("newcomer_is_minor", [False, True])
+@pytest.mark.parametrize("group_has_minors", [False, True])
+@pytest.mark.parametrize("group_has_restricted", [False, True])
+def test_a_newcomer_never_brings_a_restricted_account_and_a_minor_together(
+    standing: Standing, newcomer_is_minor: bool, group_has_minors: bool, group_has_restricted: bool
+) -> None:
+    meets = restricted_meets_minor(
+        newcomer_is_minor=newcomer_is_minor,
+        newcomer_standing=standing,
+        group_has_minors=group_has_minors,
+        group_has_restricted=group_has_restricted,
+    )
+    restricted_newcomer = standing is not Standing.ACTIVE
+    assert meets == (
+        (restricted_newcomer and group_has_minors) or (newcomer_is_minor and group_has_restricted)
+    )
+
+
+def test_the_restricted_minor_rule_refuses_an_add_and_a_join_alike() -> None:
+    add = decide_group_add(
+        Standing.ACTIVE,
+        adder_is_minor=False,
+        member_is_minor=False,
+        connected=True,
+        blocked=False,
+        restricted_with_minor=True,
+    )
+    join = decide_group_join(
+        Standing.ACTIVE,
+        group_has_minors=False,
+        blocked_by_member=False,
+        unconnected_minor_adult=False,
+        restricted_with_minor=True,
+    )
+    assert add is join is Refusal.RESTRICTED_FROM_MINORS
+    assert public_refusal(add) == NEUTRAL_REFUSAL
+
+
+def test_a_group_send_follows_the_sender_standing_and_the_group_minors() -> None:
+    for minors in (False, True):
+        assert decide_group_send(Standing.ACTIVE, group_has_minors=minors) is None
+        assert decide_group_send(Standing.SUSPENDED, group_has_minors=minors) is Refusal.SUSPENDED
+    # Membership is the existing conversation: a restricted member keeps posting among adults only.
+    assert decide_group_send(Standing.RESTRICTED, group_has_minors=False) is None
+    assert decide_group_send(Standing.RESTRICTED, group_has_minors=True) is Refusal.RESTRICTED_FROM_MINORS

@@ -288,6 +288,18 @@ class StandingRepository:
     async def get(self, user_id: int) -> AccountStandingRow | None:
         return await self._session.get(AccountStandingRow, user_id)
 
+    async def of_users(self, user_ids: Collection[int]) -> dict[int, str]:
+        """user id -> standing of those of `user_ids` that have one (the others are active), in one
+        query."""
+        if not user_ids:
+            return {}
+        rows = await self._session.execute(
+            select(AccountStandingRow.user_id, AccountStandingRow.standing).where(
+                AccountStandingRow.user_id.in_(list(user_ids))
+            )
+        )
+        return {int(user_id): str(standing) for user_id, standing in rows}
+
     async def set(self, user_id: int, standing: str | None, now_ms: int) -> None:
         """Replaces the account's standing; None restores the default (active)."""
         await self._session.execute(delete(AccountStandingRow).where(AccountStandingRow.user_id == user_id))

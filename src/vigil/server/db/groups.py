@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
+from vigil.protocol.wire import AgeBand
 from vigil.server.db.accounts import DeviceRow, UserRow
 from vigil.server.db.base import Base
 
@@ -30,6 +31,8 @@ __all__ = [
     "InviteLinkRow",
     "MembershipPeriodRow",
 ]
+
+MINOR_BANDS = [band.value for band in AgeBand if band.is_minor]
 
 
 class GroupRow(Base):
@@ -150,6 +153,16 @@ class GroupRepository:
             .where(GroupMemberRow.group_id == group_id)
         )
         return rows.all()
+
+    async def has_minor(self, group_id: str) -> bool:
+        """Whether any member's account is a minor's (by the stored age band)."""
+        found = await self._session.scalar(
+            select(GroupMemberRow.user_id)
+            .join(UserRow, UserRow.id == GroupMemberRow.user_id)
+            .where(GroupMemberRow.group_id == group_id, UserRow.age_band.in_(MINOR_BANDS))
+            .limit(1)
+        )
+        return found is not None
 
     async def add_member(self, row: GroupMemberRow) -> None:
         self._session.add(row)

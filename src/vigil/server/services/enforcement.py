@@ -18,19 +18,24 @@ from vigil.safety.policy import (
     Standing,
     decide_group_add,
     decide_group_join,
+    decide_group_send,
     decide_invite_link,
     decide_send,
     public_refusal,
+    restricted_meets_minor,
     unconnected_minor_adult,
 )
 from vigil.server.db.accounts import StandingRepository, UserRow
 from vigil.server.db.contacts import BlockRepository, ContactRepository
+from vigil.server.db.groups import GroupRepository
 from vigil.server.db.messaging import MessageRepository
 
 __all__ = [
     "SendParties",
     "check_group_add",
     "check_group_join",
+    "check_group_send",
+    "check_group_send_given",
     "check_invite_link",
     "check_login",
     "check_send",
@@ -129,8 +134,9 @@ async def check_group_add(
 ) -> None:
     """Raises PolicyViolation (neutral, see `policy.public_refusal`) when `member` may not join a group
     whose other members are `others` (the adder among them): unconnected adults cannot add a minor,
-    restricted accounts cannot add minors, nobody adds someone who blocked them, and a minor is in a
-    group only with adults they are connected to, whichever of the two joins last."""
+    restricted accounts cannot add minors, nobody adds someone who blocked them, a minor is in a
+    group only with adults they are connected to, whichever of the two joins last, and a restricted
+    account and a minor are never brought together (`_restricted_meets_minor`)."""
     if member.id == adder_user_id:
         return
     member_is_minor = AgeBand(member.age_band).is_minor
@@ -148,7 +154,43 @@ async def check_group_add(
         connected=(not member_is_minor) or await is_connected(session, adder_user_id, member.id),
         blocked=blocked,
         unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
+        restricted_with_minor=await _restricted_meets_minor(session, member, others),
     )
+    if refusal is not None:
+        raise PolicyViolation(public_refusal(refusal))
+
+
+async def _restricted_meets_minor(
+    session: AsyncSession, newcomer: UserRow, members: Sequence[UserRow]
+) -> bool:
+    """`policy.restricted_meets_minor` for `newcomer` joining `members` (the newcomer, if listed, is
+    skipped); the standings of the newcomer and the members are read in one query."""
+    others = [u for u in members if u.id != newcomer.id]
+    standings = await StandingRepository(session).of_users([newcomer.id, *(u.id for u in others)])
+    return restricted_meets_minor(
+        newcomer_is_minor=AgeBand(newcomer.age_band).is_minor,
+        newcomer_standing=Standing(standings.get(newcomer.id, Standing.ACTIVE)),
+        group_has_minors=any(AgeBand(u.age_band).is_minor for u in others),
+        group_has_restricted=any(
+            Standing(standings.get(u.id, Standing.ACTIVE)) is not Standing.ACTIVE for u in others
+        ),
+    )
+
+
+async def check_group_send(session: AsyncSession, sender_user_id: int, group_id: str) -> None:
+    """Raises PolicyViolation when a member may not send to the group (`policy.decide_group_send`:
+    nothing from a suspended account, nothing from a restricted one to a group holding a minor), with
+    the same answer as a refused direct send."""
+    await check_group_send_given(session, await standing_of(session, sender_user_id), group_id)
+
+
+async def check_group_send_given(session: AsyncSession, standing: Standing, group_id: str) -> None:
+    """`check_group_send` with the sender's standing already looked up (the group send batch reads
+    every sender's in one query); the group's members are looked up only for a restricted sender."""
+    if standing is Standing.ACTIVE:
+        return
+    has_minor = standing is Standing.RESTRICTED and await GroupRepository(session).has_minor(group_id)
+    refusal = decide_group_send(standing, group_has_minors=has_minor)
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))
 
@@ -157,7 +199,7 @@ async def check_group_join(session: AsyncSession, joiner: UserRow, members: Sequ
     """Raises PolicyViolation (neutral, see `policy.public_refusal`) when `joiner` may not join, by invite
     link, a group whose members are `members` (`policy.decide_group_join`: restricted accounts join
     nothing by link, nobody joins where a member blocked them, a minor is in a group only with adults
-    they are connected to)."""
+    they are connected to and with no restricted account)."""
     joiner_is_minor = AgeBand(joiner.age_band).is_minor
     others = [u for u in members if u.id != joiner.id]
     counterparts = [u.id for u in others if AgeBand(u.age_band).is_minor != joiner_is_minor]
@@ -169,6 +211,7 @@ async def check_group_join(session: AsyncSession, joiner: UserRow, members: Sequ
         group_has_minors=any(AgeBand(u.age_band).is_minor for u in others),
         blocked_by_member=await BlockRepository(session).blocked_by_any([u.id for u in others], joiner.id),
         unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
+        restricted_with_minor=await _restricted_meets_minor(session, joiner, others),
     )
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))

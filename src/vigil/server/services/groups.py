@@ -50,9 +50,10 @@ from vigil.protocol.group_wire import (
 )
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
 from vigil.safety.behavior.events import GroupId, GroupJoined, MetadataEvent, UserId
+from vigil.safety.policy import Standing
 from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import UserRepository, UserRow
+from vigil.server.db.accounts import StandingRepository, UserRepository, UserRow
 from vigil.server.db.blobs import BlobRepository
 from vigil.server.db.groups import (
     GroupMemberRow,
@@ -170,8 +171,11 @@ async def add_member(
     """Admins only. Raises NotFoundError (no such group for the caller, or no such user),
     PermissionDenied (not an admin), ConflictError (already a member, or the group is full),
     PolicyViolation when the user may not join (`enforcement.check_group_add`)."""
-    async with ctx.sessions() as session, session.begin():
+    # Serialized with every other add and link join of the group, as `join_by_link` is: two concurrent
+    # adds cannot both pass the checks (the member limit, a minor and an adult unknown to them).
+    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
         groups = GroupRepository(session)
+        await groups.lock(group_id)  # before every check, the caller's own role included
         await _admin(groups, group_id, by)
         user = await UserRepository(session).by_username(request.username)
         if user is None:
@@ -228,8 +232,8 @@ async def join_by_link(ctx: ServerContext, by: AuthenticatedDevice, request: Joi
     """Joins the caller to the link's group as a plain member and logs a `GroupJoined` event. Raises
     NotFoundError (no such link), GoneError (the link was revoked), ConflictError (already a member, or
     the group is full), PolicyViolation when the caller may not join (`enforcement.check_group_join`)."""
-    # Joins of one group are serialized (the group row locked, or SQLite's writer lock held), so two
-    # concurrent joins cannot both pass the checks: a minor and an adult unknown to them, say.
+    # Joins and adds of one group are serialized (the group row locked, or SQLite's writer lock held),
+    # so two concurrent ones cannot both pass the checks: a minor and an adult unknown to them, say.
     async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
         link = await InviteLinkRepository(session).by_token_hash(_token_hash(request.token))
         if link is None:
@@ -303,7 +307,9 @@ async def send_group_message(
     """Accepts one group message for every member device except the sending one. Concurrent group sends
     are committed together (group commit, `_send_batch`); the answer comes only after the commit.
 
-    Raises NotFoundError unless the sender is a member, StaleDevicesError when `devices` is not exactly
+    Raises NotFoundError unless the sender is a member, PolicyViolation when the sender's standing
+    refuses it (`enforcement.check_group_send`: a restricted account posts in no group holding a minor),
+    StaleDevicesError when `devices` is not exactly
     the current member devices, ValidationError for duplicate devices or foreign attachment blobs.
     """
     if len(set(request.devices)) != len(request.devices):
@@ -333,6 +339,8 @@ class _BatchState:
     existing: dict[tuple[int, str], SendAccepted] = field(default_factory=dict)
     members: set[tuple[str, int]] = field(default_factory=set)
     devices: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Senders' standings (absent: active), read for the whole batch in one query.
+    standings: dict[int, str] = field(default_factory=dict)
 
 
 async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[SendAccepted | Exception]:
@@ -349,7 +357,8 @@ async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[S
             state = _BatchState(
                 existing={
                     (r.sender_user_id, r.client_id): _duplicate(r) for r in await writer.by_client_ids(wanted)
-                }
+                },
+                standings=await StandingRepository(session).of_users({by.user_id for by, _, _ in items}),
             )
             for by, group_id, request in items:
                 try:
@@ -417,6 +426,9 @@ async def _prepare(
     groups = GroupRepository(session)
     if (group_id, by.user_id) not in state.members:
         await _membership(groups, group_id, by)
+        await enforcement.check_group_send_given(
+            session, Standing(state.standings.get(by.user_id, Standing.ACTIVE)), group_id
+        )
         state.members.add((group_id, by.user_id))
     members = state.devices.get(group_id)
     if members is None:

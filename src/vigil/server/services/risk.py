@@ -18,7 +18,7 @@ over the window (a saved copy would be derived metadata kept apart from the log,
 and deletion to honour, and writing it each pass would cost more than the pass). Actions only ever go up the
 ladder:
   safety notice      signed notices to the minors the account reached
-  restrict contact   account standing `restricted` (enforced on the send path: no contact with minors)
+  restrict contact   account standing `restricted` (enforced on 1:1 and group sends: no contact with minors)
   open case          a case in the review console; the reasons, score and metadata timeline go into the
                      case's audit trail (shown on the case page)
 """

@@ -3,10 +3,12 @@ ciphertext for one device (Matrix's to-device messages).
 
 Who may send to-device traffic to whom (docs/minors.md, "Device-to-device messages"):
 - to the sender's own other devices: always (device verification, key backup between one's devices);
-- `group:<id>`: the sender and every target must be members of the group. Membership already passed the
-  group rules (a minor is only in a group with adults they are connected to), and co-members need each
-  other's room keys to read the group, so no further rule applies here; a block between co-members hides
-  messages on the blocker's devices (client side), it does not stop key sharing;
+- `group:<id>`: the sender and every target must be members of the group, and the sender's standing must
+  allow a group send (`enforcement.check_group_send`: a restricted account puts nothing on a device in a
+  group holding a minor). Membership already passed the group rules (a minor is only in a group with
+  adults they are connected to), and co-members need each other's room keys to read the group, so no
+  further rule applies here; a block between co-members hides messages on the blocker's devices (client
+  side), it does not stop key sharing;
 - otherwise `conversation` names one user, every target is a device of that user or of the sender, and
   the pair must pass exactly the send policy of `/v1/messages` (`enforcement.check_send`: suspension,
   restriction, block, minors only from connections), with the same neutral refusal. Key verification
@@ -56,6 +58,7 @@ async def send_to_device(
             group_id = request.conversation.removeprefix(_GROUP_PREFIX)
             if await groups.member(group_id, by.user_id) is None:
                 raise NotFoundError("no such group (or you are not a member)")
+            await enforcement.check_group_send(session, by.user_id, group_id)
             allowed = {d.id: u for d, u in await groups.member_devices(group_id)}
         else:
             peer = await UserRepository(session).by_username(request.conversation)
