@@ -88,6 +88,8 @@ class Mailbox:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     handed: list[Push] = field(default_factory=list)
     needs_fetch: bool = True
+    # How many times the socket took from it (the idle read looks for a period without any).
+    takes: int = 0
 
     def put(self, deliveries: Iterable[Push]) -> None:
         self.handed.extend(deliveries)
@@ -103,6 +105,7 @@ class Mailbox:
     def take(self) -> tuple[bool, list[Push]]:
         """(needs_fetch, handed) since the last take; empties the mailbox."""
         self.wake.clear()
+        self.takes += 1
         fetch, handed = self.needs_fetch, self.handed
         self.needs_fetch, self.handed = False, []
         return fetch, handed

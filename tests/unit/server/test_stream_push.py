@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from vigil.server.api import stream
 from vigil.server.api.stream import IDLE_FETCH_S, MAX_IN_FLIGHT, _acknowledged, _push, _Pushed
 from vigil.server.delivery import Mailbox, Push
 
@@ -137,3 +138,22 @@ async def test_the_pusher_ends_as_soon_as_the_ack_reader_does() -> None:
     await asyncio.sleep(0.01)  # waiting on an empty mailbox
     reader.cancel()
     await asyncio.wait_for(pusher, WAIT_S)  # not at the idle read
+
+
+async def test_an_entry_nobody_announced_is_read_at_the_idle_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hand-off lost in a way no worker noticed: the entry is only in the queue, and only the idle
+    # read (every IDLE_FETCH_S without a wake-up) finds it; a busy socket is not read for idleness.
+    monkeypatch.setattr(stream, "IDLE_FETCH_S", 0.05)
+    connected = Socket()
+    reader = asyncio.create_task(asyncio.Event().wait())
+    pusher = asyncio.create_task(
+        _push(connected.mailbox, connected.pushed, reader, connected.fetch, connected.send, FETCH_BATCH)
+    )
+    try:
+        await asyncio.sleep(0.01)
+        connected.commit(1, 1)  # committed, never handed over nor announced
+        await connected.until_pushed(1)
+        assert connected.pushed_ids() == [1]
+    finally:
+        reader.cancel()
+        await asyncio.wait_for(asyncio.gather(reader, pusher, return_exceptions=True), WAIT_S)

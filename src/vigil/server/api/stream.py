@@ -164,10 +164,36 @@ async def _push(
     """Pushes until `reader` ends: reads the queue (`fetch(limit)`: up to `limit` entries not in flight,
     and whether more wait) when the mailbox says so, else pushes what was handed over. Everything
     handed over since the last frame goes in one frame (and so comes back in one ack)."""
-    # Waiting is on the mailbox alone (no task and `asyncio.wait` per frame): the reader's end and the
-    # idle read's timer both wake it.
+    # Waiting is on the mailbox alone (no task, `asyncio.wait` or timer per frame): the reader's end
+    # wakes it, and one timer per socket, re-armed every IDLE_FETCH_S, orders the idle read when the
+    # mailbox was not taken from for a whole period.
     reader.add_done_callback(lambda _: mailbox.wake.set())
     loop = asyncio.get_running_loop()
+    takes_seen = -1
+    idle: asyncio.TimerHandle
+
+    def look_for_idleness() -> None:
+        nonlocal takes_seen, idle
+        if mailbox.takes == takes_seen:
+            mailbox.mark_fetch()
+        takes_seen = mailbox.takes
+        idle = loop.call_later(IDLE_FETCH_S, look_for_idleness)
+
+    idle = loop.call_later(IDLE_FETCH_S, look_for_idleness)
+    try:
+        await _push_until_the_reader_ends(mailbox, pushed, reader, fetch, send, fetch_batch)
+    finally:
+        idle.cancel()
+
+
+async def _push_until_the_reader_ends(
+    mailbox: Mailbox,
+    pushed: _Pushed,
+    reader: asyncio.Task[None],
+    fetch: Callable[[int], Awaitable[tuple[list[Push], bool]]],
+    send: Callable[[list[Push]], Awaitable[None]],
+    fetch_batch: int,
+) -> None:
     while not reader.done():
         needs_fetch, handed = mailbox.take()
         # The queue read first: it returns every committed entry in order, handed ones included.
@@ -188,8 +214,4 @@ async def _push(
         # waiting would leave the entries to the idle read.
         if (mailbox.wake.is_set() or mailbox.needs_fetch) and len(pushed.in_flight) < MAX_IN_FLIGHT:
             continue
-        idle = loop.call_later(IDLE_FETCH_S, mailbox.mark_fetch)
-        try:
-            await mailbox.wake.wait()
-        finally:
-            idle.cancel()
+        await mailbox.wake.wait()
