@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from vigil.protocol.wire import AgeBand
-from vigil.server.db.accounts import DeviceRow, UserRow
+from vigil.server.db.accounts import AccountStandingRow, DeviceRow, UserRow
 from vigil.server.db.base import Base
 
 __all__ = [
@@ -134,6 +134,18 @@ class GroupRepository:
 
     async def member(self, group_id: str, user_id: int) -> GroupMemberRow | None:
         return await self._session.get(GroupMemberRow, (group_id, user_id))
+
+    async def member_standing(self, group_id: str, user_id: int) -> tuple[bool, str | None]:
+        """(whether the account is a member, its standing: None when it has none, i.e. active), in one
+        query: a group send needs both and no ORM object."""
+        row = (
+            await self._session.execute(
+                select(GroupMemberRow.user_id, AccountStandingRow.standing)
+                .outerjoin(AccountStandingRow, AccountStandingRow.user_id == GroupMemberRow.user_id)
+                .where(GroupMemberRow.group_id == group_id, GroupMemberRow.user_id == user_id)
+            )
+        ).first()
+        return (False, None) if row is None else (True, row.standing)
 
     async def members(self, group_id: str) -> Sequence[tuple[GroupMemberRow, str]]:
         """Members with their usernames, longest-standing first."""

@@ -185,8 +185,8 @@ async def check_group_send(session: AsyncSession, sender_user_id: int, group_id:
 
 
 async def check_group_send_given(session: AsyncSession, standing: Standing, group_id: str) -> None:
-    """`check_group_send` with the sender's standing already looked up (the group send batch reads
-    every sender's in one query); the group's members are looked up only for a restricted sender."""
+    """`check_group_send` with the sender's standing already looked up (the group send reads it with
+    the sender's membership); the group's members are looked up only for a restricted sender."""
     if standing is Standing.ACTIVE:
         return
     has_minor = standing is Standing.RESTRICTED and await GroupRepository(session).has_minor(group_id)

@@ -53,7 +53,7 @@ from vigil.safety.behavior.events import GroupId, GroupJoined, MetadataEvent, Us
 from vigil.safety.policy import Standing
 from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import StandingRepository, UserRepository, UserRow
+from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.blobs import BlobRepository
 from vigil.server.db.groups import (
     GroupMemberRow,
@@ -339,8 +339,6 @@ class _BatchState:
     existing: dict[tuple[int, str], SendAccepted] = field(default_factory=dict)
     members: set[tuple[str, int]] = field(default_factory=set)
     devices: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Senders' standings (absent: active), read for the whole batch in one query.
-    standings: dict[int, str] = field(default_factory=dict)
 
 
 async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[SendAccepted | Exception]:
@@ -357,8 +355,7 @@ async def _send_batch(ctx: ServerContext, items: Sequence[_GroupSend]) -> list[S
             state = _BatchState(
                 existing={
                     (r.sender_user_id, r.client_id): _duplicate(r) for r in await writer.by_client_ids(wanted)
-                },
-                standings=await StandingRepository(session).of_users({by.user_id for by, _, _ in items}),
+                }
             )
             for by, group_id, request in items:
                 try:
@@ -425,9 +422,12 @@ async def _prepare(
         return previous
     groups = GroupRepository(session)
     if (group_id, by.user_id) not in state.members:
-        await _membership(groups, group_id, by)
+        # The sender's standing comes with the membership (no query of its own on the hot path).
+        is_member, standing = await groups.member_standing(group_id, by.user_id)
+        if not is_member:
+            raise NotFoundError("no such group (or you are not a member)")
         await enforcement.check_group_send_given(
-            session, Standing(state.standings.get(by.user_id, Standing.ACTIVE)), group_id
+            session, Standing.ACTIVE if standing is None else Standing(standing), group_id
         )
         state.members.add((group_id, by.user_id))
     members = state.devices.get(group_id)
