@@ -6,6 +6,11 @@ events are generated, sorted and emitted before the next day starts; events that
 (answers to requests, expiries) wait in a per-day queue. Protective actions feed back through
 `Enforcement`: a restricted adult's contact with minors is refused, as the server would refuse it.
 
+Joins by link go through the server's own rule (`vigil.safety.policy.decide_group_join`): a minor is in a
+group only with adults they are connected to, so where the population puts a minor and an unknown adult in
+one group, the later join is refused, counted in `refused` as server mode counts it, and the refused
+account's share of the group's messages is not sent (`skipped`).
+
 Every harmful act is also logged as an `Incident` (ground truth for `vigil.sim.score`). When a restricted
 account goes on trying, the generator keeps drawing what it would have done with the same probabilities,
 but emits none of its events (the server would refuse them) and logs the incidents as *prevented*.
@@ -39,6 +44,7 @@ from vigil.safety.behavior.events import (
     RequestOutcome,
 )
 from vigil.safety.behavior.features import DAY_MS, HOUR_MS
+from vigil.safety.policy import Standing, decide_group_join, restricted_meets_minor, unconnected_minor_adult
 from vigil.sim.incidents import Incident, IncidentType
 from vigil.sim.population import GroomerStyle, Population, Role
 from vigil.sim.scenario import Scenario
@@ -87,6 +93,7 @@ class _GroomerPlan:
     __slots__ = (
         "escalation_days",
         "group",
+        "in_group",
         "joined_at",
         "messages_per_day",
         "night_share",
@@ -109,6 +116,7 @@ class _GroomerPlan:
         self.escalation_days = escalation_days
         self.group = -1  # interest group index for the group-first path
         self.joined_at = -1
+        self.in_group = False  # the server let him in (`decide_group_join`)
 
 
 class _Tending(NamedTuple):
@@ -136,8 +144,13 @@ class EventGenerator:
         rng: np.random.Generator,
         sink: EventSink,
         enforcement: Enforcement | None = None,
+        *,
+        apply_group_rule: bool = True,
     ) -> None:
+        """`apply_group_rule`: decide joins by link with the server's rule here (fast mode); server mode
+        passes False because the real server decides them."""
         self.sc, self.pop, self.rng, self.sink = sc, pop, rng, sink
+        self.apply_group_rule = apply_group_rule
         self.enforcement: Enforcement = enforcement or NoEnforcement()
         self.ids = pop.ids
         self.start = sc.start_ms
@@ -246,6 +259,12 @@ class EventGenerator:
         self.activated: set[int] = set()
         self.incidents: list[Incident] = []
         self.prevented_requests: dict[int, int] = {}  # account -> contact requests to minors refused
+        # Who is connected (an accepted contact request), for the minors' group rule: pre-existing ties,
+        # then every acceptance the generator draws (counted from when it is drawn, not when it lands).
+        self.connections: set[frozenset[int]] = {frozenset(e) for e in pop.edges}
+        self.outside: dict[GroupId, set[int]] = {}  # generated members the group rule kept out
+        self.refused: dict[str, int] = {}  # keyed as server mode keys the server's refusals
+        self.skipped: dict[str, int] = {}
         self._suppress = False
         sx = sc.sextortion
         for i, role in enumerate(pop.roles):
@@ -350,6 +369,40 @@ class EventGenerator:
     def _request(self, at: int, s: int, r: int, outcome: RequestOutcome, answer_at: int) -> None:
         self._push(ContactRequestSent(at, self.ids[s], self.ids[r]))
         self._push(ContactRequestAnswered(answer_at, self.ids[s], self.ids[r], outcome))
+        if outcome is RequestOutcome.ACCEPTED and not self._suppress:
+            self.connections.add(frozenset((s, r)))
+
+    def _may_join(self, who: int, gid: GroupId, members: Sequence[int]) -> bool:
+        """Whether the server would let `who` join `gid` by link, `members` being those already in
+        (`decide_group_join`); a refusal is counted as server mode counts it. Blocks between members are
+        not checked (the generator does not track them per group)."""
+        if not self.apply_group_rule:
+            return True
+        standing = Standing.ACTIVE if self.enforcement.may_contact_minors(who) else Standing.RESTRICTED
+        minors = [m for m in members if self.is_minor[m]]
+        adults = [m for m in members if not self.is_minor[m]]
+        joiner_minor = bool(self.is_minor[who])
+        refusal = decide_group_join(
+            standing,
+            group_has_minors=bool(minors),
+            blocked_by_member=False,
+            unconnected_minor_adult=unconnected_minor_adult(
+                [who] if joiner_minor else minors, adults if joiner_minor else [who], self.connections
+            )
+            is not None,
+            restricted_with_minor=restricted_meets_minor(
+                newcomer_is_minor=joiner_minor,
+                newcomer_standing=standing,
+                group_has_minors=bool(minors),
+                group_has_restricted=any(not self.enforcement.may_contact_minors(m) for m in members),
+            ),
+        )
+        if refusal is None:
+            return True
+        self.outside.setdefault(gid, set()).add(who)
+        key = "group_joined:policy_violation"
+        self.refused[key] = self.refused.get(key, 0) + 1
+        return False
 
     def _block(self, at: int, blocker: int, blocked: int, report: ReportReason | None) -> None:
         self._push(Block(at, self.ids[blocker], self.ids[blocked]))
@@ -407,12 +460,16 @@ class EventGenerator:
         ) -> None:
             t = max(int(rng.integers(lo_all, self.start - 2 * HOUR_MS)), int(created[creator]) + HOUR_MS)
             self._push(GroupCreated(t, self.ids[creator], gid))
+            admitted = [creator]
             for m in members:
                 if m == creator:
                     continue
                 at = max(t + MIN_MS, int(created[m]) + DAY_MS)
                 if by_link:
-                    self._push(GroupJoined(at, self.ids[m], gid))
+                    # Joins in the population's order (adults first), as the server sees them.
+                    if self._may_join(m, gid, admitted):
+                        admitted.append(m)
+                        self._push(GroupJoined(at, self.ids[m], gid))
                 else:
                     self._push(GroupMemberAdded(at, self.ids[creator], self.ids[m], gid))
             self.groups.append((gid, list(members), rate, media))
@@ -504,9 +561,14 @@ class EventGenerator:
             who = rng.integers(0, len(members), size=n).tolist()
             ring = gid in self.ring_groups
             known = self.sc.rings.known_image_share
+            outside = self.outside.get(gid, ())
             for t, k, w in zip(times, kinds, who, strict=True):
                 sender = members[w]
                 if self.created[sender] + DAY_MS > t:
+                    continue
+                if sender in outside:
+                    # Drawn as server mode draws it; the server would refuse it (not a member).
+                    self.skipped["msg:not_in_group"] = self.skipped.get("msg:not_in_group", 0) + 1
                     continue
                 self._push(MessageSent(t, ids[sender], None, gid, _BUCKET_BY_CODE[k], _KIND_BY_CODE[k]))
                 if ring and k == 1:
@@ -580,8 +642,9 @@ class EventGenerator:
         for gid, members, _rate, _media in self.groups:
             if not gid.startswith("g-interest-") or rate <= 0:
                 continue
-            grown = [m for m in members if self.pop.roles[m] in _BENIGN_ADULT_ROLES]
-            young = [m for m in members if self.is_minor[m]]
+            outside = self.outside.get(gid, ())
+            grown = [m for m in members if self.pop.roles[m] in _BENIGN_ADULT_ROLES and m not in outside]
+            young = [m for m in members if self.is_minor[m] and m not in outside]
             if not grown or not young:
                 continue
             for a in [m for m in grown if rng.random() < rate]:
@@ -606,20 +669,31 @@ class EventGenerator:
                 r = int(self.adj[self.off[s] + int(rng.integers(self.deg[s]))])
                 self._block(t, s, r, ReportReason.HARASSMENT if rng.random() < 0.2 else None)
 
-    def _join_interest_group(self, who: int, index: int, at: int) -> None:
+    def _join_interest_group(self, who: int, index: int, at: int) -> bool:
+        """`who` joins interest group `index` by link at `at`; False when the server's rule refuses it
+        (or `who` was refused before: a closed path is not retried, as a declined request is not)."""
         gid = self.interest_group_ids[index]
         for group_id, members, _rate, _media in self.groups:
             if group_id == gid:
+                outside = self.outside.get(gid, set())
+                if who in outside:
+                    return False
                 if who not in members:
+                    if not self._may_join(who, gid, [m for m in members if m not in outside]):
+                        members.append(who)  # still drawn as a sender, as server mode draws it
+                        return False
                     members.append(who)
                     self._push(GroupJoined(at, self.ids[who], gid))
-                return
+                return True
+        return False
 
     def _interest_minors(self, index: int) -> list[int]:
+        """The minors the server let into interest group `index`."""
         gid = self.interest_group_ids[index]
         for group_id, members, _rate, _media in self.groups:
             if group_id == gid:
-                return [m for m in members if self.is_minor[m]]
+                outside = self.outside.get(gid, ())
+                return [m for m in members if self.is_minor[m] and m not in outside]
         return []
 
     def _coaches(self, base: int) -> None:
@@ -663,8 +737,8 @@ class EventGenerator:
                 kid = -1
                 if self.interest_group_ids and rng.random() < mc.via_group_share:
                     index = int(rng.integers(len(self.interest_group_ids)))
-                    self._join_interest_group(m, index, t - 2 * HOUR_MS)
-                    young = self._interest_minors(index)
+                    joined = self._join_interest_group(m, index, t - 2 * HOUR_MS)
+                    young = self._interest_minors(index) if joined else []
                     if young:
                         kid = young[int(rng.integers(len(young)))]
                 if kid < 0:
@@ -781,12 +855,17 @@ class EventGenerator:
             if plan.joined_at < 0:
                 # Joins the group early in the run and lurks a day or two before approaching anyone.
                 plan.joined_at = base + int(rng.integers(0, DAY_MS))
-                if not self._suppress:
-                    self._join_interest_group(g, plan.group, plan.joined_at)
-            if base < plan.joined_at + DAY_MS:
-                targets = 0.0
-            pool = self._interest_minors(plan.group)
-            accept = gb.group_first_accept_prob
+                plan.in_group = not self._suppress and self._join_interest_group(
+                    g, plan.group, plan.joined_at
+                )
+            if plan.in_group:
+                if base < plan.joined_at + DAY_MS:
+                    targets = 0.0
+                pool = self._interest_minors(plan.group)
+            if pool:
+                accept = gb.group_first_accept_prob
+            # Refused (the group holds minors who do not know him) or in a group with no minors: the
+            # path is closed, as after a declined request; he goes on with cold requests at `accept_prob`.
         elif plan.style is GroomerStyle.ESCALATING:
             targets = plan.targets * (0.25 + 0.5 * day / 7)
         for t in self._times(int(rng.poisson(targets / 7)), base, plan.night_share).tolist():

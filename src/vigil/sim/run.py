@@ -398,6 +398,9 @@ def run_scenario(
             "start_ms": sc.start_ms,
             "end_ms": sc.start_ms + sc.days * DAY_MS,
             "seconds": round(result.seconds, 2),
+            # What the server's rules refused and what that made impossible, as server mode reports them.
+            "refused": gen.refused,
+            "skipped": gen.skipped,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     except OSError as exc:

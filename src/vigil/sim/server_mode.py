@@ -346,7 +346,7 @@ async def run_server_mode(
     pop = build_population(sc, rng)
     enforcement = _Restrictions({u: i for i, u in enumerate(pop.ids)})
     sink = _Collect()
-    gen = EventGenerator(sc, pop, rng, sink, enforcement)
+    gen = EventGenerator(sc, pop, rng, sink, enforcement, apply_group_rule=False)  # the server decides
     clock = [sc.start_ms]
     actions: list[dict[str, object]] = []
     generated = 0
