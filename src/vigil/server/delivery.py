@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -88,8 +89,8 @@ class Mailbox:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     handed: list[Push] = field(default_factory=list)
     needs_fetch: bool = True
-    # How many times the socket took from it (the idle read looks for a period without any).
-    takes: int = 0
+    # When the socket last took from it (monotonic seconds): the idle read looks for a period without any.
+    last_take: float = field(default_factory=time.monotonic)
 
     def put(self, deliveries: Iterable[Push]) -> None:
         self.handed.extend(deliveries)
@@ -105,7 +106,7 @@ class Mailbox:
     def take(self) -> tuple[bool, list[Push]]:
         """(needs_fetch, handed) since the last take; empties the mailbox."""
         self.wake.clear()
-        self.takes += 1
+        self.last_take = time.monotonic()
         fetch, handed = self.needs_fetch, self.handed
         self.needs_fetch, self.handed = False, []
         return fetch, handed

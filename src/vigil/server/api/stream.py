@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -165,19 +166,20 @@ async def _push(
     and whether more wait) when the mailbox says so, else pushes what was handed over. Everything
     handed over since the last frame goes in one frame (and so comes back in one ack)."""
     # Waiting is on the mailbox alone (no task, `asyncio.wait` or timer per frame): the reader's end
-    # wakes it, and one timer per socket, re-armed every IDLE_FETCH_S, orders the idle read when the
-    # mailbox was not taken from for a whole period.
+    # wakes it, and one timer per socket orders the idle read once the mailbox has not been taken from
+    # for IDLE_FETCH_S, re-armed for what is left of that period otherwise (so the backstop read comes
+    # IDLE_FETCH_S after the last activity, not up to twice that).
     reader.add_done_callback(lambda _: mailbox.wake.set())
     loop = asyncio.get_running_loop()
-    takes_seen = -1
     idle: asyncio.TimerHandle
 
     def look_for_idleness() -> None:
-        nonlocal takes_seen, idle
-        if mailbox.takes == takes_seen:
+        nonlocal idle
+        quiet_for = time.monotonic() - mailbox.last_take
+        if quiet_for >= IDLE_FETCH_S:
             mailbox.mark_fetch()
-        takes_seen = mailbox.takes
-        idle = loop.call_later(IDLE_FETCH_S, look_for_idleness)
+            quiet_for = 0.0
+        idle = loop.call_later(IDLE_FETCH_S - quiet_for, look_for_idleness)
 
     idle = loop.call_later(IDLE_FETCH_S, look_for_idleness)
     try:
