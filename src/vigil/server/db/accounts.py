@@ -139,6 +139,11 @@ class UserRepository:
     async def by_ids(self, user_ids: Collection[int]) -> Sequence[UserRow]:
         return (await self._session.scalars(select(UserRow).where(UserRow.id.in_(list(user_ids))))).all()
 
+    async def ids_after(self, after: int, limit: int) -> list[int]:
+        """The first `limit` account ids above `after`, ascending (a scan over every account in batches)."""
+        query = select(UserRow.id).where(UserRow.id > after).order_by(UserRow.id).limit(limit)
+        return [int(i) for i in (await self._session.scalars(query)).all()]
+
     async def by_usernames(self, usernames: Collection[str]) -> Sequence[UserRow]:
         return (
             await self._session.scalars(select(UserRow).where(UserRow.username.in_(list(usernames))))

@@ -67,44 +67,41 @@ async def append_audit(
     action: str,
     target: str,
     details: Mapping[str, object] | None = None,
-) -> AuditRow:
+) -> None:
     """Appends one entry inside the caller's transaction. Raises StorageError if the head row is missing
     (the database was not migrated)."""
-    return (await append_audits(session, now_ms, [AuditEntry(actor, action, target, details)]))[0]
+    await append_audits(session, now_ms, [AuditEntry(actor, action, target, details)])
 
 
-async def append_audits(session: AsyncSession, now_ms: int, entries: Sequence[AuditEntry]) -> list[AuditRow]:
+async def append_audits(session: AsyncSession, now_ms: int, entries: Sequence[AuditEntry]) -> None:
     """Appends the entries, in order, inside the caller's transaction: the head is advanced once and the
-    entries go in one insert (a pass that acts on many accounts audits each in one round trip). Returns
-    the entries as written (not attached to the session). Raises StorageError if the head row is missing
-    (the database was not migrated)."""
+    entries go in one insert (a pass that acts on many accounts audits each in one round trip). Raises
+    StorageError if the head row is missing (the database was not migrated)."""
     if not entries:
-        return []
+        return
     audit = AuditRepository(session)
     head = await audit.take_seqs(len(entries))
     if head is None:
         raise StorageError("the audit log has no head row")
     seq, prev_hash = head
-    rows = []
+    values: list[dict[str, object]] = []
     for entry in entries:
         text = json.dumps(dict(entry.details or {}), sort_keys=True, separators=(",", ":"), default=str)
         digest = entry_hash(prev_hash, seq, now_ms, entry.actor, entry.action, entry.target, text)
-        rows.append(
-            AuditRow(
-                id=seq,
-                ts_ms=now_ms,
-                actor=entry.actor,
-                action=entry.action,
-                target=entry.target,
-                details=text,
-                prev_hash=prev_hash,
-                entry_hash=digest,
-            )
+        values.append(
+            {
+                "id": seq,
+                "ts_ms": now_ms,
+                "actor": entry.actor,
+                "action": entry.action,
+                "target": entry.target,
+                "details": text,
+                "prev_hash": prev_hash,
+                "entry_hash": digest,
+            }
         )
         seq, prev_hash = seq + 1, digest
-    columns = ("id", "ts_ms", "actor", "action", "target", "details", "prev_hash", "entry_hash")
-    await audit.append_many([{c: getattr(row, c) for c in columns} for row in rows])
-    return rows
+    await audit.append_many(values)
 
 
 async def entries_for(session: AsyncSession, target: str, limit: int = 200) -> list[AuditRow]:

@@ -30,7 +30,7 @@ from vigil.safety.behavior.events import (
     event_to_record,
 )
 from vigil.server.context import ServerContext
-from vigil.server.db.accounts import UserRow
+from vigil.server.db.accounts import UserRepository, UserRow
 from vigil.server.db.metadata import EventColumns, MetadataEventRow, MetadataRepository
 from vigil.server.db.pseudonyms import pseudonym
 
@@ -132,8 +132,6 @@ def _event_of_columns(
             message_kind,
         )
     rec: dict[str, object] = {"k": kind, "t": at_ms, "s": actor}
-    if kind == ev.EventKind.MESSAGE_SENT.value:
-        rec["b"] = UNKNOWN_SIZE_BUCKET
     for key, value in (
         ("r", target),
         ("g", group_id),
@@ -313,24 +311,15 @@ async def _names_of(
 
     if wanted - found.keys():
         resolve([user_id, *sorted(await MetadataRepository(session).counterparts_of(user_id))])
+    users = UserRepository(session)
     after = 0
     while wanted - found.keys():
-        batch = list(
-            await session.scalars(
-                select(UserRow.id).where(UserRow.id > after).order_by(UserRow.id).limit(_NAME_SCAN_BATCH)
-            )
-        )
+        batch = await users.ids_after(after, _NAME_SCAN_BATCH)
         if not batch:
             break  # an account deleted since (its events went with it) or named under another key
         after = batch[-1]
         resolve(batch)
-    usernames = dict(
-        (
-            await session.execute(
-                select(UserRow.id, UserRow.username).where(UserRow.id.in_(list(found.values())))
-            )
-        ).all()
-    )
+    usernames = {u.id: u.username for u in await users.by_ids(found.values())}
     return {alias: usernames[account_id] for alias, account_id in found.items() if account_id in usernames}
 
 
