@@ -56,10 +56,8 @@ class _Sink:
 Generated = tuple[Scenario, Population, EventGenerator, _Sink]
 
 
-@pytest.fixture(scope="module")
-def generated() -> Generated:
-    sc = _scenario()
-    rng = np.random.default_rng(5)
+def _generate(sc: Scenario, seed: int) -> tuple[Population, EventGenerator, _Sink]:
+    rng = np.random.default_rng(seed)
     pop = build_population(sc, rng)
     ex = FeatureExtractor()
     sink = _Sink(ex)
@@ -71,7 +69,13 @@ def generated() -> Generated:
     sink.events.clear()
     for d in range(sc.days):
         gen.run_day(d)
-    return sc, pop, gen, sink
+    return pop, gen, sink
+
+
+@pytest.fixture(scope="module")
+def generated() -> Generated:
+    sc = _scenario()
+    return (sc, *_generate(sc, seed=5))
 
 
 def test_population_has_mentors_and_insiders_with_unique_ids(generated: Generated) -> None:
@@ -145,22 +149,6 @@ def test_score_reports_insiders_and_minors_reports_per_role(tmp_path: Path) -> N
     text = format_evaluation([run], aggregate([run]))
     assert "insider" in text and "mentors" in text and "due reviewed" in text
     assert UserId(insiders[0]["u"])
-
-
-def _generate(sc: Scenario, seed: int) -> tuple[Population, EventGenerator, _Sink]:
-    rng = np.random.default_rng(seed)
-    pop = build_population(sc, rng)
-    ex = FeatureExtractor()
-    sink = _Sink(ex)
-    gen = EventGenerator(sc, pop, rng, sink)
-    for facts in gen.account_facts():
-        ex.register_account(facts)
-    gen.emit_history()
-    ex.mark_history(sc.start_ms)
-    sink.events.clear()
-    for d in range(sc.days):
-        gen.run_day(d)
-    return pop, gen, sink
 
 
 def test_social_proof_withdrawing_victims_and_parents_in_the_loop() -> None:
