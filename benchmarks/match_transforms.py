@@ -38,7 +38,7 @@ import pdqhash
 import skimage.data
 from PIL import Image, ImageDraw, ImageFilter
 
-from vigil.safety.hashing import pdq
+from vigil.safety.hashing import borders, pdq
 from vigil.safety.hashing.banks import Bank, BankEntry, BankKind, BankName, EntryId, Matcher
 from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import (
@@ -179,7 +179,9 @@ def _previous(data: bytes, after: ImageHash) -> tuple[PdqHash, ...]:
     with Image.open(io.BytesIO(data)) as image:
         rgb = np.asarray(image.convert("RGB"))
     edge: tuple[PdqHash, ...] = ()
-    content = pdq.trim_uniform_border(rgb) if pdq._margins(pdq._reduced(rgb)) is not None else None
+    content = (
+        borders.trim_uniform_border(rgb) if borders.uniform_margins(pdq._reduced(rgb)) is not None else None
+    )
     if content is not None:
         pixels = pdq._reduced(content)
         trimmed, quality = pdq._pdq(pixels)

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from vigil.safety.hashing.banks import Bank, BankEntry, BankKind, BankName, EntryId, Matcher
+from vigil.safety.hashing.borders import trim_surround, trim_uniform_border
 from vigil.safety.hashing.index import BruteForceIndex
 from vigil.safety.hashing.pdq import (
     Dihedral,
@@ -24,8 +25,6 @@ from vigil.safety.hashing.pdq import (
     hash_pixels,
     hash_pixels_for_bank,
     orient,
-    trim_surround,
-    trim_uniform_border,
 )
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (a dev dependency) is not installed")
