@@ -278,6 +278,22 @@ def require_backend(backend: str) -> None:
     pytest.skip(reason)
 
 
+@contextlib.contextmanager
+def backend_database(backend: str) -> Iterator[str | None]:
+    """A database of its own on `backend` for an in-process `ServerContext`: its SQLAlchemy URL on
+    PostgreSQL (created here, dropped after), None on SQLite (the context's default file under its data
+    dir). Skips or fails as `require_backend` when PostgreSQL is not reachable."""
+    require_backend(backend)
+    if backend != "postgres":
+        yield None
+        return
+    name, url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)
+
+
 def start_server(
     backend: str, tmp: Path, env_extra: dict[str, str] | None = None
 ) -> tuple[ServerProcess, str | None]:

@@ -8,6 +8,7 @@ import io
 import re
 from pathlib import Path
 
+from image_match_records import record_image_match
 from PIL import Image
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -21,7 +22,6 @@ from vigil.server.db.audit import AuditRow
 from vigil.server.db.cases import QueueFilter
 from vigil.server.hashlist_keys import load_voucher_keypair
 from vigil.server.offline import offline_context
-from vigil.server.services import vouchers
 from vigil.server.services.cases import queue
 from vigil.server.settings import Settings
 
@@ -47,23 +47,17 @@ async def _seed(settings: Settings, image: bytes) -> tuple[int, int]:
             user = UserRow(username="mallory", age_band=AgeBand.ADULT.value, created_at_ms=1)
             session.add(user)
             await session.flush()
-            match_id = await vouchers.open_voucher_case(
+            match_id = await record_image_match(
                 session,
-                source="profile_photo",
                 subject_user_id=user.id,
-                reporter_user_id=None,
-                direction="outgoing",
+                sealed_image=seal_voucher(load_voucher_keypair(settings).public, image),
+                now_ms=ctx.clock_ms(),
+                source="profile_photo",
                 bank="known-abuse",
                 entry_hash="ab" * 32,
                 pdq="ab" * 32,
                 distance=3,
-                verified=True,
                 verification="matched on the server (profile photo upload)",
-                message_id=None,
-                voucher_id=None,
-                mime="image/png",
-                sealed_image=seal_voucher(load_voucher_keypair(settings).public, image),
-                now_ms=ctx.clock_ms(),
             )
         (case,) = await queue(ctx, QueueFilter())
         return case.id, match_id

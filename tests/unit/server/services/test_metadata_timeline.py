@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from live_server import create_postgres_database, drop_postgres_database, require_backend
+from live_server import backend_database
 
 from vigil.protocol.contacts import ContactRequestState
 from vigil.safety.behavior.events import MetadataEvent, event_to_record
@@ -32,18 +32,11 @@ def _who(event: MetadataEvent) -> tuple[object, object, object]:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerContext]:
-    require_backend(request.param)
-    database, url = None, None
-    if request.param == "postgres":
-        database, url = create_postgres_database()
-    try:
+    with backend_database(request.param) as url:
         async with ServerContext.open(
             Settings(data_dir=tmp_path, database_url=url), clock_ms=lambda: T0
         ) as context:
             yield context
-    finally:
-        if database is not None:
-            drop_postgres_database(database)
 
 
 async def test_a_timeline_names_its_accounts_without_a_pseudonym_per_account(

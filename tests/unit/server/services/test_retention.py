@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from live_server import create_postgres_database, drop_postgres_database, require_backend
+from image_match_records import record_image_match
+from live_server import backend_database
 from sqlalchemy import func, select
 
 from vigil.errors import ConflictError
@@ -32,7 +33,7 @@ from vigil.server.db.metadata import MetadataEventRow
 from vigil.server.db.notices import NoticeRow, SafetyNoticeRow
 from vigil.server.db.preservation import PreservationHoldRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRow
-from vigil.server.services import cases, deletion, metadata, preservation, retention, vouchers
+from vigil.server.services import cases, deletion, metadata, preservation, retention
 from vigil.server.services.accounts import AuthenticatedDevice
 from vigil.server.services.audit import verify_chain
 from vigil.server.services.case_evidence import erase_case_evidence
@@ -47,18 +48,11 @@ DAY = 24 * HOUR
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ServerContext]:
-    require_backend(request.param)
-    database, url = None, None
-    if request.param == "postgres":
-        database, url = create_postgres_database()
-    try:
+    with backend_database(request.param) as url:
         async with ServerContext.open(
             Settings(data_dir=tmp_path, database_url=url), clock_ms=lambda: T0
         ) as context:
             yield context
-    finally:
-        if database is not None:
-            drop_postgres_database(database)
 
 
 async def _count(ctx: ServerContext, model: type[Base]) -> int:
@@ -266,23 +260,8 @@ async def test_a_closed_image_match_goes_after_report_retention_an_open_one_stay
 
 async def _image_match(ctx: ServerContext, subject: int) -> int:
     async with ctx.sessions() as session, session.begin():
-        return await vouchers.open_voucher_case(
-            session,
-            source="voucher",
-            subject_user_id=subject,
-            reporter_user_id=None,
-            direction="outgoing",
-            bank="b",
-            entry_hash="h" * 64,
-            pdq="p" * 64,
-            distance=0,
-            verified=True,
-            verification="v",
-            message_id=None,
-            voucher_id=None,
-            mime="image/png",
-            sealed_image=SealedVoucher(b"c", b"m", b"e"),
-            now_ms=T0,
+        return await record_image_match(
+            session, subject_user_id=subject, sealed_image=SealedVoucher(b"c", b"m", b"e"), now_ms=T0
         )
 
 
