@@ -255,8 +255,9 @@ class Matcher:
         self, hashes: Sequence[PdqHash], variants: Sequence[tuple[Dihedral, bool]] | None = None
     ) -> MatchResult:
         """Match raw hashes; `variants` says each one's orientation and whether it was trimmed
-        (`ImageHash.query_variants`); without it position i is reported as `Dihedral(i % 8)`, trimmed
-        from position 8 on.
+        (`ImageHash.query_variants`); without it nothing is known of them and every match is reported as
+        the original orientation, untrimmed (a layout guessed from the positions mislabelled a second
+        trim's and the rescaled copies' hashes).
 
         The caller vouches for quality: use `match_image` for anything hashed on this device.
         """
@@ -265,7 +266,7 @@ class Matcher:
                 f"at most {MAX_QUERY_HASHES} query hashes (the orientations, trimmed and not, and rescaled)"
             )
         if variants is None:
-            variants = [(Dihedral(i % len(Dihedral)), i >= len(Dihedral)) for i in range(len(hashes))]
+            variants = [(Dihedral.ORIGINAL, False)] * len(hashes)
         elif len(variants) != len(hashes):
             raise ValidationError("one variant per query hash")
         best: dict[tuple[BankName, EntryId], Match] = {}
