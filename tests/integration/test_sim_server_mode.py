@@ -21,8 +21,10 @@ async def test_server_mode_on_a_tiny_scenario(tmp_path: Path) -> None:
         population={"minors": 16, "adults": 12, "school_size": 16, "class_size": 8},
     )
     out = tmp_path / "out"
-    result = await run_server_mode(sc, out)
+    days: list[int] = []
+    result = await run_server_mode(sc, out, on_day=days.append)
     assert result.accounts > 20 and result.recorded > 0
+    assert days == list(range(sc.days))  # the progress callback saw every simulated day
     records = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     events = [event_from_record(r) for r in records]  # what the server recorded, in the shared format
     assert len(events) == result.recorded

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -39,6 +40,22 @@ def _seeds(text: str) -> list[int]:
     if not seeds:
         raise ValidationError("--seeds: give at least one seed")
     return seeds
+
+
+@contextmanager
+def _days_bar(label: str, days: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar over a run's simulated days; yields the `on_day` callback that advances it."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=days)
+        yield lambda _day: bar.advance(task)
 
 
 @sim_app.command("run")
@@ -72,7 +89,10 @@ def run(
             from vigil.sim.server_mode import run_server_mode
 
             chosen = load_scenario(scenario) if scenario else tiny_scenario()
-            served = asyncio.run(run_server_mode(chosen, out, seed=seed))
+            with _days_bar(
+                f"seed {chosen.seed if seed is None else seed}: days", chosen.days, progress
+            ) as advance:
+                served = asyncio.run(run_server_mode(chosen, out, seed=seed, on_day=advance))
             console.print(
                 f"{served.accounts} accounts, {served.recorded} server events, {len(served.actions)} actions "
                 f"in {served.seconds:.1f} s -> {out}"
@@ -81,21 +101,8 @@ def run(
         chosen = load_scenario(scenario) if scenario else default_scenario()
         plan = [(s, out / f"seed-{s}") for s in _seeds(seeds)] if seeds else [(seed, out)]
         for run_seed, run_out in plan:
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=not progress,
-                transient=True,
-            ) as bar:
-                label = f"seed {chosen.seed if run_seed is None else run_seed}: days"
-                task = bar.add_task(label, total=chosen.days)
-
-                def advance(_day: int, bar: Progress = bar, task: TaskID = task) -> None:
-                    bar.advance(task)
-
+            label = f"seed {chosen.seed if run_seed is None else run_seed}: days"
+            with _days_bar(label, chosen.days, progress) as advance:
                 result = run_scenario(chosen, run_out, seed=run_seed, model=chosen_model, on_day=advance)
             console.print(
                 f"{result.events} events, {len(result.generator.incidents)} incidents, "

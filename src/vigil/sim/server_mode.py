@@ -335,10 +335,16 @@ async def _serve(settings: Settings) -> tuple[uvicorn.Server, asyncio.Task[None]
 
 
 async def run_server_mode(
-    sc: Scenario, out_dir: Path, *, seed: int | None = None, database_url: str | None = None
+    sc: Scenario,
+    out_dir: Path,
+    *,
+    seed: int | None = None,
+    database_url: str | None = None,
+    on_day: Callable[[int], None] | None = None,
 ) -> ServerRunResult:
-    """Simulate `sc` through a real server and write `out_dir` (layout of `vigil.sim.run`). Raises
-    StorageError when the output cannot be written or the server does not start."""
+    """Simulate `sc` through a real server and write `out_dir` (layout of `vigil.sim.run`); `on_day(day)`
+    after each simulated day has been played (progress). Raises StorageError when the output cannot be
+    written or the server does not start."""
     if seed is not None:
         sc = sc.model_copy(update={"seed": seed})
     t0 = time.perf_counter()
@@ -431,6 +437,8 @@ async def run_server_mode(
             for day in range(sc.days):
                 gen.run_day(day)
                 await replay()
+                if on_day is not None:
+                    on_day(day)
             end = sc.start_ms + sc.days * DAY_MS
             while next_check <= end:
                 await checkpoint(next_check)
