@@ -291,16 +291,10 @@ class RiskStateRepository:
                 ],
             )
 
-    def add(self, row: RiskStateRow) -> None:
-        self._session.add(row)
-
 
 class RiskHistoryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    def add(self, row: RiskHistoryRow) -> None:
-        self._session.add(row)
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Inserts rows given as column values, in one statement."""

@@ -18,7 +18,7 @@ from vigil.server.db.audit import AuditRepository
 from vigil.server.db.contacts import ContactRepository, ContactRequestRow
 from vigil.server.db.engine import create_engine, migrate, session_factory
 from vigil.server.db.messaging import MessageRepository, MessageRow
-from vigil.server.db.metadata import MetadataEventRow, MetadataRepository, RiskStateRepository, RiskStateRow
+from vigil.server.db.metadata import MetadataEventRow, MetadataRepository, RiskStateRepository
 from vigil.server.db.notices import NoticeRepository, NoticeRow
 from vigil.server.db.reviewers import ConsoleSessionRow, ReviewerRepository, ReviewerRow
 
@@ -131,10 +131,19 @@ async def test_risk_state_round_trip(session: AsyncSession) -> None:
     (alice,) = await _users(session, "alice")
     states = RiskStateRepository(session)
     assert await states.get(alice.id) is None
-    states.add(
-        RiskStateRow(user_id=alice.id, level="safety_notice", score=0.6, reasons="[]", updated_at_ms=T0)
+    await states.put_many(
+        [
+            {
+                "user_id": alice.id,
+                "level": "safety_notice",
+                "score": 0.6,
+                "reasons": "[]",
+                "case_id": None,
+                "updated_at_ms": T0,
+            }
+        ],
+        existing=(),
     )
-    await session.flush()
     found = await states.get(alice.id)
     assert found is not None and found.level == "safety_notice"
 
