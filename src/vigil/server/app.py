@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -61,15 +60,27 @@ async def _recover_cybertip_filings_forever(ctx: ServerContext) -> None:
 
 
 class _VigilApp(FastAPI):
-    """FastAPI with the relay's send route (`messages.serve_send`) dispatched before the middleware
-    stack, through the same access log and body limits as every other request."""
+    """FastAPI with the relay's send route (`messages.serve_send`) dispatched before Starlette's error and
+    exception middleware and its router, inside the app's own middleware (access log, body limits) as
+    every other request."""
 
-    lean_send: ASGIApp
+    _send_stack: ASGIApp
+
+    def build_middleware_stack(self) -> ASGIApp:
+        # Built with the app's stack and from the same middleware list, so the send route cannot miss
+        # a middleware the other routes have (or keep one they lost).
+        send_stack: ASGIApp = messages.serve_send
+        for cls, args, kwargs in reversed(self.user_middleware):
+            send_stack = cls(send_stack, *args, **kwargs)
+        self._send_stack = send_stack
+        return super().build_middleware_stack()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if messages.is_send(scope):
+            if self.middleware_stack is None:
+                self.middleware_stack = self.build_middleware_stack()
             scope["app"] = self
-            await self.lean_send(scope, receive, send)
+            await self._send_stack(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -114,12 +125,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_api.router)
     app.include_router(contacts_api.router)
 
-    body_limits: dict[str, Any] = {
-        "default_limit": settings.max_json_bytes,
-        "blob_limit": settings.max_blob_bytes,
-        "stall_timeout_s": settings.request_body_timeout_seconds,
-    }
-    app.add_middleware(RequestBodyLimits, **body_limits)
+    app.add_middleware(
+        RequestBodyLimits,
+        default_limit=settings.max_json_bytes,
+        blob_limit=settings.max_blob_bytes,
+        stall_timeout_s=settings.request_body_timeout_seconds,
+    )
     app.add_middleware(AccessLog)  # outermost: sees the final status of every request
-    app.lean_send = AccessLog(RequestBodyLimits(messages.serve_send, **body_limits))
     return app

@@ -57,7 +57,7 @@ async def serve_send(scope: Scope, receive: Receive, respond: Send) -> None:
     exit-stack and error middleware (~20% of a send's server CPU in a profile of the relay). What those
     gave this route is done here: the route is recorded in the scope (the access log names its
     template), an error is answered by the handler the app would have chosen (`answer_error`). The
-    body limits and the access log wrap it as they wrap the app (`app.create_app`)."""
+    app's own middleware (the body limits, the access log) wraps it as it wraps the app (`app._VigilApp`)."""
     scope["route"] = _SEND_ROUTE
     body = await _read_body(receive)  # a refused body raises to `RequestBodyLimits`, which answers it
     if body is None:
