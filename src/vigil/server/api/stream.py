@@ -183,37 +183,27 @@ async def _push(
 
     idle = loop.call_later(IDLE_FETCH_S, look_for_idleness)
     try:
-        await _push_until_the_reader_ends(mailbox, pushed, reader, fetch, send, fetch_batch)
+        while not reader.done():
+            needs_fetch, handed = mailbox.take()
+            # The queue read first: it returns every committed entry in order, handed ones included.
+            while needs_fetch and len(pushed.in_flight) < MAX_IN_FLIGHT:
+                batch, more = await fetch(min(fetch_batch, MAX_IN_FLIGHT - len(pushed.in_flight)))
+                if batch:
+                    pushed.in_flight.update(p.delivery_id for p in batch)
+                    await send(batch)
+                needs_fetch = more
+            fresh = [p for p in handed if not pushed.seen(p.delivery_id)]
+            if fresh and len(pushed.in_flight) + len(fresh) <= MAX_IN_FLIGHT:
+                pushed.in_flight.update(p.delivery_id for p in fresh)
+                await send(fresh)
+            elif fresh or needs_fetch:
+                # Too many to push at once: read the queue (now if there is room).
+                mailbox.needs_fetch = True
+            # A queue read still owed while there is room goes round again instead of waiting: with
+            # little or nothing in flight no ack may come to wake us (a hand-off larger than the room
+            # left), and waiting would leave the entries to the idle read.
+            if (mailbox.wake.is_set() or mailbox.needs_fetch) and len(pushed.in_flight) < MAX_IN_FLIGHT:
+                continue
+            await mailbox.wake.wait()
     finally:
         idle.cancel()
-
-
-async def _push_until_the_reader_ends(
-    mailbox: Mailbox,
-    pushed: _Pushed,
-    reader: asyncio.Task[None],
-    fetch: Callable[[int], Awaitable[tuple[list[Push], bool]]],
-    send: Callable[[list[Push]], Awaitable[None]],
-    fetch_batch: int,
-) -> None:
-    while not reader.done():
-        needs_fetch, handed = mailbox.take()
-        # The queue read first: it returns every committed entry in order, handed ones included.
-        while needs_fetch and len(pushed.in_flight) < MAX_IN_FLIGHT:
-            batch, more = await fetch(min(fetch_batch, MAX_IN_FLIGHT - len(pushed.in_flight)))
-            if batch:
-                pushed.in_flight.update(p.delivery_id for p in batch)
-                await send(batch)
-            needs_fetch = more
-        fresh = [p for p in handed if not pushed.seen(p.delivery_id)]
-        if fresh and len(pushed.in_flight) + len(fresh) <= MAX_IN_FLIGHT:
-            pushed.in_flight.update(p.delivery_id for p in fresh)
-            await send(fresh)
-        elif fresh or needs_fetch:
-            mailbox.needs_fetch = True  # too many to push at once: read the queue (now if there is room)
-        # A queue read still owed while there is room goes round again instead of waiting: with little
-        # or nothing in flight no ack may come to wake us (a hand-off larger than the room left), and
-        # waiting would leave the entries to the idle read.
-        if (mailbox.wake.is_set() or mailbox.needs_fetch) and len(pushed.in_flight) < MAX_IN_FLIGHT:
-            continue
-        await mailbox.wake.wait()
