@@ -460,7 +460,8 @@ async def _ack_batch(
     ctx: ServerContext, items: Sequence[tuple[str, tuple[int, ...]]]
 ) -> list[int | Exception]:
     pairs = {(device_id, entry_id) for device_id, ids in items for entry_id in ids}
-    # One DELETE per DELETE_CHUNK pairs, each atomic and idempotent: no transaction around them.
+    # One DELETE for every pair (atomic and idempotent), then the shared bodies it freed: no transaction
+    # around them; a body left by a crash between the two goes at the abandoned-entries sweep.
     async with (
         write_lock(ctx.engine),
         ctx.sessions(bind=one_statement_engine(ctx.engine)) as session,
