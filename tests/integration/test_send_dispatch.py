@@ -123,3 +123,42 @@ async def test_the_send_route_is_wrapped_in_the_apps_own_middleware_list(
                 fetched = await http.get("/v1/messages", headers=alice)
     assert accepted.status_code == 202 and fetched.status_code == 200
     assert _access_lines(caplog) == []
+
+
+async def test_the_router_route_answers_as_the_lean_one(tmp_path: Path) -> None:
+    # Under a root path (a mounted app) `is_send` declines and the request goes through Starlette's
+    # stack to the router's route (`_serve_send`): the same answers, statuses, codes and headers.
+    app = create_app(Settings(data_dir=tmp_path, max_json_bytes=MAX_JSON_BYTES))
+
+    async def answers(client: httpx.AsyncClient) -> list[tuple[int, str | None, str | None, bool]]:
+        _, _, alice = await _register(client)
+        bob, bob_device, _ = await _register(client)
+        sent = _send(bob, bob_device)
+        responses = [
+            await client.post("/v1/messages", json=sent, headers=alice),
+            await client.post("/v1/messages", json=sent, headers=alice),
+            await client.post("/v1/messages", json=sent),
+            await client.post("/v1/messages", content=b"{", headers=alice),
+            await client.post("/v1/messages", json={"id": sent["id"]}, headers=alice),
+            await client.post("/v1/messages", json=_send(unique("ghost"), bob_device), headers=alice),
+            await client.post("/v1/messages", json=_send(bob, "not-a-device"), headers=alice),
+        ]
+        return [
+            (
+                r.status_code,
+                r.json().get("error"),
+                r.headers.get("www-authenticate"),
+                r.json().get("duplicate", False),
+            )
+            for r in responses
+        ]
+
+    async with app.router.lifespan_context(app):
+        results = []
+        for root_path in ("", "/relay"):
+            transport = httpx.ASGITransport(app=app, root_path=root_path)
+            async with httpx.AsyncClient(transport=transport, base_url="http://vigil") as client:
+                results.append(await answers(client))
+    lean, routed = results
+    assert [status for status, *_ in lean] == [202, 202, 401, 400, 422, 404, 409]
+    assert routed == lean
