@@ -6,12 +6,12 @@ most three small indexed queries on the send path, one primary-key lookup on aut
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vigil.errors import PolicyViolation
+from vigil.errors import NotFoundError, PolicyViolation
 from vigil.protocol.ids import UserId
 from vigil.protocol.wire import AgeBand
 from vigil.safety.policy import (
@@ -35,7 +35,6 @@ __all__ = [
     "check_group_add",
     "check_group_join",
     "check_group_send",
-    "check_group_send_given",
     "check_invite_link",
     "check_login",
     "check_send",
@@ -139,57 +138,70 @@ async def check_group_add(
     account and a minor are never brought together (`_restricted_meets_minor`)."""
     if member.id == adder_user_id:
         return
+    standings = await _standings(session, [member.id, adder_user_id, *(u.id for u in others)])
     member_is_minor = AgeBand(member.age_band).is_minor
-    counterparts = [
-        u.id for u in others if u.id != member.id and AgeBand(u.age_band).is_minor != member_is_minor
-    ]
-    connected_to = await ContactRepository(session).connected_among(member.id, counterparts)
-    connections = {frozenset((member.id, other)) for other in connected_to}
-    minors, adults = ([member.id], counterparts) if member_is_minor else (counterparts, [member.id])
-    blocked = await BlockRepository(session).exists(member.id, adder_user_id)
     refusal = decide_group_add(
-        await standing_of(session, adder_user_id),
+        standings[adder_user_id],
         adder_is_minor=adder_band.is_minor,
         member_is_minor=member_is_minor,
         connected=(not member_is_minor) or await is_connected(session, adder_user_id, member.id),
-        blocked=blocked,
-        unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
-        restricted_with_minor=await _restricted_meets_minor(session, member, others),
+        blocked=await BlockRepository(session).exists(member.id, adder_user_id),
+        unconnected_minor_adult=await _unconnected_minor_adult(session, member, others),
+        restricted_with_minor=_restricted_meets_minor(member, others, standings),
     )
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))
 
 
-async def _restricted_meets_minor(
+async def _standings(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, Standing]:
+    """Each of `user_ids` with its standing (active when it has none), in one query."""
+    stored = await StandingRepository(session).of_users(user_ids)
+    return {u: Standing(stored.get(u, Standing.ACTIVE)) for u in user_ids}
+
+
+async def _unconnected_minor_adult(
     session: AsyncSession, newcomer: UserRow, members: Sequence[UserRow]
 ) -> bool:
+    """`policy.unconnected_minor_adult` for the group `members` with `newcomer` added (the newcomer, if
+    listed, is skipped): only the newcomer's pairs are new, so only their connections are read."""
+    newcomer_is_minor = AgeBand(newcomer.age_band).is_minor
+    counterparts = [
+        u.id for u in members if u.id != newcomer.id and AgeBand(u.age_band).is_minor != newcomer_is_minor
+    ]
+    connected_to = await ContactRepository(session).connected_among(newcomer.id, counterparts)
+    connections = {frozenset((newcomer.id, other)) for other in connected_to}
+    minors, adults = ([newcomer.id], counterparts) if newcomer_is_minor else (counterparts, [newcomer.id])
+    return unconnected_minor_adult(minors, adults, connections) is not None
+
+
+def _restricted_meets_minor(
+    newcomer: UserRow, members: Sequence[UserRow], standings: Mapping[int, Standing]
+) -> bool:
     """`policy.restricted_meets_minor` for `newcomer` joining `members` (the newcomer, if listed, is
-    skipped); the standings of the newcomer and the members are read in one query."""
+    skipped); `standings` holds the newcomer's and every member's."""
     others = [u for u in members if u.id != newcomer.id]
-    standings = await StandingRepository(session).of_users([newcomer.id, *(u.id for u in others)])
     return restricted_meets_minor(
         newcomer_is_minor=AgeBand(newcomer.age_band).is_minor,
-        newcomer_standing=Standing(standings.get(newcomer.id, Standing.ACTIVE)),
+        newcomer_standing=standings[newcomer.id],
         group_has_minors=any(AgeBand(u.age_band).is_minor for u in others),
-        group_has_restricted=any(
-            Standing(standings.get(u.id, Standing.ACTIVE)) is not Standing.ACTIVE for u in others
-        ),
+        group_has_restricted=any(standings[u.id] is not Standing.ACTIVE for u in others),
     )
 
 
 async def check_group_send(session: AsyncSession, sender_user_id: int, group_id: str) -> None:
-    """Raises PolicyViolation when a member may not send to the group (`policy.decide_group_send`:
-    nothing from a suspended account, nothing from a restricted one to a group holding a minor), with
-    the same answer as a refused direct send."""
-    await check_group_send_given(session, await standing_of(session, sender_user_id), group_id)
-
-
-async def check_group_send_given(session: AsyncSession, standing: Standing, group_id: str) -> None:
-    """`check_group_send` with the sender's standing already looked up (the group send reads it with
-    the sender's membership); the group's members are looked up only for a restricted sender."""
+    """Raises NotFoundError unless the sender is a member of the group, PolicyViolation when the member
+    may not send to it (`policy.decide_group_send`: nothing from a suspended account, nothing from a
+    restricted one to a group holding a minor), with the same answer as a refused direct send. The
+    membership and the sender's standing are read in one query (a group send's hot path); the members'
+    age bands only for a restricted sender."""
+    groups = GroupRepository(session)
+    is_member, stored = await groups.member_standing(group_id, sender_user_id)
+    if not is_member:
+        raise NotFoundError("no such group (or you are not a member)")
+    standing = Standing.ACTIVE if stored is None else Standing(stored)
     if standing is Standing.ACTIVE:
         return
-    has_minor = standing is Standing.RESTRICTED and await GroupRepository(session).has_minor(group_id)
+    has_minor = standing is Standing.RESTRICTED and await groups.has_minor(group_id)
     refusal = decide_group_send(standing, group_has_minors=has_minor)
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))
@@ -200,18 +212,14 @@ async def check_group_join(session: AsyncSession, joiner: UserRow, members: Sequ
     link, a group whose members are `members` (`policy.decide_group_join`: restricted accounts join
     nothing by link, nobody joins where a member blocked them, a minor is in a group only with adults
     they are connected to and with no restricted account)."""
-    joiner_is_minor = AgeBand(joiner.age_band).is_minor
     others = [u for u in members if u.id != joiner.id]
-    counterparts = [u.id for u in others if AgeBand(u.age_band).is_minor != joiner_is_minor]
-    connected_to = await ContactRepository(session).connected_among(joiner.id, counterparts)
-    connections = {frozenset((joiner.id, other)) for other in connected_to}
-    minors, adults = ([joiner.id], counterparts) if joiner_is_minor else (counterparts, [joiner.id])
+    standings = await _standings(session, [joiner.id, *(u.id for u in others)])
     refusal = decide_group_join(
-        await standing_of(session, joiner.id),
+        standings[joiner.id],
         group_has_minors=any(AgeBand(u.age_band).is_minor for u in others),
         blocked_by_member=await BlockRepository(session).blocked_by_any([u.id for u in others], joiner.id),
-        unconnected_minor_adult=unconnected_minor_adult(minors, adults, connections) is not None,
-        restricted_with_minor=await _restricted_meets_minor(session, joiner, others),
+        unconnected_minor_adult=await _unconnected_minor_adult(session, joiner, others),
+        restricted_with_minor=_restricted_meets_minor(joiner, others, standings),
     )
     if refusal is not None:
         raise PolicyViolation(public_refusal(refusal))

@@ -50,7 +50,6 @@ from vigil.protocol.group_wire import (
 )
 from vigil.protocol.wire import MEGOLM_MESSAGE_TYPE, DeviceInfo, SendAccepted, StaleDevices
 from vigil.safety.behavior.events import GroupId, GroupJoined, MetadataEvent, UserId
-from vigil.safety.policy import Standing
 from vigil.server.batching import Batcher, write_lock
 from vigil.server.context import ServerContext
 from vigil.server.db.accounts import UserRepository, UserRow
@@ -422,13 +421,7 @@ async def _prepare(
         return previous
     groups = GroupRepository(session)
     if (group_id, by.user_id) not in state.members:
-        # The sender's standing comes with the membership (no query of its own on the hot path).
-        is_member, standing = await groups.member_standing(group_id, by.user_id)
-        if not is_member:
-            raise NotFoundError("no such group (or you are not a member)")
-        await enforcement.check_group_send_given(
-            session, Standing.ACTIVE if standing is None else Standing(standing), group_id
-        )
+        await enforcement.check_group_send(session, by.user_id, group_id)
         state.members.add((group_id, by.user_id))
     members = state.devices.get(group_id)
     if members is None:

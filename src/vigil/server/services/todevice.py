@@ -56,8 +56,6 @@ async def send_to_device(
         owners = await groups.device_owners(targets)
         if request.conversation.startswith(_GROUP_PREFIX):
             group_id = request.conversation.removeprefix(_GROUP_PREFIX)
-            if await groups.member(group_id, by.user_id) is None:
-                raise NotFoundError("no such group (or you are not a member)")
             await enforcement.check_group_send(session, by.user_id, group_id)
             allowed = {d.id: u for d, u in await groups.member_devices(group_id)}
         else:
