@@ -90,7 +90,12 @@ class InviteLinkRepository:
         self._session = session
 
     async def by_token_hash(self, token_hash: bytes) -> InviteLinkRow | None:
-        return await self._session.scalar(select(InviteLinkRow).where(InviteLinkRow.token_hash == token_hash))
+        """The link as stored now, even when this session has read it before."""
+        return await self._session.scalar(
+            select(InviteLinkRow)
+            .where(InviteLinkRow.token_hash == token_hash)
+            .execution_options(populate_existing=True)
+        )
 
     async def revoke_live(self, group_id: str, now_ms: int) -> int:
         """Revokes the group's live link, if any; returns how many were revoked (0 or 1)."""
@@ -104,10 +109,6 @@ class InviteLinkRepository:
     async def add(self, row: InviteLinkRow) -> None:
         self._session.add(row)
         await self._session.flush()
-
-    async def delete_of_group(self, group_id: str) -> int:
-        result = await self._session.execute(delete(InviteLinkRow).where(InviteLinkRow.group_id == group_id))
-        return int(getattr(result, "rowcount", 0) or 0)
 
 
 class GroupRepository:

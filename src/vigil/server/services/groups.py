@@ -181,13 +181,12 @@ async def add_member(
             raise NotFoundError(f"no user named {request.username}")
         if await groups.member(group_id, user.id) is not None:
             raise ConflictError(f"{request.username} is already a member")
-        await enforcement.check_group_add(
-            session, by.user_id, by.age_band, user, await groups.member_users(group_id)
-        )
+        members = await groups.member_users(group_id)
+        await enforcement.check_group_add(session, by.user_id, by.age_band, user, members)
         await metadata.record_group_created(
             ctx, session, ctx.clock_ms(), by.username, group_id, [user.username], created=False
         )
-        if len(await groups.members(group_id)) >= MAX_GROUP_MEMBERS:
+        if len(members) >= MAX_GROUP_MEMBERS:
             raise ConflictError(f"a group has at most {MAX_GROUP_MEMBERS} members")
         await groups.add_member(
             GroupMemberRow(
@@ -207,8 +206,10 @@ async def create_invite_link(ctx: ServerContext, by: AuthenticatedDevice, group_
     """Admins only. Issues the group's invite link, revoking the previous one (a group has at most one
     live link). Raises NotFoundError (no such group for the caller), PermissionDenied (not an admin),
     PolicyViolation when the admin's account may not invite (`enforcement.check_invite_link`)."""
-    async with ctx.sessions() as session, session.begin():
-        await _admin(GroupRepository(session), group_id, by)
+    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+        groups = GroupRepository(session)
+        await groups.lock(group_id)  # two concurrent issues would otherwise leave two live links
+        await _admin(groups, group_id, by)
         await enforcement.check_invite_link(session, by.user_id)
         links = InviteLinkRepository(session)
         now = ctx.clock_ms()
@@ -221,8 +222,10 @@ async def create_invite_link(ctx: ServerContext, by: AuthenticatedDevice, group_
 async def revoke_invite_link(ctx: ServerContext, by: AuthenticatedDevice, group_id: str) -> None:
     """Admins only. Raises NotFoundError (no such group for the caller, or no live link),
     PermissionDenied (not an admin)."""
-    async with ctx.sessions() as session, session.begin():
-        await _admin(GroupRepository(session), group_id, by)
+    async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
+        groups = GroupRepository(session)
+        await groups.lock(group_id)  # a join by the link either commits first or sees it revoked
+        await _admin(groups, group_id, by)
         if not await InviteLinkRepository(session).revoke_live(group_id, ctx.clock_ms()):
             raise NotFoundError("the group has no live invite link")
 
@@ -234,14 +237,19 @@ async def join_by_link(ctx: ServerContext, by: AuthenticatedDevice, request: Joi
     # Joins and adds of one group are serialized (the group row locked, or SQLite's writer lock held),
     # so two concurrent ones cannot both pass the checks: a minor and an adult unknown to them, say.
     async with write_lock(ctx.engine), ctx.sessions() as session, session.begin():
-        link = await InviteLinkRepository(session).by_token_hash(_token_hash(request.token))
+        links, groups = InviteLinkRepository(session), GroupRepository(session)
+        token_hash = _token_hash(request.token)
+        link = await links.by_token_hash(token_hash)
+        if link is not None:
+            await groups.lock(link.group_id)
+            # Read again under the group's lock, which a revoke and a new link take too: a revoke (or the
+            # group's deletion) that committed after the first read is seen, and admits nobody.
+            link = await links.by_token_hash(token_hash)
         if link is None:
             raise NotFoundError("no such invite link")
         if link.revoked_at_ms is not None:
             raise GoneError("this invite link was revoked")
-        groups = GroupRepository(session)
         group_id = link.group_id
-        await groups.lock(group_id)
         if await groups.member(group_id, by.user_id) is not None:
             raise ConflictError("you are already a member")
         members = await groups.member_users(group_id)
