@@ -1,4 +1,4 @@
-"""Helpers for integration tests: register clients against a live server."""
+"""Helpers for integration tests: register clients against a live server, connect them, read groups."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 
 from vigil.client.client import Client
 from vigil.client.events import Event, MessageEvent
+from vigil.protocol.group_wire import group_conversation
 
 ADULT = dt.date(1990, 5, 17)
 PASSPHRASE = "correct horse battery staple"
+TODAY = dt.date.today()
+TEEN_14 = TODAY.replace(year=TODAY.year - 14)
 
 
 def unique(name: str) -> str:
@@ -24,3 +27,18 @@ async def register(url: str, tmp: Path, name: str, birth_date: dt.date = ADULT) 
 
 def texts(events: list[Event]) -> list[str]:
     return [e.text for e in events if isinstance(e, MessageEvent)]
+
+
+def group_texts(events: list[Event], group_id: str) -> list[str]:
+    conversation = group_conversation(group_id)
+    return [e.text for e in events if isinstance(e, MessageEvent) and e.conversation == conversation]
+
+
+def auth_headers(client: Client) -> dict[str, str]:
+    """The client's credential as raw HTTP requests present it."""
+    return {"Authorization": f"Bearer {client.store.get_secret('credential')}"}
+
+
+async def connect(adult: Client, minor: Client) -> None:
+    """A contact request from `adult`, accepted by `minor` (the minor's consent)."""
+    await minor.accept_request((await adult.request_contact(minor.username)).id)

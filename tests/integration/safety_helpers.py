@@ -9,10 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
+from live_server import ServerProcess
 from PIL import Image, ImageDraw
 
+from vigil.client.client import Client
 from vigil.safety.hashing.pdq import hash_image
+from vigil.safety.policy import Standing
 from vigil.server.context import ServerContext
+from vigil.server.db.accounts import StandingRepository, UserRepository
 from vigil.server.settings import Settings
 
 
@@ -20,6 +24,19 @@ from vigil.server.settings import Settings
 async def server_context(data_dir: Path, database_url: str) -> AsyncIterator[ServerContext]:
     async with ServerContext.open(Settings(data_dir=data_dir, database_url=database_url)) as ctx:
         yield ctx
+
+
+async def set_standing(server: ServerProcess, client: Client, standing: Standing) -> None:
+    """Puts the client's account in `standing` as a reviewer's decision would (active lifts it)."""
+    async with (
+        server_context(server.data_dir, server.database_url) as ctx,
+        ctx.sessions() as session,
+        session.begin(),
+    ):
+        user = await UserRepository(session).by_username(client.username)
+        assert user is not None
+        lifted = standing is Standing.ACTIVE
+        await StandingRepository(session).set(user.id, None if lifted else standing.value, ctx.clock_ms())
 
 
 def matchable_pictures(count: int, seed: int) -> list[bytes]:

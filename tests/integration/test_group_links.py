@@ -5,36 +5,19 @@ an add (minors' protective defaults, blocks, restricted accounts). Every bad req
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import register
+from helpers import TEEN_14, auth_headers, connect, group_texts, register
 from live_server import ServerProcess
-from safety_helpers import server_context
+from safety_helpers import server_context, set_standing
 
-from vigil.client.client import Client
-from vigil.client.events import Event, MessageEvent
 from vigil.errors import ConflictError, GoneError, NotFoundError, PermissionDenied, PolicyViolation
-from vigil.protocol.group_wire import group_conversation
 from vigil.safety.behavior.events import GroupJoined, GroupMemberAdded
 from vigil.safety.policy import NEUTRAL_REFUSAL, Standing
-from vigil.server.db.accounts import StandingRepository, UserRepository
 from vigil.server.db.groups import InviteLinkRow
 from vigil.server.services import metadata
-
-TODAY = dt.date.today()
-TEEN_14 = TODAY.replace(year=TODAY.year - 14)
-
-
-def group_texts(events: list[Event], group_id: str) -> list[str]:
-    conversation = group_conversation(group_id)
-    return [e.text for e in events if isinstance(e, MessageEvent) and e.conversation == conversation]
-
-
-def _auth(client: Client) -> dict[str, str]:
-    return {"Authorization": f"Bearer {client.store.get_secret('credential')}"}
 
 
 async def _logged_joins(server: ServerProcess, group_id: str) -> list[tuple[str, str]]:
@@ -47,15 +30,6 @@ async def _logged_joins(server: ServerProcess, group_id: str) -> list[tuple[str,
         for e in events
         if isinstance(e, GroupJoined | GroupMemberAdded) and e.group == group_id
     ]
-
-
-async def _set_standing(server: ServerProcess, client: Client, standing: Standing) -> None:
-    async with server_context(server.data_dir, server.database_url) as ctx:
-        async with ctx.sessions() as session, session.begin():
-            user = await UserRepository(session).by_username(client.username)
-            assert user is not None
-            lifted = standing is Standing.ACTIVE
-            await StandingRepository(session).set(user.id, None if lifted else standing.value, ctx.clock_ms())
 
 
 async def test_a_link_joins_a_member_who_then_reads_and_writes_the_group(
@@ -132,23 +106,25 @@ async def test_only_admins_issue_and_revoke_links_and_a_revoked_link_is_gone(
     assert {m.username for m in info.members} == {alice.username, bob.username, stranger.username}
 
     async with httpx.AsyncClient(base_url=server.url) as http:
-        unknown = await http.post("/v1/groups/join", json={"token": "x" * 43}, headers=_auth(late))
+        unknown = await http.post("/v1/groups/join", json={"token": "x" * 43}, headers=auth_headers(late))
         assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
-        revoked = await http.post("/v1/groups/join", json={"token": second.token}, headers=_auth(late))
+        revoked = await http.post("/v1/groups/join", json={"token": second.token}, headers=auth_headers(late))
         assert revoked.status_code == 410
         assert revoked.json() == {"error": "gone", "detail": "this invite link was revoked"}
         for body in ({"token": "short"}, {"token": "!" * 43}, {}, {"token": second.token, "extra": 1}):
-            malformed = await http.post("/v1/groups/join", json=body, headers=_auth(late))
+            malformed = await http.post("/v1/groups/join", json=body, headers=auth_headers(late))
             assert malformed.status_code == 422, malformed.text
             assert malformed.json()["error"] == "invalid_request"
             assert second.token not in malformed.text  # a token is never echoed back
         not_json = await http.post(
-            "/v1/groups/join", content=b"{", headers={**_auth(late), "Content-Type": "application/json"}
+            "/v1/groups/join",
+            content=b"{",
+            headers={**auth_headers(late), "Content-Type": "application/json"},
         )
         assert not_json.status_code == 400 and not_json.json()["error"] == "malformed_json"
         anonymous = await http.post("/v1/groups/join", json={"token": "x" * 43})
         assert anonymous.status_code == 401
-        bad_group = await http.post("/v1/groups/NOT-A-GROUP/link", headers=_auth(alice))
+        bad_group = await http.post("/v1/groups/NOT-A-GROUP/link", headers=auth_headers(alice))
         assert bad_group.status_code == 422
     for client in (alice, bob, stranger, late):
         await client.close()
@@ -162,26 +138,28 @@ async def test_a_link_does_not_bring_an_unknown_adult_to_minors_or_a_minor_to_un
     stranger = await register(server.url, tmp_path, "stranger")
     teen = await register(server.url, tmp_path, "teen", TEEN_14)
     other_teen = await register(server.url, tmp_path, "teen2", TEEN_14)
-    await teen.accept_request((await parent.request_contact(teen.username)).id)
+    await connect(parent, teen)
     family = (await parent.groups.create([teen.username])).group_id
     link = await parent.groups.create_invite_link(family)
 
     # An adult the teen is not connected to cannot join a group holding the teen: one neutral refusal.
     async with httpx.AsyncClient(base_url=server.url) as http:
-        refused = await http.post("/v1/groups/join", json={"token": link.token}, headers=_auth(stranger))
+        refused = await http.post(
+            "/v1/groups/join", json={"token": link.token}, headers=auth_headers(stranger)
+        )
     assert refused.status_code == 403
     assert refused.json() == {"error": "policy_violation", "detail": NEUTRAL_REFUSAL}
     # Another minor joins only once connected to the adult in the group (minors among themselves need
     # no connection)...
     with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await other_teen.groups.join(link.token)
-    await other_teen.accept_request((await parent.request_contact(other_teen.username)).id)
+    await connect(parent, other_teen)
     await other_teen.groups.join(link.token)
     # ...which now keeps out an adult connected to the first teen but not to the second.
-    await teen.accept_request((await coach.request_contact(teen.username)).id)
+    await connect(coach, teen)
     with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await coach.groups.join(link.token)
-    await other_teen.accept_request((await coach.request_contact(other_teen.username)).id)
+    await connect(coach, other_teen)
     await coach.groups.join(link.token)  # connected to every minor in it: allowed
 
     # A minor cannot join by link a group holding an adult they are not connected to.
@@ -223,12 +201,12 @@ async def test_blocked_and_restricted_accounts_cannot_join_by_link(
 
     # A restricted account starts no new conversations: it joins nothing by link, with minors or not,
     # even where it is connected to every minor in the group.
-    await teen.accept_request((await restricted.request_contact(teen.username)).id)
-    await teen.accept_request((await admin.request_contact(teen.username)).id)
-    await teen.accept_request((await member.request_contact(teen.username)).id)
+    await connect(restricted, teen)
+    await connect(admin, teen)
+    await connect(member, teen)
     with_teen = (await admin.groups.create([teen.username])).group_id
     teen_link = await admin.groups.create_invite_link(with_teen)
-    await _set_standing(server, restricted, Standing.RESTRICTED)
+    await set_standing(server, restricted, Standing.RESTRICTED)
     for token in (link.token, teen_link.token):
         with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
             await restricted.groups.join(token)
@@ -237,7 +215,7 @@ async def test_blocked_and_restricted_accounts_cannot_join_by_link(
     with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await restricted.groups.create_invite_link(own)
     # Once lifted, the same link works.
-    await _set_standing(server, restricted, Standing.ACTIVE)
+    await set_standing(server, restricted, Standing.ACTIVE)
     await restricted.groups.join(teen_link.token)
     assert [m for _, m in await _logged_joins(server, group)] == [member.username]
     for client in (admin, member, blocked, restricted, teen):

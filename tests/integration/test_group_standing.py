@@ -11,51 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import register
+from helpers import TEEN_14, auth_headers, connect, group_texts, register
 from live_server import ServerProcess
-from safety_helpers import server_context
+from safety_helpers import set_standing
 
-from vigil.client.client import Client
-from vigil.client.events import Event, MessageEvent
 from vigil.errors import PolicyViolation
 from vigil.protocol.group_wire import group_conversation, pack_group_ciphertext
 from vigil.protocol.megolm import MegolmCiphertext
 from vigil.safety.policy import NEUTRAL_REFUSAL, Standing
-from vigil.server.db.accounts import StandingRepository, UserRepository
 
-TODAY = dt.date.today()
-TEEN_14 = TODAY.replace(year=TODAY.year - 14)
 # Framed like a real one; never decrypted (the standing refuses the send before anything reads it).
 _UNREAD_CIPHERTEXT = MegolmCiphertext(base64.b64encode(bytes(32)).decode().rstrip("="), bytes(48))
 REFUSED = {"error": "policy_violation", "detail": NEUTRAL_REFUSAL}
-
-
-def group_texts(events: list[Event], group_id: str) -> list[str]:
-    conversation = group_conversation(group_id)
-    return [e.text for e in events if isinstance(e, MessageEvent) and e.conversation == conversation]
-
-
-def _auth(client: Client) -> dict[str, str]:
-    return {"Authorization": f"Bearer {client.store.get_secret('credential')}"}
-
-
-async def _set_standing(server: ServerProcess, client: Client, standing: Standing) -> None:
-    async with server_context(server.data_dir, server.database_url) as ctx:
-        async with ctx.sessions() as session, session.begin():
-            user = await UserRepository(session).by_username(client.username)
-            assert user is not None
-            lifted = standing is Standing.ACTIVE
-            await StandingRepository(session).set(user.id, None if lifted else standing.value, ctx.clock_ms())
-
-
-async def _connect(adult: Client, minor: Client) -> None:
-    await minor.accept_request((await adult.request_contact(minor.username)).id)
 
 
 def _raw_group_send() -> dict[str, object]:
@@ -76,18 +48,18 @@ async def test_a_member_restricted_after_joining_posts_nothing_to_a_group_with_a
     member = await register(server.url, tmp_path, "member")
     teen = await register(server.url, tmp_path, "teen", TEEN_14)
     for adult in (admin, member):
-        await _connect(adult, teen)
+        await connect(adult, teen)
     with_teen = (await admin.groups.create([member.username, teen.username])).group_id
     adults_only = (await admin.groups.create([member.username])).group_id
     await member.groups.send_text(with_teen, "before")  # the member's session key is shared now
     await member.groups.send_text(adults_only, "adults before")
     assert group_texts(await teen.fetch(), with_teen) == ["before"]
 
-    await _set_standing(server, member, Standing.RESTRICTED)
+    await set_standing(server, member, Standing.RESTRICTED)
     with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
         await member.groups.send_text(with_teen, "after")
     # The wire answer is byte for byte a refused direct send's (a restricted sender to a minor).
-    async with httpx.AsyncClient(base_url=server.url, headers=_auth(member)) as http:
+    async with httpx.AsyncClient(base_url=server.url, headers=auth_headers(member)) as http:
         direct = await http.post(
             "/v1/messages",
             json={
@@ -136,7 +108,7 @@ async def test_a_member_restricted_after_joining_posts_nothing_to_a_group_with_a
     assert group_texts(await admin.fetch(), adults_only) == ["adults before", "adults after"]
 
     # Lifted, the member posts to the minor's group again.
-    await _set_standing(server, member, Standing.ACTIVE)
+    await set_standing(server, member, Standing.ACTIVE)
     await member.groups.send_text(with_teen, "lifted")
     assert group_texts(await teen.fetch(), with_teen) == ["lifted"]
     for client in (admin, member, teen):
@@ -153,11 +125,11 @@ async def test_nobody_puts_a_restricted_account_and_a_minor_in_one_group(
     # Connected to every adult, so only standing can refuse.
     for minor in (teen, other_teen):
         for adult in (admin, restricted):
-            await _connect(adult, minor)
+            await connect(adult, minor)
     with_teen = (await admin.groups.create([teen.username])).group_id
     with_restricted = (await admin.groups.create([restricted.username])).group_id
     teen_link = await admin.groups.create_invite_link(with_restricted)
-    await _set_standing(server, restricted, Standing.RESTRICTED)
+    await set_standing(server, restricted, Standing.RESTRICTED)
 
     # An active admin adds no restricted account to a group with a minor, nor creates one with both.
     with pytest.raises(PolicyViolation, match=f"^{NEUTRAL_REFUSAL}$"):
@@ -186,7 +158,7 @@ async def test_nobody_puts_a_restricted_account_and_a_minor_in_one_group(
     await admin.groups.add_member(adults, restricted.username)
 
     # Lifted, the same adds and the link go through.
-    await _set_standing(server, restricted, Standing.ACTIVE)
+    await set_standing(server, restricted, Standing.ACTIVE)
     await admin.groups.add_member(with_teen, restricted.username)
     await other_teen.groups.join(teen_link.token)
     for client in (admin, restricted, teen, other_teen):
@@ -202,10 +174,10 @@ async def test_concurrent_adds_of_one_group_are_serialised(server: ServerProcess
     teens = [await register(server.url, tmp_path, f"teen{i}", TEEN_14) for i in range(rounds)]
     strangers = [await register(server.url, tmp_path, f"stranger{i}") for i in range(rounds)]
     for teen in teens:
-        await _connect(admin, teen)
+        await connect(admin, teen)
     async with (
-        httpx.AsyncClient(base_url=server.url, headers=_auth(admin), timeout=60) as first,
-        httpx.AsyncClient(base_url=server.url, headers=_auth(admin), timeout=60) as second,
+        httpx.AsyncClient(base_url=server.url, headers=auth_headers(admin), timeout=60) as first,
+        httpx.AsyncClient(base_url=server.url, headers=auth_headers(admin), timeout=60) as second,
     ):
         for teen, stranger in zip(teens, strangers, strict=True):
             group = (await admin.groups.create([])).group_id
