@@ -5,6 +5,7 @@ an add (minors' protective defaults, blocks, restricted accounts). Every bad req
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -219,4 +220,32 @@ async def test_blocked_and_restricted_accounts_cannot_join_by_link(
     await restricted.groups.join(teen_link.token)
     assert [m for _, m in await _logged_joins(server, group)] == [member.username]
     for client in (admin, member, blocked, restricted, teen):
+        await client.close()
+
+
+async def test_concurrent_link_issues_leave_one_live_link(server: ServerProcess, tmp_path: Path) -> None:
+    """Issues of one group are serialized on the group row: however they interleave, exactly one link
+    stays live (the others answer 410), and a revoke leaves none."""
+    alice = await register(server.url, tmp_path, "alice")
+    carol = await register(server.url, tmp_path, "carol")
+    group = (await alice.groups.create([])).group_id
+    links = await asyncio.gather(*(alice.groups.create_invite_link(group) for _ in range(6)))
+
+    async def live_links() -> int:
+        async with server_context(server.data_dir, server.database_url) as ctx, ctx.sessions() as session:
+            rows = (await session.execute(InviteLinkRow.__table__.select())).all()
+        return sum(1 for row in rows if row.group_id == group and row.revoked_at_ms is None)
+
+    assert await live_links() == 1
+    joined = 0
+    for link in links:  # a second live link would answer carol 409 (already a member), failing the test
+        try:
+            await carol.groups.join(link.token)
+        except GoneError:
+            continue
+        joined += 1
+    assert joined == 1
+    await alice.groups.revoke_invite_link(group)
+    assert await live_links() == 0
+    for client in (alice, carol):
         await client.close()
